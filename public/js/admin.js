@@ -1,0 +1,201 @@
+// @ts-check
+import { showConnection } from './connection.js';
+
+/**
+ * Launch control: the kill switch, who flipped it and when, and how many browsers watch, all
+ * live over Socket.IO. Writes go through the same API as `npm run flag`, with the admin token
+ * kept in this browser's localStorage. Everything is rendered with textContent: no data is
+ * ever parsed as HTML.
+ */
+const KILL_SWITCH = 'show-avatars-and-reccs';
+const storage = window.localStorage;
+
+/** @typedef {{ key: string, version: number, definition: { state: string, defaultVariant: string, variants: Record<string, unknown>, targeting?: object } }} FlagRecord */
+/** @typedef {{ id: string, at: string, key: string, version: number, summary: string, actor: { source: string, name: string, address?: string } }} AuditEntry */
+/** @typedef {{ source: { kind: string, writable: boolean, ready: boolean, detail: string }, flags: FlagRecord[], audit: AuditEntry[], browsers: number }} AdminState */
+
+const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
+
+/** @type {AdminState} */
+let state = JSON.parse($('initial-state').textContent || '{}');
+
+/**
+ * @param {string} tag
+ * @param {Record<string, string>} [attrs]
+ * @param {(Node | string)[]} [children]
+ */
+function el(tag, attrs = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
+  node.append(...children);
+  return node;
+}
+
+/** @param {string} iso */
+function ago(iso) {
+  const seconds = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (seconds < 60) return `${seconds}s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
+  return new Date(iso).toLocaleString();
+}
+
+function killSwitch() {
+  return state.flags.find((flag) => flag.key === KILL_SWITCH);
+}
+
+/** Killed = disabled, or serving `false` by default with no targeting: off for everyone. */
+function isKilled(/** @type {FlagRecord | undefined} */ flag) {
+  if (!flag) return true;
+  const { state: flagState, variants, defaultVariant, targeting } = flag.definition;
+  return flagState === 'DISABLED' || (variants[defaultVariant] === false && !targeting);
+}
+
+function render() {
+  const flag = killSwitch();
+  const killed = isKilled(flag);
+  const title = $('switch-title');
+  title.dataset.state = killed ? 'killed' : 'live';
+  title.textContent = killed ? 'Killed: third party off' : 'Live: third party on';
+  $('switch-detail').textContent = flag
+    ? `${flag.definition.state}, default “${flag.definition.defaultVariant}”${flag.definition.targeting ? ', with targeting' : ''} · version ${flag.version}`
+    : 'The flag is missing: the app treats it as killed.';
+  const button = /** @type {HTMLButtonElement} */ ($('switch-button'));
+  button.disabled = !flag || !state.source.writable;
+  button.textContent = killed ? 'Restore third-party content' : 'Kill third-party content';
+  button.className = `switch-button ${killed ? 'restore' : 'kill'}`;
+  const last = state.audit.find((entry) => entry.key === KILL_SWITCH);
+  $('switch-last').textContent = last
+    ? `Last change: ${last.summary}, by ${last.actor.name} (${last.actor.source}) ${ago(last.at)}`
+    : 'No change recorded yet.';
+  $('browsers').textContent = String(state.browsers);
+  $('source-detail').textContent = `from ${state.source.kind}${state.source.writable ? '' : ' (read-only here)'}${state.source.ready ? '' : ` · ${state.source.detail}`}`;
+
+  $('flags-body').replaceChildren(
+    ...state.flags.map((f) =>
+      el('tr', {}, [
+        el('td', {}, [el('code', {}, [f.key])]),
+        el('td', {}, [el('span', { class: `pill ${f.definition.state === 'ENABLED' ? 'ok' : 'off'}` }, [f.definition.state])]),
+        el('td', {}, [`${f.definition.defaultVariant} = ${JSON.stringify(f.definition.variants[f.definition.defaultVariant])}`]),
+        el('td', {}, [f.definition.targeting ? 'yes' : '—']),
+        el('td', {}, [String(f.version)]),
+      ]),
+    ),
+  );
+
+  $('audit-list').replaceChildren(
+    ...(state.audit.length
+      ? state.audit.map((entry) =>
+          el('li', { class: 'audit-entry' }, [
+            el('time', { datetime: entry.at, title: new Date(entry.at).toLocaleString() }, [ago(entry.at)]),
+            el('span', {}, [el('code', {}, [entry.key]), ` ${entry.summary} → v${entry.version}`]),
+            el('span', { class: 'muted' }, [
+              `${entry.actor.name} · ${entry.actor.source}${entry.actor.address ? ` · ${entry.actor.address}` : ''}`,
+            ]),
+          ]),
+        )
+      : [el('li', { class: 'muted' }, ['Nothing yet.'])]),
+  );
+}
+
+/** @param {string} id @param {string} text @param {boolean} [error] */
+function message(id, text, error = false) {
+  const node = $(id);
+  node.textContent = text;
+  node.classList.toggle('error', error);
+}
+
+/** @param {Record<string, unknown>} patch */
+async function patchKillSwitch(patch) {
+  const flag = killSwitch();
+  const token = storage.getItem('admin-token');
+  if (!flag) return;
+  if (!token) {
+    message('access-message', 'Paste the admin token first.', true);
+    /** @type {HTMLInputElement} */ (document.querySelector('#access-form [name=token]')).focus();
+    return;
+  }
+  const started = performance.now();
+  const response = await fetch(`/api/flags/${encodeURIComponent(KILL_SWITCH)}`, {
+    method: 'PATCH',
+    headers: {
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/merge-patch+json',
+      'if-match': `"${flag.version}"`,
+      'x-actor': storage.getItem('admin-actor') || 'admin page',
+      'x-change-source': 'admin',
+    },
+    body: JSON.stringify(patch),
+  });
+  const body = await response.json().catch(() => ({}));
+  if (response.ok) {
+    message('switch-message', `Done in ${Math.round(performance.now() - started)} ms. Every open browser has been told.`);
+  } else if (response.status === 401) {
+    message('switch-message', 'The token was refused. Check it under Admin access.', true);
+  } else if (response.status === 412) {
+    message('switch-message', 'Someone changed the switch first; the page now shows their change. Try again if still needed.', true);
+  } else {
+    message('switch-message', body.message || `Failed with HTTP ${response.status}.`, true);
+  }
+}
+
+const dialog = /** @type {HTMLDialogElement} */ ($('confirm-dialog'));
+$('switch-button').addEventListener('click', () => {
+  const killing = !isKilled(killSwitch());
+  $('confirm-title').textContent = killing ? 'Kill third-party content?' : 'Restore third-party content?';
+  $('confirm-text').textContent = killing
+    ? 'Every open browser switches to fallback avatars and generic recommendations at once, and the app stops calling the third party.'
+    : 'Browsers bring back live avatars and recommendations over the next few seconds (spread out, so the third party is not stampeded).';
+  const confirmButton = $('confirm-button');
+  confirmButton.textContent = killing ? 'Kill now' : 'Restore now';
+  confirmButton.className = killing ? 'danger' : 'primary';
+  dialog.returnValue = '';
+  dialog.showModal();
+});
+dialog.addEventListener('close', () => {
+  if (dialog.returnValue !== 'confirm') return;
+  const flag = killSwitch();
+  if (!isKilled(flag)) return void patchKillSwitch({ state: 'DISABLED' });
+  // Restoring re-enables the flag; if it was killed by serving `false` by default, serve `true` again.
+  /** @type {Record<string, unknown>} */
+  const patch = { state: 'ENABLED' };
+  const variants = flag?.definition.variants ?? {};
+  if (variants[flag?.definition.defaultVariant ?? ''] === false && !flag?.definition.targeting) {
+    const on = Object.keys(variants).find((name) => variants[name] === true);
+    if (on) patch.defaultVariant = on;
+  }
+  void patchKillSwitch(patch);
+});
+
+const accessForm = /** @type {HTMLFormElement} */ ($('access-form'));
+/** @type {HTMLInputElement} */ (accessForm.elements.namedItem('actor')).value = storage.getItem('admin-actor') || '';
+if (storage.getItem('admin-token')) message('access-message', 'A token is saved in this browser.');
+accessForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const data = new FormData(accessForm);
+  const actor = String(data.get('actor') || '').trim();
+  const token = String(data.get('token') || '').trim();
+  if (actor) storage.setItem('admin-actor', actor);
+  if (token) storage.setItem('admin-token', token);
+  /** @type {HTMLInputElement} */ (accessForm.elements.namedItem('token')).value = '';
+  message('access-message', token || storage.getItem('admin-token') ? 'Saved in this browser.' : 'Name saved. No token yet.');
+});
+$('forget-token').addEventListener('click', () => {
+  storage.removeItem('admin-token');
+  message('access-message', 'Token forgotten.');
+});
+
+render();
+setInterval(render, 15_000); // keeps "x min ago" honest
+
+// @ts-ignore: served by our own server at /socket.io/socket.io.min.js
+const socket = window.io({ transports: ['websocket', 'polling'], auth: { role: 'admin' } });
+showConnection(socket);
+socket.on('admin_state', (/** @type {AdminState} */ next) => {
+  state = next;
+  render();
+});
+socket.on('admin_browsers', (/** @type {number} */ count) => {
+  state.browsers = count;
+  $('browsers').textContent = String(count);
+});

@@ -1,0 +1,108 @@
+import express, { type ErrorRequestHandler, type Express } from 'express';
+import helmet from 'helmet';
+import { pinoHttp } from 'pino-http';
+import { createAdminRoutes } from './admin/routes.js';
+import { HttpError, NotFoundError } from './errors.js';
+import { createFlagsApi, type FlagsApiDeps } from './flags/api.js';
+import { createFeedRoutes } from './feed/routes.js';
+import type { FeedBuilder } from './feed/feed.js';
+import type { Logger } from './observability/logger.js';
+import type { Metrics } from './observability/metrics.js';
+import { publicDir, viewsDir } from './paths.js';
+import type { AdminState } from './realtime/events.js';
+
+export interface AppDeps {
+  logger: Logger;
+  metrics: Metrics;
+  buildFeed: FeedBuilder;
+  flagsApi: FlagsApiDeps;
+  adminState: () => AdminState;
+  readiness: () => { ready: boolean; detail: string };
+  /** Where avatar images come from: the only image origins the CSP allows besides our own. */
+  imageOrigins: string[];
+  restoreJitterMs: number;
+}
+
+/** Body-parser errors carry a `type`; each one is the client's fault, and says so. */
+const BODY_ERRORS: Record<string, [number, string]> = {
+  'entity.parse.failed': [400, 'The body is not valid JSON.'],
+  'entity.too.large': [413, 'The body is too large (16 KB at most).'],
+  'encoding.unsupported': [415, 'Unsupported content encoding.'],
+  'charset.unsupported': [415, 'Unsupported charset; send UTF-8.'],
+  'request.aborted': [400, 'The request was aborted.'],
+};
+
+/** The Express app. No side effects: nothing listens, nothing starts, until the runtime says so. */
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('views', viewsDir);
+  app.set('view engine', 'ejs');
+  app.set('etag', false);
+
+  app.use(
+    pinoHttp({
+      logger: deps.logger,
+      autoLogging: { ignore: (req) => ['/healthz', '/readyz', '/metrics'].includes(req.url ?? '') || (req.url ?? '').startsWith('/static/') },
+      customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+    }),
+  );
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        useDefaults: true,
+        directives: {
+          'script-src': ["'self'"],
+          'img-src': ["'self'", 'data:', ...deps.imageOrigins],
+          'connect-src': ["'self'"],
+          'style-src': ["'self'"],
+          'upgrade-insecure-requests': null,
+        },
+      },
+      // The avatar images come from the third party's origin.
+      crossOriginEmbedderPolicy: false,
+    }),
+  );
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', (_req, res) => {
+    const readiness = deps.readiness();
+    res.status(readiness.ready ? 200 : 503).json({ status: readiness.ready ? 'ready' : 'not ready', detail: readiness.detail });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.set('Content-Type', deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+
+  app.use('/static', express.static(publicDir, { maxAge: '5m', index: false }));
+  app.use(createFeedRoutes({ buildFeed: deps.buildFeed, metrics: deps.metrics, restoreJitterMs: deps.restoreJitterMs }));
+  app.use(createAdminRoutes({ adminState: deps.adminState }));
+  app.use(createFlagsApi(deps.flagsApi));
+
+  app.use((req, _res, next) => next(new NotFoundError(`Nothing at ${req.method} ${req.path}.`)));
+
+  const errorHandler: ErrorRequestHandler = (error, req, res, _next) => {
+    let status = 500;
+    let body: Record<string, unknown> = { error: 'internal', message: 'Something went wrong on our side.' };
+    if (error instanceof HttpError) {
+      status = error.status;
+      body = { error: error.code, message: error.message, ...error.details };
+    } else if (typeof error?.type === 'string' && BODY_ERRORS[error.type]) {
+      const [bodyStatus, message] = BODY_ERRORS[error.type]!;
+      status = bodyStatus;
+      body = { error: error.type, message };
+    } else {
+      req.log.error({ err: error }, 'unhandled error');
+    }
+    if (res.headersSent) return;
+    res.status(status);
+    if (!req.path.startsWith('/api') && req.accepts(['json', 'html']) === 'html') {
+      res.render('error', { status, message: body.message });
+    } else {
+      res.json(body);
+    }
+  };
+  app.use(errorHandler);
+  return app;
+}

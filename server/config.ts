@@ -1,0 +1,89 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { projectRoot } from './paths.js';
+
+/**
+ * The environment, parsed and validated once. Every variable is optional; the defaults run the
+ * whole app offline. `.env.example` documents each one.
+ */
+const emptyAsUnset = (value: unknown) => (value === '' ? undefined : value);
+
+const port = z.coerce.number().int().min(0).max(65535);
+const httpUrl = z.url({ protocol: /^https?$/ });
+
+const schema = z.object({
+  PORT: z.preprocess(emptyAsUnset, port.default(3000)),
+  HOST: z.preprocess(emptyAsUnset, z.string().min(1).default('127.0.0.1')),
+  ADMIN_TOKEN: z.preprocess(emptyAsUnset, z.string().min(16, 'must be at least 16 characters').optional()),
+  FLAGS_FILE: z.preprocess(emptyAsUnset, z.string().min(1).default('data/flags.json')),
+  REDIS_URL: z.preprocess(emptyAsUnset, z.url({ protocol: /^rediss?$/ }).optional()),
+  LAUNCHDARKLY_SDK_KEY: z.preprocess(emptyAsUnset, z.string().min(1).optional()),
+  AVATAR_API_URL: z.preprocess(emptyAsUnset, httpUrl.optional()),
+  RECOMMENDATIONS_API_URL: z.preprocess(emptyAsUnset, httpUrl.optional()),
+  UPSTREAM_TIMEOUT_MS: z.preprocess(emptyAsUnset, z.coerce.number().int().min(10).max(60_000).default(800)),
+  UPSTREAM_MAX_CONCURRENCY: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).max(10_000).default(32)),
+  API_RATE_LIMIT_PER_MIN: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).default(120)),
+  RESTORE_JITTER_MS: z.preprocess(emptyAsUnset, z.coerce.number().int().min(0).max(60_000).default(2000)),
+  SIMULATOR_PORT: z.preprocess(emptyAsUnset, port.default(3001)),
+  SIMULATOR_LATENCY_MS: z.preprocess(emptyAsUnset, z.coerce.number().min(0).max(60_000).default(120)),
+  SIMULATOR_ERROR_RATE: z.preprocess(emptyAsUnset, z.coerce.number().min(0).max(1).default(0)),
+  LOG_LEVEL: z.preprocess(
+    emptyAsUnset,
+    z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ),
+  SHUTDOWN_GRACE_MS: z.preprocess(emptyAsUnset, z.coerce.number().int().min(0).max(120_000).default(10_000)),
+});
+
+export type Env = z.infer<typeof schema>;
+
+export interface Config {
+  port: number;
+  host: string;
+  adminToken: string | undefined;
+  flagsFile: string;
+  redisUrl: string | undefined;
+  launchDarklySdkKey: string | undefined;
+  avatarApiUrl: string | undefined;
+  recommendationsApiUrl: string | undefined;
+  upstreamTimeoutMs: number;
+  upstreamMaxConcurrency: number;
+  apiRateLimitPerMin: number;
+  restoreJitterMs: number;
+  simulator: { port: number; latencyMs: number; errorRate: number };
+  logLevel: Env['LOG_LEVEL'];
+  shutdownGraceMs: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses an environment (process.env by default). Throws a ConfigError naming the bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const variable = String(issue.path[0] ?? 'environment');
+    const given = env[variable];
+    const shown = variable === 'ADMIN_TOKEN' || variable === 'LAUNCHDARKLY_SDK_KEY' ? '(hidden)' : JSON.stringify(given);
+    throw new ConfigError(`Invalid environment variable ${variable}=${shown}: ${issue.message}`);
+  }
+  const e = parsed.data;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    adminToken: e.ADMIN_TOKEN,
+    flagsFile: path.resolve(projectRoot, e.FLAGS_FILE),
+    redisUrl: e.REDIS_URL,
+    launchDarklySdkKey: e.LAUNCHDARKLY_SDK_KEY,
+    avatarApiUrl: e.AVATAR_API_URL,
+    recommendationsApiUrl: e.RECOMMENDATIONS_API_URL,
+    upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
+    upstreamMaxConcurrency: e.UPSTREAM_MAX_CONCURRENCY,
+    apiRateLimitPerMin: e.API_RATE_LIMIT_PER_MIN,
+    restoreJitterMs: e.RESTORE_JITTER_MS,
+    simulator: { port: e.SIMULATOR_PORT, latencyMs: e.SIMULATOR_LATENCY_MS, errorRate: e.SIMULATOR_ERROR_RATE },
+    logLevel: e.LOG_LEVEL,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+  };
+}

@@ -1,0 +1,243 @@
+import { watch, type FSWatcher } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import writeFileAtomic from 'write-file-atomic';
+import { FlagValidationError, NotFoundError, PreconditionFailedError, ServiceUnavailableError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { AuditLog } from './audit.js';
+import { defaultFlagDocument } from './catalog.js';
+import {
+  reconcile,
+  SerialQueue,
+  storeFiles,
+  type ChangeListener,
+  type FlagStore,
+  type FlagUpdater,
+  type UpdateOptions,
+  type VersionTable,
+} from './store.js';
+import type { Actor, FlagChange, FlagdDocument, FlagRecord } from './types.js';
+import { validateFlagDocument } from './validate.js';
+
+export interface FileFlagStoreOptions {
+  file: string;
+  logger: Logger;
+  audit: AuditLog;
+  defaults?: () => FlagdDocument;
+  /** How long to wait for an outside edit to settle before reading it. */
+  watchDebounceMs?: number;
+}
+
+const FILE_EDIT: Actor = { source: 'file', name: 'edit of the flag file' };
+
+async function readIfExists(file: string): Promise<string | undefined> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+export function serializeDocument(document: FlagdDocument): string {
+  return JSON.stringify(document, null, 2) + '\n';
+}
+
+function parseDocument(text: string): FlagdDocument {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    throw new FlagValidationError('', `not valid JSON (${(error as Error).message})`);
+  }
+  return validateFlagDocument(raw);
+}
+
+/**
+ * The embedded flag store: a flagd document in FLAGS_FILE, written atomically (temp file, fsync,
+ * rename), and watched so that a hand edit takes effect at once. A broken edit is refused with a
+ * logged error while the last good flags keep serving. A broken file at start-up leaves the
+ * store unhealthy with no flags, so every flag evaluates to its safe code default (the kill
+ * switch killed) and /readyz answers 503 until the file is fixed.
+ */
+export class FileFlagStore implements FlagStore {
+  readonly kind = 'file' as const;
+  private doc: FlagdDocument = { flags: {} };
+  private versions: VersionTable = {};
+  /** The text of the file as we last wrote or read it: a watch event for it is our own write. */
+  private lastText: string | undefined;
+  private problem: string | undefined;
+  private watcher: FSWatcher | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+  private readonly queue = new SerialQueue();
+  private readonly listeners = new Set<ChangeListener>();
+  private readonly files: ReturnType<typeof storeFiles>;
+
+  constructor(private readonly options: FileFlagStoreOptions) {
+    this.files = storeFiles(options.file);
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.files.dir, { recursive: true });
+    const versionsText = await readIfExists(this.files.versions);
+    try {
+      this.versions = versionsText ? (JSON.parse(versionsText) as VersionTable) : {};
+    } catch {
+      this.options.logger.warn({ file: this.files.versions }, 'flag versions file unreadable; versions restart from the file');
+      this.versions = {};
+    }
+    await this.queue.run(async () => {
+      const text = await readIfExists(this.files.flags);
+      if (text === undefined) {
+        const defaults = (this.options.defaults ?? defaultFlagDocument)();
+        this.options.logger.info({ file: this.files.flags }, 'flag file missing; created it with the default flags');
+        await this.commit(serializeDocument(defaults), defaults, { source: 'system', name: 'default flags' });
+        return;
+      }
+      await this.loadText(text, { source: 'file', name: 'flag file at start-up' });
+    });
+    this.watch();
+  }
+
+  status() {
+    return this.problem ? { healthy: false, problem: this.problem } : { healthy: true };
+  }
+
+  document(): FlagdDocument {
+    return this.doc;
+  }
+
+  list(): FlagRecord[] {
+    return Object.keys(this.doc.flags)
+      .sort()
+      .map((key) => this.get(key)!);
+  }
+
+  get(key: string): FlagRecord | undefined {
+    if (!Object.hasOwn(this.doc.flags, key)) return undefined;
+    return { key, version: this.versions[key]?.version ?? 1, definition: this.doc.flags[key]! };
+  }
+
+  update(key: string, updater: FlagUpdater, options: UpdateOptions): Promise<FlagRecord> {
+    return this.queue.run(async () => {
+      if (this.problem) {
+        throw new ServiceUnavailableError(`The flag file is broken (${this.problem}); fix ${this.files.flags} before writing.`);
+      }
+      const current = this.get(key);
+      if (!current) throw new NotFoundError(`Unknown flag "${key}".`);
+      if (options.ifMatch !== undefined && options.ifMatch !== current.version) {
+        throw new PreconditionFailedError(
+          `Flag "${key}" is at version ${current.version}, not ${options.ifMatch}: someone changed it first. Read it again and retry.`,
+          { currentVersion: current.version },
+        );
+      }
+      const next = updater(current.definition);
+      // A write that changes nothing is not a write: no new version, no audit line, no push.
+      if (isDeepStrictEqual(next, current.definition)) return current;
+      const document: FlagdDocument = { ...this.doc, flags: { ...this.doc.flags, [key]: next } };
+      await this.commit(serializeDocument(document), document, options.actor);
+      return this.get(key)!;
+    });
+  }
+
+  onChange(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.debounce);
+    this.watcher?.close();
+    this.watcher = undefined;
+    await this.queue.run(async () => undefined);
+  }
+
+  /** Parses and applies a document read from the file; on a bad one, keeps the last good flags. */
+  private async loadText(text: string, actor: Actor): Promise<void> {
+    let document: FlagdDocument;
+    try {
+      document = parseDocument(text);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      const firstLoad = this.lastText === undefined;
+      if (firstLoad) this.problem = reason;
+      this.options.logger.error(
+        { file: this.files.flags, reason },
+        firstLoad
+          ? 'flag file is broken: serving the safe defaults (everything killed) until it is fixed'
+          : 'refused a broken edit of the flag file; the last good flags keep serving',
+      );
+      this.lastText = text;
+      return;
+    }
+    if (this.problem) this.options.logger.info({ file: this.files.flags }, 'flag file fixed; serving it');
+    this.problem = undefined;
+    await this.apply(text, document, actor);
+  }
+
+  /** Writes the document atomically, then applies it. */
+  private async commit(text: string, document: FlagdDocument, actor: Actor): Promise<void> {
+    const before = this.lastText;
+    // Set first: the watch event of our own rename must find the text already known.
+    this.lastText = text;
+    try {
+      await writeFileAtomic(this.files.flags, text, { mode: 0o644 });
+    } catch (error) {
+      this.lastText = before;
+      throw new ServiceUnavailableError(`Could not save the flag file: ${(error as Error).message}`);
+    }
+    await this.apply(text, document, actor);
+  }
+
+  private async apply(text: string, document: FlagdDocument, actor: Actor): Promise<void> {
+    const { changes, versions } = reconcile(this.doc, document, this.versions, actor);
+    this.lastText = text;
+    this.doc = document;
+    this.versions = versions;
+    if (changes.length === 0) return;
+    try {
+      await writeFileAtomic(this.files.versions, JSON.stringify(versions, null, 2) + '\n', { mode: 0o644 });
+    } catch (error) {
+      // The flags themselves are saved; versions are re-derived from hashes at the next start.
+      this.options.logger.error({ err: error }, 'could not save flag versions');
+    }
+    this.announce(changes);
+  }
+
+  private announce(changes: FlagChange[]): void {
+    for (const change of changes) {
+      this.options.audit.append(change).catch(() => undefined);
+    }
+    for (const listener of this.listeners) {
+      try {
+        listener(changes);
+      } catch (error) {
+        this.options.logger.error({ err: error }, 'a flag change listener failed');
+      }
+    }
+  }
+
+  private watch(): void {
+    const base = path.basename(this.files.flags);
+    try {
+      // The folder, not the file: an atomic save (ours or an editor's) replaces the file's inode.
+      this.watcher = watch(this.files.dir, (_event, filename) => {
+        if (filename !== base) return;
+        clearTimeout(this.debounce);
+        this.debounce = setTimeout(() => void this.reloadFromDisk(), this.options.watchDebounceMs ?? 40);
+      });
+      this.watcher.on('error', (error) => this.options.logger.error({ err: error }, 'flag file watcher failed'));
+    } catch (error) {
+      this.options.logger.warn({ err: error }, 'cannot watch the flag file; outside edits need a restart');
+    }
+  }
+
+  private reloadFromDisk(): Promise<void> {
+    return this.queue.run(async () => {
+      const text = await readIfExists(this.files.flags);
+      if (text === undefined || text === this.lastText) return;
+      await this.loadText(text, FILE_EDIT);
+    });
+  }
+}

@@ -1,0 +1,41 @@
+import type { JsonValue } from '@openfeature/server-sdk';
+
+/** One flag in flagd's format. `targeting` is JsonLogic. */
+export interface FlagDefinition {
+  state: 'ENABLED' | 'DISABLED';
+  variants: Record<string, JsonValue>;
+  defaultVariant: string;
+  targeting?: Record<string, JsonValue>;
+}
+
+/** A flagd flag-definition document, as in FLAGS_FILE. */
+export interface FlagdDocument {
+  $schema?: string;
+  flags: Record<string, FlagDefinition>;
+}
+
+/** A flag as the API shows it: the version counts its writes and is never part of the definition. */
+export interface FlagRecord {
+  key: string;
+  version: number;
+  definition: FlagDefinition;
+}
+
+export type ChangeSource = 'admin' | 'cli' | 'api' | 'file' | 'auto' | 'system';
+
+/** Who made a change and from where. The admin token is shared, so the name is what the caller says. */
+export interface Actor {
+  source: ChangeSource;
+  name: string;
+  address?: string | undefined;
+}
+
+/** One applied change of one flag; `before` is absent for a new flag, `after` for a removed one. */
+export interface FlagChange {
+  key: string;
+  version: number;
+  before: FlagDefinition | undefined;
+  after: FlagDefinition | undefined;
+  actor: Actor;
+  at: string;
+}

@@ -1,0 +1,70 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type UpstreamService = 'avatars' | 'recommendations';
+/** What became of one third-party call that was actually made. */
+export type UpstreamOutcome = 'ok' | 'error' | 'timeout' | 'invalid';
+/** Why a third-party call was not made at all (so it is not in upstream_requests_total). */
+export type UpstreamSkipReason = 'killed' | 'breaker_open' | 'over_capacity';
+
+/**
+ * One registry per app instance (not prom-client's global one), so that several instances
+ * can live in one process, as they do in the tests.
+ */
+export function createMetrics(options: { collectDefaults?: boolean } = {}) {
+  const registry = new Registry();
+  if (options.collectDefaults ?? true) collectDefaultMetrics({ register: registry });
+
+  return {
+    registry,
+    upstreamRequests: new Counter({
+      name: 'upstream_requests_total',
+      help: 'Third-party calls actually made, by service and outcome',
+      labelNames: ['service', 'outcome'] as const,
+      registers: [registry],
+    }),
+    upstreamSkipped: new Counter({
+      name: 'upstream_calls_skipped_total',
+      help: 'Third-party calls not made, by service and reason (kill switch, open breaker, over capacity)',
+      labelNames: ['service', 'reason'] as const,
+      registers: [registry],
+    }),
+    upstreamDuration: new Histogram({
+      name: 'upstream_request_duration_seconds',
+      help: 'Duration of third-party calls actually made',
+      labelNames: ['service', 'outcome'] as const,
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2],
+      registers: [registry],
+    }),
+    flagUpdatesSent: new Counter({
+      name: 'flag_updates_sent_total',
+      help: 'flag_update events delivered to browsers (one per browser that received one)',
+      labelNames: ['key'] as const,
+      registers: [registry],
+    }),
+    flagFlips: new Counter({
+      name: 'flag_flips_total',
+      help: 'Flag definition changes applied, by flag and source',
+      labelNames: ['key', 'source'] as const,
+      registers: [registry],
+    }),
+    pushDuration: new Histogram({
+      name: 'flag_push_duration_seconds',
+      help: 'Time from a flag change reaching this instance to the last flag_update handed to the sockets',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers: [registry],
+    }),
+    connectedBrowsers: new Gauge({
+      name: 'connected_browsers',
+      help: 'Browsers (feed pages) connected over Socket.IO to this instance',
+      registers: [registry],
+    }),
+    pageViews: new Counter({
+      name: 'page_views_total',
+      help: 'Feed renders (full pages and live-region fragments), by whether the kill switch was on',
+      labelNames: ['kind', 'live'] as const,
+      registers: [registry],
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

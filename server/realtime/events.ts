@@ -1,0 +1,34 @@
+import type { EvaluationContext, FlagValue } from '@openfeature/server-sdk';
+import type { Viewer } from '../feed/viewer.js';
+
+export interface FlagUpdate {
+  key: string;
+  value: FlagValue;
+  version: number;
+}
+
+/** What the admin page shows live. */
+export interface AdminState {
+  source: { kind: string; writable: boolean; ready: boolean; detail: string };
+  flags: { key: string; version: number; definition: unknown }[];
+  audit: unknown[];
+  browsers: number;
+}
+
+export interface ServerToClientEvents {
+  flag_snapshot: (values: Record<string, FlagValue>) => void;
+  flag_update: (update: FlagUpdate) => void;
+  admin_state: (state: AdminState) => void;
+  admin_browsers: (count: number) => void;
+}
+
+/** Empty on purpose: browsers cannot change anything over Socket.IO. */
+export type ClientToServerEvents = Record<string, never>;
+
+export interface SocketData {
+  role: 'viewer' | 'admin';
+  viewer: Viewer;
+  context: EvaluationContext;
+  /** What this browser last received for each flag; a push goes out only when it differs. */
+  last: Record<string, FlagValue>;
+}

@@ -1,0 +1,140 @@
+import type { EvaluationContext, FlagValue, ResolutionDetails } from '@openfeature/server-sdk';
+import type { Server, Socket } from 'socket.io';
+import { flagCatalog } from '../flags/catalog.js';
+import type { FlagSource } from '../flags/source.js';
+import { SerialQueue } from '../flags/store.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { ClientToServerEvents, ServerToClientEvents, SocketData } from './events.js';
+
+type AppServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+type AppSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+
+/** All the tabs of one viewer: one evaluation serves them all. */
+interface ViewerGroup {
+  context: EvaluationContext;
+  sockets: Set<AppSocket>;
+}
+
+/**
+ * Reasons that, by the OpenFeature spec, give the same value whatever the context: one
+ * evaluation answers for every viewer. FLAG_NOT_FOUND likewise (the code default for all).
+ */
+function isContextFree(details: ResolutionDetails<FlagValue>): boolean {
+  return details.reason === 'STATIC' || details.reason === 'DISABLED' || details.errorCode === 'FLAG_NOT_FOUND';
+}
+
+function sameValue(a: FlagValue | undefined, b: FlagValue): boolean {
+  if (a === b) return true;
+  return typeof b === 'object' && b !== null && JSON.stringify(a) === JSON.stringify(b);
+}
+
+/**
+ * The per-viewer push. On a change of some flags, each changed key the page uses is evaluated
+ * once per distinct viewer (or once for all, when the result cannot depend on the viewer), each
+ * socket's new value is compared with what that socket last received, and the sockets whose
+ * value really changed are partitioned by their new value. Each partition gets one
+ * `io.local.to(ids).emit(...)`: Socket.IO encodes the packet once per distinct value, which
+ * costs what a bare broadcast costs, instead of one encoding per socket.
+ */
+export class FlagPusher {
+  private readonly groups = new Map<string, ViewerGroup>();
+  private readonly queue = new SerialQueue();
+  private readonly keys = Object.keys(flagCatalog);
+
+  constructor(
+    private readonly deps: { io: AppServer; source: FlagSource; metrics: Metrics; logger: Logger },
+  ) {}
+
+  /** The value of one flag for one context; any error gives the flag's safe code default. */
+  private async evaluate(key: string, context: EvaluationContext): Promise<ResolutionDetails<FlagValue>> {
+    const entry = flagCatalog[key]!;
+    try {
+      const result = this.deps.source.provider.resolve(entry.type, key, entry.safeDefault as FlagValue, context);
+      const details = result instanceof Promise ? await result : result;
+      if (details.errorCode || details.value === undefined) return { ...details, value: entry.safeDefault as FlagValue };
+      return details;
+    } catch (error) {
+      this.deps.logger.error({ err: error, key }, 'flag evaluation failed; using the safe default');
+      return { value: entry.safeDefault as FlagValue, reason: 'ERROR' };
+    }
+  }
+
+  /**
+   * Registers a browser and sends it the snapshot of every flag the page uses. Queued with the
+   * pushes, so a snapshot and a push never interleave: a browser gets a push only for a change
+   * made after its snapshot.
+   */
+  register(socket: AppSocket): Promise<void> {
+    return this.queue.run(async () => {
+      const { viewer, context } = socket.data;
+      const snapshot: Record<string, FlagValue> = {};
+      for (const key of this.keys) snapshot[key] = (await this.evaluate(key, context)).value;
+      if (socket.disconnected) return; // gone while we evaluated: unregister already ran
+      socket.data.last = snapshot;
+      let group = this.groups.get(viewer.key);
+      if (!group) this.groups.set(viewer.key, (group = { context, sockets: new Set() }));
+      group.sockets.add(socket);
+      this.deps.metrics.connectedBrowsers.inc();
+      socket.emit('flag_snapshot', snapshot);
+    });
+  }
+
+  unregister(socket: AppSocket): void {
+    const group = this.groups.get(socket.data.viewer.key);
+    if (!group?.sockets.delete(socket)) return;
+    this.deps.metrics.connectedBrowsers.dec();
+    if (group.sockets.size === 0) this.groups.delete(socket.data.viewer.key);
+  }
+
+  /** Browsers connected to this instance. */
+  get browserCount(): number {
+    let count = 0;
+    for (const group of this.groups.values()) count += group.sockets.size;
+    return count;
+  }
+
+  /** Pushes the changed keys that the page uses. Changes are pushed one after another, in order. */
+  flagsChanged(keys: readonly string[]): Promise<void> {
+    const relevant = keys.filter((key) => Object.hasOwn(flagCatalog, key));
+    if (relevant.length === 0) return Promise.resolve();
+    return this.queue.run(async () => {
+      const stop = this.deps.metrics.pushDuration.startTimer();
+      for (const key of relevant) await this.pushKey(key);
+      stop();
+    });
+  }
+
+  private async pushKey(key: string): Promise<void> {
+    const version = this.deps.source.versionOf(key);
+    const partitions = new Map<string, { value: FlagValue; ids: string[] }>();
+    let shared: FlagValue | undefined;
+    let first = true;
+
+    for (const group of this.groups.values()) {
+      let value: FlagValue;
+      if (shared !== undefined) {
+        value = shared;
+      } else {
+        const details = await this.evaluate(key, group.context);
+        value = details.value;
+        if (first && isContextFree(details)) shared = value;
+      }
+      first = false;
+      for (const socket of group.sockets) {
+        if (sameValue(socket.data.last[key], value)) continue;
+        socket.data.last[key] = value;
+        const id = JSON.stringify(value);
+        let partition = partitions.get(id);
+        if (!partition) partitions.set(id, (partition = { value, ids: [] }));
+        partition.ids.push(socket.id);
+      }
+    }
+
+    for (const { value, ids } of partitions.values()) {
+      this.deps.io.local.to(ids).emit('flag_update', { key, value, version });
+      this.deps.metrics.flagUpdatesSent.inc({ key }, ids.length);
+    }
+    this.deps.logger.debug({ key, version, partitions: partitions.size }, 'flag pushed');
+  }
+}

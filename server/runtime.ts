@@ -1,0 +1,154 @@
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { OpenFeature } from '@openfeature/server-sdk';
+import { createAdminState } from './admin/routes.js';
+import { createApp } from './app.js';
+import type { Config } from './config.js';
+import { createFeedBuilder } from './feed/feed.js';
+import { FileAuditLog } from './flags/audit.js';
+import type { FlagSource } from './flags/source.js';
+import { createStoreFlagSource } from './flags/source.js';
+import { storeFiles } from './flags/store.js';
+import { FileFlagStore } from './flags/store-file.js';
+import { resolveAdminToken, tokenMatcher } from './flags/token.js';
+import type { Logger } from './observability/logger.js';
+import { createMetrics, type Metrics } from './observability/metrics.js';
+import { createRealtime, type Realtime } from './realtime/sockets.js';
+import { createAvatarService } from './upstream/avatars.js';
+import { createUpstreamClient } from './upstream/client.js';
+import { createRecommendationService } from './upstream/recommendations.js';
+import { startSimulator, type Simulator } from './upstream/simulator.js';
+
+export interface RunningApp {
+  url: string;
+  port: number;
+  source: FlagSource;
+  metrics: Metrics;
+  realtime: Realtime;
+  /** The built-in third party, when the app started one. */
+  simulator: Simulator | undefined;
+  adminToken: string;
+  isReady(): boolean;
+  /** Graceful: not ready, browsers told to reconnect, requests drained, store and audit flushed. */
+  close(): Promise<void>;
+}
+
+/**
+ * The composition root: config -> third party -> audit -> store -> provider -> upstream
+ * clients -> app -> Socket.IO -> listen. Only here are concrete objects made; everything else
+ * gets its dependencies passed in.
+ */
+export async function startApp(config: Config, logger: Logger, options: { collectDefaultMetrics?: boolean } = {}): Promise<RunningApp> {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const cleanup = async () => {
+    for (const step of cleanups.reverse()) await step().catch(() => undefined);
+  };
+  try {
+    let simulator: Simulator | undefined;
+    let avatarApiUrl = config.avatarApiUrl;
+    let recommendationsApiUrl = config.recommendationsApiUrl;
+    if (!avatarApiUrl || !recommendationsApiUrl) {
+      simulator = await startSimulator({
+        port: config.simulator.port,
+        host: config.host,
+        knobs: { latencyMs: config.simulator.latencyMs, errorRate: config.simulator.errorRate },
+      });
+      cleanups.push(() => simulator!.close());
+      avatarApiUrl ??= simulator.avatarApiUrl;
+      recommendationsApiUrl ??= simulator.recommendationsApiUrl;
+      logger.info({ origin: simulator.origin }, 'built-in third-party simulator started');
+    }
+
+    const files = storeFiles(config.flagsFile);
+    const audit = new FileAuditLog(files.audit, logger.child({ component: 'audit' }));
+    await audit.load();
+    const store = new FileFlagStore({ file: config.flagsFile, logger: logger.child({ component: 'flag-store' }), audit });
+    const source = createStoreFlagSource(store, logger);
+    await source.start();
+    cleanups.push(async () => {
+      await source.close();
+      await audit.flush();
+    });
+
+    // A domain per app instance: OpenFeature's API is global, and tests run several apps in one process.
+    const domain = `killswitch-${randomUUID()}`;
+    await OpenFeature.setProviderAndWait(domain, source.provider);
+    cleanups.push(async () => source.provider.onClose?.());
+    const flags = OpenFeature.getClient(domain);
+
+    const adminToken = await resolveAdminToken({ configured: config.adminToken, file: files.adminToken, logger });
+    const metrics = createMetrics({ collectDefaults: options.collectDefaultMetrics ?? true });
+    store.onChange((changes) => {
+      for (const change of changes) metrics.flagFlips.inc({ key: change.key, source: change.actor.source });
+    });
+
+    const policy = { timeoutMs: config.upstreamTimeoutMs, maxConcurrent: config.upstreamMaxConcurrency };
+    const client = (service: 'avatars' | 'recommendations') =>
+      createUpstreamClient({ service, policy, metrics, logger: logger.child({ component: `upstream-${service}` }) });
+    const avatars = createAvatarService({ baseUrl: avatarApiUrl, client: client('avatars'), logger });
+    const recommendations = createRecommendationService({
+      baseUrl: recommendationsApiUrl,
+      client: client('recommendations'),
+      logger,
+    });
+
+    let shuttingDown = false;
+    const readiness = () =>
+      shuttingDown ? { ready: false, detail: 'shutting down' } : source.readiness();
+    let realtime: Realtime | undefined;
+    const adminState = createAdminState(source, audit);
+
+    const app = createApp({
+      logger,
+      metrics,
+      buildFeed: createFeedBuilder({ flags, avatars, recommendations, metrics }),
+      flagsApi: { source, audit, isAdminToken: tokenMatcher(adminToken), rateLimitPerMin: config.apiRateLimitPerMin },
+      adminState: () => adminState(realtime?.pusher.browserCount ?? 0),
+      readiness,
+      imageOrigins: avatars.imageOrigins,
+      restoreJitterMs: config.restoreJitterMs,
+    });
+
+    const httpServer = createServer(app);
+    realtime = createRealtime({ httpServer, source, metrics, logger, adminState });
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once('error', reject);
+      httpServer.listen(config.port, config.host, () => resolve());
+    });
+    const address = httpServer.address() as AddressInfo;
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    const url = `http://${host}:${address.port}`;
+    const live = realtime;
+
+    let closing: Promise<void> | undefined;
+    const close = () =>
+      (closing ??= (async () => {
+        shuttingDown = true;
+        live.disconnectAll();
+        await live.close();
+        const drained = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+        httpServer.closeIdleConnections();
+        const grace = setTimeout(() => httpServer.closeAllConnections(), config.shutdownGraceMs);
+        await drained;
+        clearTimeout(grace);
+        await cleanup();
+        logger.info('stopped');
+      })());
+
+    return {
+      url,
+      port: address.port,
+      source,
+      metrics,
+      realtime,
+      simulator,
+      adminToken,
+      isReady: () => readiness().ready,
+      close,
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}

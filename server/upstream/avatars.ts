@@ -1,0 +1,58 @@
+import { LRUCache } from 'lru-cache';
+import { z } from 'zod';
+import type { Logger } from '../observability/logger.js';
+import type { UpstreamClient } from './client.js';
+import { SingleFlight } from './single-flight.js';
+
+export const FALLBACK_AVATAR = '/static/img/fallback-avatar.svg';
+
+export interface Avatar {
+  url: string;
+  live: boolean;
+}
+
+export interface AvatarService {
+  /** Never throws: any failure gives the fallback avatar. */
+  avatarFor(personKey: string): Promise<Avatar>;
+  /** Origins the avatars' images are served from (for the Content-Security-Policy). */
+  readonly imageOrigins: string[];
+}
+
+/**
+ * Avatars from the third party: `GET {AVATAR_API_URL}/{person}` answers `{ url }`, the image the
+ * browser then loads. URLs are cached per person (TTL) and concurrent look-ups coalesced. An
+ * image URL must be http(s) on the avatar service's own origin: the page's CSP allows images
+ * from there and nowhere else, so anything else is an invalid answer.
+ */
+export function createAvatarService(options: {
+  baseUrl: string;
+  client: UpstreamClient;
+  logger: Logger;
+  ttlMs?: number;
+}): AvatarService {
+  const origin = new URL(options.baseUrl).origin;
+  const body = z.object({
+    url: z.url({ protocol: /^https?$/ }).refine((url) => new URL(url).origin === origin, 'image not on the avatar origin'),
+  });
+  const cache = new LRUCache<string, string>({ max: 10_000, ttl: options.ttlMs ?? 5 * 60_000 });
+  const flights = new SingleFlight<Avatar>();
+  const base = options.baseUrl.replace(/\/+$/, '');
+
+  return {
+    imageOrigins: [origin],
+    avatarFor(personKey) {
+      const cached = cache.get(personKey);
+      if (cached) return Promise.resolve({ url: cached, live: true });
+      return flights.run(personKey, async () => {
+        try {
+          const { url } = await options.client.getJson(`${base}/${encodeURIComponent(personKey)}`, (data) => body.parse(data));
+          cache.set(personKey, url);
+          return { url, live: true };
+        } catch (error) {
+          options.logger.debug({ err: error, personKey }, 'avatar fell back');
+          return { url: FALLBACK_AVATAR, live: false };
+        }
+      });
+    },
+  };
+}

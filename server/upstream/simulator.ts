@@ -1,0 +1,226 @@
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * A stand-in for the third party (what The Cat API is in the original tutorial): its own HTTP
+ * server on its own port, real HTTP, with knobs for latency, error rate and a few ways of
+ * misbehaving. It serves avatars (a JSON document pointing at a generated SVG, stable per
+ * person) and personalized recommendations (JSON per viewer), and counts every request it gets,
+ * which is how the tests prove that a killed feed makes no third-party call at all.
+ */
+export type SimulatorMode = 'normal' | 'fail' | 'hang' | 'garbage' | 'slow';
+
+export interface SimulatorKnobs {
+  /** Typical latency of an API call, in ms; each call varies by +/- half of it. */
+  latencyMs: number;
+  /** Share of API calls answered with a 503, 0 to 1. */
+  errorRate: number;
+  mode: SimulatorMode;
+}
+
+export interface SimulatorStats {
+  requests: { avatars: number; recommendations: number; images: number; other: number };
+  total: number;
+  inFlight: number;
+  peakInFlight: number;
+}
+
+export interface Simulator {
+  readonly origin: string;
+  readonly avatarApiUrl: string;
+  readonly recommendationsApiUrl: string;
+  knobs(): SimulatorKnobs;
+  setKnobs(knobs: Partial<SimulatorKnobs>): SimulatorKnobs;
+  stats(): SimulatorStats;
+  resetStats(): void;
+  close(): Promise<void>;
+}
+
+const MODES: SimulatorMode[] = ['normal', 'fail', 'hang', 'garbage', 'slow'];
+
+const CATALOG = [
+  { id: 'r1', kind: 'community', title: 'Incident commanders club', blurb: 'Runbooks, war stories and calm voices.', for: ['staff'] },
+  { id: 'r2', kind: 'event', title: 'Chaos engineering night', blurb: 'Break things on purpose, with pizza.', for: ['staff'] },
+  { id: 'r3', kind: 'beta', title: 'Try the new composer', blurb: 'Drafts, scheduling and a calmer editor.', for: ['beta'] },
+  { id: 'r4', kind: 'beta', title: 'Voice notes (early access)', blurb: 'Say it instead of typing it.', for: ['beta'] },
+  { id: 'r5', kind: 'topic', title: 'Street photography', blurb: 'Candid frames from cities everywhere.', for: [] },
+  { id: 'r6', kind: 'topic', title: 'Bread & fermentation', blurb: 'Starters, crumb shots and flour talk.', for: [] },
+  { id: 'r7', kind: 'person', title: 'Follow Lena Costa', blurb: 'Hosts the best meetups in town.', for: [] },
+  { id: 'r8', kind: 'person', title: 'Follow Jonas Weber', blurb: 'Doors, fog and quiet mornings.', for: [] },
+  { id: 'r9', kind: 'topic', title: 'Mobile dev corner', blurb: 'Offline-first, battery-kind apps.', for: [] },
+  { id: 'r10', kind: 'event', title: 'Sunday market walk', blurb: 'Meet neighbours, buy too many tomatoes.', for: [] },
+  { id: 'r11', kind: 'topic', title: 'Product thinking', blurb: 'Small bets, fast feedback, honest metrics.', for: [] },
+  { id: 'r12', kind: 'community', title: 'Night owls', blurb: 'For everyone awake when the servers are quiet.', for: [] },
+];
+
+function hashOf(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+/** A symmetric 5x5 identicon, coloured from the person's key: stable, and never the same twice. */
+export function identiconSvg(key: string): string {
+  const bytes = hashOf(key);
+  const hue = Math.round((bytes[0]! / 255) * 360);
+  const fg = `hsl(${hue} 62% 46%)`;
+  const bg = `hsl(${(hue + 180) % 360} 45% 94%)`;
+  const cells: string[] = [];
+  for (let row = 0; row < 5; row++) {
+    for (let col = 0; col < 3; col++) {
+      if (bytes[1 + row * 3 + col]! % 2 === 0) continue;
+      for (const x of new Set([col, 4 - col])) {
+        cells.push(`<rect x="${10 + x * 16}" y="${10 + row * 16}" width="16" height="16" rx="3"/>`);
+      }
+    }
+  }
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100" width="96" height="96">` +
+    `<rect width="100" height="100" fill="${bg}"/><g fill="${fg}">${cells.join('')}</g></svg>`
+  );
+}
+
+/** Recommendations for one viewer: group-specific items first, then a stable pick of the rest. */
+export function recommendationsFor(user: string, groups: string[]) {
+  const seed = hashOf(user);
+  const targeted = CATALOG.filter((item) => item.for.some((group) => groups.includes(group)));
+  const general = CATALOG.filter((item) => item.for.length === 0).sort(
+    (a, b) => hashOf(user + a.id)[0]! - hashOf(user + b.id)[0]!,
+  );
+  return [...targeted, ...general].slice(0, 4).map(({ for: _for, ...item }, index) => ({
+    ...item,
+    reason: item.kind === 'beta' ? 'Because you are in the beta' : `Picked for you (#${(seed[index]! % 9) + 1})`,
+  }));
+}
+
+function send(res: ServerResponse, status: number, type: string, body: string) {
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' }).end(body);
+}
+
+export async function startSimulator(options: {
+  port?: number;
+  host?: string;
+  knobs?: Partial<SimulatorKnobs>;
+}): Promise<Simulator> {
+  let knobs: SimulatorKnobs = { latencyMs: 120, errorRate: 0, mode: 'normal', ...options.knobs };
+  const fresh = (): SimulatorStats => ({
+    requests: { avatars: 0, recommendations: 0, images: 0, other: 0 },
+    total: 0,
+    inFlight: 0,
+    peakInFlight: 0,
+  });
+  let stats = fresh();
+  const pending = new Set<NodeJS.Timeout>();
+
+  const delay = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        pending.delete(timer);
+        resolve();
+      }, ms);
+      pending.add(timer);
+    });
+
+  const setKnobs = (next: Partial<SimulatorKnobs>): SimulatorKnobs => {
+    const merged = { ...knobs, ...next };
+    if (!MODES.includes(merged.mode)) throw new Error(`mode must be one of ${MODES.join(', ')}`);
+    if (!(merged.latencyMs >= 0) || !(merged.errorRate >= 0 && merged.errorRate <= 1)) {
+      throw new Error('latencyMs must be >= 0 and errorRate between 0 and 1');
+    }
+    knobs = merged;
+    return knobs;
+  };
+
+  /** An API call: latency, then misbehaviour by the knobs, then the real answer. */
+  const apiCall = async (res: ServerResponse, answer: () => unknown) => {
+    const { mode, latencyMs, errorRate } = knobs;
+    if (mode === 'hang') return; // never answers; the connection stays open until the caller gives up
+    const base = mode === 'slow' ? latencyMs * 10 + 2000 : latencyMs;
+    await delay(base * (0.5 + Math.random()));
+    if (res.destroyed) return;
+    if (mode === 'fail' || Math.random() < errorRate) {
+      return send(res, 503, 'application/json', JSON.stringify({ error: 'upstream overloaded' }));
+    }
+    if (mode === 'garbage') {
+      return Math.random() < 0.5
+        ? send(res, 200, 'application/json', '{"items": [ {"title": ')
+        : send(res, 200, 'application/json', JSON.stringify({ surprise: true, url: 'javascript:alert(1)' }));
+    }
+    send(res, 200, 'application/json', JSON.stringify(answer()));
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse, origin: string) => {
+    const url = new URL(req.url ?? '/', origin);
+    const image = url.pathname.match(/^\/v1\/avatars\/([^/]+)\.svg$/);
+    const avatar = url.pathname.match(/^\/v1\/avatars\/([^/]+)$/);
+    if (req.method === 'GET' && image) {
+      stats.requests.images++;
+      return send(res, 200, 'image/svg+xml', identiconSvg(decodeURIComponent(image[1]!)));
+    }
+    if (req.method === 'GET' && avatar) {
+      stats.requests.avatars++;
+      const key = decodeURIComponent(avatar[1]!);
+      return apiCall(res, () => ({ id: key, url: `${origin}/v1/avatars/${encodeURIComponent(key)}.svg` }));
+    }
+    if (req.method === 'GET' && url.pathname === '/v1/recommendations') {
+      stats.requests.recommendations++;
+      const user = url.searchParams.get('user') ?? 'anonymous';
+      const groups = (url.searchParams.get('groups') ?? '').split(',').filter(Boolean);
+      return apiCall(res, () => ({ user, items: recommendationsFor(user, groups) }));
+    }
+    stats.requests.other++;
+    if (url.pathname === '/_sim' && req.method === 'GET') {
+      return send(res, 200, 'application/json', JSON.stringify({ knobs, stats }));
+    }
+    if (url.pathname === '/_sim/knobs' && (req.method === 'POST' || req.method === 'PUT')) {
+      let body = '';
+      for await (const chunk of req) body += chunk;
+      try {
+        return send(res, 200, 'application/json', JSON.stringify(setKnobs(JSON.parse(body || '{}'))));
+      } catch (error) {
+        return send(res, 400, 'application/json', JSON.stringify({ error: (error as Error).message }));
+      }
+    }
+    send(res, 404, 'application/json', JSON.stringify({ error: 'not found' }));
+  };
+
+  let origin = '';
+  const server = createServer((req, res) => {
+    stats.total++;
+    stats.inFlight++;
+    stats.peakInFlight = Math.max(stats.peakInFlight, stats.inFlight);
+    // 'close' fires once whether the answer went out or the caller gave up.
+    res.on('close', () => stats.inFlight--);
+    handle(req, res, origin).catch(() => {
+      if (!res.headersSent) send(res, 500, 'application/json', '{"error":"simulator failure"}');
+    });
+  });
+  server.keepAliveTimeout = 5000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  origin = `http://${host}:${address.port}`;
+
+  return {
+    origin,
+    avatarApiUrl: `${origin}/v1/avatars`,
+    recommendationsApiUrl: `${origin}/v1/recommendations`,
+    knobs: () => knobs,
+    setKnobs,
+    stats: () => structuredClone(stats),
+    resetStats: () => {
+      const inFlight = stats.inFlight;
+      stats = fresh();
+      stats.inFlight = inFlight;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const timer of pending) clearTimeout(timer);
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
