@@ -2,11 +2,11 @@
  * `npm start`: read the environment, start the app, stop gracefully on SIGTERM or SIGINT.
  * A bad variable stops the start with one line naming it.
  */
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './observability/logger.js';
-import { startApp } from './runtime.js';
+import { startApp, type RunningApp } from './runtime.js';
 
-let config;
+let config: Config;
 try {
   config = loadConfig();
 } catch (error) {
@@ -18,30 +18,39 @@ try {
 }
 
 const logger = createLogger(config.logLevel);
+let app: RunningApp | undefined;
+let stopRequested = false;
+
+async function shutDown(): Promise<void> {
+  try {
+    await app?.close();
+    process.exit(0);
+  } catch (error) {
+    logger.error({ err: error }, 'shutdown failed');
+    process.exit(1);
+  }
+}
+
+// Installed before anything starts: a signal during start-up is a graceful stop too, never the
+// default action (which kills the process mid-write).
+const onSignal = (signal: NodeJS.Signals) => {
+  if (stopRequested) {
+    logger.warn({ signal }, 'second signal: exiting now');
+    process.exit(1);
+  }
+  stopRequested = true;
+  logger.info({ signal }, 'shutting down');
+  if (app) void shutDown();
+};
+process.on('SIGTERM', onSignal).on('SIGINT', onSignal);
+
 try {
-  const app = await startApp(config, logger);
+  app = await startApp(config, logger);
   logger.info(
     { url: app.url, flags: app.source.kind, admin: `${app.url}/admin` },
     `feed live at ${app.url}  (launch control: ${app.url}/admin)`,
   );
-
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      logger.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    app.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', stop).on('SIGINT', stop);
+  if (stopRequested) void shutDown();
 } catch (error) {
   logger.fatal({ err: error }, `could not start: ${(error as Error).message}`);
   process.exit(1);

@@ -41,6 +41,25 @@ function killInPlace() {
   if (banner) banner.hidden = false;
 }
 
+/** The first post at least partly in view, and where it is: what the reader is looking at. */
+function firstVisiblePost() {
+  for (const post of document.querySelectorAll('.post')) {
+    const { top, bottom } = post.getBoundingClientRect();
+    if (bottom > 0) return { id: post.id, top };
+  }
+  return undefined;
+}
+
+/**
+ * Scrolls so that the post the reader was looking at stays where it was, even when the swap
+ * added or removed something above it (the banner). A raw scrollY would jump.
+ * @param {{ id: string, top: number } | undefined} anchor
+ */
+function keepInView(anchor) {
+  const post = anchor && document.getElementById(anchor.id);
+  if (post) window.scrollBy(0, post.getBoundingClientRect().top - anchor.top);
+}
+
 /**
  * Fetches the live region from the server and swaps it in, unless a newer change came first.
  * @param {number} forGeneration
@@ -55,9 +74,9 @@ async function refreshLiveRegion(forGeneration, attempt = 0) {
     // Server-rendered by our own EJS partial, every value escaped there: safe to parse as HTML.
     const template = document.createElement('template');
     template.innerHTML = html;
-    const { scrollX, scrollY } = window;
+    const anchor = firstVisiblePost();
     live.replaceChildren(template.content);
-    window.scrollTo(scrollX, scrollY);
+    keepInView(anchor);
   } catch (error) {
     if (forGeneration !== generation || attempt >= 4) return;
     pending = setTimeout(() => refreshLiveRegion(forGeneration, attempt + 1), 500 * 2 ** attempt);

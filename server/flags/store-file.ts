@@ -196,13 +196,14 @@ export class FileFlagStore implements FlagStore {
     this.doc = document;
     this.versions = versions;
     if (changes.length === 0) return;
+    // Announced before the versions are saved: whoever reads the new flags has been told. A crash
+    // in between is harmless, as the next start re-derives the same versions from the hashes.
+    this.announce(changes);
     try {
       await writeFileAtomic(this.files.versions, JSON.stringify(versions, null, 2) + '\n', { mode: 0o644 });
     } catch (error) {
-      // The flags themselves are saved; versions are re-derived from hashes at the next start.
       this.options.logger.error({ err: error }, 'could not save flag versions');
     }
-    this.announce(changes);
   }
 
   private announce(changes: FlagChange[]): void {

@@ -14,8 +14,9 @@ export interface TestApp extends RunningApp {
   env: Record<string, string>;
   /** fetch against the app, with the body parsed when it is JSON. */
   request(pathname: string, init?: RequestInit): Promise<{ status: number; headers: Headers; body: any; text: string }>;
-  patchFlag(key: string, patch: unknown, headers?: Record<string, string>): Promise<{ status: number; headers: Headers; body: any }>;
-  socket(options?: { cookie?: string; auth?: Record<string, unknown> }): Promise<Socket>;
+  patchFlag(key: string, patch: unknown, headers?: Record<string, string>): Promise<{ status: number; headers: Headers; body: any; text: string }>;
+  /** A connected socket.io-client; `snapshots` holds every flag_snapshot it got, from the first. */
+  socket(options?: { cookie?: string; auth?: Record<string, unknown> }): Promise<Socket & { snapshots: any[] }>;
   stop(): Promise<void>;
 }
 
@@ -77,13 +78,17 @@ export async function startTestApp(
         extraHeaders: socketOptions.cookie ? { cookie: socketOptions.cookie } : {},
         auth: socketOptions.auth ?? {},
         forceNew: true,
+        autoConnect: false,
       });
       sockets.push(socket);
+      const snapshots: any[] = [];
+      socket.on('flag_snapshot', (snapshot) => snapshots.push(snapshot));
+      socket.connect();
       await new Promise<void>((resolve, reject) => {
         socket.once('connect', () => resolve());
         socket.once('connect_error', reject);
       });
-      return socket;
+      return Object.assign(socket, { snapshots });
     },
     async stop() {
       for (const socket of sockets) socket.disconnect();

@@ -1,0 +1,156 @@
+/// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { KILL_SWITCH } from '../../server/flags/catalog.js';
+import { sleep, startTestApp, TEST_TOKEN, type TestApp } from '../helpers/app.js';
+import { launchChromium } from '../helpers/browser.js';
+
+const contexts: BrowserContext[] = [];
+async function newContext(browser: Browser) {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+  contexts.push(context);
+  return context;
+}
+
+/** Opens the feed and records, inside the page, when #feed's data-show-avatars changes. */
+async function openFeed(browser: Browser, app: TestApp, user: string): Promise<Page> {
+  const context = await newContext(browser);
+  const page = await context.newPage();
+  await page.goto(`${app.url}/?user=${user}`);
+  await page.waitForSelector('body[data-socket="connected"]');
+  await page.evaluate(() => {
+    (window as any).sameDocument = true;
+    (window as any).changes = [];
+    new MutationObserver(() => {
+      const feed = document.getElementById('feed');
+      (window as any).changes.push({ at: Date.now(), value: feed?.dataset.showAvatars });
+    }).observe(document.getElementById('live')!, { attributes: true, subtree: true, childList: true, attributeFilter: ['data-show-avatars'] });
+  });
+  return page;
+}
+
+const avatarSources = (page: Page) => page.$$eval('img.avatar', (imgs) => imgs.map((img) => (img as HTMLImageElement).src));
+
+describe('the kill switch in a real browser', () => {
+  let app: TestApp;
+  let browser: Browser;
+  beforeAll(async () => {
+    [app, browser] = await Promise.all([startTestApp({ RESTORE_JITTER_MS: '300' }), launchChromium()]);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await app?.stop();
+  });
+  beforeEach(async () => {
+    await app.patchFlag(KILL_SWITCH, { state: 'ENABLED', targeting: null });
+  });
+  afterEach(async () => {
+    for (const context of contexts.splice(0)) await context.close();
+  });
+
+  /** The post at the top of the viewport, and its offset there. */
+  const postInView = (page: Page) =>
+    page.evaluate(() => {
+      const post = [...document.querySelectorAll('.post')].find((p) => p.getBoundingClientRect().bottom > 0)!;
+      return { id: post.id, top: Math.round(post.getBoundingClientRect().top) };
+    });
+
+  it('kills in place (no reload, scroll kept, zero third-party calls) and restores live content', async () => {
+    const page = await openFeed(browser, app, 'maya');
+    const navigations: string[] = [];
+    page.on('framenavigated', (frame) => navigations.push(frame.url()));
+    expect(await page.getAttribute('#feed', 'data-show-avatars')).toBe('true');
+    expect(await page.getAttribute('#recommendations', 'data-source')).toBe('live');
+    expect((await avatarSources(page)).every((src) => src.startsWith(app.simulator!.origin))).toBe(true);
+    await page.evaluate(() => window.scrollTo(0, 400));
+    const inView = await postInView(page);
+
+    app.simulator!.resetStats();
+    const flippedAt = Date.now();
+    expect((await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' })).status).toBe(200);
+    await page.waitForSelector('#feed[data-show-avatars="false"]', { timeout: 3000 });
+    await page.waitForSelector('#recommendations[data-source="fallback"]', { timeout: 3000 });
+    const killedAt = await page.evaluate(() => (window as any).changes.find((c: any) => c.value === 'false')?.at as number);
+    console.log(`kill to page: ${killedAt - flippedAt} ms`);
+
+    expect(await page.isVisible('#paused-banner')).toBe(true);
+    expect(new Set((await avatarSources(page)).map((src) => new URL(src).pathname))).toEqual(new Set(['/static/img/fallback-avatar.svg']));
+    expect(await page.evaluate(() => (window as any).sameDocument)).toBe(true);
+    expect(navigations).toEqual([]);
+    expect(await postInView(page)).toEqual(inView); // the reader stays on the same post
+    await page.reload(); // a killed page, loaded afresh, calls nothing either
+    await page.waitForSelector('body[data-socket="connected"]');
+    await sleep(300);
+    expect(app.simulator!.stats().total).toBe(0);
+
+    await page.evaluate(() => ((window as any).sameDocument = true));
+    navigations.length = 0;
+    await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
+    await page.waitForSelector('#feed[data-show-avatars="true"]', { timeout: 3000 });
+    await page.waitForSelector('#recommendations[data-source="live"]');
+    expect(await page.isHidden('#paused-banner')).toBe(true);
+    expect((await avatarSources(page)).every((src) => src.startsWith(app.simulator!.origin))).toBe(true);
+    await page.waitForFunction(() => [...document.querySelectorAll('img.avatar')].every((img) => (img as HTMLImageElement).complete));
+    expect(app.simulator!.stats().requests.recommendations).toBeGreaterThan(0);
+    expect(app.simulator!.stats().requests.images).toBeGreaterThan(0);
+    expect(await page.evaluate(() => (window as any).sameDocument)).toBe(true);
+    expect(navigations).toEqual([]);
+  });
+
+  it('updates only the viewers whose own value changed', async () => {
+    const [beta, other] = await Promise.all([openFeed(browser, app, 'theo'), openFeed(browser, app, 'jonas')]);
+    await app.patchFlag(KILL_SWITCH, { targeting: { if: [{ in: ['beta', { var: 'groups' }] }, 'off', null] } });
+    await beta.waitForSelector('#feed[data-show-avatars="false"]', { timeout: 3000 });
+    await sleep(300);
+    expect(await other.getAttribute('#feed', 'data-show-avatars')).toBe('true');
+    expect(await other.evaluate(() => (window as any).changes.length)).toBe(0);
+    await app.patchFlag(KILL_SWITCH, { targeting: null });
+    await beta.waitForSelector('#feed[data-show-avatars="true"]', { timeout: 3000 });
+  });
+
+  it('flips from the launch-control page (token, confirm) and every feed follows; the audit names who', async () => {
+    const feed = await openFeed(browser, app, 'priya');
+    const admin = await (await newContext(browser)).newPage();
+    await admin.goto(`${app.url}/admin`);
+    await admin.waitForSelector('body[data-socket="connected"]');
+    await admin.waitForFunction((count) => document.getElementById('browsers')?.textContent === count, String(app.realtime.pusher.browserCount));
+    expect(app.realtime.pusher.browserCount).toBe(1);
+    await admin.fill('input[name=actor]', 'Launch captain');
+    await admin.fill('input[name=token]', TEST_TOKEN);
+    await admin.click('#access-form button[type=submit]');
+    expect(await admin.textContent('#switch-title')).toBe('Live: third party on');
+
+    await admin.click('#switch-button');
+    await admin.click('#confirm-button');
+    await feed.waitForSelector('#feed[data-show-avatars="false"]', { timeout: 3000 });
+    await admin.waitForFunction(() => document.getElementById('switch-title')?.dataset.state === 'killed');
+    await admin.waitForFunction(() => document.getElementById('audit-list')?.textContent?.includes('Launch captain'));
+    expect(await admin.textContent('#switch-last')).toMatch(/killed \(disabled\), by Launch captain \(admin\)/);
+
+    // Cancelling the confirm changes nothing.
+    await admin.click('#switch-button');
+    await admin.click('dialog button[value=cancel]');
+    await sleep(200);
+    expect(await feed.getAttribute('#feed', 'data-show-avatars')).toBe('false');
+
+    await admin.click('#switch-button');
+    await admin.click('#confirm-button');
+    await feed.waitForSelector('#feed[data-show-avatars="true"]', { timeout: 3000 });
+  });
+
+  it('shows the connection on the page and converges after being offline during a flip', async () => {
+    const page = await openFeed(browser, app, 'lena');
+    expect(await page.textContent('.connection-label')).toBe('Live');
+    await page.context().setOffline(true);
+    // Offline in Chromium does not cut an open WebSocket: close it from inside, as a network drop would.
+    await page.evaluate(() => {
+      (window as any).io.managers && Object.values((window as any).io.managers).forEach((m: any) => m.engine?.close());
+    });
+    await page.waitForSelector('body[data-socket="disconnected"]', { timeout: 3000 });
+    await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
+    await page.context().setOffline(false);
+    await page.waitForSelector('body[data-socket="connected"]', { timeout: 10_000 });
+    await page.waitForSelector('#feed[data-show-avatars="false"]', { timeout: 3000 });
+  });
+});

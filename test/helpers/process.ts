@@ -1,0 +1,73 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { projectRoot } from '../../server/paths.js';
+
+export interface AppProcess {
+  child: ChildProcess;
+  url: string;
+  /** Every log line so far, parsed. */
+  logs: any[];
+  output: () => string;
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; ms: number }>;
+}
+
+/** Runs a script of the project under Node with tsx, as `npm start` runs the build. */
+export function runScript(script: string, args: string[], env: Record<string, string>) {
+  return spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+    cwd: projectRoot,
+    env: { ...process.env, ...env, NODE_OPTIONS: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/** Starts server/main.ts and resolves once it logs the URL it listens on. */
+export async function startAppProcess(env: Record<string, string>): Promise<AppProcess> {
+  const child = runScript('server/main.ts', [], { PORT: '0', SIMULATOR_PORT: '0', SIMULATOR_LATENCY_MS: '5', ...env });
+  let text = '';
+  const logs: any[] = [];
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no start within 20 s:\n${text}`)), 20_000);
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString();
+      for (const line of chunk.toString().split('\n')) {
+        try {
+          const entry = JSON.parse(line);
+          logs.push(entry);
+          if (entry.url && /feed live/.test(entry.msg)) {
+            clearTimeout(timer);
+            resolve(entry.url);
+          }
+        } catch {
+          /* not a log line */
+        }
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    child.once('exit', (code) => reject(new Error(`exited with ${code} before listening:\n${text}`)));
+  });
+  return {
+    child,
+    url,
+    logs,
+    output: () => text,
+    async stop(signal = 'SIGTERM') {
+      const started = performance.now();
+      const exited = once(child, 'exit');
+      child.kill(signal);
+      const [code] = await exited;
+      return { code, ms: performance.now() - started };
+    },
+  };
+}
+
+/** Runs a command to its end and gives its exit code and output. */
+export async function runToEnd(script: string, args: string[], env: Record<string, string>) {
+  const child = runScript(script, args, env);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const [code] = await once(child, 'exit');
+  return { code: code as number, stdout, stderr };
+}

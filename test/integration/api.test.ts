@@ -1,0 +1,122 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KILL_SWITCH } from '../../server/flags/catalog.js';
+import { startTestApp, type TestApp } from '../helpers/app.js';
+
+describe('the flags API', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp({ API_RATE_LIMIT_PER_MIN: '1000' });
+  });
+  afterAll(() => app.stop());
+
+  it('lists the flags as { key, version, definition } in flagd format', async () => {
+    const { status, body } = await app.request('/api/flags');
+    expect(status).toBe(200);
+    expect(body.flags).toContainEqual({
+      key: KILL_SWITCH,
+      version: expect.any(Number),
+      definition: { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on' },
+    });
+  });
+
+  it('gets one flag with its version as the ETag, and 404s an unknown one', async () => {
+    const one = await app.request(`/api/flags/${KILL_SWITCH}`);
+    expect(one.status).toBe(200);
+    expect(one.headers.get('etag')).toBe(`"${one.body.version}"`);
+    expect(one.body.definition).not.toHaveProperty('version');
+    const missing = await app.request('/api/flags/no-such-flag');
+    expect(missing.status).toBe(404);
+    expect(missing.body.message).toMatch(/no-such-flag/);
+  });
+
+  it('patches with a merge patch: 200, the new version and ETag; null removes a member', async () => {
+    const before = (await app.request(`/api/flags/${KILL_SWITCH}`)).body;
+    const targeted = await app.patchFlag(KILL_SWITCH, { targeting: { if: [{ in: ['beta', { var: 'groups' }] }, 'off', null] } });
+    expect(targeted.status).toBe(200);
+    expect(targeted.body.version).toBe(before.version + 1);
+    expect(targeted.headers.get('etag')).toBe(`"${before.version + 1}"`);
+    const removed = await app.patchFlag(KILL_SWITCH, { targeting: null }, { 'content-type': 'application/json' });
+    expect(removed.status).toBe(200);
+    expect(removed.body.definition).toEqual(before.definition);
+  });
+
+  it('needs a valid bearer token: 401 without one or with a wrong one, and never echoes it', async () => {
+    const none = await app.request(`/api/flags/${KILL_SWITCH}`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: '{"state":"DISABLED"}',
+    });
+    expect(none.status).toBe(401);
+    const wrong = await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' }, { authorization: 'Bearer not-the-token-at-all' });
+    expect(wrong.status).toBe(401);
+    expect(wrong.text).not.toContain('not-the-token-at-all');
+    expect((await app.request(`/api/flags/${KILL_SWITCH}`)).body.definition.state).toBe('ENABLED');
+  });
+
+  it('answers 415 for a body that is not JSON', async () => {
+    const res = await app.patchFlag(KILL_SWITCH, 'state=DISABLED', { 'content-type': 'application/x-www-form-urlencoded' });
+    expect(res.status).toBe(415);
+    expect(res.body.message).toMatch(/application\/merge-patch\+json/);
+  });
+
+  it.each([
+    [{ state: 'OFF' }, 'state'],
+    [{ defaultVariant: 'maybe' }, 'defaultVariant'],
+    [{ variants: { on: 'yes' } }, 'variants.on'],
+    [{ variants: { on: null, off: null } }, 'variants'],
+    [{ targeting: 'always' }, 'targeting'],
+    [{ targeting: { nonsense: [] } }, 'targeting'],
+    [{ version: 9 }, 'version'],
+    [{ colour: 'red' }, 'colour'],
+  ])('answers 400 naming the field for %j', async (patch, field) => {
+    const res = await app.patchFlag(KILL_SWITCH, patch);
+    expect(res.status).toBe(400);
+    expect(res.body.field).toBe(field);
+    expect(res.body.message.startsWith(`${field}:`)).toBe(true);
+  });
+
+  it('answers 400 for malformed JSON and 412 for a stale If-Match', async () => {
+    const malformed = await app.patchFlag(KILL_SWITCH, '{"state": ');
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.message).toMatch(/not valid JSON/);
+    const { version } = (await app.request(`/api/flags/${KILL_SWITCH}`)).body;
+    const stale = await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' }, { 'if-match': `"${version - 1}"` });
+    expect(stale.status).toBe(412);
+    expect(stale.body.currentVersion).toBe(version);
+    const fresh = await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' }, { 'if-match': `"${version}"` });
+    expect(fresh.status).toBe(200);
+    await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
+  });
+
+  it('audits every write with who, from where and what changed', async () => {
+    await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' }, { 'x-actor': 'Maya on call', 'x-change-source': 'cli' });
+    const { body } = await app.request('/api/audit?limit=1');
+    expect(body.entries[0]).toMatchObject({
+      key: KILL_SWITCH,
+      summary: 'killed (disabled)',
+      actor: { source: 'cli', name: 'Maya on call', address: expect.stringContaining('127.0.0.1') },
+      before: { state: 'ENABLED' },
+      after: { state: 'DISABLED' },
+    });
+    await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
+  });
+});
+
+describe('the API rate limit', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp({ API_RATE_LIMIT_PER_MIN: '3' });
+  });
+  afterAll(() => app.stop());
+
+  it('answers 429 with Retry-After past the limit of writes, and still serves reads', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await app.patchFlag(KILL_SWITCH, { state: i % 2 ? 'ENABLED' : 'DISABLED' })).status);
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    const limited = await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(limited.body.message).toMatch(/Too many writes/);
+    expect((await app.request('/api/flags')).status).toBe(200);
+  });
+});

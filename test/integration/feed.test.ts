@@ -1,0 +1,136 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { KILL_SWITCH } from '../../server/flags/catalog.js';
+import { counterValue, startTestApp, type TestApp } from '../helpers/app.js';
+
+/** The values of one attribute in some HTML, e.g. every img.avatar's src. */
+function avatarSources(html: string): string[] {
+  return [...html.matchAll(/<img class="avatar[^"]*" src="([^"]+)"/g)].map((m) => m[1]!);
+}
+
+describe('the feed', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp();
+  });
+  afterAll(() => app.stop());
+  afterEach(async () => {
+    app.simulator!.setKnobs({ mode: 'normal', errorRate: 0, latencyMs: 5 });
+    await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
+  });
+
+  it('renders live: third-party avatars and personalized recommendations', async () => {
+    const { status, text } = await app.request('/?user=maya');
+    expect(status).toBe(200);
+    expect(text).toContain('data-show-avatars="true"');
+    expect(text).toContain('id="recommendations" class="card recs" data-source="live"');
+    expect(text).toContain('Maya Okafor');
+    const sources = avatarSources(text);
+    expect(sources.length).toBe(9); // the viewer and eight posts
+    expect(sources.every((src) => src.startsWith(app.simulator!.origin))).toBe(true);
+    expect(text.match(/class="post card"/g)).toHaveLength(8);
+    expect(text).toMatch(/<div class="banner" id="paused-banner" role="status" hidden>/);
+  });
+
+  it('killed: makes no third-party call at all, shows fallbacks and says so', async () => {
+    await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
+    app.simulator!.resetStats();
+    const before = counterValue(await (await fetch(`${app.url}/metrics`)).text(), 'upstream_requests_total');
+    for (const user of ['maya', 'theo', 'someone-new']) {
+      const { text } = await app.request(`/?user=${user}`);
+      expect(text).toContain('data-show-avatars="false"');
+      expect(text).toContain('data-source="fallback"');
+      expect(text).toContain('Third-party content is paused.');
+      expect(text).not.toMatch(/id="paused-banner" role="status" hidden/);
+      expect(new Set(avatarSources(text))).toEqual(new Set(['/static/img/fallback-avatar.svg']));
+    }
+    const fragment = await app.request('/fragments/feed', { headers: { cookie: 'viewer=priya' } });
+    expect(fragment.text).toContain('data-show-avatars="false"');
+    expect(app.simulator!.stats().total).toBe(0);
+    const after = counterValue(await (await fetch(`${app.url}/metrics`)).text(), 'upstream_requests_total');
+    expect(after).toBe(before);
+  });
+
+  it('counts each call actually made in upstream_requests_total, by service and outcome', async () => {
+    app.simulator!.resetStats();
+    const metricsBefore = await (await fetch(`${app.url}/metrics`)).text();
+    await app.request('/?user=lena');
+    const metricsAfter = await (await fetch(`${app.url}/metrics`)).text();
+    const made = (service: string) =>
+      counterValue(metricsAfter, 'upstream_requests_total', { service }) - counterValue(metricsBefore, 'upstream_requests_total', { service });
+    const stats = app.simulator!.stats();
+    expect(made('recommendations')).toBe(1);
+    expect(made('recommendations')).toBe(stats.requests.recommendations);
+    expect(made('avatars')).toBe(stats.requests.avatars);
+    expect(metricsAfter).toMatch(/flag_updates_sent_total/);
+  });
+
+  it('caches avatars: a second page view calls the third party only for recommendations', async () => {
+    await app.request('/?user=jonas');
+    app.simulator!.resetStats();
+    await app.request('/?user=jonas');
+    expect(app.simulator!.stats().requests).toEqual({ avatars: 0, recommendations: 1, images: 0, other: 0 });
+  });
+
+  it.each(['fail', 'garbage'] as const)('falls back (never an error page) when the third party is in mode %s', async (mode) => {
+    app.simulator!.setKnobs({ mode });
+    const { status, text } = await app.request('/?user=someone-else');
+    expect(status).toBe(200);
+    expect(text).toContain('data-source="fallback"');
+    expect(text).toContain('data-show-avatars="true"');
+    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    expect(counterValue(metrics, 'upstream_requests_total', { outcome: mode === 'fail' ? 'error' : 'invalid' })).toBeGreaterThan(0);
+  });
+
+  it('keeps the viewer in a cookie; without one, makes an anonymous key', async () => {
+    const picked = await fetch(`${app.url}/?user=theo`);
+    expect(picked.headers.get('set-cookie')).toMatch(/^viewer=theo;.*HttpOnly/i);
+    const again = await app.request('/', { headers: { cookie: 'viewer=theo' } });
+    expect(again.text).toContain('Theo Lindqvist');
+    const anonymous = await fetch(`${app.url}/`);
+    expect(anonymous.headers.get('set-cookie')).toMatch(/^viewer=anon-[A-Za-z0-9]+;/);
+  });
+
+  it('answers 400 with a clear message for a bad ?user=', async () => {
+    const res = await app.request('/?user=%3Cscript%3E', { headers: { accept: 'text/html' } });
+    expect(res.status).toBe(400);
+    expect(res.text).toContain('user must be');
+    expect(res.text).not.toContain('<script>');
+  });
+
+  it('sends security headers: a CSP with script-src self and images only from here and the avatar origin', async () => {
+    const res = await fetch(`${app.url}/`);
+    const csp = res.headers.get('content-security-policy')!;
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain(`img-src 'self' data: ${app.simulator!.origin}`);
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+  });
+
+  it('serves the Socket.IO client itself, and health, readiness and metrics', async () => {
+    expect((await fetch(`${app.url}/socket.io/socket.io.min.js`)).status).toBe(200);
+    expect((await app.request('/healthz')).status).toBe(200);
+    expect(await app.request('/readyz')).toMatchObject({ status: 200, body: { status: 'ready' } });
+    const metrics = await fetch(`${app.url}/metrics`);
+    expect(metrics.headers.get('content-type')).toMatch(/text\/plain/);
+  });
+});
+
+describe('the feed under a hanging third party', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp({ UPSTREAM_TIMEOUT_MS: '300' });
+  });
+  afterAll(() => app.stop());
+
+  it('answers within about one timeout, with the fallbacks', async () => {
+    app.simulator!.setKnobs({ mode: 'hang' });
+    const started = performance.now();
+    const { status, text } = await app.request('/?user=sam');
+    const elapsed = performance.now() - started;
+    expect(status).toBe(200);
+    expect(text).toContain('data-source="fallback"');
+    // Bounded by the timeout, not by the hang (which never ends); generous for a noisy machine.
+    expect(elapsed).toBeLessThan(300 + 1200);
+    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    expect(counterValue(metrics, 'upstream_requests_total', { outcome: 'timeout' })).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,114 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { KILL_SWITCH } from '../../server/flags/catalog.js';
+import { counterValue, nextEvent, record, sleep, startTestApp, waitFor, type TestApp } from '../helpers/app.js';
+
+const BETA_OFF = { if: [{ in: ['beta', { var: 'groups' }] }, 'off', null] };
+
+describe('live flag updates over Socket.IO', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp();
+  });
+  afterAll(() => app.stop());
+  beforeEach(async () => {
+    await app.patchFlag(KILL_SWITCH, { state: 'ENABLED', targeting: null });
+  });
+
+  it('sends flag_snapshot on connect, with the kill switch as this viewer sees it', async () => {
+    await app.patchFlag(KILL_SWITCH, { targeting: BETA_OFF });
+    const beta = await app.socket({ cookie: 'viewer=theo' });
+    const other = await app.socket({ cookie: 'viewer=jonas' });
+    const anonymous = await app.socket();
+    await waitFor(() => [beta, other, anonymous].every((s) => s.snapshots.length === 1), 3000, 'the snapshots');
+    expect(beta.snapshots[0]).toEqual({ [KILL_SWITCH]: false });
+    expect(other.snapshots[0]).toEqual({ [KILL_SWITCH]: true });
+    expect(anonymous.snapshots[0]).toEqual({ [KILL_SWITCH]: true });
+    for (const socket of [beta, other, anonymous]) socket.disconnect();
+  });
+
+  it('pushes a kill to every browser, with the new version, once', async () => {
+    const sockets = await Promise.all([app.socket({ cookie: 'viewer=maya' }), app.socket({ cookie: 'viewer=jonas' }), app.socket()]);
+    await sleep(50);
+    const seen = sockets.map((socket) => record(socket, 'flag_update'));
+    const { body } = await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
+    await waitFor(() => seen.every((events) => events.length === 1), 3000, 'every socket to get the kill');
+    for (const events of seen) expect(events[0]).toEqual({ key: KILL_SWITCH, value: false, version: body.version });
+    await sleep(100);
+    expect(seen.every((events) => events.length === 1)).toBe(true);
+    for (const socket of sockets) socket.disconnect();
+  });
+
+  it('pushes only to the browsers whose own value changed (targeting a group)', async () => {
+    const beta = await app.socket({ cookie: 'viewer=theo' }); // beta
+    const betaTab2 = await app.socket({ cookie: 'viewer=theo' });
+    const notBeta = await app.socket({ cookie: 'viewer=jonas' });
+    await sleep(50);
+    const betaSeen = record(beta, 'flag_update');
+    const betaTab2Seen = record(betaTab2, 'flag_update');
+    const notBetaSeen = record(notBeta, 'flag_update');
+    await app.patchFlag(KILL_SWITCH, { targeting: BETA_OFF });
+    await waitFor(() => betaSeen.length === 1 && betaTab2Seen.length === 1, 3000, 'the beta tabs');
+    await sleep(100);
+    expect(betaSeen[0]).toMatchObject({ key: KILL_SWITCH, value: false });
+    expect(notBetaSeen).toEqual([]);
+    for (const socket of [beta, betaTab2, notBeta]) socket.disconnect();
+  });
+
+  it('sends nothing when a change does not change anyone\'s value', async () => {
+    const socket = await app.socket({ cookie: 'viewer=sam' });
+    await sleep(50);
+    const seen = record(socket, 'flag_update');
+    // A new variant that nobody is served: the definition changes, the value does not.
+    await app.patchFlag(KILL_SWITCH, { variants: { on: true, off: false, spare: false } });
+    await app.patchFlag(KILL_SWITCH, { variants: { spare: null } });
+    await sleep(200);
+    expect(seen).toEqual([]);
+    socket.disconnect();
+  });
+
+  it('a browser that was away during a flip converges on reconnect (snapshot)', async () => {
+    const socket = await app.socket({ cookie: 'viewer=lena' });
+    socket.io.opts.reconnection = false;
+    socket.disconnect();
+    await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
+    const snapshot = nextEvent(socket, 'flag_snapshot');
+    socket.connect();
+    expect(await snapshot).toEqual({ [KILL_SWITCH]: false });
+    socket.disconnect();
+  });
+
+  it('counts the updates it sends in flag_updates_sent_total', async () => {
+    const metrics = async () => counterValue(await (await fetch(`${app.url}/metrics`)).text(), 'flag_updates_sent_total');
+    const before = await metrics();
+    const sockets = await Promise.all([app.socket(), app.socket()]);
+    await sleep(50);
+    await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
+    await waitFor(async () => (await metrics()) === before + 2, 3000, 'the counter');
+    for (const socket of sockets) socket.disconnect();
+  });
+
+  it('browsers cannot change anything over Socket.IO', async () => {
+    const socket = await app.socket({ cookie: 'viewer=maya' });
+    socket.emit('flag_update', { key: KILL_SWITCH, value: false, version: 999 });
+    socket.emit('patch', { key: KILL_SWITCH, state: 'DISABLED' });
+    await sleep(100);
+    expect((await app.request(`/api/flags/${KILL_SWITCH}`)).body.definition.state).toBe('ENABLED');
+    expect(socket.connected).toBe(true);
+    socket.disconnect();
+  });
+
+  it('gives the admin page live state: browsers watching and each change', async () => {
+    const admin = await app.socket({ auth: { role: 'admin' } });
+    const counts = record<number>(admin, 'admin_browsers');
+    const states = record<any>(admin, 'admin_state');
+    const viewer = await app.socket({ cookie: 'viewer=priya' });
+    await waitFor(() => counts.at(-1) === 1 && app.realtime.pusher.browserCount === 1, 3000, 'the browser count');
+    await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' }, { 'x-actor': 'Priya' });
+    await waitFor(() => states.some((s) => s.audit[0]?.actor.name === 'Priya'), 3000, 'the admin state');
+    const latest = states.at(-1);
+    expect(latest.flags.find((f: any) => f.key === KILL_SWITCH).definition.state).toBe('DISABLED');
+    viewer.disconnect();
+    await waitFor(() => counts.at(-1) === 0, 3000, 'the count to drop');
+    admin.disconnect();
+  });
+});
