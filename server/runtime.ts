@@ -6,6 +6,7 @@ import { createAdminState } from './admin/routes.js';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { createFeedBuilder } from './feed/feed.js';
+import { evaluationContext, isValidViewerKey, viewerFor } from './feed/viewer.js';
 import { FileAuditLog } from './flags/audit.js';
 import type { FlagSource } from './flags/source.js';
 import { createStoreFlagSource } from './flags/source.js';
@@ -13,6 +14,7 @@ import { storeFiles } from './flags/store.js';
 import { FileFlagStore } from './flags/store-file.js';
 import { resolveAdminToken, tokenMatcher } from './flags/token.js';
 import type { Logger } from './observability/logger.js';
+import { followLogLevelFlag } from './observability/log-level.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createRealtime, type Realtime } from './realtime/sockets.js';
 import { createAvatarService } from './upstream/avatars.js';
@@ -76,6 +78,8 @@ export async function startApp(config: Config, logger: Logger, options: { collec
     await OpenFeature.setProviderAndWait(domain, source.provider);
     cleanups.push(async () => source.provider.onClose?.());
     const flags = OpenFeature.getClient(domain);
+    const stopFollowingLogLevel = followLogLevelFlag(source, logger, config.logLevel);
+    cleanups.push(async () => stopFollowingLogLevel());
 
     const adminToken = await resolveAdminToken({ configured: config.adminToken, file: files.adminToken, logger });
     const metrics = createMetrics({ collectDefaults: options.collectDefaultMetrics ?? true });
@@ -103,7 +107,13 @@ export async function startApp(config: Config, logger: Logger, options: { collec
       logger,
       metrics,
       buildFeed: createFeedBuilder({ flags, avatars, recommendations, metrics }),
-      flagsApi: { source, audit, isAdminToken: tokenMatcher(adminToken), rateLimitPerMin: config.apiRateLimitPerMin },
+      flagsApi: {
+        source,
+        audit,
+        isAdminToken: tokenMatcher(adminToken),
+        rateLimitPerMin: config.apiRateLimitPerMin,
+        contextFor: (user) => (isValidViewerKey(user) ? evaluationContext(viewerFor(user)) : undefined),
+      },
       adminState: () => adminState(realtime?.pusher.browserCount ?? 0),
       readiness,
       imageOrigins: avatars.imageOrigins,

@@ -1,5 +1,6 @@
 // @ts-check
 import { showConnection } from './connection.js';
+import { buildTargeting, checkRules, emptyRules, parseTargeting } from './targeting.js';
 
 /**
  * Launch control: the kill switch, who flipped it and when, and how many browsers watch, all
@@ -10,7 +11,7 @@ import { showConnection } from './connection.js';
 const KILL_SWITCH = 'show-avatars-and-reccs';
 const storage = window.localStorage;
 
-/** @typedef {{ key: string, version: number, definition: { state: string, defaultVariant: string, variants: Record<string, unknown>, targeting?: object } }} FlagRecord */
+/** @typedef {{ key: string, version: number, description?: string, definition: { state: string, defaultVariant: string, variants: Record<string, unknown>, targeting?: object } }} FlagRecord */
 /** @typedef {{ id: string, at: string, key: string, version: number, summary: string, actor: { source: string, name: string, address?: string } }} AuditEntry */
 /** @typedef {{ source: { kind: string, writable: boolean, ready: boolean, detail: string }, flags: FlagRecord[], audit: AuditEntry[], browsers: number }} AdminState */
 
@@ -79,6 +80,7 @@ function render() {
         el('td', {}, [`${f.definition.defaultVariant} = ${JSON.stringify(f.definition.variants[f.definition.defaultVariant])}`]),
         el('td', {}, [f.definition.targeting ? 'yes' : '—']),
         el('td', {}, [String(f.version)]),
+        el('td', {}, [editButton(f.key)]),
       ]),
     ),
   );
@@ -105,18 +107,23 @@ function message(id, text, error = false) {
   node.classList.toggle('error', error);
 }
 
-/** @param {Record<string, unknown>} patch */
-async function patchKillSwitch(patch) {
-  const flag = killSwitch();
+/**
+ * PATCHes a flag through the API, with If-Match on the version this page shows.
+ * @param {string} key
+ * @param {Record<string, unknown>} patch
+ * @returns {Promise<{ ok: boolean, text: string }>}
+ */
+async function patchFlag(key, patch) {
+  const flag = state.flags.find((f) => f.key === key);
   const token = storage.getItem('admin-token');
-  if (!flag) return;
+  if (!flag) return { ok: false, text: `Unknown flag ${key}.` };
   if (!token) {
     message('access-message', 'Paste the admin token first.', true);
     /** @type {HTMLInputElement} */ (document.querySelector('#access-form [name=token]')).focus();
-    return;
+    return { ok: false, text: 'Paste the admin token first (Admin access).' };
   }
   const started = performance.now();
-  const response = await fetch(`/api/flags/${encodeURIComponent(KILL_SWITCH)}`, {
+  const response = await fetch(`/api/flags/${encodeURIComponent(key)}`, {
     method: 'PATCH',
     headers: {
       authorization: `Bearer ${token}`,
@@ -128,15 +135,16 @@ async function patchKillSwitch(patch) {
     body: JSON.stringify(patch),
   });
   const body = await response.json().catch(() => ({}));
-  if (response.ok) {
-    message('switch-message', `Done in ${Math.round(performance.now() - started)} ms. Every open browser has been told.`);
-  } else if (response.status === 401) {
-    message('switch-message', 'The token was refused. Check it under Admin access.', true);
-  } else if (response.status === 412) {
-    message('switch-message', 'Someone changed the switch first; the page now shows their change. Try again if still needed.', true);
-  } else {
-    message('switch-message', body.message || `Failed with HTTP ${response.status}.`, true);
-  }
+  if (response.ok) return { ok: true, text: `Done in ${Math.round(performance.now() - started)} ms. Every open browser has been told.` };
+  if (response.status === 401) return { ok: false, text: 'The token was refused. Check it under Admin access.' };
+  if (response.status === 412) return { ok: false, text: 'Someone changed this flag first; the page now shows their change. Try again if still needed.' };
+  return { ok: false, text: body.message || `Failed with HTTP ${response.status}.` };
+}
+
+/** @param {Record<string, unknown>} patch */
+async function patchKillSwitch(patch) {
+  const result = await patchFlag(KILL_SWITCH, patch);
+  message('switch-message', result.text, !result.ok);
 }
 
 const dialog = /** @type {HTMLDialogElement} */ ($('confirm-dialog'));
@@ -183,6 +191,153 @@ accessForm.addEventListener('submit', (event) => {
 $('forget-token').addEventListener('click', () => {
   storage.removeItem('admin-token');
   message('access-message', 'Token forgotten.');
+});
+
+// ---- The targeting editor: rules in a form, flagd JSON out. ----
+const editor = /** @type {HTMLDialogElement} */ ($('editor-dialog'));
+const editorForm = /** @type {HTMLFormElement} */ ($('editor-form'));
+/** @type {{ key: string, variants: string[], rules: import('./targeting.js').TargetingRules } | undefined} */
+let editing;
+
+/** @param {string} key */
+function editButton(key) {
+  const button = el('button', { type: 'button', class: 'quiet', 'data-edit': key }, ['Target…']);
+  button.addEventListener('click', () => openEditor(key));
+  if (!state.source.writable) button.setAttribute('disabled', '');
+  return button;
+}
+
+/** @param {string[]} variants @param {string} selected */
+function variantSelect(variants, selected) {
+  const select = /** @type {HTMLSelectElement} */ (el('select', { 'aria-label': 'Variant' }, variants.map((v) => el('option', { value: v }, [v]))));
+  select.value = selected;
+  return select;
+}
+
+function editorPatch() {
+  if (!editing) return {};
+  const data = new FormData(editorForm);
+  return {
+    state: String(data.get('state')),
+    defaultVariant: String(data.get('defaultVariant')),
+    targeting: buildTargeting(editing.rules),
+  };
+}
+
+function renderEditor() {
+  if (!editing) return;
+  const { rules, variants } = editing;
+  const removeButton = (/** @type {() => void} */ remove) => {
+    const button = el('button', { type: 'button', class: 'quiet small-button', 'aria-label': 'Remove' }, ['✕']);
+    button.addEventListener('click', () => { remove(); renderEditor(); });
+    return button;
+  };
+  $('editor-overrides').replaceChildren(...rules.overrides.map((rule, index) => {
+    const input = /** @type {HTMLInputElement} */ (el('input', { list: 'viewer-keys', placeholder: 'viewer key', value: rule.key, 'aria-label': 'Viewer key', name: `override-key-${index}` }));
+    input.addEventListener('input', () => { rule.key = input.value.trim(); preview(); });
+    const select = variantSelect(variants, rule.variant);
+    select.addEventListener('change', () => { rule.variant = select.value; preview(); });
+    return el('div', { class: 'rule' }, [input, select, removeButton(() => rules.overrides.splice(index, 1))]);
+  }));
+  $('editor-groups').replaceChildren(...rules.groups.map((rule, index) => {
+    const input = /** @type {HTMLInputElement} */ (el('input', { list: 'group-names', placeholder: 'group', value: rule.group, 'aria-label': 'Group', name: `group-${index}` }));
+    input.addEventListener('input', () => { rule.group = input.value.trim(); preview(); });
+    const select = variantSelect(variants, rule.variant);
+    select.addEventListener('change', () => { rule.variant = select.value; preview(); });
+    return el('div', { class: 'rule' }, [input, select, removeButton(() => rules.groups.splice(index, 1))]);
+  }));
+  /** @type {HTMLInputElement} */ (editorForm.elements.namedItem('rollout')).checked = rules.rollout !== null;
+  $('editor-rollout').replaceChildren(...(rules.rollout ?? []).map((share) => {
+    const input = /** @type {HTMLInputElement} */ (el('input', { type: 'number', min: '0', max: '100', step: '1', value: String(share.weight), 'aria-label': `Share of ${share.variant}`, name: `share-${share.variant}` }));
+    input.addEventListener('input', () => { share.weight = Number(input.value); preview(); });
+    return el('div', { class: 'rule share' }, [el('span', {}, [share.variant]), input, el('span', { class: 'muted' }, ['%'])]);
+  }));
+  preview();
+}
+
+function preview() {
+  if (!editing) return;
+  $('editor-preview').textContent = JSON.stringify(editorPatch(), null, 2);
+  message('editor-message', checkRules(editing.rules, editing.variants), true);
+}
+
+/** @param {string} key */
+function openEditor(key) {
+  const flag = state.flags.find((f) => f.key === key);
+  if (!flag) return;
+  const variants = Object.keys(flag.definition.variants);
+  const parsed = parseTargeting(flag.definition.targeting);
+  const rules = parsed ?? emptyRules();
+  // Every variant gets a row in a rollout, even those at 0 % (which are not written).
+  if (rules.rollout) {
+    const shares = rules.rollout;
+    rules.rollout = variants.map((variant) => shares.find((share) => share.variant === variant) ?? { variant, weight: 0 });
+  }
+  editing = { key, variants, rules };
+  $('editor-key').textContent = key;
+  $('editor-description').textContent = flag.description ?? '';
+  $('editor-custom').hidden = parsed !== undefined;
+  /** @type {HTMLSelectElement} */ (editorForm.elements.namedItem('state')).value = flag.definition.state;
+  const defaultSelect = /** @type {HTMLSelectElement} */ (editorForm.elements.namedItem('defaultVariant'));
+  defaultSelect.replaceChildren(...variants.map((v) => el('option', { value: v }, [`${v} = ${JSON.stringify(flag.definition.variants[v])}`])));
+  defaultSelect.value = flag.definition.defaultVariant;
+  renderEditor();
+  editor.showModal();
+}
+
+$('add-override').addEventListener('click', () => {
+  editing?.rules.overrides.push({ key: '', variant: editing.variants[0] ?? '' });
+  renderEditor();
+  /** @type {HTMLInputElement | null} */ (document.querySelector('#editor-overrides .rule:last-child input'))?.focus();
+});
+$('add-group').addEventListener('click', () => {
+  editing?.rules.groups.push({ group: '', variant: editing.variants[0] ?? '' });
+  renderEditor();
+  /** @type {HTMLInputElement | null} */ (document.querySelector('#editor-groups .rule:last-child input'))?.focus();
+});
+/** @type {HTMLInputElement} */ (editorForm.elements.namedItem('rollout')).addEventListener('change', (event) => {
+  if (!editing) return;
+  const on = /** @type {HTMLInputElement} */ (event.target).checked;
+  const [first, ...rest] = editing.variants;
+  editing.rules.rollout = on ? [{ variant: first ?? '', weight: 100 }, ...rest.map((variant) => ({ variant, weight: 0 }))] : null;
+  renderEditor();
+});
+editorForm.addEventListener('change', preview);
+$('editor-cancel').addEventListener('click', () => editor.close());
+editorForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  if (!editing) return;
+  const problem = checkRules(editing.rules, editing.variants);
+  if (problem) return message('editor-message', problem, true);
+  const result = await patchFlag(editing.key, editorPatch());
+  if (!result.ok) return message('editor-message', result.text, true);
+  editor.close();
+  message('switch-message', `${editing.key}: ${result.text}`);
+});
+
+// ---- Explain: what one viewer gets, and why. ----
+const explainForm = /** @type {HTMLFormElement} */ ($('explain-form'));
+explainForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const user = String(new FormData(explainForm).get('user') || '').trim();
+  const response = await fetch(`/api/explain?user=${encodeURIComponent(user)}`);
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    $('explain-table').hidden = true;
+    return message('explain-message', body.message || `Failed with HTTP ${response.status}.`, true);
+  }
+  message('explain-message', `As ${body.context.name}${body.context.groups.length ? ` (${body.context.groups.join(', ')})` : ''}:`);
+  $('explain-table').hidden = false;
+  $('explain-body').replaceChildren(
+    ...body.flags.map((/** @type {{ key: string, value: unknown, variant?: string, reason: string, errorCode?: string }} */ f) =>
+      el('tr', { 'data-flag': f.key }, [
+        el('td', {}, [el('code', {}, [f.key])]),
+        el('td', {}, [JSON.stringify(f.value)]),
+        el('td', {}, [f.variant ?? '—']),
+        el('td', {}, [el('span', { class: 'reason' }, [f.reason]), f.errorCode ? ` ${f.errorCode}` : '']),
+      ]),
+    ),
+  );
 });
 
 render();

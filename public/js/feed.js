@@ -9,6 +9,9 @@ import { showConnection } from './connection.js';
  * the same instant. No reload, no navigation; the scroll position is kept.
  */
 const KILL_SWITCH = 'show-avatars-and-reccs';
+const RECS_FLAVOUR = 'recommendations-flavour';
+const THEME = 'theme';
+const THEMES = ['light', 'dark', 'aurora'];
 const FALLBACK_AVATAR = '/static/img/fallback-avatar.svg';
 
 const live = /** @type {HTMLElement} */ (document.getElementById('live'));
@@ -83,21 +86,43 @@ async function refreshLiveRegion(forGeneration, attempt = 0) {
   }
 }
 
+/** Refetches the live region after a random delay: it will call the third party. */
+function refreshSoon() {
+  generation += 1;
+  clearTimeout(pending);
+  const mine = generation;
+  pending = setTimeout(() => refreshLiveRegion(mine), Math.random() * jitterMs);
+}
+
 /** @param {boolean} value */
 function applyKillSwitch(value) {
   if (value === desired) return;
   desired = value;
-  generation += 1;
-  clearTimeout(pending);
   if (!value) {
+    generation += 1;
+    clearTimeout(pending);
     killInPlace();
     say('Third-party content paused by the kill switch.');
     void refreshLiveRegion(generation);
   } else {
     say('Third-party content is back; refreshing…');
-    const mine = generation;
-    pending = setTimeout(() => refreshLiveRegion(mine), Math.random() * jitterMs);
+    refreshSoon();
   }
+}
+
+/** @param {string} value */
+function applyFlavour(value) {
+  const panel = document.getElementById('recommendations');
+  if (!desired || !panel || panel.dataset.flavour === value) return;
+  say(`Recommendations: switching to “${value}”…`);
+  refreshSoon();
+}
+
+/** @param {string} value */
+function applyTheme(value) {
+  const theme = THEMES.includes(value) ? value : 'light';
+  if (document.documentElement.dataset.theme === theme) return;
+  document.documentElement.dataset.theme = theme;
 }
 
 /**
@@ -106,6 +131,8 @@ function applyKillSwitch(value) {
  */
 function applyFlag(key, value) {
   if (key === KILL_SWITCH) applyKillSwitch(value === true);
+  else if (key === RECS_FLAVOUR) applyFlavour(String(value));
+  else if (key === THEME) applyTheme(String(value));
 }
 
 // @ts-ignore: the Socket.IO client comes from /socket.io/socket.io.min.js, served by our server.

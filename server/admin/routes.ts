@@ -1,5 +1,6 @@
 import { Router } from 'express';
-import { KILL_SWITCH } from '../flags/catalog.js';
+import { flagCatalog, KILL_SWITCH } from '../flags/catalog.js';
+import { people } from '../feed/content.js';
 import type { AuditLog } from '../flags/audit.js';
 import type { FlagSource } from '../flags/source.js';
 import type { AdminState } from '../realtime/events.js';
@@ -10,7 +11,10 @@ export function createAdminState(source: FlagSource, audit: AuditLog | undefined
     const readiness = source.readiness();
     return {
       source: { kind: source.kind, writable: source.store !== undefined, ...readiness },
-      flags: source.store?.list() ?? [],
+      flags: (source.store?.list() ?? []).map((record) => ({
+        ...record,
+        description: flagCatalog[record.key]?.description ?? '',
+      })),
       audit: audit?.recent(30) ?? [],
       browsers,
     };
@@ -20,7 +24,7 @@ export function createAdminState(source: FlagSource, audit: AuditLog | undefined
 export function createAdminRoutes(deps: { adminState: () => AdminState }): Router {
   const router = Router();
   router.get('/admin', (_req, res) => {
-    res.set('Cache-Control', 'no-store').render('admin', { state: deps.adminState(), killSwitch: KILL_SWITCH });
+    res.set('Cache-Control', 'no-store').render('admin', { state: deps.adminState(), killSwitch: KILL_SWITCH, people });
   });
   return router;
 }

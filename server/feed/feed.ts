@@ -1,5 +1,5 @@
 import type { Client } from '@openfeature/server-sdk';
-import { flagCatalog, KILL_SWITCH } from '../flags/catalog.js';
+import { flagCatalog, KILL_SWITCH, RECS_FLAVOUR, THEME } from '../flags/catalog.js';
 import type { Metrics } from '../observability/metrics.js';
 import { FALLBACK_AVATAR, type Avatar, type AvatarService } from '../upstream/avatars.js';
 import { FALLBACK_RECOMMENDATIONS, type RecommendationService, type Recommendations } from '../upstream/recommendations.js';
@@ -12,8 +12,13 @@ export interface FeedView {
   showAvatars: boolean;
   posts: (Omit<Post, 'author'> & { author: Person; avatar: Avatar })[];
   recommendations: Recommendations;
+  /** Which recommendations were asked for (classic, trending, friends). */
+  flavour: string;
+  theme: string;
   people: readonly Person[];
 }
+
+export const THEMES = ['light', 'dark', 'aurora'];
 
 const FALLBACK: Avatar = { url: FALLBACK_AVATAR, live: false };
 
@@ -29,10 +34,15 @@ export function createFeedBuilder(deps: {
   recommendations: RecommendationService;
   metrics: Metrics;
 }) {
-  const safeDefault = flagCatalog[KILL_SWITCH]!.safeDefault as boolean;
+  const safe = (key: string) => flagCatalog[key]!.safeDefault as never;
 
   return async function buildFeed(viewer: Viewer): Promise<FeedView> {
-    const showAvatars = await deps.flags.getBooleanValue(KILL_SWITCH, safeDefault, evaluationContext(viewer));
+    const context = evaluationContext(viewer);
+    const [showAvatars, flavour, theme] = await Promise.all([
+      deps.flags.getBooleanValue(KILL_SWITCH, safe(KILL_SWITCH), context),
+      deps.flags.getStringValue(RECS_FLAVOUR, safe(RECS_FLAVOUR), context),
+      deps.flags.getStringValue(THEME, safe(THEME), context),
+    ]);
     const authors = [...new Set([viewer.key, ...posts.map((post) => post.author)])];
 
     let avatarOf: (key: string) => Avatar = () => FALLBACK;
@@ -40,7 +50,7 @@ export function createFeedBuilder(deps: {
     if (showAvatars) {
       const [avatars, recs] = await Promise.all([
         Promise.all(authors.map((key) => deps.avatars.avatarFor(key))),
-        deps.recommendations.forViewer(viewer),
+        deps.recommendations.forViewer(viewer, flavour),
       ]);
       const byKey = new Map(authors.map((key, index) => [key, avatars[index]!]));
       avatarOf = (key) => byKey.get(key) ?? FALLBACK;
@@ -55,6 +65,9 @@ export function createFeedBuilder(deps: {
       showAvatars,
       posts: posts.map((post) => ({ ...post, author: findPerson(post.author)!, avatar: avatarOf(post.author) })),
       recommendations,
+      flavour,
+      // An unknown theme (a variant added by hand) renders as the safe one.
+      theme: THEMES.includes(theme) ? theme : (safe(THEME) as string),
       people,
     };
   };

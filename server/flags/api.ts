@@ -7,7 +7,9 @@ import {
   UnauthorizedError,
   UnsupportedMediaTypeError,
 } from '../errors.js';
+import type { EvaluationContext } from '@openfeature/server-sdk';
 import type { AuditLog } from './audit.js';
+import { explainFlags } from './explain.js';
 import { applyMergePatch } from './merge-patch.js';
 import type { FlagSource } from './source.js';
 import type { Actor, ChangeSource, FlagRecord } from './types.js';
@@ -21,6 +23,8 @@ export interface FlagsApiDeps {
   audit: AuditLog | undefined;
   isAdminToken: (presented: string | undefined) => boolean;
   rateLimitPerMin: number;
+  /** The evaluation context of a viewer key, or undefined for a key that is not valid. */
+  contextFor: (user: string) => EvaluationContext | undefined;
 }
 
 function bearer(req: Request): string | undefined {
@@ -120,6 +124,14 @@ export function createFlagsApi(deps: FlagsApiDeps): Router {
       sendRecord(res, record);
     },
   );
+
+  /** Every flag the app uses, as one viewer gets it, with the reason (STATIC, TARGETING_MATCH, SPLIT, DISABLED...). */
+  router.get('/api/explain', async (req, res) => {
+    const user = typeof req.query.user === 'string' ? req.query.user : '';
+    const context = deps.contextFor(user);
+    if (!context) throw new BadRequestError('user must be a viewer key, e.g. /api/explain?user=maya', { field: 'user' });
+    res.json({ user, context, flags: await explainFlags(source, context) });
+  });
 
   router.get('/api/audit', (req, res) => {
     const limit = Math.min(Math.max(Number(req.query.limit) || 50, 1), 500);

@@ -10,7 +10,7 @@ export interface FlagUpdate {
 /** What the admin page shows live. */
 export interface AdminState {
   source: { kind: string; writable: boolean; ready: boolean; detail: string };
-  flags: { key: string; version: number; definition: unknown }[];
+  flags: { key: string; version: number; definition: unknown; description: string }[];
   audit: unknown[];
   browsers: number;
 }

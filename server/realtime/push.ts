@@ -1,6 +1,6 @@
 import type { EvaluationContext, FlagValue, ResolutionDetails } from '@openfeature/server-sdk';
 import type { Server, Socket } from 'socket.io';
-import { flagCatalog } from '../flags/catalog.js';
+import { flagCatalog, pageFlagKeys } from '../flags/catalog.js';
 import type { FlagSource } from '../flags/source.js';
 import { SerialQueue } from '../flags/store.js';
 import type { Logger } from '../observability/logger.js';
@@ -40,7 +40,7 @@ function sameValue(a: FlagValue | undefined, b: FlagValue): boolean {
 export class FlagPusher {
   private readonly groups = new Map<string, ViewerGroup>();
   private readonly queue = new SerialQueue();
-  private readonly keys = Object.keys(flagCatalog);
+  private readonly keys = pageFlagKeys;
 
   constructor(
     private readonly deps: { io: AppServer; source: FlagSource; metrics: Metrics; logger: Logger },
@@ -96,7 +96,7 @@ export class FlagPusher {
 
   /** Pushes the changed keys that the page uses. Changes are pushed one after another, in order. */
   flagsChanged(keys: readonly string[]): Promise<void> {
-    const relevant = keys.filter((key) => Object.hasOwn(flagCatalog, key));
+    const relevant = keys.filter((key) => this.keys.includes(key));
     if (relevant.length === 0) return Promise.resolve();
     return this.queue.run(async () => {
       const stop = this.deps.metrics.pushDuration.startTimer();

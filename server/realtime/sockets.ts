@@ -1,7 +1,7 @@
 import type { Server as HttpServer } from 'node:http';
 import { ProviderEvents, type EventDetails } from '@openfeature/server-sdk';
 import { Server } from 'socket.io';
-import { flagCatalog } from '../flags/catalog.js';
+import { pageFlagKeys } from '../flags/catalog.js';
 import type { FlagSource } from '../flags/source.js';
 import { evaluationContext, newAnonymousKey, viewerFor, viewerKeyFromCookieHeader } from '../feed/viewer.js';
 import type { Logger } from '../observability/logger.js';
@@ -86,7 +86,7 @@ export function createRealtime(deps: {
 
   const onConfigurationChanged = (details?: EventDetails) => {
     const changed = details?.flagsChanged;
-    const keys = Array.isArray(changed) ? (changed as string[]) : Object.keys(flagCatalog);
+    const keys = Array.isArray(changed) ? (changed as string[]) : pageFlagKeys;
     pusher.flagsChanged(keys).catch((error: unknown) => deps.logger.error({ err: error }, 'flag push failed'));
     announceAdminState();
   };

@@ -11,7 +11,7 @@ export interface Recommendations {
 
 export interface RecommendationService {
   /** Never throws: any failure gives the generic recommendations. */
-  forViewer(viewer: { key: string; groups: readonly string[] }): Promise<Recommendations>;
+  forViewer(viewer: { key: string; groups: readonly string[] }, flavour: string): Promise<Recommendations>;
 }
 
 export const FALLBACK_RECOMMENDATIONS: Recommendations = { source: 'fallback', items: genericRecommendations };
@@ -34,13 +34,14 @@ export function createRecommendationService(options: {
 }): RecommendationService {
   const flights = new SingleFlight<Recommendations>();
   return {
-    forViewer(viewer) {
+    forViewer(viewer, flavour) {
       const groups = [...viewer.groups].sort().join(',');
-      return flights.run(`${viewer.key}|${groups}`, async () => {
+      return flights.run(`${viewer.key}|${groups}|${flavour}`, async () => {
         try {
           const { items } = await options.client.getJson(options.baseUrl, (data) => body.parse(data), {
             user: viewer.key,
             groups,
+            flavour,
           });
           return { source: 'live', items };
         } catch (error) {

@@ -79,17 +79,32 @@ export function identiconSvg(key: string): string {
   );
 }
 
-/** Recommendations for one viewer: group-specific items first, then a stable pick of the rest. */
-export function recommendationsFor(user: string, groups: string[]) {
+/**
+ * Recommendations for one viewer, in one flavour: "classic" puts group-specific items first, then
+ * a stable pick of the rest; "trending" ranks events and topics by a shared score; "friends"
+ * prefers people to follow and communities.
+ */
+export function recommendationsFor(user: string, groups: string[], flavour = 'classic') {
   const seed = hashOf(user);
   const targeted = CATALOG.filter((item) => item.for.some((group) => groups.includes(group)));
   const general = CATALOG.filter((item) => item.for.length === 0).sort(
     (a, b) => hashOf(user + a.id)[0]! - hashOf(user + b.id)[0]!,
   );
-  return [...targeted, ...general].slice(0, 4).map(({ for: _for, ...item }, index) => ({
-    ...item,
-    reason: item.kind === 'beta' ? 'Because you are in the beta' : `Picked for you (#${(seed[index]! % 9) + 1})`,
-  }));
+  let picked = [...targeted, ...general];
+  if (flavour === 'trending') {
+    picked = CATALOG.filter((item) => item.kind === 'event' || item.kind === 'topic').sort(
+      (a, b) => hashOf(`trend-${a.id}`)[0]! - hashOf(`trend-${b.id}`)[0]!,
+    );
+  } else if (flavour === 'friends') {
+    picked = [...CATALOG.filter((item) => item.kind === 'person' || item.kind === 'community'), ...picked];
+    picked = picked.filter((item, index) => picked.indexOf(item) === index);
+  }
+  const reasonFor = (kind: string, index: number) => {
+    if (flavour === 'trending') return `Trending #${index + 1} today`;
+    if (flavour === 'friends' && (kind === 'person' || kind === 'community')) return 'Popular with people you follow';
+    return kind === 'beta' ? 'Because you are in the beta' : `Picked for you (#${(seed[index]! % 9) + 1})`;
+  };
+  return picked.slice(0, 4).map(({ for: _for, ...item }, index) => ({ ...item, reason: reasonFor(item.kind, index) }));
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string) {
@@ -165,7 +180,8 @@ export async function startSimulator(options: {
       stats.requests.recommendations++;
       const user = url.searchParams.get('user') ?? 'anonymous';
       const groups = (url.searchParams.get('groups') ?? '').split(',').filter(Boolean);
-      return apiCall(res, () => ({ user, items: recommendationsFor(user, groups) }));
+      const flavour = url.searchParams.get('flavour') ?? 'classic';
+      return apiCall(res, () => ({ user, flavour, items: recommendationsFor(user, groups, flavour) }));
     }
     stats.requests.other++;
     if (url.pathname === '/_sim' && req.method === 'GET') {

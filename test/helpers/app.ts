@@ -17,6 +17,8 @@ export interface TestApp extends RunningApp {
   patchFlag(key: string, patch: unknown, headers?: Record<string, string>): Promise<{ status: number; headers: Headers; body: any; text: string }>;
   /** A connected socket.io-client; `snapshots` holds every flag_snapshot it got, from the first. */
   socket(options?: { cookie?: string; auth?: Record<string, unknown> }): Promise<Socket & { snapshots: any[] }>;
+  /** Disconnects every socket the test opened so far. */
+  closeSockets(): void;
   stop(): Promise<void>;
 }
 
@@ -89,6 +91,9 @@ export async function startTestApp(
         socket.once('connect_error', reject);
       });
       return Object.assign(socket, { snapshots });
+    },
+    closeSockets() {
+      for (const socket of sockets.splice(0)) socket.disconnect();
     },
     async stop() {
       for (const socket of sockets) socket.disconnect();

@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { KILL_SWITCH } from '../../server/flags/catalog.js';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { KILL_SWITCH, RECS_FLAVOUR, THEME } from '../../server/flags/catalog.js';
 import { counterValue, nextEvent, record, sleep, startTestApp, waitFor, type TestApp } from '../helpers/app.js';
 
 const BETA_OFF = { if: [{ in: ['beta', { var: 'groups' }] }, 'off', null] };
@@ -13,6 +13,10 @@ describe('live flag updates over Socket.IO', () => {
   beforeEach(async () => {
     await app.patchFlag(KILL_SWITCH, { state: 'ENABLED', targeting: null });
   });
+  afterEach(async () => {
+    app.closeSockets();
+    await waitFor(() => app.realtime.pusher.browserCount === 0, 3000, 'sockets to close');
+  });
 
   it('sends flag_snapshot on connect, with the kill switch as this viewer sees it', async () => {
     await app.patchFlag(KILL_SWITCH, { targeting: BETA_OFF });
@@ -20,9 +24,11 @@ describe('live flag updates over Socket.IO', () => {
     const other = await app.socket({ cookie: 'viewer=jonas' });
     const anonymous = await app.socket();
     await waitFor(() => [beta, other, anonymous].every((s) => s.snapshots.length === 1), 3000, 'the snapshots');
-    expect(beta.snapshots[0]).toEqual({ [KILL_SWITCH]: false });
-    expect(other.snapshots[0]).toEqual({ [KILL_SWITCH]: true });
-    expect(anonymous.snapshots[0]).toEqual({ [KILL_SWITCH]: true });
+    // Theo is in the beta: killed for him, and the beta gets the "friends" recommendations.
+    expect(beta.snapshots[0]).toEqual({ [KILL_SWITCH]: false, [RECS_FLAVOUR]: 'friends', [THEME]: 'light' });
+    expect(other.snapshots[0]).toMatchObject({ [KILL_SWITCH]: true, [THEME]: 'light' });
+    expect(['classic', 'trending']).toContain(other.snapshots[0][RECS_FLAVOUR]);
+    expect(Object.keys(anonymous.snapshots[0]).sort()).toEqual([KILL_SWITCH, RECS_FLAVOUR, THEME].sort());
     for (const socket of [beta, other, anonymous]) socket.disconnect();
   });
 
@@ -73,7 +79,7 @@ describe('live flag updates over Socket.IO', () => {
     await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
     const snapshot = nextEvent(socket, 'flag_snapshot');
     socket.connect();
-    expect(await snapshot).toEqual({ [KILL_SWITCH]: false });
+    expect(await snapshot).toMatchObject({ [KILL_SWITCH]: false });
     socket.disconnect();
   });
 

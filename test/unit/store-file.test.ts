@@ -78,7 +78,10 @@ describe('FileFlagStore', () => {
     await first.audit.flush();
     const second = await open();
     expect(second.store.get(KILL_SWITCH)).toMatchObject({ version: 2, definition: { state: 'DISABLED' } });
-    expect(second.audit.recent(5).map((e) => e.summary)).toEqual(['killed (disabled)', 'created']);
+    expect(second.audit.recent(2).map((e) => [e.key, e.summary])).toEqual([
+      [KILL_SWITCH, 'killed (disabled)'],
+      ['log-level', 'created'],
+    ]);
   });
 
   it('picks up an outside edit of the file at once, as a new version', async () => {
