@@ -31,6 +31,7 @@ export interface RunningApp {
   /** The built-in third party, when the app started one. */
   simulator: Simulator | undefined;
   adminToken: string;
+  logger: Logger;
   isReady(): boolean;
   /** Graceful: not ready, browsers told to reconnect, requests drained, store and audit flushed. */
   close(): Promise<void>;
@@ -154,6 +155,7 @@ export async function startApp(config: Config, logger: Logger, options: { collec
       realtime,
       simulator,
       adminToken,
+      logger,
       isReady: () => readiness().ready,
       close,
     };

@@ -1,6 +1,6 @@
 // @ts-check
 import { showConnection } from './connection.js';
-import { buildTargeting, checkRules, emptyRules, parseTargeting } from './targeting.js';
+import { buildTargeting, checkRules, emptyRules, mergePatchFor, parseTargeting } from './targeting.js';
 
 /**
  * Launch control: the kill switch, who flipped it and when, and how many browsers watch, all
@@ -217,10 +217,11 @@ function variantSelect(variants, selected) {
 function editorPatch() {
   if (!editing) return {};
   const data = new FormData(editorForm);
+  const current = state.flags.find((f) => f.key === editing?.key)?.definition.targeting ?? null;
   return {
     state: String(data.get('state')),
     defaultVariant: String(data.get('defaultVariant')),
-    targeting: buildTargeting(editing.rules),
+    targeting: mergePatchFor(current, buildTargeting(editing.rules)),
   };
 }
 

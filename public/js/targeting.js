@@ -123,3 +123,22 @@ export function checkRules(rules, variants) {
   }
   return '';
 }
+
+/**
+ * The JSON Merge Patch (RFC 7386) that turns `from` into `to`. A merge patch merges objects
+ * member by member, so writing new targeting over old must also null the members it drops:
+ * `{"fractional": ...}` sent over `{"if": ...}` would otherwise leave both, which is not valid.
+ * @param {unknown} from
+ * @param {unknown} to
+ * @returns {unknown}
+ */
+export function mergePatchFor(from, to) {
+  if (!isObject(from) || !isObject(to)) return to;
+  /** @type {Record<string, unknown>} */
+  const patch = {};
+  for (const member of Object.keys(from)) if (!Object.hasOwn(to, member)) patch[member] = null;
+  for (const member of Object.keys(to)) {
+    if (JSON.stringify(from[member]) !== JSON.stringify(to[member])) patch[member] = mergePatchFor(from[member], to[member]);
+  }
+  return patch;
+}

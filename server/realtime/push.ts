@@ -87,6 +87,11 @@ export class FlagPusher {
     if (group.sockets.size === 0) this.groups.delete(socket.data.viewer.key);
   }
 
+  /** Resolves once every push and snapshot queued so far has been handed to the sockets. */
+  idle(): Promise<void> {
+    return this.queue.run(async () => undefined);
+  }
+
   /** Browsers connected to this instance. */
   get browserCount(): number {
     let count = 0;
