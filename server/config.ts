@@ -18,6 +18,7 @@ const schema = z.object({
   FLAGS_FILE: z.preprocess(emptyAsUnset, z.string().min(1).default('data/flags.json')),
   REDIS_URL: z.preprocess(emptyAsUnset, z.url({ protocol: /^rediss?$/ }).optional()),
   LAUNCHDARKLY_SDK_KEY: z.preprocess(emptyAsUnset, z.string().min(1).optional()),
+  LAUNCHDARKLY_INIT_TIMEOUT_MS: z.preprocess(emptyAsUnset, z.coerce.number().int().min(0).max(120_000).default(5000)),
   AVATAR_API_URL: z.preprocess(emptyAsUnset, httpUrl.optional()),
   RECOMMENDATIONS_API_URL: z.preprocess(emptyAsUnset, httpUrl.optional()),
   UPSTREAM_TIMEOUT_MS: z.preprocess(emptyAsUnset, z.coerce.number().int().min(10).max(60_000).default(800)),
@@ -43,6 +44,7 @@ export interface Config {
   flagsFile: string;
   redisUrl: string | undefined;
   launchDarklySdkKey: string | undefined;
+  launchDarklyInitTimeoutMs: number;
   avatarApiUrl: string | undefined;
   recommendationsApiUrl: string | undefined;
   upstreamTimeoutMs: number;
@@ -76,6 +78,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     flagsFile: path.resolve(projectRoot, e.FLAGS_FILE),
     redisUrl: e.REDIS_URL,
     launchDarklySdkKey: e.LAUNCHDARKLY_SDK_KEY,
+    launchDarklyInitTimeoutMs: e.LAUNCHDARKLY_INIT_TIMEOUT_MS,
     avatarApiUrl: e.AVATAR_API_URL,
     recommendationsApiUrl: e.RECOMMENDATIONS_API_URL,
     upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,

@@ -7,7 +7,9 @@ import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { createFeedBuilder } from './feed/feed.js';
 import { evaluationContext, isValidViewerKey, viewerFor } from './feed/viewer.js';
+import type { LDOptions } from '@launchdarkly/node-server-sdk';
 import { FileAuditLog } from './flags/audit.js';
+import { createLaunchDarklySource } from './flags/launchdarkly.js';
 import type { FlagSource } from './flags/source.js';
 import { createStoreFlagSource } from './flags/source.js';
 import { storeFiles } from './flags/store.js';
@@ -42,7 +44,13 @@ export interface RunningApp {
  * clients -> app -> Socket.IO -> listen. Only here are concrete objects made; everything else
  * gets its dependencies passed in.
  */
-export async function startApp(config: Config, logger: Logger, options: { collectDefaultMetrics?: boolean } = {}): Promise<RunningApp> {
+export interface StartOptions {
+  collectDefaultMetrics?: boolean;
+  /** Extra LaunchDarkly SDK options (the tests' TestData data source). */
+  launchDarkly?: LDOptions;
+}
+
+export async function startApp(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningApp> {
   const cleanups: (() => Promise<unknown>)[] = [];
   const cleanup = async () => {
     for (const step of cleanups.reverse()) await step().catch(() => undefined);
@@ -64,15 +72,25 @@ export async function startApp(config: Config, logger: Logger, options: { collec
     }
 
     const files = storeFiles(config.flagsFile);
-    const audit = new FileAuditLog(files.audit, logger.child({ component: 'audit' }));
-    await audit.load();
-    const store = new FileFlagStore({ file: config.flagsFile, logger: logger.child({ component: 'flag-store' }), audit });
-    const source = createStoreFlagSource(store, logger);
+    let source: FlagSource;
+    let audit: FileAuditLog | undefined;
+    if (config.launchDarklySdkKey) {
+      source = createLaunchDarklySource({
+        sdkKey: config.launchDarklySdkKey,
+        logger,
+        initTimeoutMs: config.launchDarklyInitTimeoutMs,
+        sdkOptions: options.launchDarkly,
+      });
+    } else {
+      const fileAudit = new FileAuditLog(files.audit, logger.child({ component: 'audit' }));
+      await fileAudit.load();
+      audit = fileAudit;
+      const store = new FileFlagStore({ file: config.flagsFile, logger: logger.child({ component: 'flag-store' }), audit: fileAudit });
+      source = createStoreFlagSource(store, logger);
+      cleanups.push(() => fileAudit.flush());
+    }
     await source.start();
-    cleanups.push(async () => {
-      await source.close();
-      await audit.flush();
-    });
+    cleanups.push(() => source.close());
 
     // A domain per app instance: OpenFeature's API is global, and tests run several apps in one process.
     const domain = `killswitch-${randomUUID()}`;
@@ -84,7 +102,7 @@ export async function startApp(config: Config, logger: Logger, options: { collec
 
     const adminToken = await resolveAdminToken({ configured: config.adminToken, file: files.adminToken, logger });
     const metrics = createMetrics({ collectDefaults: options.collectDefaultMetrics ?? true });
-    store.onChange((changes) => {
+    source.store?.onChange((changes) => {
       for (const change of changes) metrics.flagFlips.inc({ key: change.key, source: change.actor.source });
     });
 

@@ -11,7 +11,8 @@ import { buildTargeting, checkRules, emptyRules, mergePatchFor, parseTargeting }
 const KILL_SWITCH = 'show-avatars-and-reccs';
 const storage = window.localStorage;
 
-/** @typedef {{ key: string, version: number, description?: string, definition: { state: string, defaultVariant: string, variants: Record<string, unknown>, targeting?: object } }} FlagRecord */
+/** @typedef {{ state: string, defaultVariant: string, variants: Record<string, unknown>, targeting?: object }} FlagDefinition */
+/** @typedef {{ key: string, version: number, description?: string, definition: FlagDefinition | null }} FlagRecord */
 /** @typedef {{ id: string, at: string, key: string, version: number, summary: string, actor: { source: string, name: string, address?: string } }} AuditEntry */
 /** @typedef {{ source: { kind: string, writable: boolean, ready: boolean, detail: string }, flags: FlagRecord[], audit: AuditEntry[], browsers: number }} AdminState */
 
@@ -47,40 +48,51 @@ function killSwitch() {
 
 /** Killed = disabled, or serving `false` by default with no targeting: off for everyone. */
 function isKilled(/** @type {FlagRecord | undefined} */ flag) {
-  if (!flag) return true;
+  if (!flag?.definition) return true;
   const { state: flagState, variants, defaultVariant, targeting } = flag.definition;
   return flagState === 'DISABLED' || (variants[defaultVariant] === false && !targeting);
 }
 
 function render() {
   const flag = killSwitch();
-  const killed = isKilled(flag);
+  const definition = flag?.definition;
   const title = $('switch-title');
-  title.dataset.state = killed ? 'killed' : 'live';
-  title.textContent = killed ? 'Killed: third party off' : 'Live: third party on';
-  $('switch-detail').textContent = flag
-    ? `${flag.definition.state}, default “${flag.definition.defaultVariant}”${flag.definition.targeting ? ', with targeting' : ''} · version ${flag.version}`
-    : 'The flag is missing: the app treats it as killed.';
   const button = /** @type {HTMLButtonElement} */ ($('switch-button'));
-  button.disabled = !flag || !state.source.writable;
-  button.textContent = killed ? 'Restore third-party content' : 'Kill third-party content';
-  button.className = `switch-button ${killed ? 'restore' : 'kill'}`;
+  if (flag && !definition) {
+    // A read-only source: the switch lives in LaunchDarkly.
+    title.dataset.state = 'external';
+    title.textContent = `Managed in ${state.source.kind === 'launchdarkly' ? 'LaunchDarkly' : state.source.kind}`;
+    $('switch-detail').textContent = `Flip ${KILL_SWITCH} in your LaunchDarkly project; every open browser follows within milliseconds. Version ${flag.version} here.`;
+    button.disabled = true;
+    button.textContent = 'Read-only here';
+    button.className = 'switch-button';
+  } else {
+    const killed = isKilled(flag);
+    title.dataset.state = killed ? 'killed' : 'live';
+    title.textContent = killed ? 'Killed: third party off' : 'Live: third party on';
+    $('switch-detail').textContent = definition
+      ? `${definition.state}, default “${definition.defaultVariant}”${definition.targeting ? ', with targeting' : ''} · version ${flag?.version}`
+      : 'The flag is missing: the app treats it as killed.';
+    button.disabled = !flag || !state.source.writable;
+    button.textContent = killed ? 'Restore third-party content' : 'Kill third-party content';
+    button.className = `switch-button ${killed ? 'restore' : 'kill'}`;
+  }
   const last = state.audit.find((entry) => entry.key === KILL_SWITCH);
   $('switch-last').textContent = last
     ? `Last change: ${last.summary}, by ${last.actor.name} (${last.actor.source}) ${ago(last.at)}`
-    : 'No change recorded yet.';
+    : state.source.writable ? 'No change recorded yet.' : '';
   $('browsers').textContent = String(state.browsers);
   $('source-detail').textContent = `from ${state.source.kind}${state.source.writable ? '' : ' (read-only here)'}${state.source.ready ? '' : ` · ${state.source.detail}`}`;
 
   $('flags-body').replaceChildren(
-    ...state.flags.map((f) =>
+    ...state.flags.map(({ key, version, definition: d }) =>
       el('tr', {}, [
-        el('td', {}, [el('code', {}, [f.key])]),
-        el('td', {}, [el('span', { class: `pill ${f.definition.state === 'ENABLED' ? 'ok' : 'off'}` }, [f.definition.state])]),
-        el('td', {}, [`${f.definition.defaultVariant} = ${JSON.stringify(f.definition.variants[f.definition.defaultVariant])}`]),
-        el('td', {}, [f.definition.targeting ? 'yes' : '—']),
-        el('td', {}, [String(f.version)]),
-        el('td', {}, [editButton(f.key)]),
+        el('td', {}, [el('code', {}, [key])]),
+        el('td', {}, [d ? el('span', { class: `pill ${d.state === 'ENABLED' ? 'ok' : 'off'}` }, [d.state]) : 'in LaunchDarkly']),
+        el('td', {}, [d ? `${d.defaultVariant} = ${JSON.stringify(d.variants[d.defaultVariant])}` : '—']),
+        el('td', {}, [d?.targeting ? 'yes' : '—']),
+        el('td', {}, [String(version)]),
+        el('td', {}, [d ? editButton(key) : '']),
       ]),
     ),
   );
@@ -167,8 +179,8 @@ dialog.addEventListener('close', () => {
   // Restoring re-enables the flag; if it was killed by serving `false` by default, serve `true` again.
   /** @type {Record<string, unknown>} */
   const patch = { state: 'ENABLED' };
-  const variants = flag?.definition.variants ?? {};
-  if (variants[flag?.definition.defaultVariant ?? ''] === false && !flag?.definition.targeting) {
+  const variants = flag?.definition?.variants ?? {};
+  if (variants[flag?.definition?.defaultVariant ?? ''] === false && !flag?.definition?.targeting) {
     const on = Object.keys(variants).find((name) => variants[name] === true);
     if (on) patch.defaultVariant = on;
   }
@@ -217,7 +229,7 @@ function variantSelect(variants, selected) {
 function editorPatch() {
   if (!editing) return {};
   const data = new FormData(editorForm);
-  const current = state.flags.find((f) => f.key === editing?.key)?.definition.targeting ?? null;
+  const current = state.flags.find((f) => f.key === editing?.key)?.definition?.targeting ?? null;
   return {
     state: String(data.get('state')),
     defaultVariant: String(data.get('defaultVariant')),
@@ -265,9 +277,10 @@ function preview() {
 /** @param {string} key */
 function openEditor(key) {
   const flag = state.flags.find((f) => f.key === key);
-  if (!flag) return;
-  const variants = Object.keys(flag.definition.variants);
-  const parsed = parseTargeting(flag.definition.targeting);
+  const definition = flag?.definition;
+  if (!flag || !definition) return;
+  const variants = Object.keys(definition.variants);
+  const parsed = parseTargeting(definition.targeting);
   const rules = parsed ?? emptyRules();
   // Every variant gets a row in a rollout, even those at 0 % (which are not written).
   if (rules.rollout) {
@@ -278,10 +291,10 @@ function openEditor(key) {
   $('editor-key').textContent = key;
   $('editor-description').textContent = flag.description ?? '';
   $('editor-custom').hidden = parsed !== undefined;
-  /** @type {HTMLSelectElement} */ (editorForm.elements.namedItem('state')).value = flag.definition.state;
+  /** @type {HTMLSelectElement} */ (editorForm.elements.namedItem('state')).value = definition.state;
   const defaultSelect = /** @type {HTMLSelectElement} */ (editorForm.elements.namedItem('defaultVariant'));
-  defaultSelect.replaceChildren(...variants.map((v) => el('option', { value: v }, [`${v} = ${JSON.stringify(flag.definition.variants[v])}`])));
-  defaultSelect.value = flag.definition.defaultVariant;
+  defaultSelect.replaceChildren(...variants.map((v) => el('option', { value: v }, [`${v} = ${JSON.stringify(definition.variants[v])}`])));
+  defaultSelect.value = definition.defaultVariant;
   renderEditor();
   editor.showModal();
 }

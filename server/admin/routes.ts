@@ -11,10 +11,10 @@ export function createAdminState(source: FlagSource, audit: AuditLog | undefined
     const readiness = source.readiness();
     return {
       source: { kind: source.kind, writable: source.store !== undefined, ...readiness },
-      flags: (source.store?.list() ?? []).map((record) => ({
-        ...record,
-        description: flagCatalog[record.key]?.description ?? '',
-      })),
+      // A read-only source (LaunchDarkly) has no definitions to show: the app's flags, by key.
+      flags: (source.store?.list() ?? Object.keys(flagCatalog).map((key) => ({ key, version: source.versionOf(key), definition: null }))).map(
+        (record) => ({ ...record, description: flagCatalog[record.key]?.description ?? '' }),
+      ),
       audit: audit?.recent(30) ?? [],
       browsers,
     };
