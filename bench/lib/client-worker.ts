@@ -1,0 +1,65 @@
+/**
+ * A worker process holding many light browsers: raw WebSockets speaking the Engine.IO v4 /
+ * Socket.IO v5 protocol (open, connect, ping/pong, events), a few KB each instead of a full
+ * socket.io-client. It tells its parent when every socket has its snapshot, and records when
+ * each flag_update arrives (wall clock, comparable across processes on one machine).
+ *
+ * Parent -> worker: { type: 'connect', url, viewers: string[] } | { type: 'collect' } | { type: 'close' }
+ * Worker -> parent: { type: 'ready', count } | { type: 'received', times: number[][], values: unknown[][] }
+ */
+import WebSocket from 'ws';
+
+const now = () => performance.timeOrigin + performance.now();
+
+interface Browser {
+  socket: WebSocket;
+  times: number[];
+  values: unknown[];
+  snapshot: boolean;
+}
+
+const browsers: Browser[] = [];
+
+function open(url: string, viewer: string): Promise<Browser> {
+  return new Promise((resolve, reject) => {
+    const target = `${url.replace(/^http/, 'ws')}/socket.io/?EIO=4&transport=websocket`;
+    const socket = new WebSocket(target, { headers: viewer ? { cookie: `viewer=${viewer}` } : {}, perMessageDeflate: false });
+    const browser: Browser = { socket, times: [], values: [], snapshot: false };
+    socket.on('message', (data) => {
+      const text = data.toString();
+      if (text.startsWith('0')) socket.send('40'); // engine open -> socket.io connect
+      else if (text === '2') socket.send('3'); // ping -> pong
+      else if (text.startsWith('42')) {
+        const [event, payload] = JSON.parse(text.slice(2));
+        if (event === 'flag_snapshot') {
+          browser.snapshot = true;
+          resolve(browser);
+        } else if (event === 'flag_update') {
+          browser.times.push(now());
+          browser.values.push(payload.value);
+        }
+      }
+    });
+    socket.on('error', reject);
+  });
+}
+
+process.on('message', async (message: { type: string; url?: string; viewers?: string[] }) => {
+  if (message.type === 'connect') {
+    const viewers = message.viewers!;
+    // In batches: a burst of thousands of handshakes at once only measures the accept queue.
+    for (let i = 0; i < viewers.length; i += 100) {
+      browsers.push(...(await Promise.all(viewers.slice(i, i + 100).map((viewer) => open(message.url!, viewer)))));
+    }
+    process.send!({ type: 'ready', count: browsers.length });
+  } else if (message.type === 'collect') {
+    process.send!({ type: 'received', times: browsers.map((b) => b.times), values: browsers.map((b) => b.values) });
+    for (const browser of browsers) {
+      browser.times = [];
+      browser.values = [];
+    }
+  } else if (message.type === 'close') {
+    for (const browser of browsers) browser.socket.terminate();
+    process.exit(0);
+  }
+});

@@ -1,0 +1,70 @@
+/**
+ * A targeted flip with 2,000 browsers of 500 distinct viewers (4 tabs each), clients in two
+ * worker processes: the time from the PATCH being sent to the last affected browser receiving
+ * its flag_update, against an untargeted kill (a broadcast) in the same run.
+ *   npx tsx bench/targeted-push.ts
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { KILL_SWITCH } from '../server/flags/catalog.js';
+import { loadConfig } from '../server/config.js';
+import { createLogger } from '../server/observability/logger.js';
+import { startApp } from '../server/runtime.js';
+import { Fleet, median, percentile, wallClock } from './lib/fleet.js';
+
+const PEOPLE = 500;
+const TABS = 4;
+const ROUNDS = 7;
+
+const dir = await mkdtemp(path.join(tmpdir(), 'bench-targeted-'));
+const app = await startApp(
+  loadConfig({ PORT: '0', SIMULATOR_PORT: '0', FLAGS_FILE: path.join(dir, 'flags.json'), ADMIN_TOKEN: 'bench-token-0123456789', LOG_LEVEL: 'silent', API_RATE_LIMIT_PER_MIN: '100000' }),
+  createLogger('silent'),
+  { collectDefaultMetrics: false },
+);
+const viewers = Array.from({ length: PEOPLE * TABS }, (_, i) => `user-${i % PEOPLE}`);
+const targeted = Array.from({ length: PEOPLE / 2 }, (_, i) => `user-${i * 2}`); // half the people
+const fleet = await Fleet.connect(app.url, viewers, 2);
+console.log(`${viewers.length} browsers of ${PEOPLE} viewers connected`);
+
+async function flip(patch: unknown, expected: number) {
+  await fleet.collect(); // clear
+  const sent = wallClock();
+  const response = await fetch(`${app.url}/api/flags/${KILL_SWITCH}`, {
+    method: 'PATCH',
+    headers: { authorization: 'Bearer bench-token-0123456789', 'content-type': 'application/json' },
+    body: JSON.stringify(patch),
+  });
+  if (!response.ok) throw new Error(`PATCH failed: ${response.status} ${await response.text()}`);
+  await app.realtime.pusher.idle();
+  let received: number[] = [];
+  for (let waited = 0; waited < 5000 && received.length < expected; waited += 20) {
+    await sleep(20);
+    const { times } = await fleet.collect();
+    received = received.concat(times.flat());
+  }
+  if (received.length !== expected) throw new Error(`expected ${expected} updates, got ${received.length}`);
+  const latencies = received.map((t) => t - sent).sort((a, b) => a - b);
+  return { last: latencies.at(-1)!, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+}
+
+const targetedRuns = [];
+const broadcastRuns = [];
+for (let round = 0; round < ROUNDS; round++) {
+  targetedRuns.push(await flip({ targeting: { if: [{ in: [{ var: 'targetingKey' }, targeted] }, 'off', null] } }, targeted.length * TABS));
+  await flip({ targeting: null }, targeted.length * TABS);
+  broadcastRuns.push(await flip({ state: 'DISABLED' }, viewers.length));
+  await flip({ state: 'ENABLED' }, viewers.length);
+}
+const report = (label: string, runs: { last: number; p50: number; p99: number }[]) =>
+  console.log(
+    `${label.padEnd(44)} last ${median(runs.map((r) => r.last)).toFixed(1)} ms   p50 ${median(runs.map((r) => r.p50)).toFixed(1)} ms   p99 ${median(runs.map((r) => r.p99)).toFixed(1)} ms   (median of ${runs.length})`,
+  );
+report(`targeted flip: ${targeted.length * TABS} of ${viewers.length} browsers`, targetedRuns);
+report(`untargeted kill: all ${viewers.length} browsers`, broadcastRuns);
+
+await fleet.close();
+await app.close();
+await rm(dir, { recursive: true, force: true });
