@@ -16,7 +16,7 @@ export interface AppDeps {
   metrics: Metrics;
   buildFeed: FeedBuilder;
   flagsApi: FlagsApiDeps;
-  adminState: () => AdminState;
+  adminState: () => Promise<AdminState>;
   readiness: () => { ready: boolean; detail: string };
   /** Where avatar images come from: the only image origins the CSP allows besides our own. */
   imageOrigins: string[];
@@ -92,6 +92,10 @@ export function createApp(deps: AppDeps): Express {
       const [bodyStatus, message] = BODY_ERRORS[error.type]!;
       status = bodyStatus;
       body = { error: error.type, message };
+    } else if (error instanceof URIError || (Number(error?.status) >= 400 && Number(error?.status) < 500)) {
+      // Express's own client errors, e.g. a path that is not valid percent-encoding ("/api/flags/%").
+      status = error instanceof URIError ? 400 : Number(error.status);
+      body = { error: 'bad_request', message: `The request is malformed: ${String(error.message).slice(0, 200)}` };
     } else {
       req.log.error({ err: error }, 'unhandled error');
     }

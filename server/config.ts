@@ -23,6 +23,7 @@ const schema = z.object({
   RECOMMENDATIONS_API_URL: z.preprocess(emptyAsUnset, httpUrl.optional()),
   UPSTREAM_TIMEOUT_MS: z.preprocess(emptyAsUnset, z.coerce.number().int().min(10).max(60_000).default(800)),
   UPSTREAM_MAX_CONCURRENCY: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).max(10_000).default(32)),
+  AUTO_KILL: z.preprocess(emptyAsUnset, z.enum(['true', 'false', '1', '0']).default('false').transform((v) => v === 'true' || v === '1')),
   API_RATE_LIMIT_PER_MIN: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).default(120)),
   RESTORE_JITTER_MS: z.preprocess(emptyAsUnset, z.coerce.number().int().min(0).max(60_000).default(2000)),
   SIMULATOR_PORT: z.preprocess(emptyAsUnset, port.default(3001)),
@@ -50,6 +51,7 @@ export interface Config {
   upstreamTimeoutMs: number;
   upstreamMaxConcurrency: number;
   apiRateLimitPerMin: number;
+  autoKill: boolean;
   restoreJitterMs: number;
   simulator: { port: number; latencyMs: number; errorRate: number };
   logLevel: Env['LOG_LEVEL'];
@@ -84,6 +86,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
     upstreamMaxConcurrency: e.UPSTREAM_MAX_CONCURRENCY,
     apiRateLimitPerMin: e.API_RATE_LIMIT_PER_MIN,
+    autoKill: e.AUTO_KILL,
     restoreJitterMs: e.RESTORE_JITTER_MS,
     simulator: { port: e.SIMULATOR_PORT, latencyMs: e.SIMULATOR_LATENCY_MS, errorRate: e.SIMULATOR_ERROR_RATE },
     logLevel: e.LOG_LEVEL,

@@ -19,6 +19,7 @@ import type { Logger } from './observability/logger.js';
 import { followLogLevelFlag } from './observability/log-level.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createRealtime, type Realtime } from './realtime/sockets.js';
+import { autoKillOnBreakerOpen } from './upstream/auto-kill.js';
 import { createAvatarService } from './upstream/avatars.js';
 import { createUpstreamClient } from './upstream/client.js';
 import { createRecommendationService } from './upstream/recommendations.js';
@@ -109,18 +110,23 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     const policy = { timeoutMs: config.upstreamTimeoutMs, maxConcurrent: config.upstreamMaxConcurrency };
     const client = (service: 'avatars' | 'recommendations') =>
       createUpstreamClient({ service, policy, metrics, logger: logger.child({ component: `upstream-${service}` }) });
-    const avatars = createAvatarService({ baseUrl: avatarApiUrl, client: client('avatars'), logger });
+    const upstreamClients = [client('avatars'), client('recommendations')] as const;
+    const avatars = createAvatarService({ baseUrl: avatarApiUrl, client: upstreamClients[0], logger });
     const recommendations = createRecommendationService({
       baseUrl: recommendationsApiUrl,
-      client: client('recommendations'),
+      client: upstreamClients[1],
       logger,
     });
+    if (config.autoKill) {
+      if (source.store) autoKillOnBreakerOpen({ clients: [...upstreamClients], store: source.store, logger });
+      else logger.warn(`AUTO_KILL needs writable flags; with ${source.kind} it does nothing`);
+    }
 
     let shuttingDown = false;
     const readiness = () =>
       shuttingDown ? { ready: false, detail: 'shutting down' } : source.readiness();
     let realtime: Realtime | undefined;
-    const adminState = createAdminState(source, audit);
+    const adminState = createAdminState(source, audit, upstreamClients, metrics);
 
     const app = createApp({
       logger,
@@ -141,6 +147,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
 
     const httpServer = createServer(app);
     realtime = createRealtime({ httpServer, source, metrics, logger, adminState });
+    for (const upstreamClient of upstreamClients) upstreamClient.onBreakerStateChange(() => realtime?.announceAdminState());
     await new Promise<void>((resolve, reject) => {
       httpServer.once('error', reject);
       httpServer.listen(config.port, config.host, () => resolve());
@@ -154,12 +161,17 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     const close = () =>
       (closing ??= (async () => {
         shuttingDown = true;
+        // Browsers first: their transports close and their clients reconnect (to another instance).
         live.disconnectAll();
-        await live.close();
+        // Then stop accepting and drain. Keep-alive connections go idle as their last response
+        // ends: close them as they do, and all of them once the grace period is over.
         const drained = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+        const sweep = setInterval(() => httpServer.closeIdleConnections(), 25);
         httpServer.closeIdleConnections();
         const grace = setTimeout(() => httpServer.closeAllConnections(), config.shutdownGraceMs);
+        await live.close();
         await drained;
+        clearInterval(sweep);
         clearTimeout(grace);
         await cleanup();
         logger.info('stopped');

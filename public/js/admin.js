@@ -14,7 +14,8 @@ const storage = window.localStorage;
 /** @typedef {{ state: string, defaultVariant: string, variants: Record<string, unknown>, targeting?: object }} FlagDefinition */
 /** @typedef {{ key: string, version: number, description?: string, definition: FlagDefinition | null }} FlagRecord */
 /** @typedef {{ id: string, at: string, key: string, version: number, summary: string, actor: { source: string, name: string, address?: string } }} AuditEntry */
-/** @typedef {{ source: { kind: string, writable: boolean, ready: boolean, detail: string }, flags: FlagRecord[], audit: AuditEntry[], browsers: number }} AdminState */
+/** @typedef {{ service: string, breaker: string, calls: Record<string, number>, skipped: Record<string, number> }} UpstreamState */
+/** @typedef {{ source: { kind: string, writable: boolean, ready: boolean, detail: string }, flags: FlagRecord[], audit: AuditEntry[], browsers: number, upstream: UpstreamState[] }} AdminState */
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
@@ -83,6 +84,21 @@ function render() {
     : state.source.writable ? 'No change recorded yet.' : '';
   $('browsers').textContent = String(state.browsers);
   $('source-detail').textContent = `from ${state.source.kind}${state.source.writable ? '' : ' (read-only here)'}${state.source.ready ? '' : ` · ${state.source.detail}`}`;
+
+  const counts = (/** @type {Record<string, number>} */ values, /** @type {string[]} */ names) =>
+    names.map((name) => el('span', { class: 'count' }, [el('b', {}, [String(values[name] ?? 0)]), ` ${name.replace('_', ' ')}`]));
+  $('upstream-body').replaceChildren(
+    ...state.upstream.map((service) =>
+      el('div', { class: 'service', 'data-service': service.service }, [
+        el('div', { class: 'service-head' }, [
+          el('strong', {}, [service.service]),
+          el('span', { class: `pill breaker-${service.breaker}`, 'data-breaker': service.breaker }, [`breaker ${service.breaker}`]),
+        ]),
+        el('div', { class: 'counts' }, [el('span', { class: 'muted small' }, ['calls made']), ...counts(service.calls, ['ok', 'error', 'timeout', 'invalid'])]),
+        el('div', { class: 'counts' }, [el('span', { class: 'muted small' }, ['not made']), ...counts(service.skipped, ['killed', 'breaker_open', 'over_capacity'])]),
+      ]),
+    ),
+  );
 
   $('flags-body').replaceChildren(
     ...state.flags.map(({ key, version, definition: d }) =>

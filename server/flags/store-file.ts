@@ -1,5 +1,5 @@
 import { watch, type FSWatcher } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import writeFileAtomic from 'write-file-atomic';
@@ -80,6 +80,7 @@ export class FileFlagStore implements FlagStore {
 
   async start(): Promise<void> {
     await mkdir(this.files.dir, { recursive: true });
+    await this.removeTempFilesOfACrash();
     const versionsText = await readIfExists(this.files.versions);
     try {
       this.versions = versionsText ? (JSON.parse(versionsText) as VersionTable) : {};
@@ -151,6 +152,20 @@ export class FileFlagStore implements FlagStore {
     this.watcher?.close();
     this.watcher = undefined;
     await this.queue.run(async () => undefined);
+  }
+
+  /**
+   * A crash (SIGKILL, power loss) in the middle of an atomic write leaves its temp file
+   * (`flags.json.<digits>`) beside the real one, which is whole: the old or the new document.
+   */
+  private async removeTempFilesOfACrash(): Promise<void> {
+    const stems = [path.basename(this.files.flags), path.basename(this.files.versions)];
+    for (const name of await readdir(this.files.dir)) {
+      if (stems.some((stem) => name.startsWith(`${stem}.`) && /^\d+$/.test(name.slice(stem.length + 1)))) {
+        await rm(path.join(this.files.dir, name), { force: true });
+        this.options.logger.info({ file: name }, 'removed the temp file of an interrupted write');
+      }
+    }
   }
 
   /** Parses and applies a document read from the file; on a bad one, keeps the last good flags. */

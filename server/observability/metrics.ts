@@ -53,6 +53,12 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}) {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers: [registry],
     }),
+    breakerState: new Gauge({
+      name: 'upstream_breaker_state',
+      help: 'Circuit breaker per third-party service: 0 closed, 1 half-open, 2 open (or isolated)',
+      labelNames: ['service'] as const,
+      registers: [registry],
+    }),
     connectedBrowsers: new Gauge({
       name: 'connected_browsers',
       help: 'Browsers (feed pages) connected over Socket.IO to this instance',

@@ -13,6 +13,7 @@ export interface AdminState {
   flags: { key: string; version: number; definition: unknown; description: string }[];
   audit: unknown[];
   browsers: number;
+  upstream: { service: string; breaker: string; calls: Record<string, number>; skipped: Record<string, number> }[];
 }
 
 export interface ServerToClientEvents {

@@ -14,6 +14,8 @@ export type AppIo = Server<ClientToServerEvents, ServerToClientEvents, Record<st
 export interface Realtime {
   io: AppIo;
   pusher: FlagPusher;
+  /** Pushes the admin page's state again (soon, coalesced). */
+  announceAdminState(): void;
   /** Tells every browser to reconnect elsewhere (the transport closes; their client retries). */
   disconnectAll(): void;
   close(): Promise<void>;
@@ -30,7 +32,7 @@ export function createRealtime(deps: {
   source: FlagSource;
   metrics: Metrics;
   logger: Logger;
-  adminState: (browsers: number) => AdminState;
+  adminState: (browsers: number) => Promise<AdminState>;
 }): Realtime {
   const io: AppIo = new Server(deps.httpServer, {
     serveClient: true,
@@ -61,9 +63,9 @@ export function createRealtime(deps: {
 
   let stateTimer: NodeJS.Timeout | undefined;
   const announceAdminState = () => {
-    stateTimer ??= setTimeout(() => {
+    stateTimer ??= setTimeout(async () => {
       stateTimer = undefined;
-      io.local.to('admin').emit('admin_state', deps.adminState(pusher.browserCount));
+      io.local.to('admin').emit('admin_state', await deps.adminState(pusher.browserCount));
     }, 20);
   };
 
@@ -72,7 +74,7 @@ export function createRealtime(deps: {
     (socket.conn as unknown as { request: unknown }).request = null;
     if (socket.data.role === 'admin') {
       void socket.join('admin');
-      socket.emit('admin_state', deps.adminState(pusher.browserCount));
+      void deps.adminState(pusher.browserCount).then((state) => socket.emit('admin_state', state));
       return;
     }
     pusher.register(socket).then(announceBrowsers, (error: unknown) => {
@@ -95,6 +97,7 @@ export function createRealtime(deps: {
   return {
     io,
     pusher,
+    announceAdminState,
     disconnectAll() {
       // Closing the transport (not a server-side disconnect) makes the clients reconnect by themselves.
       for (const socket of io.of('/').sockets.values()) socket.conn.close();

@@ -89,7 +89,10 @@ export function createUpstreamClient(options: {
     bulkhead(policy.maxConcurrent, policy.maxQueued ?? policy.maxConcurrent * 4),
     breaker,
   );
+  const gaugeValue: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2, isolated: 2 };
+  metrics.breakerState.set({ service }, 0);
   breaker.onStateChange((state) => {
+    metrics.breakerState.set({ service }, gaugeValue[breakerStates[state]]);
     logger.warn({ service, state: breakerStates[state] }, `circuit breaker for ${service} is ${breakerStates[state]}`);
   });
 

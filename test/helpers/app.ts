@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { io as connect, type Socket } from 'socket.io-client';
 import { loadConfig } from '../../server/config.js';
-import { createLogger } from '../../server/observability/logger.js';
+import { createLogger, type Logger } from '../../server/observability/logger.js';
 import { startApp, type RunningApp, type StartOptions } from '../../server/runtime.js';
 
 export const TEST_TOKEN = 'test-admin-token-0123456789';
@@ -28,7 +28,7 @@ export interface TestApp extends RunningApp {
  */
 export async function startTestApp(
   env: Record<string, string> = {},
-  options: { dir?: string; start?: StartOptions } = {},
+  options: { dir?: string; start?: StartOptions; logger?: Logger } = {},
 ): Promise<TestApp> {
   const dir = options.dir ?? (await mkdtemp(path.join(tmpdir(), 'killswitch-')));
   const flagsFile = path.join(dir, 'flags.json');
@@ -44,7 +44,7 @@ export async function startTestApp(
     SHUTDOWN_GRACE_MS: '2000',
     ...env,
   };
-  const app = await startApp(loadConfig(fullEnv), createLogger('silent'), { collectDefaultMetrics: false, ...options.start });
+  const app = await startApp(loadConfig(fullEnv), options.logger ?? createLogger('silent'), { collectDefaultMetrics: false, ...options.start });
   const sockets: Socket[] = [];
 
   const request: TestApp['request'] = async (pathname, init) => {

@@ -1,0 +1,30 @@
+/**
+ * A process that writes the flag store as fast as it can, forever: the crash test kills it
+ * (SIGKILL) at random moments and checks what is left on disk. Each write also grows the
+ * definition, so that writes take long enough to be caught in the middle.
+ *   node --import tsx test/helpers/write-forever.ts <flags-file>
+ */
+import { FileAuditLog } from '../../server/flags/audit.js';
+import { KILL_SWITCH } from '../../server/flags/catalog.js';
+import { storeFiles } from '../../server/flags/store.js';
+import { FileFlagStore } from '../../server/flags/store-file.js';
+import { createLogger } from '../../server/observability/logger.js';
+
+const file = process.argv[2]!;
+const logger = createLogger('silent');
+const audit = new FileAuditLog(storeFiles(file).audit, logger);
+await audit.load();
+const store = new FileFlagStore({ file, logger, audit });
+await store.start();
+process.send?.('writing');
+for (let i = 0; ; i++) {
+  await store.update(
+    KILL_SWITCH,
+    (current) => ({
+      ...current,
+      state: i % 2 ? 'DISABLED' : 'ENABLED',
+      variants: { on: true, off: false, ...Object.fromEntries(Array.from({ length: 200 }, (_, n) => [`spare-${i % 7}-${n}`, false])) },
+    }),
+    { actor: { source: 'system', name: 'write-forever' } },
+  );
+}
