@@ -22,6 +22,7 @@ const schema = z.object({
   AVATAR_API_URL: z.preprocess(emptyAsUnset, httpUrl.optional()),
   RECOMMENDATIONS_API_URL: z.preprocess(emptyAsUnset, httpUrl.optional()),
   UPSTREAM_TIMEOUT_MS: z.preprocess(emptyAsUnset, z.coerce.number().int().min(10).max(60_000).default(800)),
+  RECOMMENDATIONS_CACHE_TTL_MS: z.preprocess(emptyAsUnset, z.coerce.number().int().min(0).max(3_600_000).default(30_000)),
   UPSTREAM_MAX_CONCURRENCY: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).max(10_000).default(32)),
   AUTO_KILL: z.preprocess(emptyAsUnset, z.enum(['true', 'false', '1', '0']).default('false').transform((v) => v === 'true' || v === '1')),
   API_RATE_LIMIT_PER_MIN: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).default(120)),
@@ -50,6 +51,7 @@ export interface Config {
   recommendationsApiUrl: string | undefined;
   upstreamTimeoutMs: number;
   upstreamMaxConcurrency: number;
+  recommendationsCacheTtlMs: number;
   apiRateLimitPerMin: number;
   autoKill: boolean;
   restoreJitterMs: number;
@@ -85,6 +87,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     recommendationsApiUrl: e.RECOMMENDATIONS_API_URL,
     upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
     upstreamMaxConcurrency: e.UPSTREAM_MAX_CONCURRENCY,
+    recommendationsCacheTtlMs: e.RECOMMENDATIONS_CACHE_TTL_MS,
     apiRateLimitPerMin: e.API_RATE_LIMIT_PER_MIN,
     autoKill: e.AUTO_KILL,
     restoreJitterMs: e.RESTORE_JITTER_MS,

@@ -116,6 +116,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       baseUrl: recommendationsApiUrl,
       client: upstreamClients[1],
       logger,
+      ttlMs: config.recommendationsCacheTtlMs,
     });
     if (config.autoKill) {
       if (source.store) autoKillOnBreakerOpen({ clients: [...upstreamClients], store: source.store, logger });

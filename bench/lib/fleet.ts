@@ -8,14 +8,14 @@ const WORKER = fileURLToPath(new URL('./client-worker.ts', import.meta.url));
 export class Fleet {
   private constructor(private readonly workers: ChildProcess[]) {}
 
-  static async connect(url: string, viewers: string[], processes = 2): Promise<Fleet> {
+  static async connect(url: string, viewers: string[], processes = 2, options: { refetchJitterMs?: number } = {}): Promise<Fleet> {
     const workers = Array.from({ length: processes }, () => fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
     const fleet = new Fleet(workers);
     await Promise.all(
       workers.map(async (worker, index) => {
         const mine = viewers.filter((_, i) => i % processes === index);
         const ready = once(worker, 'message');
-        worker.send({ type: 'connect', url, viewers: mine });
+        worker.send({ type: 'connect', url, viewers: mine, ...options });
         await ready;
       }),
     );
@@ -23,15 +23,21 @@ export class Fleet {
   }
 
   /** Every browser's flag_update receipt times (and values) since the last collect. */
-  async collect(): Promise<{ times: number[][]; values: unknown[][] }> {
+  async collect(): Promise<{ times: number[][]; values: unknown[][]; fragments: number[]; fragmentErrors: number; fragmentsLive: number }> {
     const replies = await Promise.all(
       this.workers.map(async (worker) => {
         const reply = once(worker, 'message');
         worker.send({ type: 'collect' });
-        return (await reply)[0] as { times: number[][]; values: unknown[][] };
+        return (await reply)[0] as { times: number[][]; values: unknown[][]; fragments: number[]; fragmentErrors: number; fragmentsLive: number };
       }),
     );
-    return { times: replies.flatMap((r) => r.times), values: replies.flatMap((r) => r.values) };
+    return {
+      times: replies.flatMap((r) => r.times),
+      values: replies.flatMap((r) => r.values),
+      fragments: replies.flatMap((r) => r.fragments),
+      fragmentErrors: replies.reduce((sum, r) => sum + r.fragmentErrors, 0),
+      fragmentsLive: replies.reduce((sum, r) => sum + r.fragmentsLive, 0),
+    };
   }
 
   async close(): Promise<void> {

@@ -108,6 +108,8 @@ export function createUpstreamClient(options: {
     async getJson<T>(url: string, parse: (body: unknown) => T, params?: Record<string, string>): Promise<T> {
       let made = false;
       try {
+        // A signal of its own per call: without one, cockatiel hangs every call's listener on one
+        // shared never-aborting signal (and Node warns past ten concurrent calls).
         return await guarded.execute(async ({ signal }) => {
           made = true;
           const stop = metrics.upstreamDuration.startTimer({ service });
@@ -127,7 +129,7 @@ export function createUpstreamClient(options: {
             metrics.upstreamRequests.inc({ service, outcome });
             stop({ outcome });
           }
-        });
+        }, new AbortController().signal);
       } catch (error) {
         if (made) throw error;
         if (error instanceof BrokenCircuitError) throw skipped('breaker_open');

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import { genericRecommendations, type Recommendation } from '../feed/content.js';
 import type { Logger } from '../observability/logger.js';
@@ -24,26 +25,35 @@ const body = z.object({
 });
 
 /**
- * Personalized recommendations: `GET {RECOMMENDATIONS_API_URL}?user=&groups=`. Not cached (they
- * are per viewer and per moment), but concurrent requests for one viewer share one call.
+ * Personalized recommendations: `GET {RECOMMENDATIONS_API_URL}?user=&groups=&flavour=`. Cached
+ * briefly per viewer and flavour (a reload, a burst of page views or a restore storm makes one
+ * call per viewer, not one per view), and concurrent requests for one viewer share one call.
+ * Fallbacks are never cached: the next view tries again.
  */
 export function createRecommendationService(options: {
   baseUrl: string;
   client: UpstreamClient;
   logger: Logger;
+  ttlMs: number;
 }): RecommendationService {
   const flights = new SingleFlight<Recommendations>();
+  const cache = options.ttlMs > 0 ? new LRUCache<string, Recommendations>({ max: 20_000, ttl: options.ttlMs }) : undefined;
   return {
     forViewer(viewer, flavour) {
       const groups = [...viewer.groups].sort().join(',');
-      return flights.run(`${viewer.key}|${groups}|${flavour}`, async () => {
+      const key = `${viewer.key}|${groups}|${flavour}`;
+      const cached = cache?.get(key);
+      if (cached) return Promise.resolve(cached);
+      return flights.run(key, async () => {
         try {
           const { items } = await options.client.getJson(options.baseUrl, (data) => body.parse(data), {
             user: viewer.key,
             groups,
             flavour,
           });
-          return { source: 'live', items };
+          const live: Recommendations = { source: 'live', items };
+          cache?.set(key, live);
+          return live;
         } catch (error) {
           options.logger.debug({ err: error, viewer: viewer.key }, 'recommendations fell back');
           return FALLBACK_RECOMMENDATIONS;

@@ -36,7 +36,7 @@ describe('the kill switch in a real browser', () => {
   let app: TestApp;
   let browser: Browser;
   beforeAll(async () => {
-    [app, browser] = await Promise.all([startTestApp({ RESTORE_JITTER_MS: '300' }), launchChromium()]);
+    [app, browser] = await Promise.all([startTestApp({ RESTORE_JITTER_MS: '300', RECOMMENDATIONS_CACHE_TTL_MS: '0' }), launchChromium()]);
   });
   afterAll(async () => {
     await browser?.close();

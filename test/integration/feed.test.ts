@@ -64,11 +64,14 @@ describe('the feed', () => {
     expect(metricsAfter).toMatch(/flag_updates_sent_total/);
   });
 
-  it('caches avatars: a second page view calls the third party only for recommendations', async () => {
+  it('caches: a second page view of the same viewer calls the third party not at all', async () => {
     await app.request('/?user=jonas');
     app.simulator!.resetStats();
     await app.request('/?user=jonas');
-    expect(app.simulator!.stats().requests).toEqual({ avatars: 0, recommendations: 1, images: 0, other: 0 });
+    expect(app.simulator!.stats().total).toBe(0);
+    // Another viewer: only their own avatar and recommendations; the authors' avatars are cached.
+    await app.request('/?user=jonas-friend');
+    expect(app.simulator!.stats().requests).toEqual({ avatars: 1, recommendations: 1, images: 0, other: 0 });
   });
 
   it.each(['fail', 'garbage'] as const)('falls back (never an error page) when the third party is in mode %s', async (mode) => {

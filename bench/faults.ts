@@ -1,0 +1,56 @@
+/**
+ * Page latency under each third-party fault, and third-party calls for 1,000 page views of 100
+ * people. The app and its simulator run in this process; requests go over loopback, 10 at a time.
+ *   npx tsx bench/faults.ts
+ */
+import { KILL_SWITCH } from '../server/flags/catalog.js';
+import type { SimulatorMode } from '../server/upstream/simulator.js';
+import { startBenchApp } from './lib/app.js';
+import { percentile } from './lib/fleet.js';
+
+const TIMEOUT = 800;
+const app = await startBenchApp({ UPSTREAM_TIMEOUT_MS: String(TIMEOUT), SIMULATOR_LATENCY_MS: '60' });
+const sim = app.simulator!;
+
+async function pageViews(count: number, viewerOf: (i: number) => string, concurrency = 10) {
+  const latencies: number[] = [];
+  let next = 0;
+  let errors = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        const i = next++;
+        const started = performance.now();
+        const response = await fetch(`${app.url}/?user=${viewerOf(i)}`);
+        await response.text();
+        if (response.status !== 200) errors++;
+        latencies.push(performance.now() - started);
+      }
+    }),
+  );
+  latencies.sort((a, b) => a - b);
+  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.at(-1)!, errors };
+}
+
+console.log(`page latency under third-party faults (UPSTREAM_TIMEOUT_MS=${TIMEOUT}, 200 page views each, 10 at a time, new viewers)`);
+console.log('mode      p50 ms   p99 ms   max ms   non-200');
+let round = 0;
+for (const mode of ['normal', 'hang', 'fail', 'garbage', 'slow'] as SimulatorMode[]) {
+  sim.setKnobs({ mode });
+  // Fresh viewers, and the breaker given time to close between modes (it opens under faults).
+  round++;
+  const r = await pageViews(200, (i) => `fault-${round}-${i}`);
+  console.log(`${mode.padEnd(9)} ${r.p50.toFixed(0).padStart(6)}   ${r.p99.toFixed(0).padStart(6)}   ${r.max.toFixed(0).padStart(6)}   ${r.errors}`);
+  sim.setKnobs({ mode: 'normal' });
+  await new Promise((resolve) => setTimeout(resolve, 5500));
+}
+
+sim.resetStats();
+await pageViews(1000, (i) => `person-${i % 100}`);
+const live = sim.stats().requests;
+console.log(`1,000 page views of 100 people, live: ${live.avatars + live.recommendations} third-party calls (${live.avatars} avatars, ${live.recommendations} recommendations)`);
+await app.patch(KILL_SWITCH, { state: 'DISABLED' });
+sim.resetStats();
+await pageViews(1000, (i) => `person-${i % 100}`);
+console.log(`1,000 page views of 100 people, killed: ${sim.stats().total} third-party calls`);
+await app.stop();
