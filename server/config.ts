@@ -17,6 +17,7 @@ const schema = z.object({
   ADMIN_TOKEN: z.preprocess(emptyAsUnset, z.string().min(16, 'must be at least 16 characters').optional()),
   FLAGS_FILE: z.preprocess(emptyAsUnset, z.string().min(1).default('data/flags.json')),
   REDIS_URL: z.preprocess(emptyAsUnset, z.url({ protocol: /^rediss?$/ }).optional()),
+  REDIS_CONNECT_TIMEOUT_MS: z.preprocess(emptyAsUnset, z.coerce.number().int().min(0).max(120_000).default(3000)),
   LAUNCHDARKLY_SDK_KEY: z.preprocess(emptyAsUnset, z.string().min(1).optional()),
   LAUNCHDARKLY_INIT_TIMEOUT_MS: z.preprocess(emptyAsUnset, z.coerce.number().int().min(0).max(120_000).default(5000)),
   AVATAR_API_URL: z.preprocess(emptyAsUnset, httpUrl.optional()),
@@ -45,6 +46,7 @@ export interface Config {
   adminToken: string | undefined;
   flagsFile: string;
   redisUrl: string | undefined;
+  redisConnectTimeoutMs: number;
   launchDarklySdkKey: string | undefined;
   launchDarklyInitTimeoutMs: number;
   avatarApiUrl: string | undefined;
@@ -81,6 +83,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminToken: e.ADMIN_TOKEN,
     flagsFile: path.resolve(projectRoot, e.FLAGS_FILE),
     redisUrl: e.REDIS_URL,
+    redisConnectTimeoutMs: e.REDIS_CONNECT_TIMEOUT_MS,
     launchDarklySdkKey: e.LAUNCHDARKLY_SDK_KEY,
     launchDarklyInitTimeoutMs: e.LAUNCHDARKLY_INIT_TIMEOUT_MS,
     avatarApiUrl: e.AVATAR_API_URL,

@@ -14,6 +14,8 @@ import type { FlagSource } from './flags/source.js';
 import { createStoreFlagSource } from './flags/source.js';
 import { storeFiles } from './flags/store.js';
 import { FileFlagStore } from './flags/store-file.js';
+import { RedisFlagStore } from './flags/store-redis.js';
+import type { AuditLog } from './flags/audit.js';
 import { resolveAdminToken, tokenMatcher } from './flags/token.js';
 import type { Logger } from './observability/logger.js';
 import { followLogLevelFlag } from './observability/log-level.js';
@@ -74,7 +76,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
 
     const files = storeFiles(config.flagsFile);
     let source: FlagSource;
-    let audit: FileAuditLog | undefined;
+    let audit: AuditLog | undefined;
     if (config.launchDarklySdkKey) {
       source = createLaunchDarklySource({
         sdkKey: config.launchDarklySdkKey,
@@ -82,6 +84,10 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
         initTimeoutMs: config.launchDarklyInitTimeoutMs,
         sdkOptions: options.launchDarkly,
       });
+    } else if (config.redisUrl) {
+      const store = new RedisFlagStore({ url: config.redisUrl, logger, connectTimeoutMs: config.redisConnectTimeoutMs });
+      audit = store.audit;
+      source = createStoreFlagSource(store, logger);
     } else {
       const fileAudit = new FileAuditLog(files.audit, logger.child({ component: 'audit' }));
       await fileAudit.load();
@@ -140,14 +146,14 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
         rateLimitPerMin: config.apiRateLimitPerMin,
         contextFor: (user) => (isValidViewerKey(user) ? evaluationContext(viewerFor(user)) : undefined),
       },
-      adminState: () => adminState(realtime?.pusher.browserCount ?? 0),
+      adminState: () => adminState(realtime?.clusterBrowsers() ?? 0),
       readiness,
       imageOrigins: avatars.imageOrigins,
       restoreJitterMs: config.restoreJitterMs,
     });
 
     const httpServer = createServer(app);
-    realtime = createRealtime({ httpServer, source, metrics, logger, adminState });
+    realtime = createRealtime({ httpServer, source, metrics, logger, adminState, redisUrl: config.redisUrl });
     for (const upstreamClient of upstreamClients) upstreamClient.onBreakerStateChange(() => realtime?.announceAdminState());
     await new Promise<void>((resolve, reject) => {
       httpServer.once('error', reject);

@@ -23,6 +23,11 @@ export interface ServerToClientEvents {
   admin_browsers: (count: number) => void;
 }
 
+/** Between instances (through the Redis adapter): each one's count of browsers. */
+export interface InterServerEvents {
+  browsers: (instance: string, count: number) => void;
+}
+
 /** Empty on purpose: browsers cannot change anything over Socket.IO. */
 export type ClientToServerEvents = Record<string, never>;
 

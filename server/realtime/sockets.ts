@@ -1,4 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import type { Server as HttpServer } from 'node:http';
+import { createAdapter } from '@socket.io/redis-adapter';
+import { Redis } from 'ioredis';
 import { ProviderEvents, type EventDetails } from '@openfeature/server-sdk';
 import { Server } from 'socket.io';
 import { pageFlagKeys } from '../flags/catalog.js';
@@ -6,14 +9,19 @@ import type { FlagSource } from '../flags/source.js';
 import { evaluationContext, newAnonymousKey, viewerFor, viewerKeyFromCookieHeader } from '../feed/viewer.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { AdminState, ClientToServerEvents, ServerToClientEvents, SocketData } from './events.js';
+import type { AdminState, ClientToServerEvents, InterServerEvents, ServerToClientEvents, SocketData } from './events.js';
 import { FlagPusher } from './push.js';
 
-export type AppIo = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+export type AppIo = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+
+/** A peer's browser count older than this is from an instance that is gone. */
+const PEER_TTL_MS = 15_000;
 
 export interface Realtime {
   io: AppIo;
   pusher: FlagPusher;
+  /** Browsers connected across every instance (this one alone without Redis). */
+  clusterBrowsers(): number;
   /** Pushes the admin page's state again (soon, coalesced). */
   announceAdminState(): void;
   /** Tells every browser to reconnect elsewhere (the transport closes; their client retries). */
@@ -33,6 +41,8 @@ export function createRealtime(deps: {
   metrics: Metrics;
   logger: Logger;
   adminState: (browsers: number) => Promise<AdminState>;
+  /** With Redis: the adapter carries what must cross instances (the cluster-wide figures). */
+  redisUrl?: string | undefined;
 }): Realtime {
   const io: AppIo = new Server(deps.httpServer, {
     serveClient: true,
@@ -43,7 +53,39 @@ export function createRealtime(deps: {
     pingInterval: 10_000,
     pingTimeout: 8_000,
   });
+  const redisClients: Redis[] = [];
+  if (deps.redisUrl) {
+    const pub = new Redis(deps.redisUrl, { retryStrategy: (times) => Math.min(times * 100, 2000) });
+    const sub = pub.duplicate();
+    for (const client of [pub, sub]) client.on('error', (error) => deps.logger.debug({ err: error }, 'socket.io redis adapter error'));
+    redisClients.push(pub, sub);
+    io.adapter(createAdapter(pub, sub, { key: 'killswitch-io' }));
+  }
   const pusher = new FlagPusher({ io, source: deps.source, metrics: deps.metrics, logger: deps.logger });
+
+  // Browsers across every instance: our own count plus what each peer last said of its own.
+  const instance = randomUUID();
+  const peers = new Map<string, { count: number; at: number }>();
+  const clusterBrowsers = () => {
+    let total = pusher.browserCount;
+    for (const [id, peer] of peers) {
+      if (Date.now() - peer.at > PEER_TTL_MS) peers.delete(id);
+      else total += peer.count;
+    }
+    return total;
+  };
+  io.on('browsers', (id, count) => {
+    peers.set(id, { count, at: Date.now() });
+    io.local.to('admin').emit('admin_browsers', clusterBrowsers());
+  });
+  const tellPeers = () => {
+    if (deps.redisUrl) io.serverSideEmit('browsers', instance, pusher.browserCount);
+  };
+  const heartbeat = setInterval(() => {
+    tellPeers();
+    io.local.to('admin').emit('admin_browsers', clusterBrowsers());
+  }, 5000);
+  heartbeat.unref();
 
   io.use((socket, next) => {
     const role = (socket.handshake.auth as { role?: unknown } | undefined)?.role === 'admin' ? 'admin' : 'viewer';
@@ -57,7 +99,8 @@ export function createRealtime(deps: {
     // At most four times a second, however fast browsers come and go.
     browsersTimer ??= setTimeout(() => {
       browsersTimer = undefined;
-      io.local.to('admin').emit('admin_browsers', pusher.browserCount);
+      tellPeers();
+      io.local.to('admin').emit('admin_browsers', clusterBrowsers());
     }, 250);
   };
 
@@ -65,7 +108,7 @@ export function createRealtime(deps: {
   const announceAdminState = () => {
     stateTimer ??= setTimeout(async () => {
       stateTimer = undefined;
-      io.local.to('admin').emit('admin_state', await deps.adminState(pusher.browserCount));
+      io.local.to('admin').emit('admin_state', await deps.adminState(clusterBrowsers()));
     }, 20);
   };
 
@@ -74,7 +117,7 @@ export function createRealtime(deps: {
     (socket.conn as unknown as { request: unknown }).request = null;
     if (socket.data.role === 'admin') {
       void socket.join('admin');
-      void deps.adminState(pusher.browserCount).then((state) => socket.emit('admin_state', state));
+      void deps.adminState(clusterBrowsers()).then((state) => socket.emit('admin_state', state));
       return;
     }
     pusher.register(socket).then(announceBrowsers, (error: unknown) => {
@@ -102,11 +145,14 @@ export function createRealtime(deps: {
       // Closing the transport (not a server-side disconnect) makes the clients reconnect by themselves.
       for (const socket of io.of('/').sockets.values()) socket.conn.close();
     },
+    clusterBrowsers,
     async close() {
+      clearInterval(heartbeat);
       clearTimeout(browsersTimer);
       clearTimeout(stateTimer);
       deps.source.provider.events.removeHandler(ProviderEvents.ConfigurationChanged, onConfigurationChanged);
       await new Promise<void>((resolve) => void io.close(() => resolve()));
+      for (const client of redisClients) client.disconnect();
     },
   };
 }
