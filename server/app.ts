@@ -8,7 +8,8 @@ import { createFeedRoutes } from './feed/routes.js';
 import type { FeedBuilder } from './feed/feed.js';
 import type { Logger } from './observability/logger.js';
 import type { Metrics } from './observability/metrics.js';
-import { publicDir, viewsDir } from './paths.js';
+import path from 'node:path';
+import { projectRoot, publicDir, viewsDir } from './paths.js';
 import type { AdminState } from './realtime/events.js';
 
 export interface AppDeps {
@@ -76,6 +77,8 @@ export function createApp(deps: AppDeps): Express {
   });
 
   app.use('/static', express.static(publicDir, { maxAge: '5m', index: false }));
+  // The chart library, from npm, served by us (no CDN): uPlot, ~50 KB.
+  app.use('/static/vendor/uplot', express.static(path.join(projectRoot, 'node_modules/uplot/dist'), { maxAge: '1d', index: false }));
   app.use(createFeedRoutes({ buildFeed: deps.buildFeed, metrics: deps.metrics, restoreJitterMs: deps.restoreJitterMs }));
   app.use(createAdminRoutes({ adminState: deps.adminState }));
   app.use(createFlagsApi(deps.flagsApi));

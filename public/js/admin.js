@@ -1,5 +1,6 @@
 // @ts-check
 import { showConnection } from './connection.js';
+import { startDashboard } from './dashboard.js';
 import { buildTargeting, checkRules, emptyRules, mergePatchFor, parseTargeting } from './targeting.js';
 
 /**
@@ -379,7 +380,9 @@ showConnection(socket);
 socket.on('admin_state', (/** @type {AdminState} */ next) => {
   state = next;
   render();
+  dashboard.redraw();
 });
+const dashboard = startDashboard(socket, () => state.audit);
 socket.on('admin_browsers', (/** @type {number} */ count) => {
   state.browsers = count;
   $('browsers').textContent = String(count);

@@ -16,7 +16,10 @@ export interface AdminState {
   upstream: { service: string; breaker: string; calls: Record<string, number>; skipped: Record<string, number> }[];
 }
 
+import type { StatsSample } from '../admin/stats.js';
+
 export interface ServerToClientEvents {
+  admin_stats: (samples: StatsSample[]) => void;
   flag_snapshot: (values: Record<string, FlagValue>) => void;
   flag_update: (update: FlagUpdate) => void;
   admin_state: (state: AdminState) => void;

@@ -11,6 +11,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { AdminState, ClientToServerEvents, InterServerEvents, ServerToClientEvents, SocketData } from './events.js';
 import { FlagPusher } from './push.js';
+import { createStatsSampler } from '../admin/stats.js';
 
 export type AppIo = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 
@@ -112,11 +113,19 @@ export function createRealtime(deps: {
     }, 20);
   };
 
+  // The dashboard's figures, once a second, to the admin pages; the history to each one that joins.
+  const sampler = createStatsSampler({
+    metrics: deps.metrics,
+    browsers: () => clusterBrowsers(),
+    onSample: (sample) => io.local.to('admin').emit('admin_stats', [sample]),
+  });
+
   io.on('connection', (socket) => {
     // The viewer context is taken; the stored handshake request is ~KBs a socket we never read.
     (socket.conn as unknown as { request: unknown }).request = null;
     if (socket.data.role === 'admin') {
       void socket.join('admin');
+      socket.emit('admin_stats', sampler.history());
       void deps.adminState(clusterBrowsers()).then((state) => socket.emit('admin_state', state));
       return;
     }
@@ -147,6 +156,7 @@ export function createRealtime(deps: {
     },
     clusterBrowsers,
     async close() {
+      sampler.stop();
       clearInterval(heartbeat);
       clearTimeout(browsersTimer);
       clearTimeout(stateTimer);

@@ -1,0 +1,136 @@
+// @ts-check
+/**
+ * The launch dashboard: three live charts (uPlot, served by our server) fed once a second over
+ * Socket.IO, with every flip marked on the timeline. The effect of a kill is visible at a
+ * glance: the third-party call rate drops to zero.
+ */
+
+/** @typedef {{ t: number, calls: { ok: number, error: number, timeout: number, invalid: number }, latencyMs: number | null, browsers: number, pageViews: number }} Sample */
+/** @typedef {{ at: string, key: string, summary: string }} Flip */
+
+const WINDOW = 300; // seconds kept on screen
+const KILL_SWITCH = 'show-avatars-and-reccs';
+
+/**
+ * @param {any} socket
+ * @param {() => Flip[]} flips the audit entries to mark (newest first)
+ */
+export function startDashboard(socket, flips) {
+  // @ts-ignore: uPlot is loaded by its own script tag, from /static/vendor/uplot.
+  const uPlot = window.uPlot;
+  /** @type {Sample[]} */
+  let samples = [];
+  const css = getComputedStyle(document.documentElement);
+  const color = (/** @type {string} */ name) => css.getPropertyValue(name).trim() || '#888';
+
+  /** Vertical lines at each flip: red for a kill, green for a restore, grey for other flags. */
+  const flipMarks = {
+    hooks: {
+      draw: [
+        (/** @type {any} */ u) => {
+          const { ctx, bbox } = u;
+          let drawn = 0;
+          for (const flip of flips()) {
+            const t = Date.parse(flip.at) / 1000;
+            if (t < u.scales.x.min || t > u.scales.x.max) continue;
+            drawn++;
+            const x = Math.round(u.valToPos(t, 'x', true));
+            const kill = flip.key === KILL_SWITCH && flip.summary.startsWith('killed');
+            const restore = flip.key === KILL_SWITCH && flip.summary.startsWith('restored');
+            ctx.save();
+            ctx.strokeStyle = kill ? color('--danger') : restore ? color('--ok') : color('--muted');
+            ctx.lineWidth = 2 * devicePixelRatio;
+            ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
+            ctx.beginPath();
+            ctx.moveTo(x, bbox.top);
+            ctx.lineTo(x, bbox.top + bbox.height);
+            ctx.stroke();
+            ctx.fillStyle = ctx.strokeStyle;
+            ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
+            ctx.fillText(kill ? 'kill' : restore ? 'restore' : flip.key, x + 4 * devicePixelRatio, bbox.top + 12 * devicePixelRatio);
+            ctx.restore();
+          }
+          // What the canvas shows, said in the DOM too (for assistive tech and for tests).
+          u.root.parentElement.dataset.flipsDrawn = String(drawn);
+        },
+      ],
+    },
+  };
+
+  /**
+   * @param {string} id
+   * @param {{ label: string, stroke: string, scale?: string }[]} series
+   * @param {any[]} axes
+   */
+  const chart = (id, series, axes) => {
+    const host = /** @type {HTMLElement} */ (document.getElementById(id));
+    return new uPlot(
+      {
+        width: host.clientWidth || 600,
+        height: 180,
+        plugins: [flipMarks],
+        legend: { live: false },
+        cursor: { drag: { x: false, y: false } },
+        scales: { x: { time: true } },
+        series: [{}, ...series.map((s) => ({ ...s, width: 2, points: { show: false } }))],
+        axes: [{ stroke: color('--muted'), grid: { stroke: color('--border') } }, ...axes],
+      },
+      [[], ...series.map(() => [])],
+      host,
+    );
+  };
+  const axis = (/** @type {string} */ label, /** @type {string} */ scale, side = 3) => ({ label, scale, side, stroke: color('--muted'), grid: { stroke: color('--border') }, size: 56 });
+
+  const calls = chart(
+    'chart-calls',
+    [
+      { label: 'ok', stroke: color('--ok'), scale: 'n' },
+      { label: 'error', stroke: color('--danger'), scale: 'n' },
+      { label: 'timeout', stroke: color('--warn'), scale: 'n' },
+      { label: 'invalid', stroke: '#a855f7', scale: 'n' },
+    ],
+    [axis('calls / s', 'n')],
+  );
+  const traffic = chart(
+    'chart-traffic',
+    [
+      { label: 'browsers', stroke: color('--accent'), scale: 'b' },
+      { label: 'page views / s', stroke: color('--muted'), scale: 'v' },
+    ],
+    [axis('browsers', 'b'), axis('views / s', 'v', 1)],
+  );
+  const latency = chart('chart-latency', [{ label: 'ms', stroke: color('--warn'), scale: 'ms' }], [axis('ms', 'ms')]);
+
+  const text = (/** @type {string} */ id, /** @type {string} */ value) => {
+    const node = document.getElementById(id);
+    if (node) node.textContent = value;
+  };
+
+  const draw = () => {
+    const t = samples.map((s) => s.t);
+    calls.setData([t, samples.map((s) => s.calls.ok), samples.map((s) => s.calls.error), samples.map((s) => s.calls.timeout), samples.map((s) => s.calls.invalid)]);
+    traffic.setData([t, samples.map((s) => s.browsers), samples.map((s) => s.pageViews)]);
+    latency.setData([t, samples.map((s) => s.latencyMs)]);
+    const last = samples.at(-1);
+    if (!last) return;
+    const total = last.calls.ok + last.calls.error + last.calls.timeout + last.calls.invalid;
+    text('calls-per-second', String(total));
+    text('failed-per-second', String(total - last.calls.ok));
+    text('views-per-second', String(last.pageViews));
+    text('latency-ms', last.latencyMs === null ? '—' : String(last.latencyMs));
+  };
+
+  socket.on('admin_stats', (/** @type {Sample[]} */ incoming) => {
+    samples = [...samples, ...incoming].slice(-WINDOW);
+    draw();
+  });
+
+  const resize = () => {
+    for (const [plot, id] of [[calls, 'chart-calls'], [traffic, 'chart-traffic'], [latency, 'chart-latency']]) {
+      const host = document.getElementById(/** @type {string} */ (id));
+      if (host) plot.setSize({ width: host.clientWidth, height: 180 });
+    }
+  };
+  new ResizeObserver(resize).observe(/** @type {HTMLElement} */ (document.getElementById('dashboard')));
+  return { redraw: draw };
+}

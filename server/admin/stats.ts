@@ -1,0 +1,76 @@
+import type { Metrics } from '../observability/metrics.js';
+
+/** One second of the launch: what the dashboard's charts plot. */
+export interface StatsSample {
+  /** Unix time in seconds, at the end of the second. */
+  t: number;
+  /** Third-party calls made in that second, by outcome (both services). */
+  calls: { ok: number; error: number; timeout: number; invalid: number };
+  /** Mean duration of those calls, in ms (null when none were made). */
+  latencyMs: number | null;
+  /** Browsers connected (across every instance). */
+  browsers: number;
+  /** Feed pages and live-region fragments rendered in that second. */
+  pageViews: number;
+}
+
+const HISTORY = 300;
+
+/**
+ * Samples the Prometheus counters once a second into per-second figures: the same numbers
+ * /metrics has, as rates. Keeps the last five minutes for a dashboard that connects late.
+ */
+export function createStatsSampler(options: {
+  metrics: Metrics;
+  browsers: () => number;
+  onSample: (sample: StatsSample) => void;
+  intervalMs?: number;
+}) {
+  const history: StatsSample[] = [];
+  let previous: Awaited<ReturnType<typeof totals>> | undefined;
+
+  async function totals() {
+    const calls: Record<string, number> = { ok: 0, error: 0, timeout: 0, invalid: 0 };
+    for (const value of (await options.metrics.upstreamRequests.get()).values) {
+      const outcome = String(value.labels.outcome);
+      calls[outcome] = (calls[outcome] ?? 0) + value.value;
+    }
+    let durationSum = 0;
+    let durationCount = 0;
+    for (const value of (await options.metrics.upstreamDuration.get()).values) {
+      if (value.metricName === 'upstream_request_duration_seconds_sum') durationSum += value.value;
+      if (value.metricName === 'upstream_request_duration_seconds_count') durationCount += value.value;
+    }
+    let pageViews = 0;
+    for (const value of (await options.metrics.pageViews.get()).values) pageViews += value.value;
+    return { calls, durationSum, durationCount, pageViews };
+  }
+
+  const sample = async () => {
+    const now = await totals();
+    if (previous) {
+      const before = previous;
+      const delta = (name: string) => (now.calls[name] ?? 0) - (before.calls[name] ?? 0);
+      const count = now.durationCount - before.durationCount;
+      const point: StatsSample = {
+        t: Math.round(Date.now() / 1000),
+        calls: { ok: delta('ok'), error: delta('error'), timeout: delta('timeout'), invalid: delta('invalid') },
+        latencyMs: count > 0 ? Math.round(((now.durationSum - before.durationSum) / count) * 1000) : null,
+        browsers: options.browsers(),
+        pageViews: now.pageViews - before.pageViews,
+      };
+      history.push(point);
+      if (history.length > HISTORY) history.shift();
+      options.onSample(point);
+    }
+    previous = now;
+  };
+
+  const timer = setInterval(() => void sample(), options.intervalMs ?? 1000);
+  timer.unref();
+  void sample();
+  return {
+    history: () => [...history],
+    stop: () => clearInterval(timer),
+  };
+}
