@@ -136,8 +136,12 @@ export class FlagPusher {
       }
     }
 
+    const everyone = this.browserCount;
     for (const { value, ids } of partitions.values()) {
-      this.deps.io.local.to(ids).emit('flag_update', { key, value, version });
+      // Every browser changing to the same value (a kill, a restore) is a plain broadcast: no
+      // room set of N socket ids to build and walk. Admin pages are not browsers: exclude them.
+      const target = ids.length === everyone ? this.deps.io.local.except('admin') : this.deps.io.local.to(ids);
+      target.emit('flag_update', { key, value, version });
       this.deps.metrics.flagUpdatesSent.inc({ key }, ids.length);
     }
     this.deps.logger.debug({ key, version, partitions: partitions.size }, 'flag pushed');

@@ -127,6 +127,18 @@ describe('FileFlagStore', () => {
     expect(second.store.get(KILL_SWITCH)).toMatchObject({ version: 2, definition: { defaultVariant: 'off' } });
   });
 
+  it('pushes a flip before the disk has synced, but undoes it (and says so) if the write fails', async () => {
+    const { store, changes } = await open();
+    const { mkdir, rm: remove } = await import('node:fs/promises');
+    // Root ignores permissions: a directory where the file goes makes the rename fail.
+    await remove(file);
+    await mkdir(file);
+    await expect(store.update(KILL_SWITCH, disable, { actor: admin })).rejects.toMatchObject({ status: 503, message: /Nothing was changed/ });
+    expect(store.get(KILL_SWITCH)).toMatchObject({ version: 1, definition: { state: 'ENABLED' } });
+    // Listeners heard the flip, then its undo: they end where the store is.
+    expect(changes.map((c) => c.map((x) => x.after?.state))).toEqual([['DISABLED'], ['ENABLED']]);
+  });
+
   it('serializes concurrent writes: none is lost', async () => {
     const { store } = await open();
     const writes = Array.from({ length: 20 }, (_, i) =>

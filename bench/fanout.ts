@@ -1,0 +1,118 @@
+/**
+ * Fan-out against the physical reference. For N browsers (light WebSocket clients speaking the
+ * Socket.IO protocol, in two worker processes), the kill switch is flipped and the time until
+ * each browser has its flag_update is measured, p50/p99, from the moment the flip request is
+ * sent. Three servers, each in its own process, the same clients, the same run:
+ *   bare      a bare Socket.IO server: POST /flip -> io.emit (the floor)
+ *   app       this app: PATCH /api/flags/show-avatars-and-reccs (auth, validation, atomic write
+ *             with fsync, audit, per-viewer push)
+ *   targeted  this app, the flip being a 50 % rollout: every viewer evaluated, half get it
+ * Also: server memory per connected browser (heap after GC, and RSS), against the bare server.
+ *   npx tsx bench/fanout.ts [1000,2000,10000] [rounds=7]
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFile, mkdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BENCH_TOKEN } from './lib/app.js';
+import { Fleet, median, percentile, wallClock } from './lib/fleet.js';
+
+const SIZES = (process.argv[2] ?? '1000,2000,10000').split(',').map(Number);
+const ROUNDS = Number(process.argv[3] ?? 7);
+const SERVER = fileURLToPath(new URL('./lib/server-process.ts', import.meta.url));
+const KEY = 'show-avatars-and-reccs';
+
+async function startServer(mode: string): Promise<{ child: ChildProcess; url: string }> {
+  // BENCH_CPU_PROF=1: a V8 CPU profile of each server, in bench/results/profiles.
+  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${fileURLToPath(new URL('./results/profiles/', import.meta.url))}`, `--cpu-prof-name=${mode}-${Date.now()}.cpuprofile`] : [];
+  const child = fork(SERVER, [mode], { execArgv: ['--import', 'tsx', '--expose-gc', ...profile], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const [message] = (await once(child, 'message')) as [{ url: string }];
+  return { child, url: message.url };
+}
+
+async function memory(child: ChildProcess): Promise<{ heapUsed: number; rss: number }> {
+  const reply = once(child, 'message');
+  child.send({ type: 'memory' });
+  return (await reply)[0] as { heapUsed: number; rss: number };
+}
+
+async function trigger(mode: string, url: string, round: number): Promise<void> {
+  const kill = round % 2 === 0;
+  if (mode === 'bare') {
+    await fetch(`${url}/flip?value=${!kill}`, { method: 'POST' }).then((r) => r.text());
+    return;
+  }
+  const body = mode === 'app' ? { state: kill ? 'DISABLED' : 'ENABLED' } : { targeting: kill ? { fractional: [['off', 50], ['on', 50]] } : null };
+  const response = await fetch(`${url}/api/flags/${KEY}`, {
+    method: 'PATCH',
+    headers: { authorization: `Bearer ${BENCH_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (!response.ok) throw new Error(`PATCH ${response.status}: ${await response.text()}`);
+}
+
+interface Row { n: number; mode: string; p50: number; p99: number; receivers: number; heapPerBrowser: number; rssPerBrowser: number }
+const rows: Row[] = [];
+
+const MODES = (process.env.BENCH_MODES ?? 'bare,app,targeted').split(',');
+for (const n of SIZES) {
+  for (const mode of MODES) {
+    const server = await startServer(mode);
+    await sleep(300);
+    const before = await memory(server.child);
+    const fleet = await Fleet.connect(server.url, Array.from({ length: n }, (_, i) => `viewer-${i}`), 2);
+    await sleep(500);
+    const after = await memory(server.child);
+    const p50s: number[] = [];
+    const p99s: number[] = [];
+    let receivers = 0;
+    for (let round = 0; round < ROUNDS * 2; round++) {
+      await fleet.collect();
+      const sent = wallClock();
+      await trigger(mode, server.url, round);
+      // Wait until no new update has arrived for 300 ms (the targeted flip reaches about half).
+      let times: number[] = [];
+      let quietSince = Date.now();
+      while (Date.now() - quietSince < 300) {
+        await sleep(25);
+        const got = (await fleet.collect()).times.flat();
+        if (got.length > 0) quietSince = Date.now();
+        times = times.concat(got);
+      }
+      const latencies = times.map((t) => t - sent).sort((a, b) => a - b);
+      p50s.push(percentile(latencies, 50));
+      p99s.push(percentile(latencies, 99));
+      receivers = times.length;
+    }
+    const row: Row = {
+      n,
+      mode,
+      p50: median(p50s),
+      p99: median(p99s),
+      receivers,
+      heapPerBrowser: (after.heapUsed - before.heapUsed) / n,
+      rssPerBrowser: (after.rss - before.rss) / n,
+    };
+    rows.push(row);
+    console.log(
+      `N=${String(n).padStart(5)} ${mode.padEnd(9)} p50 ${row.p50.toFixed(1).padStart(6)} ms  p99 ${row.p99.toFixed(1).padStart(6)} ms  (${receivers} receive)  heap ${(row.heapPerBrowser / 1024).toFixed(1)} KB/browser  rss ${(row.rssPerBrowser / 1024).toFixed(1)} KB/browser`,
+    );
+    await fleet.close();
+    // SIGTERM-free exit through process.exit, so that --cpu-prof writes its profile.
+    server.child.send({ type: 'exit' });
+    await once(server.child, 'exit');
+  }
+}
+
+console.log('\nratios to the bare broadcast (target: p99 and memory within 1.2x)');
+for (const n of SIZES) {
+  const bare = rows.find((r) => r.n === n && r.mode === 'bare');
+  for (const mode of ['app', 'targeted']) {
+    const row = rows.find((r) => r.n === n && r.mode === mode);
+    if (!bare || !row) continue;
+    console.log(`N=${String(n).padStart(5)} ${mode.padEnd(9)} p99 ${(row.p99 / bare.p99).toFixed(2)}x   heap/browser ${(row.heapPerBrowser / bare.heapPerBrowser).toFixed(2)}x   rss/browser ${(row.rssPerBrowser / bare.rssPerBrowser).toFixed(2)}x`);
+  }
+}
+await mkdir(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });
+await writeFile(fileURLToPath(new URL('./results/fanout.json', import.meta.url)), JSON.stringify({ at: new Date().toISOString(), rounds: ROUNDS, rows }, null, 2));

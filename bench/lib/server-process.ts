@@ -1,0 +1,59 @@
+/**
+ * One server under test, in a process of its own (so the clients and the orchestrator never
+ * share its CPU thread), run with --expose-gc for honest memory figures.
+ *   app:  this project, embedded defaults, flips through PATCH /api/flags/:key
+ *   bare: the physical reference: a bare Socket.IO server with the same options, which sends the
+ *         same snapshot on connect and broadcasts the same flag_update (io.emit) on POST /flip
+ * Parent -> server: { type: 'memory' } | { type: 'exit' }
+ * Server -> parent: { type: 'listening', url } | { type: 'memory', heapUsed, rss }
+ */
+import { mkdtemp } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Server } from 'socket.io';
+import { loadConfig } from '../../server/config.js';
+import { createLogger } from '../../server/observability/logger.js';
+import { startApp } from '../../server/runtime.js';
+import { BENCH_TOKEN } from './app.js';
+
+const mode = process.argv[2];
+const gc = (globalThis as { gc?: () => void }).gc;
+
+let url: string;
+if (mode === 'bare') {
+  let version = 1;
+  const http = createServer();
+  const io = new Server(http, { serveClient: false, perMessageDeflate: false, maxHttpBufferSize: 2048, pingInterval: 10_000, pingTimeout: 8_000 });
+  io.on('connection', (socket) => socket.emit('flag_snapshot', { 'show-avatars-and-reccs': true }));
+  http.on('request', (req, res) => {
+    if (req.method === 'POST' && req.url?.startsWith('/flip')) {
+      const value = new URL(req.url, 'http://x').searchParams.get('value') === 'true';
+      io.emit('flag_update', { key: 'show-avatars-and-reccs', value, version: ++version });
+      res.end('{}');
+    }
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', () => resolve()));
+  url = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+} else {
+  const dir = await mkdtemp(path.join(tmpdir(), 'bench-server-'));
+  const app = await startApp(
+    loadConfig({ PORT: '0', SIMULATOR_PORT: '0', FLAGS_FILE: path.join(dir, 'flags.json'), ADMIN_TOKEN: BENCH_TOKEN, LOG_LEVEL: 'silent', API_RATE_LIMIT_PER_MIN: '1000000' }),
+    createLogger('silent'),
+    { collectDefaultMetrics: false },
+  );
+  url = app.url;
+}
+
+process.on('message', (message: { type: string }) => {
+  if (message.type === 'memory') {
+    gc?.();
+    gc?.();
+    const { heapUsed, rss } = process.memoryUsage();
+    process.send!({ type: 'memory', heapUsed, rss });
+  } else if (message.type === 'exit') {
+    process.exit(0);
+  }
+});
+process.send!({ type: 'listening', url });
