@@ -230,7 +230,6 @@ export class FileFlagStore implements FlagStore {
     // in between is harmless, as the next start re-derives the same versions from the hashes.
     this.announce(changes);
     if (await durable) return;
-    for (const change of changes) this.options.audit.append(change).catch(() => undefined);
     try {
       await writeFileAtomic(this.files.versions, JSON.stringify(versions, null, 2) + '\n', { mode: 0o644 });
     } catch (error) {
@@ -238,8 +237,12 @@ export class FileFlagStore implements FlagStore {
     }
   }
 
-  /** Tells the listeners (the audit is written once the change is durable, in apply). */
+  /**
+   * Audits and tells the listeners. An undo of a write that failed to save is announced (and
+   * audited) like any change, so the audit says exactly what browsers saw.
+   */
   private announce(changes: FlagChange[]): void {
+    for (const change of changes) this.options.audit.append(change).catch(() => undefined);
     for (const listener of this.listeners) {
       try {
         listener(changes);
