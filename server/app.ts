@@ -22,6 +22,8 @@ export interface AppDeps {
   /** Where avatar images come from: the only image origins the CSP allows besides our own. */
   imageOrigins: string[];
   restoreJitterMs: number;
+  /** Compiled templates kept in memory (off only under `npm run dev`, so edits show at once). */
+  viewCache: boolean;
 }
 
 /** Body-parser errors carry a `type`; each one is the client's fault, and says so. */
@@ -40,14 +42,21 @@ export function createApp(deps: AppDeps): Express {
   app.set('views', viewsDir);
   app.set('view engine', 'ejs');
   app.set('etag', false);
+  // Express turns this on only when NODE_ENV=production; without it every render recompiles the EJS.
+  app.set('view cache', deps.viewCache);
 
-  app.use(
-    pinoHttp({
-      logger: deps.logger,
-      autoLogging: { ignore: (req) => ['/healthz', '/readyz', '/metrics'].includes(req.url ?? '') || (req.url ?? '').startsWith('/static/') },
-      customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
-    }),
-  );
+  const requestLogger = pinoHttp({
+    logger: deps.logger,
+    autoLogging: { ignore: (req) => ['/healthz', '/readyz', '/metrics'].includes(req.url ?? '') || (req.url ?? '').startsWith('/static/') },
+    customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+  });
+  // Request logs cost a child logger and hooks per request: none when nobody will see them
+  // (the level can change live, through the log-level flag, so it is asked on each request).
+  app.use((req, res, next) => {
+    if (deps.logger.isLevelEnabled('info')) return requestLogger(req, res, next);
+    req.log = deps.logger;
+    next();
+  });
   app.use(
     helmet({
       contentSecurityPolicy: {

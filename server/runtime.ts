@@ -150,6 +150,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       readiness,
       imageOrigins: avatars.imageOrigins,
       restoreJitterMs: config.restoreJitterMs,
+      viewCache: !config.development,
     });
 
     const httpServer = createServer(app);
