@@ -6,7 +6,9 @@
  * fully live (the rest got fallbacks: never an error). Run with and without the jitter.
  *   npx tsx bench/restore-storm.ts [browsers=2000]
  */
+import { mkdir, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { KILL_SWITCH } from '../server/flags/catalog.js';
 import { startBenchApp } from './lib/app.js';
 import { Fleet, wallClock } from './lib/fleet.js';
@@ -47,10 +49,14 @@ export async function restoreStorm(browsers: number, jitterMs: number) {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   console.log(`restore storm: ${BROWSERS} browsers, UPSTREAM_MAX_CONCURRENCY=32 per service, simulator latency ~120 ms`);
+  const runs = [];
   for (const jitterMs of [0, 2000]) {
     const r = await restoreStorm(BROWSERS, jitterMs);
+    runs.push(r);
     console.log(
       `jitter ${String(jitterMs).padStart(4)} ms: peak third-party concurrency ${r.peakConcurrency} (cap 64), ${r.calls} calls, every browser back in ${(r.allLiveMs / 1000).toFixed(2)} s, ${r.fullyLive}/${r.browsers} fully live, ${r.errors} errors`,
     );
   }
+  await mkdir(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });
+  await writeFile(fileURLToPath(new URL(`./results/restore-storm-${BROWSERS}.json`, import.meta.url)), JSON.stringify({ at: new Date().toISOString(), runs }, null, 2));
 }

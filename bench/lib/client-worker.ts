@@ -27,18 +27,22 @@ let fragments: number[] = [];
 let fragmentErrors = 0;
 let fragmentsLive = 0;
 
+/** What public/js/feed.js does on a restore: a random delay, then the fragment, retried up to 4 times with backoff. */
 function refetch(url: string, viewer: string, jitterMs: number) {
-  setTimeout(async () => {
+  const attempt = async (tries: number) => {
     try {
       const response = await fetch(`${url}/fragments/feed`, { headers: { cookie: `viewer=${viewer}` } });
       const html = await response.text();
-      if (!response.ok || !html.includes('data-show-avatars="true"')) fragmentErrors++;
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      if (!html.includes('data-show-avatars="true"')) fragmentErrors++;
       else if (html.includes('data-source="live"')) fragmentsLive++;
       fragments.push(now());
     } catch {
-      fragmentErrors++;
+      if (tries >= 4) fragmentErrors++;
+      else setTimeout(() => void attempt(tries + 1), 500 * 2 ** tries);
     }
-  }, Math.random() * jitterMs);
+  };
+  setTimeout(() => void attempt(0), Math.random() * jitterMs);
 }
 
 function open(url: string, viewer: string, refetchJitterMs?: number): Promise<Browser> {
