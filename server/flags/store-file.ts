@@ -8,6 +8,8 @@ import type { Logger } from '../observability/logger.js';
 import type { AuditLog } from './audit.js';
 import { defaultFlagDocument } from './catalog.js';
 import {
+  flagRecord,
+  flagRecords,
   reconcile,
   SerialQueue,
   storeFiles,
@@ -110,14 +112,11 @@ export class FileFlagStore implements FlagStore {
   }
 
   list(): FlagRecord[] {
-    return Object.keys(this.doc.flags)
-      .sort()
-      .map((key) => this.get(key)!);
+    return flagRecords(this.doc, (key) => this.versions[key]?.version);
   }
 
   get(key: string): FlagRecord | undefined {
-    if (!Object.hasOwn(this.doc.flags, key)) return undefined;
-    return { key, version: this.versions[key]?.version ?? 1, definition: this.doc.flags[key]! };
+    return flagRecord(this.doc, key, this.versions[key]?.version);
   }
 
   update(key: string, updater: FlagUpdater, options: UpdateOptions): Promise<FlagRecord> {

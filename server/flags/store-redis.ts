@@ -4,7 +4,7 @@ import { NotFoundError, PreconditionFailedError, ServiceUnavailableError } from 
 import type { Logger } from '../observability/logger.js';
 import { toAuditEntry, type AuditEntry, type AuditLog } from './audit.js';
 import { defaultFlagDocument } from './catalog.js';
-import { SerialQueue, type ChangeListener, type FlagStore, type FlagUpdater, type UpdateOptions } from './store.js';
+import { flagRecord, flagRecords, SerialQueue, type ChangeListener, type FlagStore, type FlagUpdater, type UpdateOptions } from './store.js';
 import type { Actor, FlagChange, FlagDefinition, FlagdDocument, FlagRecord } from './types.js';
 import { validateFlagDefinition } from './validate.js';
 
@@ -144,14 +144,11 @@ export class RedisFlagStore implements FlagStore {
   }
 
   list(): FlagRecord[] {
-    return Object.keys(this.doc.flags)
-      .sort()
-      .map((key) => this.get(key)!);
+    return flagRecords(this.doc, (key) => this.versions[key]);
   }
 
   get(key: string): FlagRecord | undefined {
-    if (!Object.hasOwn(this.doc.flags, key)) return undefined;
-    return { key, version: this.versions[key] ?? 1, definition: this.doc.flags[key]! };
+    return flagRecord(this.doc, key, this.versions[key]);
   }
 
   onChange(listener: ChangeListener): () => void {

@@ -31,6 +31,19 @@ export interface FlagStore {
   close(): Promise<void>;
 }
 
+/** One flag of a document as the API shows it (version 1 when none is recorded yet). */
+export function flagRecord(doc: FlagdDocument, key: string, version: number | undefined): FlagRecord | undefined {
+  if (!Object.hasOwn(doc.flags, key)) return undefined;
+  return { key, version: version ?? 1, definition: doc.flags[key]! };
+}
+
+/** Every flag of a document, sorted by key. */
+export function flagRecords(doc: FlagdDocument, versionOf: (key: string) => number | undefined): FlagRecord[] {
+  return Object.keys(doc.flags)
+    .sort()
+    .map((key) => flagRecord(doc, key, versionOf(key))!);
+}
+
 /** Where the files that belong to a file store live: all beside FLAGS_FILE. */
 export function storeFiles(flagsFile: string) {
   const dir = path.dirname(flagsFile);
