@@ -56,8 +56,17 @@ export function createRealtime(deps: {
   });
   const redisClients: Redis[] = [];
   if (deps.redisUrl) {
-    const pub = new Redis(deps.redisUrl, { retryStrategy: (times) => Math.min(times * 100, 2000) });
-    const sub = pub.duplicate();
+    const pub = new Redis(deps.redisUrl, { retryStrategy: (times) => Math.min(times * 100, 2000), enableOfflineQueue: false });
+    const sub = new Redis(deps.redisUrl, { retryStrategy: (times) => Math.min(times * 100, 2000) });
+    // The adapter never catches a failed publish: while Redis is down (or the client closing),
+    // each one would be an unhandled rejection, which stops a Node 20 process. What it publishes
+    // here (browser counts) is best effort, and comes again with the next heartbeat.
+    const publish = pub.publish.bind(pub);
+    pub.publish = ((...args: Parameters<typeof publish>) => {
+      const sent = publish(...args);
+      sent.catch((error: unknown) => deps.logger.debug({ err: error }, 'socket.io redis adapter: publish failed'));
+      return sent;
+    }) as typeof pub.publish;
     for (const client of [pub, sub]) client.on('error', (error) => deps.logger.debug({ err: error }, 'socket.io redis adapter error'));
     redisClients.push(pub, sub);
     io.adapter(createAdapter(pub, sub, { key: 'killswitch-io' }));
@@ -79,8 +88,9 @@ export function createRealtime(deps: {
     peers.set(id, { count, at: Date.now() });
     io.local.to('admin').emit('admin_browsers', clusterBrowsers());
   });
+  let closed = false;
   const tellPeers = () => {
-    if (deps.redisUrl) io.serverSideEmit('browsers', instance, pusher.browserCount);
+    if (deps.redisUrl && !closed) io.serverSideEmit('browsers', instance, pusher.browserCount);
   };
   const heartbeat = setInterval(() => {
     tellPeers();
@@ -97,6 +107,7 @@ export function createRealtime(deps: {
 
   let browsersTimer: NodeJS.Timeout | undefined;
   const announceBrowsers = () => {
+    if (closed) return;
     // At most four times a second, however fast browsers come and go.
     browsersTimer ??= setTimeout(() => {
       browsersTimer = undefined;
@@ -156,6 +167,7 @@ export function createRealtime(deps: {
     },
     clusterBrowsers,
     async close() {
+      closed = true;
       sampler.stop();
       clearInterval(heartbeat);
       clearTimeout(browsersTimer);
