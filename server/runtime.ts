@@ -15,7 +15,7 @@ import { createStoreFlagSource } from './flags/source.js';
 import { storeFiles } from './flags/store.js';
 import { FileFlagStore } from './flags/store-file.js';
 import { RedisFlagStore } from './flags/store-redis.js';
-import type { AuditLog } from './flags/audit.js';
+import type { AuditReader } from './flags/audit.js';
 import { resolveAdminToken, tokenMatcher } from './flags/token.js';
 import type { Logger } from './observability/logger.js';
 import { followLogLevelFlag } from './observability/log-level.js';
@@ -76,7 +76,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
 
     const files = storeFiles(config.flagsFile);
     let source: FlagSource;
-    let audit: AuditLog | undefined;
+    let audit: AuditReader | undefined;
     if (config.launchDarklySdkKey) {
       source = createLaunchDarklySource({
         sdkKey: config.launchDarklySdkKey,

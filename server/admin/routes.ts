@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { flagCatalog, KILL_SWITCH } from '../flags/catalog.js';
 import { people } from '../feed/content.js';
-import type { AuditLog } from '../flags/audit.js';
+import type { AuditReader } from '../flags/audit.js';
 import type { FlagSource } from '../flags/source.js';
 import type { AdminState } from '../realtime/events.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -10,7 +10,7 @@ import type { UpstreamClient } from '../upstream/client.js';
 /** What the launch-control page shows; rendered at first, then pushed live to the "admin" room. */
 export function createAdminState(
   source: FlagSource,
-  audit: AuditLog | undefined,
+  audit: AuditReader | undefined,
   upstream: readonly UpstreamClient[] = [],
   metrics?: Metrics,
 ) {

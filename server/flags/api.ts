@@ -8,7 +8,7 @@ import {
   UnsupportedMediaTypeError,
 } from '../errors.js';
 import type { EvaluationContext } from '@openfeature/server-sdk';
-import type { AuditLog } from './audit.js';
+import type { AuditReader } from './audit.js';
 import { explainFlags } from './explain.js';
 import { applyMergePatch } from './merge-patch.js';
 import type { FlagSource } from './source.js';
@@ -20,7 +20,7 @@ const SOURCES_A_CALLER_MAY_CLAIM: ChangeSource[] = ['admin', 'cli', 'api'];
 
 export interface FlagsApiDeps {
   source: FlagSource;
-  audit: AuditLog | undefined;
+  audit: AuditReader | undefined;
   isAdminToken: (presented: string | undefined) => boolean;
   rateLimitPerMin: number;
   /** The evaluation context of a viewer key, or undefined for a key that is not valid. */

@@ -17,11 +17,16 @@ export interface AuditEntry {
   after: FlagDefinition | null;
 }
 
-export interface AuditLog {
-  load(): Promise<void>;
-  append(change: FlagChange): Promise<AuditEntry>;
+/** What the API and the admin page need of the audit: to read it. */
+export interface AuditReader {
   /** The newest entries first. */
   recent(limit?: number): AuditEntry[];
+}
+
+/** An audit the file store writes to (the Redis store writes its own, in its Lua script). */
+export interface AuditLog extends AuditReader {
+  load(): Promise<void>;
+  append(change: FlagChange): Promise<AuditEntry>;
 }
 
 /** A short human sentence for a change: "killed", "restored", "targeting changed", ... */

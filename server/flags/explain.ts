@@ -1,6 +1,7 @@
 import { FlagdCore } from '@openfeature/flagd-core';
 import type { EvaluationContext, FlagValue, JsonValue } from '@openfeature/server-sdk';
 import { flagCatalog } from './catalog.js';
+import { valueOrSafeDefault } from './provider.js';
 import type { FlagSource } from './source.js';
 import type { FlagDefinition } from './types.js';
 import { flagType } from './validate.js';
@@ -56,7 +57,7 @@ export async function explainFlags(source: FlagSource, context: EvaluationContex
     if (reason === 'TARGETING_MATCH' && definition && cameFromRollout(key, definition, context)) reason = 'SPLIT';
     explanations.push({
       key,
-      value: details.errorCode || details.value === undefined ? entry.safeDefault : details.value,
+      value: valueOrSafeDefault(details, entry.safeDefault),
       variant: details.variant,
       reason,
       errorCode: details.errorCode,

@@ -27,6 +27,11 @@ export interface FlagEvaluator {
   ): ResolutionDetails<T> | Promise<ResolutionDetails<T>>;
 }
 
+/** A resolution's value, or the flag's safe default when it failed or gave none. */
+export function valueOrSafeDefault<T extends FlagValue>(details: ResolutionDetails<T>, safeDefault: T): T {
+  return details.errorCode || details.value === undefined ? safeDefault : details.value;
+}
+
 export type EvaluatingProvider = Provider & FlagEvaluator & { readonly events: OpenFeatureEventEmitter };
 
 export function openFeatureLogger(logger: Logger): OpenFeatureLogger {

@@ -2,7 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { Redis } from 'ioredis';
 import { NotFoundError, PreconditionFailedError, ServiceUnavailableError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import { toAuditEntry, type AuditEntry, type AuditLog } from './audit.js';
+import { toAuditEntry, type AuditEntry, type AuditReader } from './audit.js';
 import { defaultFlagDocument } from './catalog.js';
 import { flagRecord, flagRecords, SerialQueue, type ChangeListener, type FlagStore, type FlagUpdater, type UpdateOptions } from './store.js';
 import type { Actor, FlagChange, FlagDefinition, FlagdDocument, FlagRecord } from './types.js';
@@ -110,9 +110,7 @@ export class RedisFlagStore implements FlagStore {
   }
 
   /** The audit, read from Redis and kept current from the change channel. */
-  readonly audit: AuditLog = {
-    load: async () => undefined,
-    append: async (change) => toAuditEntry(change),
+  readonly audit: AuditReader = {
     recent: (limit = 50) => this.auditEntries.slice(0, limit),
   };
 

@@ -1,6 +1,7 @@
 import type { EvaluationContext, FlagValue, ResolutionDetails } from '@openfeature/server-sdk';
 import type { Server, Socket } from 'socket.io';
 import { flagCatalog, pageFlagKeys } from '../flags/catalog.js';
+import { valueOrSafeDefault } from '../flags/provider.js';
 import type { FlagSource } from '../flags/source.js';
 import { SerialQueue } from '../flags/store.js';
 import type { Logger } from '../observability/logger.js';
@@ -52,8 +53,7 @@ export class FlagPusher {
     try {
       const result = this.deps.source.provider.resolve(entry.type, key, entry.safeDefault as FlagValue, context);
       const details = result instanceof Promise ? await result : result;
-      if (details.errorCode || details.value === undefined) return { ...details, value: entry.safeDefault as FlagValue };
-      return details;
+      return { ...details, value: valueOrSafeDefault(details, entry.safeDefault) };
     } catch (error) {
       this.deps.logger.error({ err: error, key }, 'flag evaluation failed; using the safe default');
       return { value: entry.safeDefault as FlagValue, reason: 'ERROR' };
