@@ -11,16 +11,21 @@ export interface AppProcess {
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; ms: number }>;
 }
 
-/** Runs a script of the project under Node with tsx, as `npm start` runs the build. */
+/**
+ * Runs one of the server's entry points as `npm start` does: the compiled JavaScript in `dist/`
+ * (built once per test run by test/setup/build.ts) under plain Node. `server/main.ts` runs
+ * `dist/main.js`.
+ */
 export function runScript(script: string, args: string[], env: Record<string, string>) {
-  return spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+  const compiled = script.replace(/^server\//, 'dist/').replace(/\.ts$/, '.js');
+  return spawn(process.execPath, [compiled, ...args], {
     cwd: projectRoot,
     env: { ...process.env, ...env, NODE_OPTIONS: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }
 
-/** Starts server/main.ts and resolves once it logs the URL it listens on. */
+/** Starts the server (`dist/main.js`, what `npm start` runs) and resolves once it logs the URL it listens on. */
 export async function startAppProcess(env: Record<string, string>): Promise<AppProcess> {
   const child = runScript('server/main.ts', [], { PORT: '0', SIMULATOR_PORT: '0', SIMULATOR_LATENCY_MS: '5', ...env });
   let text = '';

@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+/**
+ * The suite's reliability check: runs `npm test` N times in a row (default 5) with two busy
+ * loops beside it (one per core of a 2-core machine), and prints each run's result, its
+ * duration, and its slowest tests against their timeouts.
+ *   npm run test:load [-- runs]
+ * Exits non-zero when any run fails or any test took more than half its timeout.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+const runs = Number(process.argv[2] ?? 5);
+const DEFAULT_TIMEOUT_MS = 30_000;
+// Tests that set a timeout of their own (vitest's JSON report does not carry it).
+const OWN_TIMEOUTS = { '16 SIGKILLs': 60_000 };
+
+const busy = [0, 1].map(() => spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
+const stopBusy = () => busy.forEach((child) => child.kill('SIGKILL'));
+process.on('exit', stopBusy);
+
+let bad = 0;
+for (let run = 1; run <= runs; run++) {
+  const out = path.join(mkdtempSync(path.join(tmpdir(), 'test-load-')), 'report.json');
+  const started = performance.now();
+  const result = spawnSync('npx', ['vitest', 'run', '--reporter=json', `--outputFile=${out}`], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const seconds = (performance.now() - started) / 1000;
+  const report = JSON.parse(readFileSync(out, 'utf8'));
+  const tests = report.testResults.flatMap((file) => file.assertionResults.map((t) => ({ ...t, file: path.relative(process.cwd(), file.name) })));
+  const ratioOf = (t) => t.duration / (Object.entries(OWN_TIMEOUTS).find(([name]) => t.title.includes(name))?.[1] ?? DEFAULT_TIMEOUT_MS);
+  const slowest = [...tests].sort((a, b) => ratioOf(b) - ratioOf(a)).slice(0, 3);
+  const failed = tests.filter((t) => t.status !== 'passed');
+  const tooSlow = tests.filter((t) => ratioOf(t) > 0.5);
+  if (result.status !== 0 || failed.length || tooSlow.length) bad++;
+  console.log(
+    `run ${run}/${runs}: ${result.status === 0 ? 'passed' : 'FAILED'} ${report.numPassedTests}/${report.numTotalTests} in ${seconds.toFixed(1)} s; slowest: ` +
+      slowest.map((t) => `${(t.duration / 1000).toFixed(1)} s (${Math.round(ratioOf(t) * 100)}% of its timeout) ${t.title.slice(0, 60)}`).join(' | '),
+  );
+  for (const t of failed) console.log(`  failed: ${t.file} > ${t.fullName}`);
+}
+stopBusy();
+console.log(bad ? `${bad} of ${runs} runs failed or had a test over half its timeout` : `${runs} of ${runs} runs passed, every test within half its timeout`);
+process.exit(bad ? 1 : 0);
