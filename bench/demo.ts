@@ -29,7 +29,7 @@ try {
 const app = await startApp(config, createLogger(config.logLevel));
 const people = ['maya', 'theo', 'priya', 'jonas', 'lena', 'sam'];
 const viewers = Array.from({ length: browsers }, (_, i) => (i < 60 ? people[i % people.length]! : `visitor-${i}`));
-const fleet = await Fleet.connect(app.url, viewers, 2, { refetchJitterMs: config.restoreJitterMs });
+const fleet = await Fleet.connect(app.url, viewers, 2);
 
 console.log(`
   Demo running: ${browsers} live browsers, ~${viewsPerSecond} page views a second.

@@ -1,62 +1,150 @@
 /**
- * The restore storm: N browsers open on a killed feed (N distinct viewers: no cache to hide
- * behind), the switch restored. Each browser does what the real page does: waits a random
- * delay up to RESTORE_JITTER_MS, then fetches its live region. Measured: the third party's peak
- * concurrency, the time until every browser has its live region back, and how many came back
- * fully live (the rest got fallbacks: never an error). Run with and without the jitter.
- *   npx tsx bench/restore-storm.ts [browsers=2000]
+ * A flip at launch scale: N open pages of N distinct viewers (no cache to hide behind), each a
+ * light browser running the page's own policy (public/js/live-sync.js), against the app in a
+ * process of its own with the defaults a user gets (UPSTREAM_MAX_CONCURRENCY=32, the built-in
+ * third party at ~120 ms).
+ *
+ *   kill storm       the switch is killed with every page live. Measured: the requests the pages
+ *                    make to our server afterwards (the page holds the killed state: 0), and a
+ *                    new viewer's page time (p50/p99) in the 3 s before and the 3 s after the kill.
+ *   restore          the switch is restored with every page killed. Measured: the time until every
+ *                    page is live and whole (live recommendations, every avatar live) against the
+ *                    time the third party's capacity needs (pages x calls per page x latency / cap,
+ *                    per service), the third party's peak calls in flight per service (the cap is
+ *                    32), the turns handed out, failures, the breakers, and a new viewer's page time
+ *                    meanwhile.
+ *
+ *   npx tsx bench/restore-storm.ts [pages=1000,5000,10000]
+ * Writes bench/results/restore-storm.json.
  */
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { KILL_SWITCH } from '../server/flags/catalog.js';
-import { startBenchApp } from './lib/app.js';
-import { Fleet, wallClock } from './lib/fleet.js';
+import type { SimulatorStats } from '../server/upstream/simulator.js';
+import { BENCH_TOKEN } from './lib/app.js';
+import { Fleet, percentile, wallClock } from './lib/fleet.js';
 
-const BROWSERS = Number(process.argv[2] ?? 2000);
+const SIZES = (process.argv[2] ?? '1000,5000,10000').split(',').map(Number);
+const SERVER = fileURLToPath(new URL('./lib/server-process.ts', import.meta.url));
+const CAP = 32;
+const LATENCY_MS = 120;
 
-export async function restoreStorm(browsers: number, jitterMs: number) {
-  const app = await startBenchApp({ SIMULATOR_LATENCY_MS: '120', RESTORE_JITTER_MS: String(jitterMs) });
-  await app.patch(KILL_SWITCH, { state: 'DISABLED' });
-  const viewers = Array.from({ length: browsers }, (_, i) => `storm-${i}`);
-  const fleet = await Fleet.connect(app.url, viewers, 2, { refetchJitterMs: jitterMs });
-  app.simulator!.resetStats();
-  const restoredAt = wallClock();
-  await app.patch(KILL_SWITCH, { state: 'ENABLED' });
-  const fragments: number[] = [];
-  let errors = 0;
-  let live = 0;
-  for (let waited = 0; fragments.length + errors < browsers && waited < 60_000; waited += 100) {
-    await sleep(100);
-    const batch = await fleet.collect();
-    fragments.push(...batch.fragments);
-    errors += batch.fragmentErrors;
-    live += batch.fragmentsLive;
+async function ask<T>(child: ChildProcess, message: object): Promise<T> {
+  const reply = once(child, 'message');
+  child.send(message);
+  return (await reply)[0] as T;
+}
+
+async function flip(url: string, state: 'ENABLED' | 'DISABLED') {
+  const response = await fetch(`${url}/api/flags/${KILL_SWITCH}`, {
+    method: 'PATCH',
+    headers: { authorization: `Bearer ${BENCH_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ state }),
+  });
+  if (!response.ok) throw new Error(`PATCH ${response.status}: ${await response.text()}`);
+}
+
+/** New viewers loading the page, one every 50 ms, for `ms`: their page times, sorted. */
+async function newViewerPages(url: string, tag: string, ms: number): Promise<number[]> {
+  const times: number[] = [];
+  const pending: Promise<void>[] = [];
+  const until = performance.now() + ms;
+  for (let i = 0; performance.now() < until; i++) {
+    pending.push(
+      (async () => {
+        const started = performance.now();
+        const response = await fetch(`${url}/?user=${tag}-${i}`);
+        await response.text();
+        if (response.status !== 200) throw new Error(`new viewer page: ${response.status}`);
+        times.push(performance.now() - started);
+      })(),
+    );
+    await sleep(50);
   }
-  const stats = app.simulator!.stats();
+  await Promise.all(pending);
+  return times.sort((a, b) => a - b);
+}
+
+const round = (value: number) => Math.round(value * 10) / 10;
+const summary = (times: number[]) => ({ p50: round(percentile(times, 50)), p99: round(percentile(times, 99)), n: times.length });
+
+async function run(pages: number) {
+  const child = fork(SERVER, ['app', JSON.stringify({})], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const { url } = (await once(child, 'message'))[0] as { url: string };
+  const fleet = await Fleet.connect(url, Array.from({ length: pages }, (_, i) => `storm-${i}`), 2);
+
+  // Kill storm: every page live, then killed.
+  await fleet.collect();
+  const beforeKill = newViewerPages(url, 'before-kill', 3000);
+  await beforeKill;
+  const duringKill = newViewerPages(url, 'during-kill', 3000);
+  await flip(url, 'DISABLED');
+  const killTimes = await duringKill;
+  await sleep(500);
+  const afterKill = await fleet.collect();
+  const killState = await fleet.state();
+
+  // Restore: every page killed, then restored.
+  await ask(child, { type: 'simulator', reset: true });
+  const restoredAt = wallClock();
+  await flip(url, 'ENABLED');
+  const duringRestore = newViewerPages(url, 'during-restore', 3000);
+  let state = await fleet.state();
+  const deadline = restoredAt + 10 * 60_000;
+  while (state.live < pages && wallClock() < deadline) {
+    await sleep(250);
+    state = await fleet.state();
+  }
+  const restoreTimes = await duringRestore;
+  const allLiveMs = state.lastLiveAt - restoredAt;
+  const requests = (await fleet.collect()).requests;
+  const { stats } = await ask<{ stats: SimulatorStats }>(child, { type: 'simulator' });
+  const { states: breakers } = await ask<{ states: string[] }>(child, { type: 'breakers' });
   await fleet.close();
-  await app.stop();
+  child.send({ type: 'exit' });
+
+  // What the third party's capacity needs: each page needs its viewer's avatar and recommendations
+  // (one call each, per service), the authors' avatars once; per service cap calls at a time.
+  const capacityMs = (Math.max(stats.requests.avatars, stats.requests.recommendations) * LATENCY_MS) / CAP;
   return {
-    browsers,
-    jitterMs,
-    peakConcurrency: stats.peakInFlight,
-    calls: stats.requests.avatars + stats.requests.recommendations,
-    allLiveMs: Math.max(...fragments) - restoredAt,
-    fullyLive: live,
-    errors,
+    pages,
+    kill: {
+      requestsAfterKill: afterKill.requests.fragments + afterKill.requests.waits + afterKill.requests.failures,
+      pagesKilled: killState.killed,
+      newViewerBefore: summary(await beforeKill),
+      newViewerDuring: summary(killTimes),
+    },
+    restore: {
+      allLiveMs: Math.round(allLiveMs),
+      capacityMs: Math.round(capacityMs),
+      pagesLive: state.live,
+      pagesShort: state.short,
+      calls: { avatars: stats.requests.avatars, recommendations: stats.requests.recommendations },
+      peakInFlight: { avatars: stats.peakInFlightBy.avatars, recommendations: stats.peakInFlightBy.recommendations },
+      fragments: requests.fragments,
+      turns: requests.waits,
+      failures: requests.failures,
+      breakers,
+      newViewerDuring: summary(restoreTimes),
+    },
   };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  console.log(`restore storm: ${BROWSERS} browsers, UPSTREAM_MAX_CONCURRENCY=32 per service, simulator latency ~120 ms`);
-  const runs = [];
-  for (const jitterMs of [0, 2000]) {
-    const r = await restoreStorm(BROWSERS, jitterMs);
-    runs.push(r);
-    console.log(
-      `jitter ${String(jitterMs).padStart(4)} ms: peak third-party concurrency ${r.peakConcurrency} (cap 64), ${r.calls} calls, every browser back in ${(r.allLiveMs / 1000).toFixed(2)} s, ${r.fullyLive}/${r.browsers} fully live, ${r.errors} errors`,
-    );
-  }
-  await mkdir(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });
-  await writeFile(fileURLToPath(new URL(`./results/restore-storm-${BROWSERS}.json`, import.meta.url)), JSON.stringify({ at: new Date().toISOString(), runs }, null, 2));
+const results = [];
+console.log(`flip at launch scale: pages of distinct viewers, UPSTREAM_MAX_CONCURRENCY=${CAP} per service, third party ~${LATENCY_MS} ms`);
+for (const pages of SIZES) {
+  const r = await run(pages);
+  results.push(r);
+  const k = r.kill;
+  const s = r.restore;
+  console.log(
+    `${String(pages).padStart(6)} pages | kill: ${k.requestsAfterKill} requests from pages, new viewer p99 ${k.newViewerBefore.p99} -> ${k.newViewerDuring.p99} ms (${(k.newViewerDuring.p99 / k.newViewerBefore.p99).toFixed(2)}x)` +
+      ` | restore: all ${s.pagesLive}/${pages} live in ${(s.allLiveMs / 1000).toFixed(1)} s (capacity needs ${(s.capacityMs / 1000).toFixed(1)} s),` +
+      ` peak in flight ${s.peakInFlight.avatars}/${s.peakInFlight.recommendations} (cap ${CAP}), ${s.turns} turns, ${s.failures} failures, breakers ${s.breakers.join('/')}, new viewer p99 ${s.newViewerDuring.p99} ms`,
+  );
 }
+await mkdir(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });
+await writeFile(fileURLToPath(new URL('./results/restore-storm.json', import.meta.url)), JSON.stringify({ at: new Date().toISOString(), cap: CAP, latencyMs: LATENCY_MS, results }, null, 2) + '\n');

@@ -4,7 +4,7 @@ import { pinoHttp } from 'pino-http';
 import { createAdminRoutes } from './admin/routes.js';
 import { HttpError, NotFoundError } from './errors.js';
 import { createFlagsApi, type FlagsApiDeps } from './flags/api.js';
-import { createFeedRoutes } from './feed/routes.js';
+import { createFeedRoutes, REFETCH_TURN_HEADER } from './feed/routes.js';
 import type { FeedBuilder } from './feed/feed.js';
 import type { Logger } from './observability/logger.js';
 import type { Metrics } from './observability/metrics.js';
@@ -21,7 +21,6 @@ export interface AppDeps {
   readiness: () => { ready: boolean; detail: string };
   /** Where avatar images come from: the only image origins the CSP allows besides our own. */
   imageOrigins: string[];
-  restoreJitterMs: number;
   /** Compiled templates kept in memory (off only under `npm run dev`, so edits show at once). */
   viewCache: boolean;
 }
@@ -48,7 +47,9 @@ export function createApp(deps: AppDeps): Express {
   const requestLogger = pinoHttp({
     logger: deps.logger,
     autoLogging: { ignore: (req) => ['/healthz', '/readyz', '/metrics'].includes(req.url ?? '') || (req.url ?? '').startsWith('/static/') },
-    customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+    // A page told to come back on its turn (503 + Refetch-Turn) is pacing at work, not a failure.
+    customLogLevel: (_req, res, error) =>
+      error || (res.statusCode >= 500 && !res.hasHeader(REFETCH_TURN_HEADER)) ? 'error' : res.statusCode >= 400 && res.statusCode !== 503 ? 'warn' : 'info',
   });
   // Request logs cost a child logger and hooks per request: none when nobody will see them
   // (the level can change live, through the log-level flag, so it is asked on each request).
@@ -88,7 +89,7 @@ export function createApp(deps: AppDeps): Express {
   app.use('/static', express.static(publicDir, { maxAge: '5m', index: false }));
   // The chart library, from npm, served by us (no CDN): uPlot, ~50 KB.
   app.use('/static/vendor/uplot', express.static(path.join(projectRoot, 'node_modules/uplot/dist'), { maxAge: '1d', index: false }));
-  app.use(createFeedRoutes({ buildFeed: deps.buildFeed, metrics: deps.metrics, restoreJitterMs: deps.restoreJitterMs }));
+  app.use(createFeedRoutes({ buildFeed: deps.buildFeed, metrics: deps.metrics }));
   app.use(createAdminRoutes({ adminState: deps.adminState }));
   app.use(createFlagsApi(deps.flagsApi));
 

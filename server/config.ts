@@ -27,7 +27,6 @@ const schema = z.object({
   UPSTREAM_MAX_CONCURRENCY: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).max(10_000).default(32)),
   AUTO_KILL: z.preprocess(emptyAsUnset, z.enum(['true', 'false', '1', '0']).default('false').transform((v) => v === 'true' || v === '1')),
   API_RATE_LIMIT_PER_MIN: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).default(120)),
-  RESTORE_JITTER_MS: z.preprocess(emptyAsUnset, z.coerce.number().int().min(0).max(60_000).default(2000)),
   SIMULATOR_PORT: z.preprocess(emptyAsUnset, port.default(3001)),
   SIMULATOR_LATENCY_MS: z.preprocess(emptyAsUnset, z.coerce.number().min(0).max(60_000).default(120)),
   SIMULATOR_ERROR_RATE: z.preprocess(emptyAsUnset, z.coerce.number().min(0).max(1).default(0)),
@@ -57,7 +56,6 @@ export interface Config {
   recommendationsCacheTtlMs: number;
   apiRateLimitPerMin: number;
   autoKill: boolean;
-  restoreJitterMs: number;
   simulator: { port: number; latencyMs: number; errorRate: number };
   logLevel: Env['LOG_LEVEL'];
   shutdownGraceMs: number;
@@ -96,7 +94,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     recommendationsCacheTtlMs: e.RECOMMENDATIONS_CACHE_TTL_MS,
     apiRateLimitPerMin: e.API_RATE_LIMIT_PER_MIN,
     autoKill: e.AUTO_KILL,
-    restoreJitterMs: e.RESTORE_JITTER_MS,
     simulator: { port: e.SIMULATOR_PORT, latencyMs: e.SIMULATOR_LATENCY_MS, errorRate: e.SIMULATOR_ERROR_RATE },
     logLevel: e.LOG_LEVEL,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,

@@ -5,7 +5,7 @@ import { OpenFeature } from '@openfeature/server-sdk';
 import { createAdminState } from './admin/routes.js';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
-import { createFeedBuilder } from './feed/feed.js';
+import { createFeedBuilder, createRefetchWindow } from './feed/feed.js';
 import { evaluationContext, isValidViewerKey, viewerFor } from './feed/viewer.js';
 import type { LDOptions } from '@launchdarkly/node-server-sdk';
 import { FileAuditLog } from './flags/audit.js';
@@ -23,7 +23,8 @@ import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createRealtime, type Realtime } from './realtime/sockets.js';
 import { autoKillOnBreakerOpen } from './upstream/auto-kill.js';
 import { createAvatarService } from './upstream/avatars.js';
-import { createUpstreamClient } from './upstream/client.js';
+import { createUpstreamClient, type UpstreamClient } from './upstream/client.js';
+import { createPacer } from './upstream/pacing.js';
 import { createRecommendationService } from './upstream/recommendations.js';
 import { startSimulator, type Simulator } from './upstream/simulator.js';
 
@@ -33,6 +34,8 @@ export interface RunningApp {
   source: FlagSource;
   metrics: Metrics;
   realtime: Realtime;
+  /** The third-party clients (avatars, recommendations): their breakers and capacity. */
+  upstream: readonly UpstreamClient[];
   /** The built-in third party, when the app started one. */
   simulator: Simulator | undefined;
   adminToken: string;
@@ -117,6 +120,8 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     const client = (service: 'avatars' | 'recommendations') =>
       createUpstreamClient({ service, policy, metrics, logger: logger.child({ component: `upstream-${service}` }) });
     const upstreamClients = [client('avatars'), client('recommendations')] as const;
+    // Live renders are paced by the third party's measured capacity: a restore never stampedes it.
+    const pacer = createPacer({ services: upstreamClients, budgetMs: config.upstreamTimeoutMs / 2 });
     const avatars = createAvatarService({ baseUrl: avatarApiUrl, client: upstreamClients[0], logger });
     const recommendations = createRecommendationService({
       baseUrl: recommendationsApiUrl,
@@ -138,7 +143,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     const app = createApp({
       logger,
       metrics,
-      buildFeed: createFeedBuilder({ flags, avatars, recommendations, metrics }),
+      buildFeed: createFeedBuilder({ flags, avatars, recommendations, pacer, metrics }),
       flagsApi: {
         source,
         audit,
@@ -149,12 +154,19 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       adminState: () => adminState(realtime?.clusterBrowsers() ?? 0),
       readiness,
       imageOrigins: avatars.imageOrigins,
-      restoreJitterMs: config.restoreJitterMs,
       viewCache: !config.development,
     });
 
     const httpServer = createServer(app);
-    realtime = createRealtime({ httpServer, source, metrics, logger, adminState, redisUrl: config.redisUrl });
+    realtime = createRealtime({
+      httpServer,
+      source,
+      metrics,
+      logger,
+      adminState,
+      redisUrl: config.redisUrl,
+      refetchWindow: createRefetchWindow(pacer),
+    });
     for (const upstreamClient of upstreamClients) upstreamClient.onBreakerStateChange(() => realtime?.announceAdminState());
     await new Promise<void>((resolve, reject) => {
       httpServer.once('error', reject);
@@ -192,6 +204,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       metrics,
       realtime,
       simulator,
+      upstream: upstreamClients,
       adminToken,
       logger,
       isReady: () => readiness().ready,

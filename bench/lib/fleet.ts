@@ -4,40 +4,75 @@ import { fileURLToPath } from 'node:url';
 
 const WORKER = fileURLToPath(new URL('./client-worker.ts', import.meta.url));
 
+export interface Received {
+  times: number[][];
+  values: unknown[][];
+  /** Requests the pages made to our server: fragments served, turns handed out (503), failures. */
+  requests: { fragments: number; waits: number; failures: number };
+  kills: number;
+}
+
+export interface PageStates {
+  killed: number;
+  live: number;
+  short: number;
+  waiting: number;
+  lastLiveAt: number;
+}
+
 /** Browsers spread over worker processes, so that the clients do not share the server's CPU thread. */
 export class Fleet {
   private constructor(private readonly workers: ChildProcess[]) {}
 
-  static async connect(url: string, viewers: string[], processes = 2, options: { refetchJitterMs?: number } = {}): Promise<Fleet> {
+  static async connect(url: string, viewers: string[], processes = 2): Promise<Fleet> {
     const workers = Array.from({ length: processes }, () => fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
     const fleet = new Fleet(workers);
     await Promise.all(
       workers.map(async (worker, index) => {
         const mine = viewers.filter((_, i) => i % processes === index);
         const ready = once(worker, 'message');
-        worker.send({ type: 'connect', url, viewers: mine, ...options });
+        worker.send({ type: 'connect', url, viewers: mine });
         await ready;
       }),
     );
     return fleet;
   }
 
-  /** Every browser's flag_update receipt times (and values) since the last collect. */
-  async collect(): Promise<{ times: number[][]; values: unknown[][]; fragments: number[]; fragmentErrors: number; fragmentsLive: number }> {
-    const replies = await Promise.all(
-      this.workers.map(async (worker) => {
-        const reply = once(worker, 'message');
-        worker.send({ type: 'collect' });
-        return (await reply)[0] as { times: number[][]; values: unknown[][]; fragments: number[]; fragmentErrors: number; fragmentsLive: number };
-      }),
-    );
+  /** Every browser's flag_update receipt times (and values), and the requests pages made, since the last collect. */
+  async collect(): Promise<Received> {
+    const replies = await this.ask<Received>('collect');
     return {
       times: replies.flatMap((r) => r.times),
       values: replies.flatMap((r) => r.values),
-      fragments: replies.flatMap((r) => r.fragments),
-      fragmentErrors: replies.reduce((sum, r) => sum + r.fragmentErrors, 0),
-      fragmentsLive: replies.reduce((sum, r) => sum + r.fragmentsLive, 0),
+      requests: {
+        fragments: replies.reduce((sum, r) => sum + r.requests.fragments, 0),
+        waits: replies.reduce((sum, r) => sum + r.requests.waits, 0),
+        failures: replies.reduce((sum, r) => sum + r.requests.failures, 0),
+      },
+      kills: replies.reduce((sum, r) => sum + r.kills, 0),
     };
+  }
+
+  /** What the pages show now: killed, live and whole, live but short, or waiting for content. */
+  async state(): Promise<PageStates> {
+    const replies = await this.ask<PageStates>('state');
+    return {
+      killed: replies.reduce((sum, r) => sum + r.killed, 0),
+      live: replies.reduce((sum, r) => sum + r.live, 0),
+      short: replies.reduce((sum, r) => sum + r.short, 0),
+      waiting: replies.reduce((sum, r) => sum + r.waiting, 0),
+      lastLiveAt: Math.max(...replies.map((r) => r.lastLiveAt)),
+    };
+  }
+
+  private ask<T>(type: string): Promise<T[]> {
+    return Promise.all(
+      this.workers.map(async (worker) => {
+        const reply = once(worker, 'message');
+        worker.send({ type });
+        return (await reply)[0] as T;
+      }),
+    );
   }
 
   async close(): Promise<void> {

@@ -4,8 +4,9 @@
  *   app:  this project, embedded defaults, flips through PATCH /api/flags/:key
  *   bare: the physical reference: a bare Socket.IO server with the same options, which sends the
  *         same snapshot on connect and broadcasts the same flag_update (io.emit) on POST /flip
- * Parent -> server: { type: 'memory' } | { type: 'exit' }
- * Server -> parent: { type: 'listening', url } | { type: 'memory', heapUsed, rss }
+ * Parent -> server: { type: 'memory' } | { type: 'simulator', reset? } | { type: 'breakers' } | { type: 'exit' }
+ * Server -> parent: { type: 'listening', url } | { type: 'memory', heapUsed, rss } | { type: 'simulator', stats } | { type: 'breakers', states }
+ * The app's environment: the defaults a user gets, plus the JSON object in argv[3], if any.
  */
 import { mkdtemp } from 'node:fs/promises';
 import { createServer } from 'node:http';
@@ -22,6 +23,7 @@ const mode = process.argv[2];
 const gc = (globalThis as { gc?: () => void }).gc;
 
 let url: string;
+let app: Awaited<ReturnType<typeof startApp>> | undefined;
 if (mode === 'bare') {
   let version = 1;
   const http = createServer();
@@ -38,16 +40,22 @@ if (mode === 'bare') {
   url = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
 } else {
   const dir = await mkdtemp(path.join(tmpdir(), 'bench-server-'));
-  const app = await startApp(
-    loadConfig({ PORT: '0', SIMULATOR_PORT: '0', FLAGS_FILE: path.join(dir, 'flags.json'), ADMIN_TOKEN: BENCH_TOKEN, LOG_LEVEL: 'silent', API_RATE_LIMIT_PER_MIN: '1000000' }),
+  const env = JSON.parse(process.argv[3] ?? '{}') as Record<string, string>;
+  app = await startApp(
+    loadConfig({ PORT: '0', SIMULATOR_PORT: '0', FLAGS_FILE: path.join(dir, 'flags.json'), ADMIN_TOKEN: BENCH_TOKEN, LOG_LEVEL: 'silent', API_RATE_LIMIT_PER_MIN: '1000000', ...env }),
     createLogger('silent'),
     { collectDefaultMetrics: false },
   );
   url = app.url;
 }
 
-process.on('message', (message: { type: string }) => {
-  if (message.type === 'memory') {
+process.on('message', (message: { type: string; reset?: boolean }) => {
+  if (message.type === 'simulator') {
+    process.send!({ type: 'simulator', stats: app?.simulator?.stats() });
+    if (message.reset) app?.simulator?.resetStats();
+  } else if (message.type === 'breakers') {
+    process.send!({ type: 'breakers', states: app ? app.upstream.map((client) => client.breakerState()) : [] });
+  } else if (message.type === 'memory') {
     gc?.();
     gc?.();
     const { heapUsed, rss } = process.memoryUsage();

@@ -1,29 +1,20 @@
 // @ts-check
 import { showConnection } from './connection.js';
+import { createLiveSync, fetchFragment } from './live-sync.js';
 
 /**
- * The feed page's live side. A kill applies at once, in place: every avatar becomes the
- * fallback (so the browser stops loading third-party images), the banner shows, and the live
- * region is re-rendered by the server (which, killed, calls no third party). A restore waits a
- * small random delay first, so that thousands of open browsers do not hit the third party in
- * the same instant. No reload, no navigation; the scroll position is kept.
+ * The feed page's live side: the DOM for the policy in live-sync.js (shared with the
+ * benchmarks). A kill applies at once, in place, with no request: every avatar becomes the
+ * fallback (so the browser stops loading third-party images), the generic recommendations the
+ * page holds in a <template> replace the live ones, and the banner shows. A restore fetches the
+ * live region at the moment the server's pacing gives, showing meanwhile that the page is
+ * catching up. No reload, no navigation; the reader stays on the same post.
  */
-const KILL_SWITCH = 'show-avatars-and-reccs';
-const RECS_FLAVOUR = 'recommendations-flavour';
-const THEME = 'theme';
-const THEMES = ['light', 'dark', 'aurora'];
 const FALLBACK_AVATAR = '/static/img/fallback-avatar.svg';
+const THEMES = ['light', 'dark', 'aurora'];
 
 const live = /** @type {HTMLElement} */ (document.getElementById('live'));
-const jitterMs = Number(live.dataset.restoreJitterMs ?? 2000);
 const toast = document.getElementById('toast');
-
-/** The kill switch as the server last told us (starts as the page was rendered). */
-let desired = document.getElementById('feed')?.dataset.showAvatars === 'true';
-/** Bumped on every change; a fragment that arrives for an older change is dropped. */
-let generation = 0;
-/** @type {ReturnType<typeof setTimeout> | undefined} */
-let pending;
 
 /** @param {string} text */
 function say(text) {
@@ -34,14 +25,44 @@ function say(text) {
   toast.dataset.timer = String(setTimeout(() => (toast.hidden = true), 4000));
 }
 
-function killInPlace() {
-  const feed = document.getElementById('feed');
+/** @param {string} id */
+const byId = (id) => document.getElementById(id);
+
+function kill() {
+  const feed = byId('feed');
   if (feed) feed.dataset.showAvatars = 'false';
   for (const img of document.querySelectorAll('img.avatar')) {
     /** @type {HTMLImageElement} */ (img).src = FALLBACK_AVATAR;
   }
-  const banner = document.getElementById('paused-banner');
-  if (banner) banner.hidden = false;
+  const killed = /** @type {HTMLTemplateElement | null} */ (byId('killed-recommendations'));
+  const panel = byId('recommendations');
+  if (killed && panel) panel.replaceWith(killed.content.cloneNode(true));
+  const paused = byId('paused-banner');
+  if (paused) paused.hidden = false;
+  catchingUp(undefined);
+}
+
+/** @param {number | undefined} waitMs */
+function catchingUp(waitMs) {
+  const banner = byId('catching-up-banner');
+  if (waitMs === undefined) {
+    delete live.dataset.catchingUp;
+    if (banner) banner.hidden = true;
+    return;
+  }
+  live.dataset.catchingUp = 'true';
+  const feed = byId('feed');
+  if (feed) feed.dataset.showAvatars = 'true';
+  const paused = byId('paused-banner');
+  if (paused) paused.hidden = true;
+  const note = document.querySelector('#recommendations .note');
+  if (note) note.textContent = 'Your personalized picks are on their way.';
+  if (banner) {
+    banner.hidden = false;
+    const eta = banner.querySelector('.catch-up-eta');
+    const seconds = Math.ceil(waitMs / 1000);
+    if (eta) eta.textContent = seconds <= 1 ? 'Your avatars and picks arrive in a moment.' : `Your avatars and picks arrive in about ${seconds} s.`;
+  }
 }
 
 /** The first post at least partly in view, and where it is: what the reader is looking at. */
@@ -54,98 +75,50 @@ function firstVisiblePost() {
 }
 
 /**
- * Scrolls so that the post the reader was looking at stays where it was, even when the swap
- * added or removed something above it (the banner). A raw scrollY would jump.
- * @param {{ id: string, top: number } | undefined} anchor
+ * Swaps in a live region fetched from the server, and scrolls so that the post the reader was
+ * looking at stays where it was, even when something above it (a banner) came or went.
+ * @param {string} html
  */
-function keepInView(anchor) {
+function swap(html) {
+  // Server-rendered by our own EJS partial, every value escaped there: safe to parse as HTML.
+  const template = document.createElement('template');
+  template.innerHTML = html;
+  const anchor = firstVisiblePost();
+  live.replaceChildren(template.content);
   const post = anchor && document.getElementById(anchor.id);
   if (post) window.scrollBy(0, post.getBoundingClientRect().top - anchor.top);
 }
 
-/**
- * Fetches the live region from the server and swaps it in, unless a newer change came first.
- * @param {number} forGeneration
- * @param {number} attempt
- */
-async function refreshLiveRegion(forGeneration, attempt = 0) {
-  try {
-    const response = await fetch('/fragments/feed', { headers: { accept: 'text/html' }, credentials: 'same-origin' });
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    const html = await response.text();
-    if (forGeneration !== generation) return;
-    // Server-rendered by our own EJS partial, every value escaped there: safe to parse as HTML.
-    const template = document.createElement('template');
-    template.innerHTML = html;
-    const anchor = firstVisiblePost();
-    live.replaceChildren(template.content);
-    keepInView(anchor);
-  } catch (error) {
-    if (forGeneration !== generation || attempt >= 4) return;
-    pending = setTimeout(() => refreshLiveRegion(forGeneration, attempt + 1), 500 * 2 ** attempt);
-  }
+/** @param {unknown} value */
+function theme(value) {
+  const name = typeof value === 'string' && THEMES.includes(value) ? value : 'light';
+  if (document.documentElement.dataset.theme !== name) document.documentElement.dataset.theme = name;
 }
 
-/** Refetches the live region after a random delay: it will call the third party. */
-function refreshSoon() {
-  generation += 1;
-  clearTimeout(pending);
-  const mine = generation;
-  pending = setTimeout(() => refreshLiveRegion(mine), Math.random() * jitterMs);
-}
+const sync = createLiveSync({
+  live: byId('feed')?.dataset.showAvatars === 'true',
+  flavour: live.dataset.flavour,
+  effects: {
+    kill,
+    swap,
+    catchingUp,
+    theme,
+    say,
+    fetchFragment: (turn) => fetchFragment('/fragments/feed', turn, { credentials: 'same-origin' }),
+  },
+});
 
-/** @param {boolean} value */
-function applyKillSwitch(value) {
-  if (value === desired) return;
-  desired = value;
-  if (!value) {
-    generation += 1;
-    clearTimeout(pending);
-    killInPlace();
-    say('Third-party content paused by the kill switch.');
-    void refreshLiveRegion(generation);
-  } else {
-    say('Third-party content is back; refreshing…');
-    refreshSoon();
-  }
-}
-
-/** @param {string} value */
-function applyFlavour(value) {
-  const panel = document.getElementById('recommendations');
-  if (!desired || !panel || panel.dataset.flavour === value) return;
-  say(`Recommendations: switching to “${value}”…`);
-  refreshSoon();
-}
-
-/** @param {string} value */
-function applyTheme(value) {
-  const theme = THEMES.includes(value) ? value : 'light';
-  if (document.documentElement.dataset.theme === theme) return;
-  document.documentElement.dataset.theme = theme;
-}
-
-/**
- * @param {string} key
- * @param {unknown} value
- */
-function applyFlag(key, value) {
-  if (key === KILL_SWITCH) applyKillSwitch(value === true);
-  else if (key === RECS_FLAVOUR) applyFlavour(String(value));
-  else if (key === THEME) applyTheme(String(value));
-}
+// Rendered live but short (the third party at capacity): come back on the turn the server gave.
+const turn = byId('catching-up-banner')?.dataset;
+if (turn?.turn) sync.comeBackOn({ token: turn.turn, waitMs: Number(turn.turnWaitMs ?? 1000) });
 
 // @ts-ignore: the Socket.IO client comes from /socket.io/socket.io.min.js, served by our server.
 const socket = window.io({ transports: ['websocket', 'polling'] });
 showConnection(socket);
 // Sent on every (re)connect: a browser that was away during a flip converges here.
-socket.on('flag_snapshot', (/** @type {Record<string, unknown>} */ values) => {
-  for (const [key, value] of Object.entries(values)) applyFlag(key, value);
-});
-socket.on('flag_update', (/** @type {{key: string, value: unknown, version: number}} */ update) => {
-  applyFlag(update.key, update.value);
-});
+socket.on('flag_snapshot', (/** @type {Record<string, unknown>} */ values) => sync.snapshot(values));
+socket.on('flag_update', (/** @type {{ key: string, value: unknown, version: number, refetchWithinMs?: number }} */ update) => sync.update(update));
 
-document.getElementById('viewer-select')?.addEventListener('change', (event) => {
+byId('viewer-select')?.addEventListener('change', (event) => {
   /** @type {HTMLSelectElement} */ (event.target).form?.submit();
 });

@@ -2,6 +2,7 @@ import type { Client } from '@openfeature/server-sdk';
 import { flagCatalog, KILL_SWITCH, RECS_FLAVOUR, THEME } from '../flags/catalog.js';
 import type { Metrics } from '../observability/metrics.js';
 import { FALLBACK_AVATAR, type Avatar, type AvatarService } from '../upstream/avatars.js';
+import type { CallPlan, Pacer, Turn } from '../upstream/pacing.js';
 import { FALLBACK_RECOMMENDATIONS, type RecommendationService, type Recommendations } from '../upstream/recommendations.js';
 import { findPerson, people, posts, type Person, type Post } from './content.js';
 import { evaluationContext, type Viewer } from './viewer.js';
@@ -16,6 +17,13 @@ export interface FeedView {
   flavour: string;
   theme: string;
   people: readonly Person[];
+  /**
+   * Live, but some third-party content could not be had yet because we are at the third party's
+   * capacity (a restore, a burst): when to ask again. The page shows that it is catching up.
+   */
+  turn: Turn | undefined;
+  /** The render was deferred whole to its turn: nothing was asked of the third party. */
+  deferred: boolean;
 }
 
 export const THEMES = ['light', 'dark', 'aurora'];
@@ -24,19 +32,25 @@ const FALLBACK: Avatar = { url: FALLBACK_AVATAR, live: false };
 
 /**
  * Builds the feed for one viewer. The kill switch is evaluated first; killed, not one
- * third-party call is made. Live, every avatar and the recommendations are fetched
- * concurrently, so the page waits at most about one upstream timeout, and any failure is a
- * fallback, never an error.
+ * third-party call is made. Live, what is cached is used as it is, and the calls the rest needs
+ * are asked of the pacer: admitted, they run concurrently (the page waits at most about one
+ * upstream timeout, and any failure is a fallback, never an error); deferred, the page is
+ * rendered at once with fallbacks and a turn to come back for the rest.
  */
 export function createFeedBuilder(deps: {
   flags: Client;
   avatars: AvatarService;
   recommendations: RecommendationService;
+  pacer: Pacer;
   metrics: Metrics;
 }) {
   const safe = (key: string) => flagCatalog[key]!.safeDefault as never;
 
-  return async function buildFeed(viewer: Viewer): Promise<FeedView> {
+  /**
+   * `foreground`: someone is waiting for this render (a page load), as opposed to a page
+   * refreshing its live region in the background. `turn`: the turn the page brings back.
+   */
+  return async function buildFeed(viewer: Viewer, options: { turn?: string | undefined; foreground?: boolean } = {}): Promise<FeedView> {
     const context = evaluationContext(viewer);
     const [showAvatars, flavour, theme] = await Promise.all([
       deps.flags.getBooleanValue(KILL_SWITCH, safe(KILL_SWITCH), context),
@@ -45,20 +59,45 @@ export function createFeedBuilder(deps: {
     ]);
     const authors = [...new Set([viewer.key, ...posts.map((post) => post.author)])];
 
-    let avatarOf: (key: string) => Avatar = () => FALLBACK;
+    const avatars = new Map<string, Avatar>();
     let recommendations = FALLBACK_RECOMMENDATIONS;
+    let turn: Turn | undefined;
+    let deferred = false;
     if (showAvatars) {
-      const [avatars, recs] = await Promise.all([
-        Promise.all(authors.map((key) => deps.avatars.avatarFor(key))),
-        deps.recommendations.forViewer(viewer, flavour),
-      ]);
-      const byKey = new Map(authors.map((key, index) => [key, avatars[index]!]));
-      avatarOf = (key) => byKey.get(key) ?? FALLBACK;
-      recommendations = recs;
+      const missing = authors.filter((key) => {
+        const cached = deps.avatars.cached(key);
+        if (cached) avatars.set(key, cached);
+        return !cached;
+      });
+      const cachedRecs = deps.recommendations.cached(viewer, flavour);
+      if (cachedRecs) recommendations = cachedRecs;
+      const plan: CallPlan = { avatars: missing.length, recommendations: cachedRecs ? 0 : 1 };
+
+      if (missing.length > 0 || !cachedRecs) {
+        const admission = deps.pacer.admit(plan, viewer.key, { token: options.turn, foreground: options.foreground ?? false });
+        deps.metrics.pacing.inc({ decision: admission.admitted ? (admission.byTurn ? 'turn' : 'now') : 'deferred' });
+        if (!admission.admitted) {
+          turn = admission.turn;
+          deferred = true;
+          deps.metrics.upstreamSkipped.inc({ service: 'avatars', reason: 'deferred' }, plan.avatars!);
+          deps.metrics.upstreamSkipped.inc({ service: 'recommendations', reason: 'deferred' }, plan.recommendations!);
+        } else {
+          const [fetched, recs] = await Promise.all([
+            Promise.all(missing.map((key) => deps.avatars.avatarFor(key))),
+            cachedRecs ?? deps.recommendations.forViewer(viewer, flavour),
+          ]);
+          missing.forEach((key, index) => avatars.set(key, fetched[index]!));
+          recommendations = recs;
+          // What came out short for want of capacity is asked again on a turn of its own.
+          const short: CallPlan = { avatars: fetched.filter((a) => a.catchUp).length, recommendations: recs.catchUp ? 1 : 0 };
+          if (short.avatars! + short.recommendations! > 0) turn = deps.pacer.turnFor(short, viewer.key);
+        }
+      }
     } else {
       deps.metrics.upstreamSkipped.inc({ service: 'avatars', reason: 'killed' });
       deps.metrics.upstreamSkipped.inc({ service: 'recommendations', reason: 'killed' });
     }
+    const avatarOf = (key: string) => avatars.get(key) ?? FALLBACK;
 
     return {
       viewer: { ...viewer, avatar: avatarOf(viewer.key) },
@@ -69,8 +108,25 @@ export function createFeedBuilder(deps: {
       // An unknown theme (a variant added by hand) renders as the safe one.
       theme: THEMES.includes(theme) ? theme : (safe(THEME) as string),
       people,
+      turn,
+      deferred,
     };
   };
 }
 
 export type FeedBuilder = ReturnType<typeof createFeedBuilder>;
+
+/**
+ * Which flag changes make an open page fetch its live content again, and over what window the
+ * pages that got one should spread their fetches: a restore needs each page's own avatar and
+ * recommendations (the authors' avatars are shared, and cached after the first page); a new
+ * recommendations flavour needs the recommendations alone. A kill needs nothing: the page holds
+ * the killed state already.
+ */
+export function createRefetchWindow(pacer: Pacer) {
+  return (key: string, value: unknown, pages: number): number | undefined => {
+    if (key === KILL_SWITCH) return value === true ? pacer.spreadMs(pages, { avatars: 1, recommendations: 1 }) : undefined;
+    if (key === RECS_FLAVOUR) return pacer.spreadMs(pages, { recommendations: 1 });
+    return undefined;
+  };
+}

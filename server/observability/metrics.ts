@@ -4,7 +4,11 @@ export type UpstreamService = 'avatars' | 'recommendations';
 /** What became of one third-party call that was actually made. */
 export type UpstreamOutcome = 'ok' | 'error' | 'timeout' | 'invalid';
 /** Why a third-party call was not made at all (so it is not in upstream_requests_total). */
-export type UpstreamSkipReason = 'killed' | 'breaker_open' | 'over_capacity';
+/**
+ * Why a third-party call was not made at all (so it is not in upstream_requests_total): the kill
+ * switch, an open breaker, no free slot in time, or a render deferred to its turn by the pacer.
+ */
+export type UpstreamSkipReason = 'killed' | 'breaker_open' | 'over_capacity' | 'deferred';
 
 /**
  * One registry per app instance (not prom-client's global one), so that several instances
@@ -62,6 +66,12 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}) {
     connectedBrowsers: new Gauge({
       name: 'connected_browsers',
       help: 'Browsers (feed pages) connected over Socket.IO to this instance',
+      registers: [registry],
+    }),
+    pacing: new Counter({
+      name: 'upstream_pacing_total',
+      help: 'Live renders asked of the pacer: admitted now, admitted on a turn handed out earlier, or deferred to a turn',
+      labelNames: ['decision'] as const,
       registers: [registry],
     }),
     pageViews: new Counter({

@@ -5,6 +5,12 @@ export interface FlagUpdate {
   key: string;
   value: FlagValue;
   version: number;
+  /**
+   * When the new value makes the page fetch its live content again (a restore, a new
+   * recommendations flavour): the window, in ms, over which the pages that got this update spread
+   * their fetches, sized by the server to the third party's measured capacity.
+   */
+  refetchWithinMs?: number;
 }
 
 /** What the admin page shows live. */

@@ -44,7 +44,14 @@ export class FlagPusher {
   private readonly keys = pageFlagKeys;
 
   constructor(
-    private readonly deps: { io: AppServer; source: FlagSource; metrics: Metrics; logger: Logger },
+    private readonly deps: {
+      io: AppServer;
+      source: FlagSource;
+      metrics: Metrics;
+      logger: Logger;
+      /** For a value that makes pages refetch their live content: the window they spread over. */
+      refetchWindow?: (key: string, value: FlagValue, pages: number) => number | undefined;
+    },
   ) {}
 
   /** The value of one flag for one context; any error gives the flag's safe code default. */
@@ -141,7 +148,8 @@ export class FlagPusher {
       // Every browser changing to the same value (a kill, a restore) is a plain broadcast: no
       // room set of N socket ids to build and walk. Admin pages are not browsers: exclude them.
       const target = ids.length === everyone ? this.deps.io.local.except('admin') : this.deps.io.local.to(ids);
-      target.emit('flag_update', { key, value, version });
+      const refetchWithinMs = this.deps.refetchWindow?.(key, value, ids.length);
+      target.emit('flag_update', refetchWithinMs === undefined ? { key, value, version } : { key, value, version, refetchWithinMs });
       this.deps.metrics.flagUpdatesSent.inc({ key }, ids.length);
     }
     this.deps.logger.debug({ key, version, partitions: partitions.size }, 'flag pushed');

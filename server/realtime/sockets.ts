@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Server as HttpServer } from 'node:http';
 import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
-import { ProviderEvents, type EventDetails } from '@openfeature/server-sdk';
+import { ProviderEvents, type EventDetails, type FlagValue } from '@openfeature/server-sdk';
 import { Server } from 'socket.io';
 import { pageFlagKeys } from '../flags/catalog.js';
 import type { FlagSource } from '../flags/source.js';
@@ -44,6 +44,8 @@ export function createRealtime(deps: {
   adminState: (browsers: number) => Promise<AdminState>;
   /** With Redis: the adapter carries what must cross instances (the cluster-wide figures). */
   redisUrl?: string | undefined;
+  /** For a value that makes pages refetch their live content: the window they spread over. */
+  refetchWindow?: (key: string, value: FlagValue, pages: number) => number | undefined;
 }): Realtime {
   const io: AppIo = new Server(deps.httpServer, {
     serveClient: true,
@@ -71,7 +73,7 @@ export function createRealtime(deps: {
     redisClients.push(pub, sub);
     io.adapter(createAdapter(pub, sub, { key: 'killswitch-io' }));
   }
-  const pusher = new FlagPusher({ io, source: deps.source, metrics: deps.metrics, logger: deps.logger });
+  const pusher = new FlagPusher({ io, source: deps.source, metrics: deps.metrics, logger: deps.logger, refetchWindow: deps.refetchWindow });
 
   // Browsers across every instance: our own count plus what each peer last said of its own.
   const instance = randomUUID();

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import type { Logger } from '../observability/logger.js';
-import type { UpstreamClient } from './client.js';
+import { catchesUp, type UpstreamClient } from './client.js';
 import { SingleFlight } from './single-flight.js';
 
 export const FALLBACK_AVATAR = '/static/img/fallback-avatar.svg';
@@ -9,20 +9,25 @@ export const FALLBACK_AVATAR = '/static/img/fallback-avatar.svg';
 export interface Avatar {
   url: string;
   live: boolean;
+  /** A fallback because we were saturated, not because the third party failed: worth asking again. */
+  catchUp?: boolean;
 }
 
 export interface AvatarService {
   /** Never throws: any failure gives the fallback avatar. */
   avatarFor(personKey: string): Promise<Avatar>;
+  /** The avatar if it is cached (no call needed), else undefined. */
+  cached(personKey: string): Avatar | undefined;
   /** Origins the avatars' images are served from (for the Content-Security-Policy). */
   readonly imageOrigins: string[];
 }
 
 /**
  * Avatars from the third party: `GET {AVATAR_API_URL}/{person}` answers `{ url }`, the image the
- * browser then loads. URLs are cached per person (TTL) and concurrent look-ups coalesced. An
- * image URL must be http(s) on the avatar service's own origin: the page's CSP allows images
- * from there and nowhere else, so anything else is an invalid answer.
+ * browser then loads. URLs are cached per person (TTL) and concurrent look-ups coalesced; a call
+ * the page stopped waiting for still fills the cache. An image URL must be http(s) on the avatar
+ * service's own origin: the page's CSP allows images from there and nowhere else, so anything
+ * else is an invalid answer.
  */
 export function createAvatarService(options: {
   baseUrl: string;
@@ -35,24 +40,30 @@ export function createAvatarService(options: {
     url: z.url({ protocol: /^https?$/ }).refine((url) => new URL(url).origin === origin, 'image not on the avatar origin'),
   });
   const cache = new LRUCache<string, string>({ max: 10_000, ttl: options.ttlMs ?? 5 * 60_000 });
-  const flights = new SingleFlight<Avatar>();
+  const flights = new SingleFlight<string>();
   const base = options.baseUrl.replace(/\/+$/, '');
 
   return {
     imageOrigins: [origin],
-    avatarFor(personKey) {
+    cached(personKey) {
+      const url = cache.get(personKey);
+      return url ? { url, live: true } : undefined;
+    },
+    async avatarFor(personKey) {
       const cached = cache.get(personKey);
-      if (cached) return Promise.resolve({ url: cached, live: true });
-      return flights.run(personKey, async () => {
-        try {
-          const { url } = await options.client.getJson(`${base}/${encodeURIComponent(personKey)}`, (data) => body.parse(data));
-          cache.set(personKey, url);
-          return { url, live: true };
-        } catch (error) {
-          options.logger.debug({ err: error, personKey }, 'avatar fell back');
-          return { url: FALLBACK_AVATAR, live: false };
-        }
+      if (cached) return { url: cached, live: true };
+      const call = flights.run(personKey, async () => {
+        const { url } = await options.client.getJson(`${base}/${encodeURIComponent(personKey)}`, (data) => body.parse(data));
+        cache.set(personKey, url);
+        return url;
       });
+      try {
+        return { url: await options.client.within(call), live: true };
+      } catch (error) {
+        call.catch(() => undefined); // it may go on after we stopped waiting; its failure is counted there
+        options.logger.debug({ err: error, personKey }, 'avatar fell back');
+        return { url: FALLBACK_AVATAR, live: false, catchUp: catchesUp(error) };
+      }
     },
   };
 }

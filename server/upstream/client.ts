@@ -1,6 +1,10 @@
+import { once } from 'node:events';
+import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import axios, { type AxiosInstance } from 'axios';
 import {
   BrokenCircuitError,
+  BulkheadPolicy,
   BulkheadRejectedError,
   CircuitState,
   ConsecutiveBreaker,
@@ -10,15 +14,14 @@ import {
   circuitBreaker,
   handleAll,
   timeout,
-  wrap,
 } from 'cockatiel';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics, UpstreamOutcome, UpstreamService, UpstreamSkipReason } from '../observability/metrics.js';
 
 export interface UpstreamPolicyOptions {
-  /** Hard limit on one call, queue wait included: the page waits at most about this long. */
+  /** Hard limit on one call from its start, and on how long a page waits for a result. */
   timeoutMs: number;
-  /** At most this many calls in flight to the service; a few more may wait; the rest fall back. */
+  /** At most this many calls in flight to the service, calls we gave up on included. */
   maxConcurrent: number;
   maxQueued?: number;
   /** Consecutive failures that open the breaker, and how long it stays open before a trial call. */
@@ -38,6 +41,14 @@ export class CallSkippedError extends Error {
   }
 }
 
+/** The page stopped waiting; the call itself goes on (its result still fills the caches). */
+export class LateError extends Error {
+  override name = 'LateError';
+  constructor(readonly waitedMs: number) {
+    super(`no third-party answer within ${waitedMs} ms`);
+  }
+}
+
 export type BreakerState = 'closed' | 'open' | 'half-open' | 'isolated';
 
 const breakerStates: Record<CircuitState, BreakerState> = {
@@ -49,18 +60,41 @@ const breakerStates: Record<CircuitState, BreakerState> = {
 
 export interface UpstreamClient {
   readonly service: UpstreamService;
-  /** GETs a JSON document and parses it; throws on any failure (the caller falls back). */
+  /** Calls in flight at most (the bulkhead's size). */
+  readonly capacity: number;
+  /**
+   * GETs a JSON document and parses it; throws on any failure. Waits for a free slot at most
+   * one timeout (then a CallSkippedError 'over_capacity'); the call then has one timeout of its
+   * own. Use `within` for what a page may wait.
+   */
   getJson<T>(url: string, parse: (body: unknown) => T, params?: Record<string, string>): Promise<T>;
+  /** What a page waits for a call: its result, or a LateError after one timeout (the call goes on). */
+  within<T>(call: Promise<T>): Promise<T>;
+  /** The typical duration of one call here, measured (a moving average); a guess before the first. */
+  latencyMs(): number;
   breakerState(): BreakerState;
   onBreakerStateChange(listener: (state: BreakerState) => void): void;
 }
 
 /**
- * One third-party service behind axios and cockatiel's policies, outermost first: a timeout that
- * covers waiting and calling (its AbortSignal goes to axios), a bulkhead that caps concurrent
- * calls, and a circuit breaker that stops calling a service that keeps failing. Every call
- * actually made is counted in upstream_requests_total by outcome; a call the policies refuse is
- * counted in upstream_calls_skipped_total instead.
+ * Waits until a connection we aborted is closed (bounded): until then the third party may still
+ * be working on the call, so its slot stays taken. One more turn of the loop lets a peer on this
+ * machine see the close before a new call takes the slot.
+ */
+async function untilClosed(error: unknown): Promise<void> {
+  const socket = (error as { request?: { socket?: Socket | null } } | undefined)?.request?.socket;
+  if (socket && !socket.closed) await Promise.race([once(socket, 'close'), sleep(1000)]).catch(() => undefined);
+  await sleep(1);
+}
+
+/**
+ * One third-party service behind axios and cockatiel's policies, outermost first: a bulkhead
+ * that caps calls in flight (a call holds its slot until its connection is done, even when the
+ * page stopped waiting), a circuit breaker that stops calling a service that keeps failing, and
+ * a timeout on the call itself (its AbortSignal goes to axios). The breaker sees only the third
+ * party's own failures: a wait for a slot never counts against it, so a burst of our own cannot
+ * open it. Every call actually made is counted in upstream_requests_total by outcome; a call the
+ * policies refuse is counted in upstream_calls_skipped_total instead.
  */
 export function createUpstreamClient(options: {
   service: UpstreamService;
@@ -80,15 +114,13 @@ export function createUpstreamClient(options: {
       headers: { accept: 'application/json' },
     });
 
+  const slots: BulkheadPolicy = bulkhead(policy.maxConcurrent, policy.maxQueued ?? policy.maxConcurrent * 4);
   const breaker = circuitBreaker(handleAll, {
     halfOpenAfter: policy.breakerHalfOpenAfterMs ?? 5_000,
     breaker: new ConsecutiveBreaker(policy.breakerFailures ?? 5),
   });
-  const guarded = wrap(
-    timeout(policy.timeoutMs, TimeoutStrategy.Aggressive),
-    bulkhead(policy.maxConcurrent, policy.maxQueued ?? policy.maxConcurrent * 4),
-    breaker,
-  );
+  // Cooperative: the call is aborted and then awaited, so that its slot is held until it is done.
+  const callTimeout = timeout(policy.timeoutMs, TimeoutStrategy.Cooperative);
   const gaugeValue: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2, isolated: 2 };
   metrics.breakerState.set({ service }, 0);
   breaker.onStateChange((state) => {
@@ -96,46 +128,100 @@ export function createUpstreamClient(options: {
     logger.warn({ service, state: breakerStates[state] }, `circuit breaker for ${service} is ${breakerStates[state]}`);
   });
 
+  // Until the first call is measured, an optimistic guess (a sixteenth of the timeout): pacing that
+  // starts too fast is corrected by turns within a second; one that starts too slow keeps pages
+  // waiting for nothing.
+  let latency: number | undefined;
+  const measured = (ms: number) => {
+    latency = latency === undefined ? ms : latency * 0.8 + ms * 0.2;
+  };
+
   const skipped = (reason: UpstreamSkipReason) => {
     metrics.upstreamSkipped.inc({ service, reason });
     return new CallSkippedError(reason);
   };
 
+  /** One request, made: counted, measured, and its slot held until its connection is done. */
+  async function request<T>(url: string, parse: (body: unknown) => T, params: Record<string, string> | undefined, signal: AbortSignal): Promise<T> {
+    const started = performance.now();
+    const stop = metrics.upstreamDuration.startTimer({ service });
+    let outcome: UpstreamOutcome = 'ok';
+    try {
+      const response = await http.get(url, { params, signal });
+      try {
+        return parse(response.data);
+      } catch (error) {
+        outcome = 'invalid';
+        throw new InvalidResponseError(`${service} sent an unexpected body: ${(error as Error).message}`);
+      }
+    } catch (error) {
+      if (outcome === 'ok') outcome = signal.aborted || axios.isCancel(error) || (error as { code?: string }).code === 'ECONNABORTED' ? 'timeout' : 'error';
+      if (outcome === 'timeout') await untilClosed(error);
+      throw error;
+    } finally {
+      measured(performance.now() - started);
+      metrics.upstreamRequests.inc({ service, outcome });
+      stop({ outcome });
+    }
+  }
+
   return {
     service,
+    capacity: policy.maxConcurrent,
+    latencyMs: () => latency ?? policy.timeoutMs / 16,
     breakerState: () => breakerStates[breaker.state],
     onBreakerStateChange: (listener) => void breaker.onStateChange((state) => listener(breakerStates[state])),
     async getJson<T>(url: string, parse: (body: unknown) => T, params?: Record<string, string>): Promise<T> {
+      // Waiting for a slot ends after one timeout; a call that has started is not cancelled by it.
+      const waiting = new AbortController();
+      const waitLimit = setTimeout(() => waiting.abort(), policy.timeoutMs);
       let made = false;
       try {
-        // A signal of its own per call: without one, cockatiel hangs every call's listener on one
-        // shared never-aborting signal (and Node warns past ten concurrent calls).
-        return await guarded.execute(async ({ signal }) => {
-          made = true;
-          const stop = metrics.upstreamDuration.startTimer({ service });
-          let outcome: UpstreamOutcome = 'ok';
-          try {
-            const response = await http.get(url, { params, signal });
-            try {
-              return parse(response.data);
-            } catch (error) {
-              outcome = 'invalid';
-              throw new InvalidResponseError(`${service} sent an unexpected body: ${(error as Error).message}`);
-            }
-          } catch (error) {
-            if (outcome === 'ok') outcome = signal.aborted || axios.isCancel(error) || (error as { code?: string }).code === 'ECONNABORTED' ? 'timeout' : 'error';
-            throw error;
-          } finally {
-            metrics.upstreamRequests.inc({ service, outcome });
-            stop({ outcome });
-          }
-        }, new AbortController().signal);
+        return await slots.execute(() => {
+          clearTimeout(waitLimit);
+          // A signal of its own per call: without one, cockatiel hangs every call's listener on one
+          // shared never-aborting signal (and Node warns past ten concurrent calls).
+          return breaker.execute(
+            () =>
+              callTimeout.execute(({ signal }) => {
+                made = true;
+                return request(url, parse, params, signal);
+              }, new AbortController().signal),
+            new AbortController().signal,
+          );
+        }, waiting.signal);
       } catch (error) {
         if (made) throw error;
         if (error instanceof BrokenCircuitError) throw skipped('breaker_open');
         if (error instanceof BulkheadRejectedError || error instanceof TaskCancelledError) throw skipped('over_capacity');
         throw error;
+      } finally {
+        clearTimeout(waitLimit);
       }
     },
+    within<T>(call: Promise<T>): Promise<T> {
+      return new Promise<T>((resolve, reject) => {
+        const late = setTimeout(() => reject(new LateError(policy.timeoutMs)), policy.timeoutMs);
+        call.then(
+          (value) => {
+            clearTimeout(late);
+            resolve(value);
+          },
+          (error: unknown) => {
+            clearTimeout(late);
+            reject(error);
+          },
+        );
+      });
+    },
   };
+}
+
+/**
+ * Whether a fallback is worth asking again soon: it came from our own saturation (no slot in
+ * time) or from a page that stopped waiting while the call went on (its answer lands in the
+ * cache). Not when the third party failed or its breaker is open: asking again would only load it.
+ */
+export function catchesUp(error: unknown): boolean {
+  return (error instanceof CallSkippedError && error.reason === 'over_capacity') || error instanceof LateError;
 }

@@ -2,17 +2,21 @@ import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import { genericRecommendations, type Recommendation } from '../feed/content.js';
 import type { Logger } from '../observability/logger.js';
-import type { UpstreamClient } from './client.js';
+import { catchesUp, type UpstreamClient } from './client.js';
 import { SingleFlight } from './single-flight.js';
 
 export interface Recommendations {
   source: 'live' | 'fallback';
   items: readonly (Recommendation & { reason?: string })[];
+  /** A fallback because we were saturated, not because the third party failed: worth asking again. */
+  catchUp?: boolean;
 }
 
 export interface RecommendationService {
   /** Never throws: any failure gives the generic recommendations. */
   forViewer(viewer: { key: string; groups: readonly string[] }, flavour: string): Promise<Recommendations>;
+  /** This viewer's recommendations if they are cached (no call needed), else undefined. */
+  cached(viewer: { key: string; groups: readonly string[] }, flavour: string): Recommendations | undefined;
 }
 
 export const FALLBACK_RECOMMENDATIONS: Recommendations = { source: 'fallback', items: genericRecommendations };
@@ -27,8 +31,9 @@ const body = z.object({
 /**
  * Personalized recommendations: `GET {RECOMMENDATIONS_API_URL}?user=&groups=&flavour=`. Cached
  * briefly per viewer and flavour (a reload, a burst of page views or a restore storm makes one
- * call per viewer, not one per view), and concurrent requests for one viewer share one call.
- * Fallbacks are never cached: the next view tries again.
+ * call per viewer, not one per view), and concurrent requests for one viewer share one call; a
+ * call the page stopped waiting for still fills the cache. Fallbacks are never cached: the next
+ * view tries again.
  */
 export function createRecommendationService(options: {
   baseUrl: string;
@@ -38,27 +43,29 @@ export function createRecommendationService(options: {
 }): RecommendationService {
   const flights = new SingleFlight<Recommendations>();
   const cache = options.ttlMs > 0 ? new LRUCache<string, Recommendations>({ max: 20_000, ttl: options.ttlMs }) : undefined;
+  const keyOf = (viewer: { key: string; groups: readonly string[] }, flavour: string) => {
+    const groups = [...viewer.groups].sort().join(',');
+    return { key: `${viewer.key}|${groups}|${flavour}`, groups };
+  };
   return {
-    forViewer(viewer, flavour) {
-      const groups = [...viewer.groups].sort().join(',');
-      const key = `${viewer.key}|${groups}|${flavour}`;
+    cached: (viewer, flavour) => cache?.get(keyOf(viewer, flavour).key),
+    async forViewer(viewer, flavour) {
+      const { key, groups } = keyOf(viewer, flavour);
       const cached = cache?.get(key);
-      if (cached) return Promise.resolve(cached);
-      return flights.run(key, async () => {
-        try {
-          const { items } = await options.client.getJson(options.baseUrl, (data) => body.parse(data), {
-            user: viewer.key,
-            groups,
-            flavour,
-          });
-          const live: Recommendations = { source: 'live', items };
-          cache?.set(key, live);
-          return live;
-        } catch (error) {
-          options.logger.debug({ err: error, viewer: viewer.key }, 'recommendations fell back');
-          return FALLBACK_RECOMMENDATIONS;
-        }
+      if (cached) return cached;
+      const call = flights.run(key, async () => {
+        const { items } = await options.client.getJson(options.baseUrl, (data) => body.parse(data), { user: viewer.key, groups, flavour });
+        const live: Recommendations = { source: 'live', items };
+        cache?.set(key, live);
+        return live;
       });
+      try {
+        return await options.client.within(call);
+      } catch (error) {
+        call.catch(() => undefined); // it may go on after we stopped waiting; its failure is counted there
+        options.logger.debug({ err: error, viewer: viewer.key }, 'recommendations fell back');
+        return { ...FALLBACK_RECOMMENDATIONS, catchUp: catchesUp(error) };
+      }
     },
   };
 }

@@ -19,11 +19,16 @@ export interface SimulatorKnobs {
   mode: SimulatorMode;
 }
 
+type Route = 'avatars' | 'recommendations' | 'images' | 'other';
+
 export interface SimulatorStats {
-  requests: { avatars: number; recommendations: number; images: number; other: number };
+  requests: Record<Route, number>;
   total: number;
   inFlight: number;
   peakInFlight: number;
+  /** Per service, from the moment a request arrives until its connection is done with it. */
+  inFlightBy: Record<Route, number>;
+  peakInFlightBy: Record<Route, number>;
 }
 
 export interface Simulator {
@@ -117,12 +122,8 @@ export async function startSimulator(options: {
   knobs?: Partial<SimulatorKnobs>;
 }): Promise<Simulator> {
   let knobs: SimulatorKnobs = { latencyMs: 120, errorRate: 0, mode: 'normal', ...options.knobs };
-  const fresh = (): SimulatorStats => ({
-    requests: { avatars: 0, recommendations: 0, images: 0, other: 0 },
-    total: 0,
-    inFlight: 0,
-    peakInFlight: 0,
-  });
+  const zero = () => ({ avatars: 0, recommendations: 0, images: 0, other: 0 });
+  const fresh = (): SimulatorStats => ({ requests: zero(), total: 0, inFlight: 0, peakInFlight: 0, inFlightBy: zero(), peakInFlightBy: zero() });
   let stats = fresh();
   const pending = new Set<NodeJS.Timeout>();
 
@@ -200,12 +201,25 @@ export async function startSimulator(options: {
   };
 
   let origin = '';
+  const routeOf = (url: string | undefined): Route => {
+    const path = (url ?? '').split('?')[0]!;
+    if (path.startsWith('/v1/recommendations')) return 'recommendations';
+    if (/^\/v1\/avatars\/[^/]+\.svg$/.test(path)) return 'images';
+    return path.startsWith('/v1/avatars/') ? 'avatars' : 'other';
+  };
   const server = createServer((req, res) => {
+    const route = routeOf(req.url);
     stats.total++;
     stats.inFlight++;
     stats.peakInFlight = Math.max(stats.peakInFlight, stats.inFlight);
-    // 'close' fires once whether the answer went out or the caller gave up.
-    res.on('close', () => stats.inFlight--);
+    stats.inFlightBy[route]++;
+    stats.peakInFlightBy[route] = Math.max(stats.peakInFlightBy[route], stats.inFlightBy[route]);
+    // 'close' fires once whether the answer went out or the caller gave up. Counted on the stats
+    // of the moment: a reset in between keeps what is still in flight.
+    res.on('close', () => {
+      stats.inFlight--;
+      stats.inFlightBy[route]--;
+    });
     handle(req, res, origin).catch(() => {
       if (!res.headersSent) send(res, 500, 'application/json', '{"error":"simulator failure"}');
     });
@@ -228,9 +242,8 @@ export async function startSimulator(options: {
     setKnobs,
     stats: () => structuredClone(stats),
     resetStats: () => {
-      const inFlight = stats.inFlight;
-      stats = fresh();
-      stats.inFlight = inFlight;
+      const { inFlight, inFlightBy } = stats;
+      stats = { ...fresh(), inFlight, inFlightBy, peakInFlight: inFlight, peakInFlightBy: { ...inFlightBy } };
     },
     close: () =>
       new Promise<void>((resolve) => {
