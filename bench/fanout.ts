@@ -8,9 +8,15 @@
  *             with fsync, audit, per-viewer push)
  *   targeted  this app, the flip being a 50 % rollout: every viewer evaluated, half get it
  * Also: server memory per connected browser (heap after GC, and RSS), against the bare server.
+ * The server runs on one core (`taskset -c 0`), the browsers and this process on the other: what a
+ * small container gets (BENCH_PIN=0 to leave it to the scheduler). Every round checks that every
+ * browser that should get the update got it; between rounds the pages finish what a restore makes
+ * them do (refetch their live region), so no round measures the previous one's traffic.
  *   npx tsx bench/fanout.ts [1000,2000,10000] [rounds=7]
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { once } from 'node:events';
 import { writeFile, mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -23,10 +29,17 @@ const ROUNDS = Number(process.argv[3] ?? 7);
 const SERVER = fileURLToPath(new URL('./lib/server-process.ts', import.meta.url));
 const KEY = 'show-avatars-and-reccs';
 
+const PIN = process.env.BENCH_PIN !== '0' && availableParallelism() >= 2 && existsSync('/usr/bin/taskset');
+if (PIN) spawnSync('taskset', ['-cp', '1', String(process.pid)], { stdio: 'ignore' }); // this process with the browsers
+
 async function startServer(mode: string): Promise<{ child: ChildProcess; url: string }> {
   // BENCH_CPU_PROF=1: a V8 CPU profile of each server, in bench/results/profiles.
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${fileURLToPath(new URL('./results/profiles/', import.meta.url))}`, `--cpu-prof-name=${mode}-${Date.now()}.cpuprofile`] : [];
-  const child = fork(SERVER, [mode], { execArgv: ['--import', 'tsx', '--expose-gc', ...profile], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const node = ['--import', 'tsx', '--expose-gc', ...profile];
+  // Pinned: `taskset -c 0 node ... server-process.ts`; fork keeps the IPC channel through the exec.
+  const child = PIN
+    ? fork(SERVER, [mode], { execPath: '/usr/bin/taskset', execArgv: ['-c', '0', process.execPath, ...node], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    : fork(SERVER, [mode], { execArgv: node, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const [message] = (await once(child, 'message')) as [{ url: string }];
   return { child, url: message.url };
 }
@@ -80,10 +93,15 @@ for (const n of SIZES) {
         if (got.length > 0) quietSince = Date.now();
         times = times.concat(got);
       }
+      // Every browser gets a kill or restore; a 50 % rollout reaches about half of them.
+      const expected = mode === 'targeted' ? [0.4 * n, 0.6 * n] : [n, n];
+      if (times.length < expected[0]! || times.length > expected[1]!) throw new Error(`${mode} round ${round}: ${times.length} of ${n} browsers got the update`);
       const latencies = times.map((t) => t - sent).sort((a, b) => a - b);
       p50s.push(percentile(latencies, 50));
       p99s.push(percentile(latencies, 99));
       receivers = times.length;
+      // A restore makes every page fetch its live region, paced by the third party: let them finish.
+      await fleet.settled();
     }
     const row: Row = {
       n,
@@ -105,7 +123,7 @@ for (const n of SIZES) {
   }
 }
 
-console.log('\nratios to the bare broadcast (target: p99 and memory within 1.2x)');
+console.log(`\n${PIN ? 'server pinned to core 0, browsers on core 1' : 'unpinned'}; ratios to the bare broadcast (target: p99 and memory within 1.2x)`);
 for (const n of SIZES) {
   const bare = rows.find((r) => r.n === n && r.mode === 'bare');
   for (const mode of ['app', 'targeted']) {
@@ -115,4 +133,4 @@ for (const n of SIZES) {
   }
 }
 await mkdir(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });
-await writeFile(fileURLToPath(new URL('./results/fanout.json', import.meta.url)), JSON.stringify({ at: new Date().toISOString(), rounds: ROUNDS, rows }, null, 2));
+await writeFile(fileURLToPath(new URL('./results/fanout.json', import.meta.url)), JSON.stringify({ at: new Date().toISOString(), rounds: ROUNDS, pinned: PIN, rows }, null, 2));

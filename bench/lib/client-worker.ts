@@ -61,6 +61,8 @@ function open(url: string, viewer: string): Promise<Browser> {
         },
         catchingUp: (waitMs) => {
           if (waitMs !== undefined && browser.content === 'killed') browser.content = 'waiting';
+          // Done waiting without a whole live region (it gave up after its retries): short.
+          if (waitMs === undefined && browser.content === 'waiting') browser.content = 'short';
         },
         theme: () => undefined,
         say: () => undefined,

@@ -65,6 +65,12 @@ export class Fleet {
     };
   }
 
+  /** Resolves once no page is waiting for its live content any more (at most `ms`). */
+  async settled(ms = 5 * 60_000): Promise<void> {
+    const until = Date.now() + ms;
+    while ((await this.state()).waiting > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+
   private ask<T>(type: string): Promise<T[]> {
     return Promise.all(
       this.workers.map(async (worker) => {

@@ -3,7 +3,8 @@
  * share its CPU thread), run with --expose-gc for honest memory figures.
  *   app:  this project, embedded defaults, flips through PATCH /api/flags/:key
  *   bare: the physical reference: a bare Socket.IO server with the same options, which sends the
- *         same snapshot on connect and broadcasts the same flag_update (io.emit) on POST /flip
+ *         same snapshot on connect, broadcasts the same flag_update (io.emit) on POST /flip, and
+ *         answers the pages' refetch after a restore at once (no third party behind it)
  * Parent -> server: { type: 'memory' } | { type: 'simulator', reset? } | { type: 'breakers' } | { type: 'exit' }
  * Server -> parent: { type: 'listening', url } | { type: 'memory', heapUsed, rss } | { type: 'simulator', stats } | { type: 'breakers', states }
  * The app's environment: the defaults a user gets, plus the JSON object in argv[3], if any.
@@ -28,12 +29,20 @@ if (mode === 'bare') {
   let version = 1;
   const http = createServer();
   const io = new Server(http, { serveClient: false, perMessageDeflate: false, maxHttpBufferSize: 2048, pingInterval: 10_000, pingTimeout: 8_000 });
-  io.on('connection', (socket) => socket.emit('flag_snapshot', { 'show-avatars-and-reccs': true }));
+  // The same snapshot the app sends: every flag the page uses.
+  io.on('connection', (socket) => socket.emit('flag_snapshot', { 'show-avatars-and-reccs': true, 'recommendations-flavour': 'classic', theme: 'light' }));
   http.on('request', (req, res) => {
     if (req.method === 'POST' && req.url?.startsWith('/flip')) {
       const value = new URL(req.url, 'http://x').searchParams.get('value') === 'true';
-      io.emit('flag_update', { key: 'show-avatars-and-reccs', value, version: ++version });
+      // A restore carries the window the app would give at its defaults (32 in flight, ~120 ms).
+      const refetch = value ? { refetchWithinMs: Math.ceil((io.engine.clientsCount * 120) / 32) } : {};
+      io.emit('flag_update', { key: 'show-avatars-and-reccs', value, version: ++version, ...refetch });
       res.end('{}');
+    } else if (req.method === 'GET' && req.url?.startsWith('/fragments/feed')) {
+      // What a page fetches after a restore: answered at once, live and whole (no third party).
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<aside id="recommendations" data-source="live"></aside>');
+    } else {
+      res.writeHead(404).end();
     }
   });
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', () => resolve()));
