@@ -145,6 +145,7 @@ for (const pages of SIZES) {
       ` | restore: all ${s.pagesLive}/${pages} live in ${(s.allLiveMs / 1000).toFixed(1)} s (capacity needs ${(s.capacityMs / 1000).toFixed(1)} s),` +
       ` peak in flight ${s.peakInFlight.avatars}/${s.peakInFlight.recommendations} (cap ${CAP}), ${s.turns} turns, ${s.failures} failures, breakers ${s.breakers.join('/')}, new viewer p99 ${s.newViewerDuring.p99} ms`,
   );
+  // After each size: a run cut short keeps what it measured.
+  await mkdir(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });
+  await writeFile(fileURLToPath(new URL('./results/restore-storm.json', import.meta.url)), JSON.stringify({ at: new Date().toISOString(), cap: CAP, latencyMs: LATENCY_MS, results }, null, 2) + '\n');
 }
-await mkdir(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });
-await writeFile(fileURLToPath(new URL('./results/restore-storm.json', import.meta.url)), JSON.stringify({ at: new Date().toISOString(), cap: CAP, latencyMs: LATENCY_MS, results }, null, 2) + '\n');
