@@ -27,7 +27,9 @@ describe('a flip with many tabs open, against a slow third party with a small co
 
   beforeAll(async () => {
     [app, browser] = await Promise.all([
-      startTestApp({ UPSTREAM_MAX_CONCURRENCY: String(CAP), SIMULATOR_LATENCY_MS: String(LATENCY), RECOMMENDATIONS_CACHE_TTL_MS: '0' }),
+      // A timeout well above the third party's latency: on a busy machine a 300 ms call must not
+      // turn into a third-party failure (a fallback that rightly does not catch up).
+      startTestApp({ UPSTREAM_MAX_CONCURRENCY: String(CAP), SIMULATOR_LATENCY_MS: String(LATENCY), UPSTREAM_TIMEOUT_MS: '3000', RECOMMENDATIONS_CACHE_TTL_MS: '0' }),
       launchChromium(),
     ]);
     // One context per tab: each tab is a distinct viewer (its own cookie), as on a launch day.
@@ -47,7 +49,7 @@ describe('a flip with many tabs open, against a slow third party with a small co
       });
       tabs.push({ page, requests });
     }
-  });
+  }, 60_000); // eight browser contexts, one after another: up to ~20 s on a busy machine
   afterAll(async () => {
     for (const context of contexts) await context.close();
     await browser?.close();
