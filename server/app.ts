@@ -47,9 +47,11 @@ export function createApp(deps: AppDeps): Express {
   const requestLogger = pinoHttp({
     logger: deps.logger,
     autoLogging: { ignore: (req) => ['/healthz', '/readyz', '/metrics'].includes(req.url ?? '') || (req.url ?? '').startsWith('/static/') },
-    // A page told to come back on its turn (503 + Refetch-Turn) is pacing at work, not a failure.
-    customLogLevel: (_req, res, error) =>
-      error || (res.statusCode >= 500 && !res.hasHeader(REFETCH_TURN_HEADER)) ? 'error' : res.statusCode >= 400 && res.statusCode !== 503 ? 'warn' : 'info',
+    customLogLevel: (_req, res, error) => {
+      // A page told to come back on its turn (503 + Refetch-Turn) is pacing at work, not a failure.
+      if (res.statusCode === 503 && res.hasHeader(REFETCH_TURN_HEADER)) return 'info';
+      return error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info';
+    },
   });
   // Request logs cost a child logger and hooks per request: none when nobody will see them
   // (the level can change live, through the log-level flag, so it is asked on each request).

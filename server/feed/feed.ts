@@ -5,6 +5,7 @@ import { FALLBACK_AVATAR, type Avatar, type AvatarService } from '../upstream/av
 import type { CallPlan, Pacer, Turn } from '../upstream/pacing.js';
 import { FALLBACK_RECOMMENDATIONS, type RecommendationService, type Recommendations } from '../upstream/recommendations.js';
 import { findPerson, people, posts, type Person, type Post } from './content.js';
+import type { RefetchWindow } from '../realtime/events.js';
 import { evaluationContext, type Viewer } from './viewer.js';
 
 export interface FeedView {
@@ -123,8 +124,8 @@ export type FeedBuilder = ReturnType<typeof createFeedBuilder>;
  * recommendations flavour needs the recommendations alone. A kill needs nothing: the page holds
  * the killed state already.
  */
-export function createRefetchWindow(pacer: Pacer) {
-  return (key: string, value: unknown, pages: number): number | undefined => {
+export function createRefetchWindow(pacer: Pacer): RefetchWindow {
+  return (key, value, pages) => {
     if (key === KILL_SWITCH) return value === true ? pacer.spreadMs(pages, { avatars: 1, recommendations: 1 }) : undefined;
     if (key === RECS_FLAVOUR) return pacer.spreadMs(pages, { recommendations: 1 });
     return undefined;

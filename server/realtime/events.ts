@@ -13,6 +13,12 @@ export interface FlagUpdate {
   refetchWithinMs?: number;
 }
 
+/**
+ * For a flag's new value, and the number of pages getting it: the window over which they should
+ * spread their refetch of live content, or undefined when the value needs none.
+ */
+export type RefetchWindow = (key: string, value: FlagValue, pages: number) => number | undefined;
+
 /** What the admin page shows live. */
 export interface AdminState {
   source: { kind: string; writable: boolean; ready: boolean; detail: string };

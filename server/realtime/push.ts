@@ -6,7 +6,7 @@ import type { FlagSource } from '../flags/source.js';
 import { SerialQueue } from '../flags/store.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { ClientToServerEvents, InterServerEvents, ServerToClientEvents, SocketData } from './events.js';
+import type { ClientToServerEvents, InterServerEvents, RefetchWindow, ServerToClientEvents, SocketData } from './events.js';
 
 type AppServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 type AppSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
@@ -50,7 +50,7 @@ export class FlagPusher {
       metrics: Metrics;
       logger: Logger;
       /** For a value that makes pages refetch their live content: the window they spread over. */
-      refetchWindow?: (key: string, value: FlagValue, pages: number) => number | undefined;
+      refetchWindow?: RefetchWindow | undefined;
     },
   ) {}
 

@@ -2,14 +2,14 @@ import { randomUUID } from 'node:crypto';
 import type { Server as HttpServer } from 'node:http';
 import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
-import { ProviderEvents, type EventDetails, type FlagValue } from '@openfeature/server-sdk';
+import { ProviderEvents, type EventDetails } from '@openfeature/server-sdk';
 import { Server } from 'socket.io';
 import { pageFlagKeys } from '../flags/catalog.js';
 import type { FlagSource } from '../flags/source.js';
 import { evaluationContext, newAnonymousKey, viewerFor, viewerKeyFromCookieHeader } from '../feed/viewer.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { AdminState, ClientToServerEvents, InterServerEvents, ServerToClientEvents, SocketData } from './events.js';
+import type { AdminState, ClientToServerEvents, InterServerEvents, RefetchWindow, ServerToClientEvents, SocketData } from './events.js';
 import { FlagPusher } from './push.js';
 import { createStatsSampler } from '../admin/stats.js';
 
@@ -45,7 +45,7 @@ export function createRealtime(deps: {
   /** With Redis: the adapter carries what must cross instances (the cluster-wide figures). */
   redisUrl?: string | undefined;
   /** For a value that makes pages refetch their live content: the window they spread over. */
-  refetchWindow?: (key: string, value: FlagValue, pages: number) => number | undefined;
+  refetchWindow?: RefetchWindow;
 }): Realtime {
   const io: AppIo = new Server(deps.httpServer, {
     serveClient: true,

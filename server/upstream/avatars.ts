@@ -60,7 +60,6 @@ export function createAvatarService(options: {
       try {
         return { url: await options.client.within(call), live: true };
       } catch (error) {
-        call.catch(() => undefined); // it may go on after we stopped waiting; its failure is counted there
         options.logger.debug({ err: error, personKey }, 'avatar fell back');
         return { url: FALLBACK_AVATAR, live: false, catchUp: catchesUp(error) };
       }

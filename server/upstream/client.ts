@@ -143,7 +143,6 @@ export function createUpstreamClient(options: {
 
   /** One request, made: counted, measured, and its slot held until its connection is done. */
   async function request<T>(url: string, parse: (body: unknown) => T, params: Record<string, string> | undefined, signal: AbortSignal): Promise<T> {
-    const started = performance.now();
     const stop = metrics.upstreamDuration.startTimer({ service });
     let outcome: UpstreamOutcome = 'ok';
     try {
@@ -159,9 +158,8 @@ export function createUpstreamClient(options: {
       if (outcome === 'timeout') await untilClosed(error);
       throw error;
     } finally {
-      measured(performance.now() - started);
       metrics.upstreamRequests.inc({ service, outcome });
-      stop({ outcome });
+      measured(stop({ outcome }) * 1000);
     }
   }
 

@@ -62,7 +62,6 @@ export function createRecommendationService(options: {
       try {
         return await options.client.within(call);
       } catch (error) {
-        call.catch(() => undefined); // it may go on after we stopped waiting; its failure is counted there
         options.logger.debug({ err: error, viewer: viewer.key }, 'recommendations fell back');
         return { ...FALLBACK_RECOMMENDATIONS, catchUp: catchesUp(error) };
       }

@@ -1,0 +1,87 @@
+/**
+ * A feed page without the DOM: the page's own policy (`public/js/live-sync.js`, the module
+ * `public/js/feed.js` runs) with counters for effects. The benchmarks' worker processes and the
+ * tests feed it Socket.IO events from their own transport (raw WebSockets there, socket.io-client
+ * here); either way it makes exactly the requests a page makes, and says what the page would show.
+ */
+import { createLiveSync, fetchFragment } from '../../public/js/live-sync.js';
+
+/** What a page shows: killed, live and whole, live but short (fallbacks), or waiting for its content. */
+export type PageContent = 'killed' | 'live' | 'short' | 'waiting';
+
+export interface LightPage {
+  readonly viewer: string;
+  content(): PageContent;
+  /** When the page last became whole (a live fragment with every avatar live), on `clock`. */
+  readonly liveAt: number | undefined;
+  /** Requests the page made to our server: fragments served, turns handed out (503), failures. */
+  readonly requests: { fragments: number; waits: number; failures: number };
+  /** Kills applied in place (each without a request). */
+  readonly kills: number;
+  /** Every wait it showed while catching up (ms to its next try). */
+  readonly waits: number[];
+  /** Zeroes the counters (requests, kills, waits). */
+  resetCounters(): void;
+  /** The page's Socket.IO events. */
+  snapshot(values: Record<string, unknown>): void;
+  update(update: { key: string; value: unknown; refetchWithinMs?: number }): void;
+}
+
+export function createLightPage(url: string, viewer: string, clock: () => number = () => performance.timeOrigin + performance.now()): LightPage {
+  let content: PageContent = 'live';
+  const page = {
+    viewer,
+    content: () => content,
+    liveAt: undefined as number | undefined,
+    requests: { fragments: 0, waits: 0, failures: 0 },
+    kills: 0,
+    waits: [] as number[],
+    resetCounters() {
+      page.requests = { fragments: 0, waits: 0, failures: 0 };
+      page.kills = 0;
+      page.waits = [];
+    },
+    snapshot(values: Record<string, unknown>) {
+      sync.snapshot(values);
+      if (!sync.live) content = 'killed';
+    },
+    update(update: { key: string; value: unknown; refetchWithinMs?: number }) {
+      sync.update(update);
+    },
+  };
+  const sync = createLiveSync({
+    live: true, // as if the page had been rendered live; the snapshot corrects it at once
+    effects: {
+      kill: () => {
+        page.kills++;
+        content = 'killed';
+      },
+      fetchFragment: async (turn) => {
+        try {
+          const answer = await fetchFragment(`${url}/fragments/feed`, turn, { headers: { cookie: `viewer=${viewer}` } });
+          page.requests[answer.kind === 'wait' ? 'waits' : 'fragments']++;
+          return answer;
+        } catch (error) {
+          page.requests.failures++;
+          throw error;
+        }
+      },
+      swap: (html) => {
+        const whole = html.includes('data-source="live"') && !html.includes('fallback-avatar.svg');
+        content = whole ? 'live' : 'short';
+        if (whole) page.liveAt = clock();
+      },
+      catchingUp: (waitMs) => {
+        if (waitMs !== undefined) {
+          page.waits.push(waitMs);
+          if (content === 'killed') content = 'waiting';
+        } else if (content === 'waiting') {
+          content = 'short'; // done waiting without a whole live region: it gave up after its retries
+        }
+      },
+      theme: () => undefined,
+      say: () => undefined,
+    },
+  });
+  return page;
+}
