@@ -14,7 +14,12 @@ import path from 'node:path';
 const runs = Number(process.argv[2] ?? 5);
 const DEFAULT_TIMEOUT_MS = 30_000;
 // Tests that set a timeout of their own (vitest's JSON report does not carry it).
-const OWN_TIMEOUTS = { '10 SIGKILLs': 60_000, '50 writers with If-Match': 60_000 };
+const OWN_TIMEOUTS = { '10 SIGKILLs': 120_000, '50 writers with If-Match': 90_000, 'after every random edit': 60_000, 'concurrent If-Match writers on both': 60_000,
+};
+// Files whose describe blocks set a timeout for each of their tests.
+const FILE_TIMEOUTS = { 'test/integration/access.test.ts': 60_000, 'test/integration/process.test.ts': 90_000 };
+// The browser tests' describe blocks set this for each of their tests.
+const BROWSER_TIMEOUT_MS = 90_000;
 
 const busy = [0, 1].map(() => spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
 const stopBusy = () => busy.forEach((child) => child.kill('SIGKILL'));
@@ -28,7 +33,11 @@ for (let run = 1; run <= runs; run++) {
   const seconds = (performance.now() - started) / 1000;
   const report = JSON.parse(readFileSync(out, 'utf8'));
   const tests = report.testResults.flatMap((file) => file.assertionResults.map((t) => ({ ...t, file: path.relative(process.cwd(), file.name) })));
-  const ratioOf = (t) => t.duration / (Object.entries(OWN_TIMEOUTS).find(([name]) => t.title.includes(name))?.[1] ?? DEFAULT_TIMEOUT_MS);
+  const timeoutOf = (t) =>
+    Object.entries(OWN_TIMEOUTS).find(([name]) => t.title.includes(name))?.[1] ??
+    FILE_TIMEOUTS[t.file] ??
+    (t.file.startsWith('test/browser/') ? BROWSER_TIMEOUT_MS : DEFAULT_TIMEOUT_MS);
+  const ratioOf = (t) => t.duration / timeoutOf(t);
   const slowest = [...tests].sort((a, b) => ratioOf(b) - ratioOf(a)).slice(0, 3);
   const failed = tests.filter((t) => t.status !== 'passed');
   const tooSlow = tests.filter((t) => ratioOf(t) > 0.5);

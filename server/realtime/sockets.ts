@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Server as HttpServer } from 'node:http';
+import type { IncomingHttpHeaders, Server as HttpServer } from 'node:http';
 import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import { ProviderEvents, type EventDetails } from '@openfeature/server-sdk';
@@ -12,8 +12,28 @@ import type { Metrics } from '../observability/metrics.js';
 import type { AdminState, ClientToServerEvents, InterServerEvents, RefetchWindow, ServerToClientEvents, SocketData } from './events.js';
 import { FlagPusher } from './push.js';
 import { createStatsSampler } from '../admin/stats.js';
+import type { Principal } from '../access/tokens.js';
 
 export type AppIo = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+
+export interface AdminAccess {
+  authorize(handshake: { auth: Record<string, unknown> | undefined; headers: IncomingHttpHeaders; address: string }): Promise<{ principal: Principal } | { refused: string }>;
+  isCurrent(principal: Principal): boolean;
+  /** Tokens changed (one created or revoked, here or on another instance). */
+  onChange(listener: () => void): void;
+}
+
+/** Wraps these methods of a Redis client so that a failure is logged (debug), never unhandled; the caller still gets the promise. */
+function catchEveryCall(client: Redis, methods: ('publish' | 'subscribe' | 'psubscribe' | 'unsubscribe' | 'punsubscribe')[], logger: Logger): void {
+  for (const method of methods) {
+    const call = (client[method] as (...args: unknown[]) => Promise<unknown>).bind(client);
+    (client as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+      const sent = call(...args);
+      sent.catch((error: unknown) => logger.debug({ err: error }, `socket.io redis adapter: ${method} failed`));
+      return sent;
+    };
+  }
+}
 
 /** A peer's browser count older than this is from an instance that is gone. */
 const PEER_TTL_MS = 15_000;
@@ -46,6 +66,8 @@ export function createRealtime(deps: {
   redisUrl?: string | undefined;
   /** For a value that makes pages refetch their live content: the window they spread over. */
   refetchWindow?: RefetchWindow;
+  /** Who may join the admin channel (see access/auth.ts), and when to check again. */
+  adminAccess: AdminAccess;
 }): Realtime {
   const io: AppIo = new Server(deps.httpServer, {
     serveClient: true,
@@ -60,15 +82,13 @@ export function createRealtime(deps: {
   if (deps.redisUrl) {
     const pub = new Redis(deps.redisUrl, { retryStrategy: (times) => Math.min(times * 100, 2000), enableOfflineQueue: false });
     const sub = new Redis(deps.redisUrl, { retryStrategy: (times) => Math.min(times * 100, 2000) });
-    // The adapter never catches a failed publish: while Redis is down (or the client closing),
-    // each one would be an unhandled rejection, which stops a Node 20 process. What it publishes
-    // here (browser counts) is best effort, and comes again with the next heartbeat.
-    const publish = pub.publish.bind(pub);
-    pub.publish = ((...args: Parameters<typeof publish>) => {
-      const sent = publish(...args);
-      sent.catch((error: unknown) => deps.logger.debug({ err: error }, 'socket.io redis adapter: publish failed'));
-      return sent;
-    }) as typeof pub.publish;
+    // The adapter never catches its own commands: a failed publish (while Redis is down), or the
+    // (un)subscriptions it sends at start and at close and that a client closing rejects, would
+    // each be an unhandled rejection, which stops a Node 20 process. What it publishes here
+    // (browser counts) is best effort, and comes again with the next heartbeat; its
+    // subscriptions are made again by ioredis on every reconnect.
+    catchEveryCall(pub, ['publish'], deps.logger);
+    catchEveryCall(sub, ['subscribe', 'psubscribe', 'unsubscribe', 'punsubscribe'], deps.logger);
     for (const client of [pub, sub]) client.on('error', (error) => deps.logger.debug({ err: error }, 'socket.io redis adapter error'));
     redisClients.push(pub, sub);
     io.adapter(createAdapter(pub, sub, { key: 'killswitch-io' }));
@@ -101,10 +121,32 @@ export function createRealtime(deps: {
   heartbeat.unref();
 
   io.use((socket, next) => {
-    const role = (socket.handshake.auth as { role?: unknown } | undefined)?.role === 'admin' ? 'admin' : 'viewer';
+    const auth = socket.handshake.auth as Record<string, unknown> | undefined;
+    const role = auth?.role === 'admin' ? 'admin' : 'viewer';
     const viewer = viewerFor(viewerKeyFromCookieHeader(socket.handshake.headers.cookie) ?? newAnonymousKey());
     socket.data = { role, viewer, context: evaluationContext(viewer), last: {} };
-    next();
+    if (role === 'viewer') return next();
+    // The admin channel carries every flag's targeting and the audit: a valid credential only.
+    // Refused, the client gets connect_error with the reason (and does not retry by itself).
+    deps.adminAccess.authorize({ auth, headers: socket.handshake.headers, address: socket.handshake.address }).then(
+      (result) => {
+        if ('refused' in result) return next(Object.assign(new Error(result.refused), { data: { reason: 'unauthorized' } }));
+        socket.data.principal = result.principal;
+        next();
+      },
+      (error: unknown) => next(error as Error),
+    );
+  });
+
+  // A token revoked: the admin sockets that proved it are told why, and closed, at once.
+  deps.adminAccess.onChange(() => {
+    for (const socket of io.of('/').sockets.values()) {
+      const { principal } = socket.data;
+      if (!principal || deps.adminAccess.isCurrent(principal)) continue;
+      socket.emit('admin_denied', { message: `The token "${principal.name}" was revoked: the admin channel is closed.` });
+      // A server-side disconnect (after the event, in order): the client does not reconnect by itself.
+      socket.disconnect();
+    }
   });
 
   let browsersTimer: NodeJS.Timeout | undefined;

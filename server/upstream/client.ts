@@ -12,11 +12,12 @@ import {
   TimeoutStrategy,
   bulkhead,
   circuitBreaker,
-  handleAll,
+  handleWhen,
   timeout,
 } from 'cockatiel';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics, UpstreamOutcome, UpstreamService, UpstreamSkipReason } from '../observability/metrics.js';
+import type { LoopStalls } from './loop-stalls.js';
 
 export interface UpstreamPolicyOptions {
   /** Hard limit on one call from its start, and on how long a page waits for a result. */
@@ -48,6 +49,20 @@ export class LateError extends Error {
     super(`no third-party answer within ${waitedMs} ms`);
   }
 }
+
+/**
+ * A call that passed its timeout while this process's own event loop was stalled for a good part
+ * of it: the answer may have been waiting for us. Not the third party's failure.
+ */
+export class OwnStallError extends Error {
+  override name = 'OwnStallError';
+  constructor(readonly lostMs: number, timeoutMs: number) {
+    super(`call timed out after ${timeoutMs} ms, ${Math.round(lostMs)} ms of it lost to this process's own stalls`);
+  }
+}
+
+/** The share of the timeout our own stalls must take for a timeout to be ours. */
+const OWN_STALL_SHARE = 4;
 
 export type BreakerState = 'closed' | 'open' | 'half-open' | 'isolated';
 
@@ -92,8 +107,9 @@ async function untilClosed(error: unknown): Promise<void> {
  * that caps calls in flight (a call holds its slot until its connection is done, even when the
  * page stopped waiting), a circuit breaker that stops calling a service that keeps failing, and
  * a timeout on the call itself (its AbortSignal goes to axios). The breaker sees only the third
- * party's own failures: a wait for a slot never counts against it, so a burst of our own cannot
- * open it. Every call actually made is counted in upstream_requests_total by outcome; a call the
+ * party's own failures, so a burst of our own cannot open it: a wait for a slot never counts
+ * against it, nor a timeout during which our own event loop was stalled for a quarter of the
+ * timeout or more (`stalls`; an OwnStallError, which a page catches up from). Every call actually made is counted in upstream_requests_total by outcome; a call the
  * policies refuse is counted in upstream_calls_skipped_total instead.
  */
 export function createUpstreamClient(options: {
@@ -102,6 +118,8 @@ export function createUpstreamClient(options: {
   metrics: Metrics;
   logger: Logger;
   http?: AxiosInstance;
+  /** This process's own stalls; without it every timeout counts against the breaker. */
+  stalls?: LoopStalls;
 }): UpstreamClient {
   const { service, policy, metrics, logger } = options;
   const http =
@@ -115,7 +133,7 @@ export function createUpstreamClient(options: {
     });
 
   const slots: BulkheadPolicy = bulkhead(policy.maxConcurrent, policy.maxQueued ?? policy.maxConcurrent * 4);
-  const breaker = circuitBreaker(handleAll, {
+  const breaker = circuitBreaker(handleWhen((error) => !(error instanceof OwnStallError)), {
     halfOpenAfter: policy.breakerHalfOpenAfterMs ?? 5_000,
     breaker: new ConsecutiveBreaker(policy.breakerFailures ?? 5),
   });
@@ -128,9 +146,9 @@ export function createUpstreamClient(options: {
     logger.warn({ service, state: breakerStates[state] }, `circuit breaker for ${service} is ${breakerStates[state]}`);
   });
 
-  // Until the first call is measured, an optimistic guess (a sixteenth of the timeout): pacing that
-  // starts too fast is corrected by turns within a second; one that starts too slow keeps pages
-  // waiting for nothing.
+  // Until the first call is measured, a cautious guess (a quarter of the timeout): a restore right
+  // after a start (kills survive restarts) spreads its pages over a window sized by this guess,
+  // and a window too short sends every page at once, to the third party and to this process.
   let latency: number | undefined;
   const measured = (ms: number) => {
     latency = latency === undefined ? ms : latency * 0.8 + ms * 0.2;
@@ -144,6 +162,7 @@ export function createUpstreamClient(options: {
   /** One request, made: counted, measured, and its slot held until its connection is done. */
   async function request<T>(url: string, parse: (body: unknown) => T, params: Record<string, string> | undefined, signal: AbortSignal): Promise<T> {
     const stop = metrics.upstreamDuration.startTimer({ service });
+    const startedAt = performance.now();
     let outcome: UpstreamOutcome = 'ok';
     try {
       const response = await http.get(url, { params, signal });
@@ -155,10 +174,18 @@ export function createUpstreamClient(options: {
       }
     } catch (error) {
       if (outcome === 'ok') outcome = signal.aborted || axios.isCancel(error) || (error as { code?: string }).code === 'ECONNABORTED' ? 'timeout' : 'error';
-      if (outcome === 'timeout') await untilClosed(error);
+      if (outcome !== 'timeout') throw error;
+      const lostMs = options.stalls?.lostSince(startedAt) ?? 0;
+      await untilClosed(error);
+      if (lostMs >= policy.timeoutMs / OWN_STALL_SHARE) {
+        logger.debug({ service, lostMs: Math.round(lostMs) }, 'a call timed out during a stall of our own: not counted against the breaker');
+        throw new OwnStallError(lostMs, policy.timeoutMs);
+      }
       throw error;
     } finally {
       metrics.upstreamRequests.inc({ service, outcome });
+      // Measured as this process sees it, our own stalls included: when this process is the
+      // bottleneck (a restore of thousands of pages on one core), the pace slows down with it.
       measured(stop({ outcome }) * 1000);
     }
   }
@@ -166,28 +193,43 @@ export function createUpstreamClient(options: {
   return {
     service,
     capacity: policy.maxConcurrent,
-    latencyMs: () => latency ?? policy.timeoutMs / 16,
+    latencyMs: () => latency ?? policy.timeoutMs / 4,
     breakerState: () => breakerStates[breaker.state],
     onBreakerStateChange: (listener) => void breaker.onStateChange((state) => listener(breakerStates[state])),
     async getJson<T>(url: string, parse: (body: unknown) => T, params?: Record<string, string>): Promise<T> {
       // Waiting for a slot ends after one timeout; a call that has started is not cancelled by it.
-      const waiting = new AbortController();
-      const waitLimit = setTimeout(() => waiting.abort(), policy.timeoutMs);
+      // The wait is bounded here, not with an AbortSignal to the bulkhead: cockatiel rejects an
+      // aborted queued task only when it reaches the head of the queue, and that rejection frees no
+      // slot for the next one, so every task queued behind it would wait forever (a stuck call
+      // that its single-flight would hand to every later page). A task given up on runs as a no-op
+      // when its turn comes, which passes the slot on.
+      let gaveUp = false;
       let made = false;
+      let slot: Promise<T> | undefined;
+      let giveUp: (error: Error) => void = () => undefined;
+      const limit = new Promise<never>((_, reject) => (giveUp = reject));
+      // Set before the task can start (a free slot runs it at once), so that starting clears it.
+      const waitLimit = setTimeout(() => {
+        gaveUp = true;
+        slot?.catch(() => undefined); // its no-op run rejects later, unobserved
+        giveUp(new TaskCancelledError());
+      }, policy.timeoutMs);
+      slot = slots.execute(() => {
+        clearTimeout(waitLimit);
+        if (gaveUp) return Promise.reject(new TaskCancelledError());
+        // A signal of its own per call: without one, cockatiel hangs every call's listener on one
+        // shared never-aborting signal (and Node warns past ten concurrent calls).
+        return breaker.execute(
+          () =>
+            callTimeout.execute(({ signal }) => {
+              made = true;
+              return request(url, parse, params, signal);
+            }, new AbortController().signal),
+          new AbortController().signal,
+        );
+      });
       try {
-        return await slots.execute(() => {
-          clearTimeout(waitLimit);
-          // A signal of its own per call: without one, cockatiel hangs every call's listener on one
-          // shared never-aborting signal (and Node warns past ten concurrent calls).
-          return breaker.execute(
-            () =>
-              callTimeout.execute(({ signal }) => {
-                made = true;
-                return request(url, parse, params, signal);
-              }, new AbortController().signal),
-            new AbortController().signal,
-          );
-        }, waiting.signal);
+        return await Promise.race([slot, limit]);
       } catch (error) {
         if (made) throw error;
         if (error instanceof BrokenCircuitError) throw skipped('breaker_open');
@@ -217,9 +259,9 @@ export function createUpstreamClient(options: {
 
 /**
  * Whether a fallback is worth asking again soon: it came from our own saturation (no slot in
- * time) or from a page that stopped waiting while the call went on (its answer lands in the
- * cache). Not when the third party failed or its breaker is open: asking again would only load it.
+ * time, or a timeout during our own stall) or from a page that stopped waiting while the call
+ * went on (its answer lands in the cache). Not when the third party failed or its breaker is open: asking again would only load it.
  */
 export function catchesUp(error: unknown): boolean {
-  return (error instanceof CallSkippedError && error.reason === 'over_capacity') || error instanceof LateError;
+  return (error instanceof CallSkippedError && error.reason === 'over_capacity') || error instanceof LateError || error instanceof OwnStallError;
 }

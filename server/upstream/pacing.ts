@@ -36,6 +36,11 @@ export interface Pacer {
    * refetches after a flip so that they arrive as fast as the third party can serve them.
    */
   spreadMs(pages: number, perPage: CallPlan): number;
+  /**
+   * Every page was just killed: the turns handed out so far will never be used, so the calls
+   * reserved for them are released (only what is in flight now stays, at most one latency).
+   */
+  releaseAll(): void;
 }
 
 /** The longest a turn or a spread may be: a page never waits longer than this to try again. */
@@ -114,6 +119,13 @@ export function createPacer(options: {
       return { admitted: false, turn: turnFor(plan, viewerKey) };
     },
     turnFor,
+    releaseAll() {
+      const at = now();
+      for (const service of options.services) {
+        const inFlight = at + service.latencyMs();
+        if ((busyUntil.get(service.service) ?? 0) > inFlight) busyUntil.set(service.service, inFlight);
+      }
+    },
     spreadMs(pages, perPage) {
       const at = now();
       let spread = 0;

@@ -25,9 +25,26 @@ export function runScript(script: string, args: string[], env: Record<string, st
   });
 }
 
+const started = new Set<ChildProcess>();
+
+/** Kills every server a test started and did not stop (a test that failed half-way): none outlives its test. */
+export async function killLeftoverAppProcesses(): Promise<void> {
+  await Promise.all(
+    [...started].map(async (child) => {
+      started.delete(child);
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      await exited;
+    }),
+  );
+}
+
 /** Starts the server (`dist/main.js`, what `npm start` runs) and resolves once it logs the URL it listens on. */
 export async function startAppProcess(env: Record<string, string>): Promise<AppProcess> {
   const child = runScript('server/main.ts', [], { PORT: '0', SIMULATOR_PORT: '0', SIMULATOR_LATENCY_MS: '5', ...env });
+  started.add(child);
+  child.once('exit', () => started.delete(child));
   let text = '';
   const logs: any[] = [];
   const url = await new Promise<string>((resolve, reject) => {

@@ -59,6 +59,17 @@ describe('the pacer', () => {
     expect(pacer.admit({ avatars: 1 }, 'y').admitted).toBe(true);
   });
 
+  it('a kill of every page releases the turns handed out: the next restore does not queue behind them', () => {
+    const { pacer } = setup(4, 100, 400);
+    // A restore of 200 pages: turns reserved far ahead (200 calls x 25 ms = 5 s of backlog).
+    for (let i = 0; i < 200; i++) pacer.admit({ avatars: 1, recommendations: 1 }, `page-${i}`);
+    expect(pacer.spreadMs(100, { avatars: 1, recommendations: 1 })).toBeGreaterThan(5000);
+    // Killed before their turns: none of them will come back.
+    pacer.releaseAll();
+    // Only what may be in flight (one latency) stays ahead of the next restore's 100 pages (2.5 s).
+    expect(pacer.spreadMs(100, { avatars: 1, recommendations: 1 })).toBe(100 + 2500);
+  });
+
   it('sizes the refetch window of a flip to the pages, the calls each needs and the capacity', () => {
     const { pacer } = setup(4, 100, 400);
     expect(pacer.spreadMs(1000, { avatars: 1, recommendations: 1 })).toBe(25_000);
