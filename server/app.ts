@@ -1,8 +1,9 @@
 import express, { type ErrorRequestHandler, type Express } from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
+import type { Access } from './access/auth.js';
 import { createAdminRoutes } from './admin/routes.js';
-import { HttpError, NotFoundError } from './errors.js';
+import { HttpError, NotFoundError, TooManyFailuresError } from './errors.js';
 import { createFlagsApi, type FlagsApiDeps } from './flags/api.js';
 import { createFeedRoutes, REFETCH_TURN_HEADER } from './feed/routes.js';
 import type { FeedBuilder } from './feed/feed.js';
@@ -18,6 +19,7 @@ export interface AppDeps {
   buildFeed: FeedBuilder;
   flagsApi: FlagsApiDeps;
   adminState: () => Promise<AdminState>;
+  access: Access;
   readiness: () => { ready: boolean; detail: string };
   /** Where avatar images come from: the only image origins the CSP allows besides our own. */
   imageOrigins: string[];
@@ -92,7 +94,7 @@ export function createApp(deps: AppDeps): Express {
   // The chart library, from npm, served by us (no CDN): uPlot, ~50 KB.
   app.use('/static/vendor/uplot', express.static(path.join(projectRoot, 'node_modules/uplot/dist'), { maxAge: '1d', index: false }));
   app.use(createFeedRoutes({ buildFeed: deps.buildFeed, metrics: deps.metrics }));
-  app.use(createAdminRoutes({ adminState: deps.adminState }));
+  app.use(createAdminRoutes({ adminState: deps.adminState, access: deps.access }));
   app.use(createFlagsApi(deps.flagsApi));
 
   app.use((req, _res, next) => next(new NotFoundError(`Nothing at ${req.method} ${req.path}.`)));
@@ -116,6 +118,7 @@ export function createApp(deps: AppDeps): Express {
     }
     if (res.headersSent) return;
     res.status(status);
+    if (error instanceof TooManyFailuresError) res.set('Retry-After', String(error.retryAfterSeconds));
     if (!req.path.startsWith('/api') && req.accepts(['json', 'html']) === 'html') {
       res.render('error', { status, message: body.message });
     } else {

@@ -20,6 +20,10 @@ const schema = z.object({
   REDIS_CONNECT_TIMEOUT_MS: z.preprocess(emptyAsUnset, z.coerce.number().int().min(0).max(120_000).default(3000)),
   LAUNCHDARKLY_SDK_KEY: z.preprocess(emptyAsUnset, z.string().min(1).optional()),
   LAUNCHDARKLY_INIT_TIMEOUT_MS: z.preprocess(emptyAsUnset, z.coerce.number().int().min(0).max(120_000).default(5000)),
+  // A Relay Proxy, or another LaunchDarkly instance: where the SDK polls, streams and sends events.
+  LAUNCHDARKLY_BASE_URI: z.preprocess(emptyAsUnset, z.url({ protocol: /^https?$/ }).optional()),
+  LAUNCHDARKLY_STREAM_URI: z.preprocess(emptyAsUnset, z.url({ protocol: /^https?$/ }).optional()),
+  LAUNCHDARKLY_EVENTS_URI: z.preprocess(emptyAsUnset, z.url({ protocol: /^https?$/ }).optional()),
   AVATAR_API_URL: z.preprocess(emptyAsUnset, httpUrl.optional()),
   RECOMMENDATIONS_API_URL: z.preprocess(emptyAsUnset, httpUrl.optional()),
   UPSTREAM_TIMEOUT_MS: z.preprocess(emptyAsUnset, z.coerce.number().int().min(10).max(60_000).default(800)),
@@ -27,6 +31,7 @@ const schema = z.object({
   UPSTREAM_MAX_CONCURRENCY: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).max(10_000).default(32)),
   AUTO_KILL: z.preprocess(emptyAsUnset, z.enum(['true', 'false', '1', '0']).default('false').transform((v) => v === 'true' || v === '1')),
   API_RATE_LIMIT_PER_MIN: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).default(120)),
+  AUTH_FAILURES_PER_15_MIN: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).max(100_000).default(10)),
   SIMULATOR_PORT: z.preprocess(emptyAsUnset, port.default(3001)),
   SIMULATOR_LATENCY_MS: z.preprocess(emptyAsUnset, z.coerce.number().min(0).max(60_000).default(120)),
   SIMULATOR_ERROR_RATE: z.preprocess(emptyAsUnset, z.coerce.number().min(0).max(1).default(0)),
@@ -49,12 +54,16 @@ export interface Config {
   redisConnectTimeoutMs: number;
   launchDarklySdkKey: string | undefined;
   launchDarklyInitTimeoutMs: number;
+  /** Where the SDK polls, streams and sends events (a Relay Proxy); unset members: LaunchDarkly's own. */
+  launchDarklyEndpoints: { baseUri: string | undefined; streamUri: string | undefined; eventsUri: string | undefined };
   avatarApiUrl: string | undefined;
   recommendationsApiUrl: string | undefined;
   upstreamTimeoutMs: number;
   upstreamMaxConcurrency: number;
   recommendationsCacheTtlMs: number;
   apiRateLimitPerMin: number;
+  /** Failed authentications from one address in 15 minutes before it is refused (429) until the window ends. */
+  authFailureLimit: number;
   autoKill: boolean;
   simulator: { port: number; latencyMs: number; errorRate: number };
   logLevel: Env['LOG_LEVEL'];
@@ -87,12 +96,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisConnectTimeoutMs: e.REDIS_CONNECT_TIMEOUT_MS,
     launchDarklySdkKey: e.LAUNCHDARKLY_SDK_KEY,
     launchDarklyInitTimeoutMs: e.LAUNCHDARKLY_INIT_TIMEOUT_MS,
+    launchDarklyEndpoints: { baseUri: e.LAUNCHDARKLY_BASE_URI, streamUri: e.LAUNCHDARKLY_STREAM_URI, eventsUri: e.LAUNCHDARKLY_EVENTS_URI },
     avatarApiUrl: e.AVATAR_API_URL,
     recommendationsApiUrl: e.RECOMMENDATIONS_API_URL,
     upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
     upstreamMaxConcurrency: e.UPSTREAM_MAX_CONCURRENCY,
     recommendationsCacheTtlMs: e.RECOMMENDATIONS_CACHE_TTL_MS,
     apiRateLimitPerMin: e.API_RATE_LIMIT_PER_MIN,
+    authFailureLimit: e.AUTH_FAILURES_PER_15_MIN,
     autoKill: e.AUTO_KILL,
     simulator: { port: e.SIMULATOR_PORT, latencyMs: e.SIMULATOR_LATENCY_MS, errorRate: e.SIMULATOR_ERROR_RATE },
     logLevel: e.LOG_LEVEL,

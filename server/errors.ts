@@ -31,8 +31,22 @@ export class FlagValidationError extends HttpError {
 }
 
 export class UnauthorizedError extends HttpError {
-  constructor(message = 'A valid admin token is required: send "Authorization: Bearer <ADMIN_TOKEN>".') {
+  constructor(message = 'A valid token is required: send "Authorization: Bearer <token>" (ADMIN_TOKEN, or one made with npm run token).') {
     super(401, 'unauthorized', message);
+  }
+}
+
+/** Authenticated, but not allowed: a read-only token writing, a write from another site. */
+export class ForbiddenError extends HttpError {
+  constructor(message: string, code = 'forbidden') {
+    super(403, code, message);
+  }
+}
+
+/** Too many failed authentications from one address; `Retry-After` says when to try again. */
+export class TooManyFailuresError extends HttpError {
+  constructor(readonly retryAfterSeconds: number) {
+    super(429, 'too_many_failures', `Too many failed authentications from this address. Try again in ${retryAfterSeconds} s.`, { retryAfter: retryAfterSeconds });
   }
 }
 

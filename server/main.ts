@@ -18,6 +18,21 @@ try {
 }
 
 const logger = createLogger(config.logLevel);
+
+/** The first start's admin token, framed on the console where nobody misses it (shown this once). */
+function adminTokenBanner(token: string, adminUrl: string): string {
+  const lines = [
+    'Admin token (shown this once; kept in admin-token beside the flag file, mode 0600):',
+    '',
+    `  ${token}`,
+    '',
+    `Sign in at ${adminUrl}; \`npm run flag\` reads the file by itself.`,
+    'More tokens, named and read-only: npm run token -- create NAME [--read-only]',
+  ];
+  const width = Math.max(...lines.map((line) => line.length));
+  const rule = '─'.repeat(width + 2);
+  return ['', `┌${rule}┐`, ...lines.map((line) => `│ ${line.padEnd(width)} │`), `└${rule}┘`, ''].join('\n');
+}
 let app: RunningApp | undefined;
 let stopRequested = false;
 
@@ -50,8 +65,10 @@ try {
     { url: app.url, flags: app.source.kind, admin: `${app.url}/admin` },
     `feed live at ${app.url}  (launch control: ${app.url}/admin)`,
   );
+  if (app.adminTokenGenerated) console.error(adminTokenBanner(app.adminToken, `${app.url}/admin`));
   if (stopRequested) void shutDown();
 } catch (error) {
-  logger.fatal({ err: error }, `could not start: ${(error as Error).message}`);
+  if (error instanceof ConfigError) console.error(error.message);
+  else logger.fatal({ err: error }, `could not start: ${(error as Error).message}`);
   process.exit(1);
 }

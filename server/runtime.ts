@@ -2,9 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { OpenFeature } from '@openfeature/server-sdk';
+import { Redis } from 'ioredis';
+import { resolveAdminToken } from './access/admin-token.js';
+import { createAccess, createAuthFailures } from './access/auth.js';
+import { createMemorySessionStore, createRedisSessionStore } from './access/sessions.js';
+import { createFileTokenStore, createRedisTokenStore } from './access/token-store.js';
+import { createTokenRegistry } from './access/tokens.js';
 import { createAdminState } from './admin/routes.js';
 import { createApp } from './app.js';
-import type { Config } from './config.js';
+import { ConfigError, type Config } from './config.js';
 import { createFeedBuilder, createRefetchWindow } from './feed/feed.js';
 import { evaluationContext, isValidViewerKey, viewerFor } from './feed/viewer.js';
 import type { LDOptions } from '@launchdarkly/node-server-sdk';
@@ -16,7 +22,6 @@ import { storeFiles } from './flags/store.js';
 import { FileFlagStore } from './flags/store-file.js';
 import { RedisFlagStore } from './flags/store-redis.js';
 import type { AuditReader } from './flags/audit.js';
-import { resolveAdminToken, tokenMatcher } from './flags/token.js';
 import type { Logger } from './observability/logger.js';
 import { followLogLevelFlag } from './observability/log-level.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
@@ -24,6 +29,7 @@ import { createRealtime, type Realtime } from './realtime/sockets.js';
 import { autoKillOnBreakerOpen } from './upstream/auto-kill.js';
 import { createAvatarService } from './upstream/avatars.js';
 import { createUpstreamClient, type UpstreamClient } from './upstream/client.js';
+import { watchLoopStalls } from './upstream/loop-stalls.js';
 import { createPacer } from './upstream/pacing.js';
 import { createRecommendationService } from './upstream/recommendations.js';
 import { startSimulator, type Simulator } from './upstream/simulator.js';
@@ -39,6 +45,8 @@ export interface RunningApp {
   /** The built-in third party, when the app started one. */
   simulator: Simulator | undefined;
   adminToken: string;
+  /** The admin token was made at this start: the one time it may be shown (see main.ts). */
+  adminTokenGenerated: boolean;
   logger: Logger;
   isReady(): boolean;
   /** Graceful: not ready, browsers told to reconnect, requests drained, store and audit flushed. */
@@ -66,15 +74,24 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     let avatarApiUrl = config.avatarApiUrl;
     let recommendationsApiUrl = config.recommendationsApiUrl;
     if (!avatarApiUrl || !recommendationsApiUrl) {
-      simulator = await startSimulator({
-        port: config.simulator.port,
-        host: config.host,
-        knobs: { latencyMs: config.simulator.latencyMs, errorRate: config.simulator.errorRate },
-      });
-      cleanups.push(() => simulator!.close());
+      const knobs = { latencyMs: config.simulator.latencyMs, errorRate: config.simulator.errorRate };
+      try {
+        simulator = await startSimulator({ port: config.simulator.port, host: config.host, knobs });
+        logger.info({ origin: simulator.origin }, 'built-in third-party simulator started');
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+        // A second instance on this machine (its simulator has the port): one of our own
+        // elsewhere, so that this instance never depends on another one staying up.
+        simulator = await startSimulator({ port: 0, host: config.host, knobs });
+        logger.info(
+          { origin: simulator.origin, taken: config.simulator.port },
+          `SIMULATOR_PORT ${config.simulator.port} is in use (another instance's simulator?): this instance's built-in simulator runs on ${simulator.origin}`,
+        );
+      }
+      const started = simulator;
+      cleanups.push(() => started.close());
       avatarApiUrl ??= simulator.avatarApiUrl;
       recommendationsApiUrl ??= simulator.recommendationsApiUrl;
-      logger.info({ origin: simulator.origin }, 'built-in third-party simulator started');
     }
 
     const files = storeFiles(config.flagsFile);
@@ -85,7 +102,11 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
         sdkKey: config.launchDarklySdkKey,
         logger,
         initTimeoutMs: config.launchDarklyInitTimeoutMs,
-        sdkOptions: options.launchDarkly,
+        sdkOptions: {
+          // Only what is set: an unset endpoint is LaunchDarkly's own.
+          ...Object.fromEntries(Object.entries(config.launchDarklyEndpoints).filter(([, uri]) => uri !== undefined)),
+          ...options.launchDarkly,
+        },
       });
     } else if (config.redisUrl) {
       const store = new RedisFlagStore({ url: config.redisUrl, logger, connectTimeoutMs: config.redisConnectTimeoutMs });
@@ -110,15 +131,48 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     const stopFollowingLogLevel = followLogLevelFlag(source, logger, config.logLevel);
     cleanups.push(async () => stopFollowingLogLevel());
 
-    const adminToken = await resolveAdminToken({ configured: config.adminToken, file: files.adminToken, logger });
+    const { token: adminToken, generated: adminTokenGenerated } = await resolveAdminToken({ configured: config.adminToken, file: files.adminToken, logger });
+    // Who may read and write: named tokens (their digests beside the flag store, or in Redis),
+    // the admin page's sessions, and the count of failed authentications per address.
+    let accessRedis: Redis | undefined;
+    if (config.redisUrl) {
+      // Commands fail at once while Redis is away (no queue to reject at shutdown): the named
+      // tokens last loaded keep working, the failure count falls back to memory, and the tokens
+      // are loaded again when Redis is back.
+      const redis = new Redis(config.redisUrl, {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        retryStrategy: (times) => Math.min(times * 100, 2000),
+      });
+      redis.on('error', (error) => logger.debug({ err: error }, 'access redis error'));
+      cleanups.push(async () => redis.disconnect());
+      await Promise.race([redis.connect().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, config.redisConnectTimeoutMs).unref())]);
+      accessRedis = redis;
+    }
+    const registry = await createTokenRegistry({
+      adminToken,
+      store: accessRedis ? createRedisTokenStore({ redis: accessRedis, logger }) : createFileTokenStore({ dir: files.dir, logger }),
+      logger: logger.child({ component: 'access' }),
+      loadTimeoutMs: config.redisConnectTimeoutMs,
+    });
+    cleanups.push(() => registry.close());
+    const access = createAccess({
+      registry,
+      sessions: accessRedis ? createRedisSessionStore(accessRedis) : createMemorySessionStore(),
+      failures: createAuthFailures({ limit: config.authFailureLimit, windowSeconds: 15 * 60, redis: accessRedis }),
+    });
     const metrics = createMetrics({ collectDefaults: options.collectDefaultMetrics ?? true });
     source.store?.onChange((changes) => {
       for (const change of changes) metrics.flagFlips.inc({ key: change.key, source: change.actor.source });
     });
 
     const policy = { timeoutMs: config.upstreamTimeoutMs, maxConcurrent: config.upstreamMaxConcurrency };
+    // A timeout during a stall of our own is not the third party's failure (see client.ts).
+    const stalls = watchLoopStalls();
+    cleanups.push(async () => stalls.close());
     const client = (service: 'avatars' | 'recommendations') =>
-      createUpstreamClient({ service, policy, metrics, logger: logger.child({ component: `upstream-${service}` }) });
+      createUpstreamClient({ service, policy, metrics, stalls, logger: logger.child({ component: `upstream-${service}` }) });
     const upstreamClients = [client('avatars'), client('recommendations')] as const;
     // Live renders are paced by the third party's measured capacity: a restore never stampedes it.
     const pacer = createPacer({ services: upstreamClients, budgetMs: config.upstreamTimeoutMs / 2 });
@@ -147,11 +201,12 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       flagsApi: {
         source,
         audit,
-        isAdminToken: tokenMatcher(adminToken),
+        access,
         rateLimitPerMin: config.apiRateLimitPerMin,
         contextFor: (user) => (isValidViewerKey(user) ? evaluationContext(viewerFor(user)) : undefined),
       },
       adminState: () => adminState(realtime?.clusterBrowsers() ?? 0),
+      access,
       readiness,
       imageOrigins: avatars.imageOrigins,
       viewCache: !config.development,
@@ -166,10 +221,16 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       adminState,
       redisUrl: config.redisUrl,
       refetchWindow: createRefetchWindow(pacer),
+      adminAccess: { authorize: access.socketPrincipal, isCurrent: registry.isCurrent, onChange: registry.onChange },
     });
     for (const upstreamClient of upstreamClients) upstreamClient.onBreakerStateChange(() => realtime?.announceAdminState());
     await new Promise<void>((resolve, reject) => {
-      httpServer.once('error', reject);
+      httpServer.once('error', (error: NodeJS.ErrnoException) => {
+        // A real conflict: one line naming the variable to set, never a stack trace.
+        if (error.code === 'EADDRINUSE') reject(new ConfigError(`PORT ${config.port} is in use on ${config.host}: set PORT to a free port (e.g. PORT=${config.port + 2} npm start).`));
+        else if (error.code === 'EADDRNOTAVAIL') reject(new ConfigError(`HOST ${config.host} is not an address of this machine: set HOST (e.g. HOST=127.0.0.1).`));
+        else reject(error);
+      });
       httpServer.listen(config.port, config.host, () => resolve());
     });
     const address = httpServer.address() as AddressInfo;
@@ -206,6 +267,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       simulator,
       upstream: upstreamClients,
       adminToken,
+      adminTokenGenerated,
       logger,
       isReady: () => readiness().ready,
       close,

@@ -1,4 +1,7 @@
-import { Router } from 'express';
+import express, { Router, type Request, type Response } from 'express';
+import { csrfMatches, fromOwnOrigin, ownOriginOf, sessionIdFrom, type Access } from '../access/auth.js';
+import { SESSION_COOKIE, SESSION_TTL_MS } from '../access/sessions.js';
+import { ForbiddenError } from '../errors.js';
 import { flagCatalog, KILL_SWITCH } from '../flags/catalog.js';
 import { people } from '../feed/content.js';
 import type { AuditReader } from '../flags/audit.js';
@@ -39,10 +42,60 @@ export function createAdminState(
   };
 }
 
-export function createAdminRoutes(deps: { adminState: () => Promise<AdminState> }): Router {
+/**
+ * GET /admin: the launch-control page for a signed-in session, else the sign-in page (which shows
+ * nothing of the flags or the audit). POST /admin/sign-in takes a token, checks it at once, and
+ * starts a session: an HttpOnly, SameSite=Strict cookie, so no script ever holds the credential.
+ * POST /admin/sign-out ends it. Both forms must come from this origin (and sign-out carries the
+ * session's CSRF token); failed sign-ins count against the address like any failed authentication.
+ */
+export function createAdminRoutes(deps: { adminState: () => Promise<AdminState>; access: Access }): Router {
   const router = Router();
-  router.get('/admin', async (_req, res) => {
-    res.set('Cache-Control', 'no-store').render('admin', { state: await deps.adminState(), killSwitch: KILL_SWITCH, people });
+  const { access } = deps;
+  const form = express.urlencoded({ extended: false, limit: '4kb' });
+  const cookieOptions = (req: Request) => ({ httpOnly: true, sameSite: 'strict' as const, secure: req.secure, path: '/' });
+  const signIn = (res: Response, status: number, message: string) =>
+    res.status(status).set('Cache-Control', 'no-store').render('admin-sign-in', { message });
+
+  router.get('/admin', async (req, res) => {
+    const session = await access.liveSession(sessionIdFrom(req.headers));
+    if (!session) return void signIn(res, 200, '');
+    res.set('Cache-Control', 'no-store').render('admin', {
+      state: await deps.adminState(),
+      killSwitch: KILL_SWITCH,
+      people,
+      principal: session.principal,
+      csrf: session.csrf,
+    });
+  });
+
+  router.post('/admin/sign-in', form, async (req, res) => {
+    if (!fromOwnOrigin(req.headers, ownOriginOf(req))) throw new ForbiddenError('Sign in from this server\'s own /admin page.', 'cross_site');
+    const address = req.ip ?? 'unknown';
+    const wait = await access.failures.blockedFor(address);
+    if (wait > 0) return void signIn(res.set('Retry-After', String(wait)), 429, `Too many failed attempts from this address. Try again in ${wait} s.`);
+    const token = typeof req.body?.token === 'string' ? req.body.token.trim() : '';
+    if (!token) return void signIn(res, 400, 'Paste a token to sign in.');
+    const principal = access.registry.verify(token);
+    if (!principal) {
+      await access.failures.failed(address);
+      return void signIn(res, 401, 'That token was not accepted: it is wrong, or it was revoked.');
+    }
+    const { id } = await access.sessions.create(principal);
+    res.cookie(SESSION_COOKIE, id, { ...cookieOptions(req), maxAge: SESSION_TTL_MS });
+    res.redirect(303, '/admin');
+  });
+
+  router.post('/admin/sign-out', form, async (req, res) => {
+    const id = sessionIdFrom(req.headers);
+    const session = await access.liveSession(id);
+    if (session) {
+      const csrf = typeof req.body?.csrf === 'string' ? req.body.csrf : undefined;
+      if (!fromOwnOrigin(req.headers, ownOriginOf(req)) || !csrfMatches(session, csrf)) throw new ForbiddenError('Sign out from this server\'s own /admin page.', 'cross_site');
+    }
+    await access.sessions.end(id);
+    res.clearCookie(SESSION_COOKIE, cookieOptions(req));
+    res.redirect(303, '/admin');
   });
   return router;
 }

@@ -1,14 +1,16 @@
 /**
  * `npm run flag -- <list|get|kill|restore> [key]`: the command-line switch. It talks to the
- * running server's API (so a flip from the terminal reaches every browser), with the admin token
- * from ADMIN_TOKEN or from the file the server keeps beside the flag store.
+ * running server's API (so a flip from the terminal reaches every browser), with a token:
+ * FLAG_TOKEN (any named token; a read-only one can list and get), else ADMIN_TOKEN, else the file
+ * the server keeps beside the flag store.
  *
  *   FLAG_API_URL   the server (default http://HOST:PORT, i.e. http://127.0.0.1:3000)
  */
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
+import { minuteOf, table } from '../cli/table.js';
 import { ConfigError, loadConfig } from '../config.js';
-import { KILL_SWITCH } from './catalog.js';
+import { flagCatalog, KILL_SWITCH } from './catalog.js';
 import { KILL_PATCH, restorePatch } from './kill-switch.js';
 import { storeFiles } from './store.js';
 import type { FlagRecord } from './types.js';
@@ -20,14 +22,47 @@ const USAGE = `usage: npm run flag -- <command> [key]
   kill [key]        disable the flag: it serves its safe default (killed)
   restore [key]     enable the flag again
 
-environment: FLAG_API_URL (default http://HOST:PORT), ADMIN_TOKEN (default: the server's token file)`;
+environment: FLAG_API_URL (default http://HOST:PORT), FLAG_TOKEN or ADMIN_TOKEN (default: the server's admin-token file)`;
 
 class CliError extends Error {}
 
-function describe(record: FlagRecord): string {
+interface AuditEntry {
+  key: string;
+  at: string;
+  summary: string;
+  actor: { source: string; name: string; note?: string };
+}
+
+/** One flag a row: its state, its default, its version, and its last change (by which token). */
+function flagTable(flags: FlagRecord[], audit: AuditEntry[]): string {
+  return table([
+    ['FLAG', 'STATE', 'SERVES', 'VERSION', 'LAST CHANGE'],
+    ...flags.map((record) => {
+      const last = audit.find((entry) => entry.key === record.key);
+      return [
+        record.key,
+        record.definition.state,
+        serves(record),
+        `v${record.version}`,
+        last ? `${last.summary}, by ${last.actor.name}${last.actor.note ? ` (${last.actor.note})` : ''} via ${last.actor.source}, ${minuteOf(last.at)}` : '-',
+      ];
+    }),
+  ]);
+}
+
+/**
+ * What a flag serves: a disabled flag serves the code's safe default to everyone, whatever its
+ * default variant says; an enabled one its default variant, unless targeting decides.
+ */
+function serves(record: FlagRecord): string {
   const { state, defaultVariant, variants, targeting } = record.definition;
-  const value = JSON.stringify(variants[defaultVariant]);
-  return `${record.key}  ${state.padEnd(8)}  default ${defaultVariant}=${value}${targeting ? '  +targeting' : ''}  v${record.version}`;
+  if (state === 'DISABLED') return `safe default (${JSON.stringify(flagCatalog[record.key]?.safeDefault ?? null)}) to all`;
+  const fallback = defaultVariant === null || defaultVariant === undefined ? 'safe default' : `${defaultVariant} = ${JSON.stringify(variants[defaultVariant])}`;
+  return targeting ? `by targeting, else ${fallback}` : `${fallback} to all`;
+}
+
+function describe(record: FlagRecord): string {
+  return `${record.key} ${record.definition.state}, serves ${serves(record)}, v${record.version}`;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -42,8 +77,10 @@ async function main(argv: string[]): Promise<number> {
   const call = async (path: string, init: RequestInit = {}): Promise<{ status: number; body: any }> => {
     let response: Response;
     try {
-      response = await fetch(`${base}${path}`, { ...init, signal: AbortSignal.timeout(10_000) });
+      const headers = { authorization: `Bearer ${await token()}`, ...(init.headers as Record<string, string>) };
+      response = await fetch(`${base}${path}`, { ...init, headers, signal: AbortSignal.timeout(10_000) });
     } catch (error) {
+      if (error instanceof CliError) throw error;
       throw new CliError(`cannot reach the server at ${base} (${(error as Error).cause ?? (error as Error).message}). Is it running? Set FLAG_API_URL if it is elsewhere.`);
     }
     const body = (await response.json().catch(() => ({}))) as Record<string, any>;
@@ -52,12 +89,14 @@ async function main(argv: string[]): Promise<number> {
   };
 
   const token = async (): Promise<string> => {
+    const named = process.env.FLAG_TOKEN?.trim();
+    if (named) return named;
     if (config.adminToken) return config.adminToken;
     const file = storeFiles(config.flagsFile).adminToken;
     try {
       return (await readFile(file, 'utf8')).trim();
     } catch {
-      throw new CliError(`no admin token: set ADMIN_TOKEN, or run this where the server keeps ${file}`);
+      throw new CliError(`no token: set FLAG_TOKEN (npm run token -- create NAME) or ADMIN_TOKEN, or run this where the server keeps ${file}`);
     }
   };
 
@@ -66,7 +105,6 @@ async function main(argv: string[]): Promise<number> {
       await call(`/api/flags/${encodeURIComponent(record.key)}`, {
         method: 'PATCH',
         headers: {
-          authorization: `Bearer ${await token()}`,
           'content-type': 'application/merge-patch+json',
           'if-match': `"${record.version}"`,
           'x-actor': `${os.userInfo().username}@${os.hostname()}`,
@@ -80,22 +118,24 @@ async function main(argv: string[]): Promise<number> {
 
   switch (command) {
     case 'list': {
-      const { flags } = (await call('/api/flags')).body as { flags: FlagRecord[] };
-      for (const record of flags) console.log(describe(record));
+      const [{ flags }, { entries }] = [(await call('/api/flags')).body, (await call('/api/audit?limit=500')).body] as [{ flags: FlagRecord[] }, { entries: AuditEntry[] }];
+      console.log(flagTable(flags, entries));
       return 0;
     }
     case 'get':
       console.log(JSON.stringify(await get(), null, 2));
       return 0;
+    // The server answers a write that changes nothing with the same version: said as such.
     case 'kill': {
-      const after = await patch(await get(), KILL_PATCH);
-      console.log(`killed: ${describe(after)}`);
+      const before = await get();
+      const after = await patch(before, KILL_PATCH);
+      console.log(`${after.version === before.version ? 'already killed, nothing changed' : 'killed'}: ${describe(after)}`);
       return 0;
     }
     case 'restore': {
       const before = await get();
       const after = await patch(before, restorePatch(before.definition));
-      console.log(`restored: ${describe(after)}`);
+      console.log(`${after.version === before.version ? 'already live, nothing changed' : 'restored'}: ${describe(after)}`);
       return 0;
     }
     default:

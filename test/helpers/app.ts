@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,16 +8,33 @@ import { createLogger, type Logger } from '../../server/observability/logger.js'
 import { startApp, type RunningApp, type StartOptions } from '../../server/runtime.js';
 
 export const TEST_TOKEN = 'test-admin-token-0123456789';
+/** The marker `delivered` sends; no page listens for it. */
+const DELIVERED = 'test:delivered';
 
 export interface TestApp extends RunningApp {
   dir: string;
   flagsFile: string;
   env: Record<string, string>;
-  /** fetch against the app, with the body parsed when it is JSON. */
+  /** fetch against the app, with the body parsed when it is JSON; `/api` calls carry the admin token unless they set `authorization`. */
   request(pathname: string, init?: RequestInit): Promise<{ status: number; headers: Headers; body: any; text: string }>;
   patchFlag(key: string, patch: unknown, headers?: Record<string, string>): Promise<{ status: number; headers: Headers; body: any; text: string }>;
-  /** A connected socket.io-client; `snapshots` holds every flag_snapshot it got, from the first. */
+  /**
+   * A connected socket.io-client; `snapshots` holds every flag_snapshot it got, from the first.
+   * A browser's socket resolves once its snapshot is in (it is registered for pushes from then on).
+   */
   socket(options?: { cookie?: string; auth?: Record<string, unknown> }): Promise<Socket & { snapshots: any[] }>;
+  /**
+   * Resolves once everything this app has pushed so far has reached `sockets`: the pusher has
+   * handed every change queued so far to the sockets, then a marker the server emits after that
+   * arrives on each (Socket.IO keeps each connection's order). What a "nothing else arrived"
+   * check waits on, instead of a sleep.
+   */
+  delivered(sockets: Socket[]): Promise<void>;
+  /**
+   * Signs in at /admin as a browser would (a form POST from the page's own origin): the session
+   * cookie (for a `cookie` header) and the page's CSRF token; or the status when refused.
+   */
+  signIn(token?: string): Promise<{ status: number; cookie: string; csrf: string }>;
   /** Disconnects every socket the test opened so far. */
   closeSockets(): void;
   stop(): Promise<void>;
@@ -40,15 +58,18 @@ export async function startTestApp(
     ADMIN_TOKEN: TEST_TOKEN,
     FLAGS_FILE: flagsFile,
     LOG_LEVEL: 'silent',
-    RESTORE_JITTER_MS: '200',
     SHUTDOWN_GRACE_MS: '2000',
+    // Many tests on one address present wrong tokens on purpose; the limit has a test of its own.
+    AUTH_FAILURES_PER_15_MIN: '100000',
     ...env,
   };
   const app = await startApp(loadConfig(fullEnv), options.logger ?? createLogger('silent'), { collectDefaultMetrics: false, ...options.start });
   const sockets: Socket[] = [];
 
-  const request: TestApp['request'] = async (pathname, init) => {
-    const response = await fetch(app.url + pathname, init);
+  const request: TestApp['request'] = async (pathname, init = {}) => {
+    const headers = new Headers(init.headers);
+    if (pathname.startsWith('/api') && !headers.has('authorization')) headers.set('authorization', `Bearer ${TEST_TOKEN}`);
+    const response = await fetch(app.url + pathname, { ...init, headers });
     const text = await response.text();
     let body: any = text;
     try {
@@ -71,6 +92,20 @@ export async function startTestApp(
         headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/merge-patch+json', ...headers },
         body: typeof patch === 'string' ? patch : JSON.stringify(patch),
       }),
+    async signIn(token = TEST_TOKEN) {
+      const response = await fetch(`${app.url}/admin/sign-in`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: app.url },
+        body: new URLSearchParams({ token }),
+        redirect: 'manual',
+      });
+      const cookie = (response.headers.getSetCookie()[0] ?? '').split(';')[0]!;
+      await response.body?.cancel();
+      if (response.status !== 303) return { status: response.status, cookie: '', csrf: '' };
+      const page = await (await fetch(`${app.url}/admin`, { headers: { cookie } })).text();
+      const csrf = /<meta name="csrf-token" content="([^"]+)">/.exec(page)?.[1] ?? '';
+      return { status: response.status, cookie, csrf };
+    },
     async socket(socketOptions = {}) {
       const socket = connect(app.url, {
         transports: ['websocket'],
@@ -78,7 +113,8 @@ export async function startTestApp(
         reconnectionDelay: 50,
         reconnectionDelayMax: 200,
         extraHeaders: socketOptions.cookie ? { cookie: socketOptions.cookie } : {},
-        auth: socketOptions.auth ?? {},
+        // An admin socket proves the admin token unless the test says otherwise.
+        auth: socketOptions.auth?.role === 'admin' && !('token' in socketOptions.auth) ? { ...socketOptions.auth, token: TEST_TOKEN } : (socketOptions.auth ?? {}),
         forceNew: true,
         autoConnect: false,
       });
@@ -86,11 +122,30 @@ export async function startTestApp(
       const snapshots: any[] = [];
       socket.on('flag_snapshot', (snapshot) => snapshots.push(snapshot));
       socket.connect();
+      const browser = socketOptions.auth?.role !== 'admin';
       await new Promise<void>((resolve, reject) => {
-        socket.once('connect', () => resolve());
+        if (browser) socket.once('flag_snapshot', () => resolve());
+        else socket.once('connect', () => resolve());
         socket.once('connect_error', reject);
       });
       return Object.assign(socket, { snapshots });
+    },
+    async delivered(clients) {
+      await app.realtime.pusher.idle();
+      const server = app.realtime.io as unknown as { to(id: string): { emit(event: string): void } };
+      await Promise.all(
+        clients.map(
+          (client) =>
+            new Promise<void>((resolve, reject) => {
+              const late = setTimeout(() => reject(new Error('the delivery marker never arrived')), 5000);
+              client.once(DELIVERED, () => {
+                clearTimeout(late);
+                resolve();
+              });
+              server.to(client.id!).emit(DELIVERED);
+            }),
+        ),
+      );
     },
     closeSockets() {
       for (const socket of sockets.splice(0)) socket.disconnect();
@@ -119,6 +174,18 @@ export function record<T = any>(socket: Socket, event: string): T[] {
   const seen: T[] = [];
   socket.on(event, (payload: T) => seen.push(payload));
   return seen;
+}
+
+/** A real logger at `level` whose lines the test can read (for signals the app only logs). */
+export function capturingLogger(level: 'debug' | 'info' | 'warn'): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(String(chunk));
+      done();
+    },
+  });
+  return { logger: createLogger(level, sink), lines };
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -25,4 +25,14 @@ export async function launchChromium(): Promise<Browser> {
       '--disable-dev-shm-usage',
     ],
   });
+}
+
+/** Opens /admin in `page` and signs in with `token` through the page's own form, as a person does. */
+export async function signInAdmin(page: Page, url: string, token: string): Promise<void> {
+  await page.goto(`${url}/admin`);
+  await page.fill('#sign-in-form input[name=token]', token);
+  await page.click('#sign-in-form button[type=submit]');
+  // The form posts, and the server answers with the launch-control page (a 303 back to /admin).
+  await page.waitForSelector('#principal-name');
+  await page.waitForSelector('body[data-socket="connected"]');
 }

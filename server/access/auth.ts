@@ -1,0 +1,169 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import { parse as parseCookies } from 'cookie';
+import type { Request, RequestHandler, Response } from 'express';
+import type { Redis } from 'ioredis';
+import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { ForbiddenError, TooManyFailuresError, UnauthorizedError } from '../errors.js';
+import { SESSION_COOKIE, type Session, type SessionStore } from './sessions.js';
+import type { Principal, TokenRegistry } from './tokens.js';
+
+/**
+ * Failed authentications per client address: over the limit in the window, every attempt from
+ * that address is refused until the window ends, right ones included (a guesser learns nothing).
+ * Only a credential that was presented and refused counts; a request with none is not an attempt.
+ * With Redis the count is shared by every instance (and kept in memory while Redis is down).
+ */
+export interface AuthFailures {
+  /** Seconds until this address may try again; 0 when it may now. */
+  blockedFor(address: string): Promise<number>;
+  failed(address: string): Promise<void>;
+}
+
+export function createAuthFailures(options: { limit: number; windowSeconds: number; redis?: Redis | undefined }): AuthFailures {
+  const settings = { points: options.limit, duration: options.windowSeconds, keyPrefix: 'killswitch:auth-failures' };
+  const memory = new RateLimiterMemory(settings);
+  const limiter: RateLimiterAbstract = options.redis
+    ? new RateLimiterRedis({ ...settings, storeClient: options.redis, insuranceLimiter: memory })
+    : memory;
+  return {
+    async blockedFor(address) {
+      const state = await limiter.get(address);
+      return state && state.consumedPoints >= options.limit ? Math.max(1, Math.ceil(state.msBeforeNext / 1000)) : 0;
+    },
+    async failed(address) {
+      // Rejects once over the limit: that is what blockedFor then reports.
+      await limiter.consume(address).catch(() => undefined);
+    },
+  };
+}
+
+function bearer(req: Request): string | undefined {
+  const match = req.get('authorization')?.match(/^Bearer\s+(\S+)\s*$/i);
+  return match?.[1];
+}
+
+export function sessionIdFrom(headers: IncomingHttpHeaders): string | undefined {
+  return headers.cookie ? parseCookies(headers.cookie)[SESSION_COOKIE] : undefined;
+}
+
+/** The session's CSRF token, compared in constant time. */
+export const csrfMatches = (session: Session, presented: string | undefined): boolean => presented !== undefined && presented !== '' && sameText(presented, session.csrf);
+
+const sameText = (a: string, b: string) => {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+};
+
+/**
+ * Whether a request comes from a page of our own origin. Sec-Fetch-Site first (every current
+ * browser sends it; our pages send `Origin: null` on a form POST, as helmet's Referrer-Policy is
+ * no-referrer), then Origin; a client that sends neither is not a browser, and not a forged one.
+ */
+export function fromOwnOrigin(headers: IncomingHttpHeaders, ownOrigin: string): boolean {
+  const site = headers['sec-fetch-site'];
+  if (site !== undefined) return site === 'same-origin';
+  const origin = headers.origin;
+  return origin === undefined || origin === ownOrigin;
+}
+
+export const ownOriginOf = (req: Request) => `${req.protocol}://${req.get('host')}`;
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** What `authenticate` leaves in `res.locals`. */
+export interface Authenticated {
+  principal: Principal;
+  /** Set when the admin page's session authenticated the request (its writes need the CSRF token). */
+  session?: Session;
+}
+
+export const authenticatedOf = (res: Response): Authenticated => res.locals as Authenticated;
+
+/**
+ * Who may do what: a bearer token (any named token, or ADMIN_TOKEN), or the admin page's
+ * session cookie. Express middleware for `/api`, and the same check for the admin socket.
+ */
+export function createAccess(deps: { registry: TokenRegistry; sessions: SessionStore; failures: AuthFailures }) {
+  const { registry, sessions, failures } = deps;
+
+  /** The session of this cookie, if it is live and its token still valid. */
+  const liveSession = async (id: string | undefined): Promise<Session | undefined> => {
+    const session = await sessions.find(id);
+    return session && registry.isCurrent(session.principal) ? session : undefined;
+  };
+
+  /** Any valid credential: 401 without one, 429 for an address that failed too often. */
+  const authenticate: RequestHandler = async (req, res, next) => {
+    const address = req.ip ?? 'unknown';
+    const wait = await failures.blockedFor(address);
+    if (wait > 0) throw new TooManyFailuresError(wait);
+    const token = bearer(req);
+    if (token !== undefined) {
+      const principal = registry.verify(token);
+      if (!principal) {
+        await failures.failed(address);
+        throw new UnauthorizedError('The token was not accepted: it is wrong, or it was revoked.');
+      }
+      res.locals.principal = principal;
+      return next();
+    }
+    const id = sessionIdFrom(req.headers);
+    if (id !== undefined) {
+      const session = await liveSession(id);
+      // An ended session is not a guess: not counted as a failure.
+      if (!session) throw new UnauthorizedError('Your admin session has ended (signed out, expired, or its token revoked): sign in again at /admin.');
+      if (!SAFE_METHODS.has(req.method)) {
+        // A write carried by the cookie must come from our own page: same origin, and the
+        // session's CSRF token in X-CSRF-Token (a page of another site cannot read it).
+        if (!fromOwnOrigin(req.headers, ownOriginOf(req))) throw new ForbiddenError('Cross-site writes are refused.', 'cross_site');
+        const csrf = req.get('x-csrf-token');
+        if (!csrfMatches(session, csrf)) throw new ForbiddenError('This write needs the session\'s X-CSRF-Token.', 'csrf');
+      }
+      res.locals.principal = session.principal;
+      res.locals.session = session;
+      return next();
+    }
+    throw new UnauthorizedError();
+  };
+
+  /** A full token: 403 for a read-only one (after `authenticate`). */
+  const requireWriter: RequestHandler = (_req, res, next) => {
+    const { principal } = authenticatedOf(res);
+    if (principal.scope !== 'full') {
+      throw new ForbiddenError(`The token "${principal.name}" is read-only: it reads flags and watches /admin, and cannot change anything.`, 'read_only_token');
+    }
+    next();
+  };
+
+  /**
+   * The admin socket's credential: `auth.token`, or the admin page's session cookie (from a
+   * page of our own origin). Resolves to who it is, or to why not.
+   */
+  const socketPrincipal = async (handshake: {
+    auth: Record<string, unknown> | undefined;
+    headers: IncomingHttpHeaders;
+    address: string;
+  }): Promise<{ principal: Principal } | { refused: string }> => {
+    const wait = await failures.blockedFor(handshake.address);
+    if (wait > 0) return { refused: `Too many failed authentications from this address. Try again in ${wait} s.` };
+    const token = handshake.auth?.token;
+    if (typeof token === 'string') {
+      const principal = registry.verify(token);
+      if (principal) return { principal };
+      await failures.failed(handshake.address);
+      return { refused: 'The token was not accepted: it is wrong, or it was revoked.' };
+    }
+    const id = sessionIdFrom(handshake.headers);
+    const host = handshake.headers.host;
+    const sameOrigin = host !== undefined && [`http://${host}`, `https://${host}`].some((origin) => fromOwnOrigin(handshake.headers, origin));
+    const session = id !== undefined && sameOrigin ? await liveSession(id) : undefined;
+    if (session) return { principal: session.principal };
+    return { refused: 'The admin events need a token (auth: { role: "admin", token }) or a signed-in admin page.' };
+  };
+
+  return { registry, sessions, failures, authenticate, requireWriter, socketPrincipal, liveSession };
+}
+
+export type Access = ReturnType<typeof createAccess>;
