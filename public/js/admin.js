@@ -1,20 +1,25 @@
 // @ts-check
 import { showConnection } from './connection.js';
 import { startDashboard } from './dashboard.js';
+import { switchState } from './switch-state.js';
 import { buildTargeting, checkRules, emptyRules, mergePatchFor, parseTargeting } from './targeting.js';
 
 /**
  * Launch control: the kill switch, who flipped it and when, and how many browsers watch, all
- * live over Socket.IO. Writes go through the same API as `npm run flag`, with the admin token
- * kept in this browser's localStorage. Everything is rendered with textContent: no data is
- * ever parsed as HTML.
+ * live over Socket.IO. Writes go through the same API as `npm run flag`, carried by the page's
+ * session (an HttpOnly cookie no script can read) with its CSRF token. Everything is rendered
+ * with textContent: no data is ever parsed as HTML.
  */
 const KILL_SWITCH = 'show-avatars-and-reccs';
 const storage = window.localStorage;
+const csrf = /** @type {HTMLMetaElement} */ (document.querySelector('meta[name=csrf-token]')).content;
+/** A read-only token watches: every control that would write stays disabled. */
+const readOnly = document.body.dataset.scope === 'read-only';
 
 /** @typedef {{ state: string, defaultVariant: string, variants: Record<string, unknown>, targeting?: object }} FlagDefinition */
 /** @typedef {{ key: string, version: number, description?: string, definition: FlagDefinition | null }} FlagRecord */
-/** @typedef {{ id: string, at: string, key: string, version: number, summary: string, actor: { source: string, name: string, address?: string } }} AuditEntry */
+/** @typedef {{ source: string, name: string, note?: string, address?: string }} Actor */
+/** @typedef {{ id: string, at: string, key: string, version: number, summary: string, actor: Actor }} AuditEntry */
 /** @typedef {{ service: string, breaker: string, calls: Record<string, number>, skipped: Record<string, number> }} UpstreamState */
 /** @typedef {{ source: { kind: string, writable: boolean, ready: boolean, detail: string }, flags: FlagRecord[], audit: AuditEntry[], browsers: number, upstream: UpstreamState[] }} AdminState */
 
@@ -44,6 +49,14 @@ function ago(iso) {
   return new Date(iso).toLocaleString();
 }
 
+/** @type {Record<string, string>} */
+const VIA = { admin: 'from the admin page', cli: 'from the command line', api: 'through the API', file: 'in the flag file', auto: 'automatically', system: 'by the system' };
+
+/** The token's name, and the note its holder added ("admin (Maya, on call)"). */
+function who(/** @type {Actor} */ actor) {
+  return actor.note ? `${actor.name} (${actor.note})` : actor.name;
+}
+
 function killSwitch() {
   return state.flags.find((flag) => flag.key === KILL_SWITCH);
 }
@@ -69,19 +82,20 @@ function render() {
     button.textContent = 'Read-only here';
     button.className = 'switch-button';
   } else {
-    const killed = isKilled(flag);
-    title.dataset.state = killed ? 'killed' : 'live';
-    title.textContent = killed ? 'Killed: third party off' : 'Live: third party on';
-    $('switch-detail').textContent = definition
-      ? `${definition.state}, default “${definition.defaultVariant}”${definition.targeting ? ', with targeting' : ''} · version ${flag?.version}`
-      : 'The flag is missing: the app treats it as killed.';
-    button.disabled = !flag || !state.source.writable;
-    button.textContent = killed ? 'Restore third-party content' : 'Kill third-party content';
-    button.className = `switch-button ${killed ? 'restore' : 'kill'}`;
+    // What is true for viewers (killed, live, or partly killed and for whom); the button does
+    // what one press can: restore a plain kill, or kill for everyone.
+    const said = definition ? switchState(definition) : { state: 'killed', headline: 'Killed: third party off', detail: 'The flag is missing: the app treats it as killed.' };
+    const restorable = isKilled(flag);
+    title.dataset.state = said.state;
+    title.textContent = said.headline;
+    $('switch-detail').textContent = definition ? `${said.detail} Version ${flag?.version}.` : said.detail;
+    button.disabled = !flag || !state.source.writable || readOnly;
+    button.textContent = restorable ? 'Restore third-party content' : said.state === 'live' ? 'Kill third-party content' : 'Kill for everyone';
+    button.className = `switch-button ${restorable ? 'restore' : 'kill'}`;
   }
   const last = state.audit.find((entry) => entry.key === KILL_SWITCH);
   $('switch-last').textContent = last
-    ? `Last change: ${last.summary}, by ${last.actor.name} (${last.actor.source}) ${ago(last.at)}`
+    ? `Last change: ${last.summary}, by ${who(last.actor)} ${VIA[last.actor.source] ?? `via ${last.actor.source}`}, ${ago(last.at)}`
     : state.source.writable ? 'No change recorded yet.' : '';
   $('browsers').textContent = String(state.browsers);
   $('source-detail').textContent = `from ${state.source.kind}${state.source.writable ? '' : ' (read-only here)'}${state.source.ready ? '' : ` · ${state.source.detail}`}`;
@@ -121,7 +135,7 @@ function render() {
             el('time', { datetime: entry.at, title: new Date(entry.at).toLocaleString() }, [ago(entry.at)]),
             el('span', {}, [el('code', {}, [entry.key]), ` ${entry.summary} → v${entry.version}`]),
             el('span', { class: 'muted' }, [
-              `${entry.actor.name} · ${entry.actor.source}${entry.actor.address ? ` · ${entry.actor.address}` : ''}`,
+              `${who(entry.actor)} · ${entry.actor.source}${entry.actor.address ? ` · ${entry.actor.address}` : ''}`,
             ]),
           ]),
         )
@@ -144,28 +158,23 @@ function message(id, text, error = false) {
  */
 async function patchFlag(key, patch) {
   const flag = state.flags.find((f) => f.key === key);
-  const token = storage.getItem('admin-token');
   if (!flag) return { ok: false, text: `Unknown flag ${key}.` };
-  if (!token) {
-    message('access-message', 'Paste the admin token first.', true);
-    /** @type {HTMLInputElement} */ (document.querySelector('#access-form [name=token]')).focus();
-    return { ok: false, text: 'Paste the admin token first (Admin access).' };
-  }
   const started = performance.now();
   const response = await fetch(`/api/flags/${encodeURIComponent(key)}`, {
     method: 'PATCH',
+    credentials: 'same-origin',
     headers: {
-      authorization: `Bearer ${token}`,
       'content-type': 'application/merge-patch+json',
       'if-match': `"${flag.version}"`,
-      'x-actor': storage.getItem('admin-actor') || 'admin page',
+      'x-csrf-token': csrf,
+      'x-actor': storage.getItem('admin-actor') || '',
       'x-change-source': 'admin',
     },
     body: JSON.stringify(patch),
   });
   const body = await response.json().catch(() => ({}));
   if (response.ok) return { ok: true, text: `Done in ${Math.round(performance.now() - started)} ms. Every open browser has been told.` };
-  if (response.status === 401) return { ok: false, text: 'The token was refused. Check it under Admin access.' };
+  if (response.status === 401) return { ok: false, text: 'Your session has ended. Reload the page to sign in again.' };
   if (response.status === 412) return { ok: false, text: 'Someone changed this flag first; the page now shows their change. Try again if still needed.' };
   return { ok: false, text: body.message || `Failed with HTTP ${response.status}.` };
 }
@@ -204,23 +213,17 @@ dialog.addEventListener('close', () => {
   void patchKillSwitch(patch);
 });
 
-const accessForm = /** @type {HTMLFormElement} */ ($('access-form'));
-/** @type {HTMLInputElement} */ (accessForm.elements.namedItem('actor')).value = storage.getItem('admin-actor') || '';
-if (storage.getItem('admin-token')) message('access-message', 'A token is saved in this browser.');
-accessForm.addEventListener('submit', (event) => {
-  event.preventDefault();
-  const data = new FormData(accessForm);
-  const actor = String(data.get('actor') || '').trim();
-  const token = String(data.get('token') || '').trim();
-  if (actor) storage.setItem('admin-actor', actor);
-  if (token) storage.setItem('admin-token', token);
-  /** @type {HTMLInputElement} */ (accessForm.elements.namedItem('token')).value = '';
-  message('access-message', token || storage.getItem('admin-token') ? 'Saved in this browser.' : 'Name saved. No token yet.');
+const actorForm = /** @type {HTMLFormElement} */ ($('actor-form'));
+const actorInput = /** @type {HTMLInputElement} */ (actorForm.elements.namedItem('actor'));
+actorInput.value = storage.getItem('admin-actor') || '';
+// The note is not a credential: it is kept in this browser, and sent beside the session's name.
+actorInput.addEventListener('change', () => {
+  const note = actorInput.value.trim();
+  if (note) storage.setItem('admin-actor', note);
+  else storage.removeItem('admin-actor');
+  message('access-message', note ? 'Your changes will carry this note.' : 'No note.');
 });
-$('forget-token').addEventListener('click', () => {
-  storage.removeItem('admin-token');
-  message('access-message', 'Token forgotten.');
-});
+actorForm.addEventListener('submit', (event) => event.preventDefault());
 
 // ---- The targeting editor: rules in a form, flagd JSON out. ----
 const editor = /** @type {HTMLDialogElement} */ ($('editor-dialog'));
@@ -230,9 +233,9 @@ let editing;
 
 /** @param {string} key */
 function editButton(key) {
-  const button = el('button', { type: 'button', class: 'quiet', 'data-edit': key }, ['Target…']);
+  const button = el('button', { type: 'button', class: 'quiet', 'data-edit': key, 'aria-label': `Target ${key}` }, ['Target…']);
   button.addEventListener('click', () => openEditor(key));
-  if (!state.source.writable) button.setAttribute('disabled', '');
+  if (!state.source.writable || readOnly) button.setAttribute('disabled', '');
   return button;
 }
 
@@ -285,10 +288,30 @@ function renderEditor() {
   preview();
 }
 
+/** JSON with object members sorted: two definitions that say the same thing read the same. */
+function canonical(/** @type {unknown} */ value) {
+  return JSON.stringify(value, (_, v) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v));
+}
+
+/** The flag's definition as saving would leave it (not the patch): what the preview shows. */
+function resultingDefinition() {
+  const current = state.flags.find((f) => f.key === editing?.key)?.definition;
+  if (!editing || !current) return undefined;
+  const data = new FormData(editorForm);
+  const { targeting: _old, ...rest } = current;
+  const targeting = buildTargeting(editing.rules);
+  return { ...rest, state: String(data.get('state')), defaultVariant: String(data.get('defaultVariant')), ...(targeting ? { targeting } : {}) };
+}
+
 function preview() {
   if (!editing) return;
-  $('editor-preview').textContent = JSON.stringify(editorPatch(), null, 2);
-  message('editor-message', checkRules(editing.rules, editing.variants), true);
+  const current = state.flags.find((f) => f.key === editing?.key)?.definition;
+  const result = resultingDefinition();
+  $('editor-preview').textContent = JSON.stringify(result, null, 2);
+  const problem = checkRules(editing.rules, editing.variants);
+  const unchanged = !problem && canonical(result) === canonical(current);
+  /** @type {HTMLButtonElement} */ ($('editor-save')).disabled = unchanged || Boolean(problem);
+  message('editor-message', problem || (unchanged ? 'Nothing to save: this is the flag as it is now.' : ''), Boolean(problem));
 }
 
 /** @param {string} key */
@@ -343,7 +366,7 @@ editorForm.addEventListener('submit', async (event) => {
   const result = await patchFlag(editing.key, editorPatch());
   if (!result.ok) return message('editor-message', result.text, true);
   editor.close();
-  message('switch-message', `${editing.key}: ${result.text}`);
+  message('flags-message', `${editing.key}: ${result.text}`);
 });
 
 // ---- Explain: what one viewer gets, and why. ----
@@ -351,7 +374,7 @@ const explainForm = /** @type {HTMLFormElement} */ ($('explain-form'));
 explainForm.addEventListener('submit', async (event) => {
   event.preventDefault();
   const user = String(new FormData(explainForm).get('user') || '').trim();
-  const response = await fetch(`/api/explain?user=${encodeURIComponent(user)}`);
+  const response = await fetch(`/api/explain?user=${encodeURIComponent(user)}`, { credentials: 'same-origin' });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
     $('explain-table').hidden = true;
@@ -360,12 +383,12 @@ explainForm.addEventListener('submit', async (event) => {
   message('explain-message', `As ${body.context.name}${body.context.groups.length ? ` (${body.context.groups.join(', ')})` : ''}:`);
   $('explain-table').hidden = false;
   $('explain-body').replaceChildren(
-    ...body.flags.map((/** @type {{ key: string, value: unknown, variant?: string, reason: string, errorCode?: string }} */ f) =>
+    ...body.flags.map((/** @type {{ key: string, value: unknown, variant?: string, reason: string, errorCode?: string, because: string }} */ f) =>
       el('tr', { 'data-flag': f.key }, [
         el('td', {}, [el('code', {}, [f.key])]),
         el('td', {}, [JSON.stringify(f.value)]),
         el('td', {}, [f.variant ?? '—']),
-        el('td', {}, [el('span', { class: 'reason' }, [f.reason]), f.errorCode ? ` ${f.errorCode}` : '']),
+        el('td', {}, [el('span', { class: 'reason' }, [f.reason]), f.errorCode ? ` ${f.errorCode}` : '', el('span', { class: 'because muted small' }, [` ${f.because}`])]),
       ]),
     ),
   );
@@ -375,8 +398,18 @@ render();
 setInterval(render, 15_000); // keeps "x min ago" honest
 
 // @ts-ignore: served by our own server at /socket.io/socket.io.min.js
+// The session cookie goes with the handshake; the server checks it as it checks a token.
 const socket = window.io({ transports: ['websocket', 'polling'], auth: { role: 'admin' } });
 showConnection(socket);
+/** The channel refused (session ended) or closed (token revoked): say why, and offer to sign in again. */
+function denied(/** @type {string} */ why) {
+  message('switch-message', `${why} Reload the page to sign in again.`, true);
+  /** @type {HTMLButtonElement} */ ($('switch-button')).disabled = true;
+}
+socket.on('connect_error', (/** @type {Error} */ error) => {
+  if (!socket.active) denied(error.message);
+});
+socket.on('admin_denied', (/** @type {{ message: string }} */ info) => denied(info.message));
 socket.on('admin_state', (/** @type {AdminState} */ next) => {
   state = next;
   render();

@@ -125,8 +125,13 @@ export type FeedBuilder = ReturnType<typeof createFeedBuilder>;
  * the killed state already.
  */
 export function createRefetchWindow(pacer: Pacer): RefetchWindow {
-  return (key, value, pages) => {
-    if (key === KILL_SWITCH) return value === true ? pacer.spreadMs(pages, { avatars: 1, recommendations: 1 }) : undefined;
+  return (key, value, pages, everyone) => {
+    if (key === KILL_SWITCH) {
+      if (value === true) return pacer.spreadMs(pages, { avatars: 1, recommendations: 1 });
+      // Every page killed: no turn handed out will be used; a restore must not queue behind them.
+      if (everyone) pacer.releaseAll();
+      return undefined;
+    }
     if (key === RECS_FLAVOUR) return pacer.spreadMs(pages, { recommendations: 1 });
     return undefined;
   };

@@ -1,12 +1,8 @@
 import express, { Router, type Request, type RequestHandler } from 'express';
 import { rateLimit } from 'express-rate-limit';
-import {
-  BadRequestError,
-  NotFoundError,
-  ReadOnlyError,
-  UnauthorizedError,
-  UnsupportedMediaTypeError,
-} from '../errors.js';
+import { authenticatedOf, type Access } from '../access/auth.js';
+import type { Principal } from '../access/tokens.js';
+import { BadRequestError, NotFoundError, PreconditionFailedError, ReadOnlyError, UnsupportedMediaTypeError } from '../errors.js';
 import type { EvaluationContext } from '@openfeature/server-sdk';
 import type { AuditReader } from './audit.js';
 import { explainFlags } from './explain.js';
@@ -21,33 +17,51 @@ const SOURCES_A_CALLER_MAY_CLAIM: ChangeSource[] = ['admin', 'cli', 'api'];
 export interface FlagsApiDeps {
   source: FlagSource;
   audit: AuditReader | undefined;
-  isAdminToken: (presented: string | undefined) => boolean;
+  /** Who may read (any valid token or admin session) and who may write (a full one). */
+  access: Pick<Access, 'authenticate' | 'requireWriter'>;
   rateLimitPerMin: number;
   /** The evaluation context of a viewer key, or undefined for a key that is not valid. */
   contextFor: (user: string) => EvaluationContext | undefined;
 }
 
-function bearer(req: Request): string | undefined {
-  const header = req.get('authorization');
-  const match = header?.match(/^Bearer\s+(\S+)\s*$/i);
-  return match?.[1];
-}
-
-/** `If-Match: "3"` (or W/"3", or 3). `*` asks only that the flag exist. */
-export function parseIfMatch(header: string | undefined): number | undefined {
+/**
+ * If-Match (RFC 9110 13.1.1): `*`, or a list of entity-tags. Undefined for `*` or no header (no
+ * precondition on the version); otherwise the versions it names. Entity-tags are opaque: one
+ * that is well formed but names no version of ours ("-1", "abc") simply never matches, and a weak
+ * one never matches either (If-Match compares strongly). 400 only for a header that is not an
+ * entity-tag list.
+ */
+export function parseIfMatch(header: string | undefined): number[] | undefined {
   if (header === undefined || header.trim() === '*') return undefined;
-  const match = header.trim().match(/^(?:W\/)?"?(\d{1,15})"?$/);
-  if (!match) throw new BadRequestError('If-Match must be a flag version in quotes, e.g. If-Match: "3"', { field: 'If-Match' });
-  return Number(match[1]);
+  const versions: number[] = [];
+  const element = /[\t ]*(?:(W\/)?"([\x21\x23-\x7e\x80-\xff]*)")?[\t ]*(,|$)/y;
+  let tags = 0;
+  for (let at = 0; at < header.length || tags === 0; ) {
+    element.lastIndex = at;
+    const match = element.exec(header);
+    if (!match || match[0] === '') throw new BadRequestError('If-Match must be "*" or a list of entity-tags, e.g. If-Match: "3"', { field: 'If-Match' });
+    if (match[2] !== undefined) {
+      tags++;
+      if (!match[1] && /^\d{1,15}$/.test(match[2])) versions.push(Number(match[2]));
+    }
+    at = element.lastIndex;
+    if (match[3] === '') break;
+  }
+  if (tags === 0) throw new BadRequestError('If-Match must be "*" or a list of entity-tags, e.g. If-Match: "3"', { field: 'If-Match' });
+  return versions;
 }
 
-/** Who is writing: the shared token cannot tell, so callers name themselves (X-Actor). */
-function actorOf(req: Request): Actor {
+/**
+ * Who is writing: the name of the token that authenticated the request. What the caller says of
+ * itself (X-Actor: "Maya, on call") is kept as a note beside it, never in its place.
+ */
+function actorOf(req: Request, principal: Principal): Actor {
   const claimed = req.get('x-change-source') as ChangeSource | undefined;
-  const name = (req.get('x-actor') ?? '').replace(/[\u0000-\u001f\u007f]/g, '').trim().slice(0, 80);
+  const note = (req.get('x-actor') ?? '').replace(/[\u0000-\u001f\u007f]/g, '').trim().slice(0, 80);
   return {
     source: claimed && SOURCES_A_CALLER_MAY_CLAIM.includes(claimed) ? claimed : 'api',
-    name: name || 'anonymous',
+    name: principal.name,
+    ...(note && note !== principal.name ? { note } : {}),
     address: req.ip,
   };
 }
@@ -58,16 +72,13 @@ function sendRecord(res: express.Response, record: FlagRecord) {
 
 /**
  * GET /api/flags, GET /api/flags/:key, PATCH /api/flags/:key (JSON Merge Patch over the flagd
- * definition), and GET /api/audit. Reads are open; writes need the admin token and are rate
- * limited per client address.
+ * definition), GET /api/explain and GET /api/audit. Nothing here is public: targeting lists
+ * people, and the audit says who flipped from where. Every route needs a valid token (or the
+ * admin page's session); writes need a full one, and are rate limited per client address.
  */
 export function createFlagsApi(deps: FlagsApiDeps): Router {
   const router = Router();
   const { source } = deps;
-
-  const requireToken: RequestHandler = (req, _res, next) => {
-    next(deps.isAdminToken(bearer(req)) ? undefined : new UnauthorizedError());
-  };
 
   const writeLimit = rateLimit({
     windowMs: 60_000,
@@ -92,6 +103,10 @@ export function createFlagsApi(deps: FlagsApiDeps): Router {
 
   const list = () => source.store?.list() ?? [];
 
+  // Writes are rate limited before anything else (a flood of bad tokens included).
+  router.patch('/api/*path', writeLimit);
+  router.use('/api', deps.access.authenticate);
+
   router.get('/api/flags', (_req, res) => {
     res.json({ flags: list() });
   });
@@ -104,8 +119,7 @@ export function createFlagsApi(deps: FlagsApiDeps): Router {
 
   router.patch(
     '/api/flags/:key',
-    writeLimit,
-    requireToken,
+    deps.access.requireWriter,
     requirePatchContentType,
     express.json({ type: PATCH_CONTENT_TYPES, limit: '16kb', strict: false }),
     async (req, res) => {
@@ -115,11 +129,24 @@ export function createFlagsApi(deps: FlagsApiDeps): Router {
       }
       const key = req.params.key as string;
       if (req.body === undefined) throw new BadRequestError('The body must be a JSON Merge Patch object.');
-      const ifMatch = parseIfMatch(req.get('if-match'));
+      const tags = parseIfMatch(req.get('if-match'));
+      let ifMatch: number | undefined;
+      if (tags !== undefined) {
+        const current = store.get(key);
+        if (!current) throw new NotFoundError(`Unknown flag "${key}".`);
+        if (!tags.includes(current.version)) {
+          throw new PreconditionFailedError(
+            `Flag "${key}" is at version ${current.version} (ETag "${current.version}"), which If-Match does not name: someone changed it first. Read it again and retry.`,
+            { currentVersion: current.version },
+          );
+        }
+        // The store then compares and sets that version atomically (a write in between is a 412).
+        ifMatch = current.version;
+      }
       const record = await store.update(
         key,
         (current) => validateFlagDefinition(key, applyMergePatch(current, req.body), flagType(current)),
-        { ifMatch, actor: actorOf(req) },
+        { ifMatch, actor: actorOf(req, authenticatedOf(res).principal) },
       );
       sendRecord(res, record);
     },

@@ -13,6 +13,8 @@ export interface Explanation {
   /** OpenFeature's reason, with SPLIT when the value came from a percentage rollout. */
   reason: string;
   errorCode?: string | undefined;
+  /** Which rule or rollout bucket decided, in words (e.g. "in group beta (rule 1 of 2)"). */
+  because: string;
   scope: 'page' | 'server';
 }
 
@@ -47,6 +49,57 @@ function cameFromRollout(key: string, definition: FlagDefinition, context: Evalu
   return probe.resolve(flagType(definition), key, first, context).variant === SPLIT_SENTINEL;
 }
 
+/** Whether one JsonLogic condition holds for a context (evaluated by flagd-core, as the flag would be). */
+function holds(condition: JsonValue, context: EvaluationContext): boolean {
+  probe.setConfigurations(JSON.stringify({ flags: { probe: { state: 'ENABLED', variants: { yes: true, no: false }, defaultVariant: 'no', targeting: { if: [condition, 'yes', 'no'] } } } }));
+  return (probe.resolve('boolean', 'probe', false, context).value as boolean) === true;
+}
+
+/** A condition in words, for the shapes the admin page writes; anything else as its JSON. */
+function conditionInWords(condition: JsonValue): string {
+  const inList = (condition as { in?: JsonValue[] } | null)?.in;
+  if (Array.isArray(inList) && inList.length === 2) {
+    const [left, right] = inList;
+    if ((left as { var?: string } | null)?.var === 'targetingKey' && Array.isArray(right)) return 'the viewer is listed by key';
+    if (typeof left === 'string' && (right as { var?: string } | null)?.var === 'groups') return `in group ${left}`;
+  }
+  return JSON.stringify(condition);
+}
+
+/** The rollout's bucket that served a variant: "rollout: trending (20 %)". */
+function bucketInWords(fractional: JsonValue, variant: string | undefined): string {
+  const buckets = (Array.isArray(fractional) ? fractional : []).filter((entry): entry is [string, number] => Array.isArray(entry) && typeof entry[0] === 'string');
+  const total = buckets.reduce((sum, [, weight]) => sum + (typeof weight === 'number' ? weight : 1), 0) || 1;
+  const bucket = buckets.find(([name]) => name === variant);
+  return bucket ? `rollout: ${variant} (${Math.round((100 * (typeof bucket[1] === 'number' ? bucket[1] : 1)) / total)} %)` : 'rollout';
+}
+
+/**
+ * Which rule decided, in words: the first `if` condition that holds (numbered), a rollout bucket,
+ * or the default. For a flag's own reason (DISABLED, STATIC, ...) the sentence says what it means.
+ */
+function because(definition: FlagDefinition | undefined, reason: string, variant: string | undefined, context: EvaluationContext, sourceKind: string): string {
+  if (!definition) return reason === 'ERROR' ? 'the flag is missing or failed: the safe default' : `decided by ${sourceKind} (${reason})`;
+  if (reason === 'DISABLED') return 'the flag is disabled: the safe default for everyone';
+  if (reason === 'ERROR') return 'the evaluation failed: the safe default';
+  const targeting = definition.targeting as JsonValue | undefined;
+  if (!targeting || (typeof targeting === 'object' && Object.keys(targeting).length === 0)) return `no targeting: the default variant (${definition.defaultVariant})`;
+  const top = targeting as { if?: JsonValue[]; fractional?: JsonValue };
+  if (top.fractional !== undefined) return bucketInWords(top.fractional, variant);
+  if (Array.isArray(top.if)) {
+    const parts = top.if;
+    const rules = Math.floor(parts.length / 2);
+    for (let i = 0; i < rules; i++) {
+      if (holds(parts[2 * i]!, context)) return `${conditionInWords(parts[2 * i]!)} (rule ${i + 1} of ${rules})`;
+    }
+    const otherwise = parts.length % 2 ? parts[parts.length - 1] : null;
+    const fractional = (otherwise as { fractional?: JsonValue } | null)?.fractional;
+    if (fractional !== undefined) return `no rule matched; ${bucketInWords(fractional, variant)}`;
+    return `no rule matched: the default variant (${definition.defaultVariant})`;
+  }
+  return reason === 'DEFAULT' ? `custom targeting gave no variant: the default (${definition.defaultVariant})` : 'custom targeting';
+}
+
 /** Every flag the app uses, evaluated for one context, with the reason. */
 export async function explainFlags(source: FlagSource, context: EvaluationContext): Promise<Explanation[]> {
   const explanations: Explanation[] = [];
@@ -61,6 +114,7 @@ export async function explainFlags(source: FlagSource, context: EvaluationContex
       variant: details.variant,
       reason,
       errorCode: details.errorCode,
+      because: because(definition, reason, details.variant, context, source.kind),
       scope: entry.scope,
     });
   }

@@ -23,10 +23,14 @@ export interface FlagRecord {
 
 export type ChangeSource = 'admin' | 'cli' | 'api' | 'file' | 'auto' | 'system';
 
-/** Who made a change and from where. The admin token is shared, so the name is what the caller says. */
+/**
+ * Who made a change and from where. Through the API, `name` is the name of the token that
+ * wrote (never what the caller claims); `note` is what the caller adds (X-Actor: "Maya, on call").
+ */
 export interface Actor {
   source: ChangeSource;
   name: string;
+  note?: string | undefined;
   address?: string | undefined;
 }
 

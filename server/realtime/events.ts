@@ -14,10 +14,11 @@ export interface FlagUpdate {
 }
 
 /**
- * For a flag's new value, and the number of pages getting it: the window over which they should
- * spread their refetch of live content, or undefined when the value needs none.
+ * For a flag's new value, and the number of pages getting it (`everyone`: every page open here):
+ * the window over which they should spread their refetch of live content, or undefined when the
+ * value needs none. Told of every value pushed, kills included.
  */
-export type RefetchWindow = (key: string, value: FlagValue, pages: number) => number | undefined;
+export type RefetchWindow = (key: string, value: FlagValue, pages: number, everyone: boolean) => number | undefined;
 
 /** What the admin page shows live. */
 export interface AdminState {
@@ -29,6 +30,7 @@ export interface AdminState {
 }
 
 import type { StatsSample } from '../admin/stats.js';
+import type { Principal } from '../access/tokens.js';
 
 export interface ServerToClientEvents {
   admin_stats: (samples: StatsSample[]) => void;
@@ -36,6 +38,8 @@ export interface ServerToClientEvents {
   flag_update: (update: FlagUpdate) => void;
   admin_state: (state: AdminState) => void;
   admin_browsers: (count: number) => void;
+  /** The admin channel's credential is no longer valid (its token was revoked): why, then the socket is closed. */
+  admin_denied: (info: { message: string }) => void;
 }
 
 /** Between instances (through the Redis adapter): each one's count of browsers. */
@@ -48,6 +52,8 @@ export type ClientToServerEvents = Record<string, never>;
 
 export interface SocketData {
   role: 'viewer' | 'admin';
+  /** For an admin socket: the token it proved (checked again whenever tokens change). */
+  principal?: Principal;
   viewer: Viewer;
   context: EvaluationContext;
   /** What this browser last received for each flag; a push goes out only when it differs. */

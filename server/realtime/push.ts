@@ -147,8 +147,9 @@ export class FlagPusher {
     for (const { value, ids } of partitions.values()) {
       // Every browser changing to the same value (a kill, a restore) is a plain broadcast: no
       // room set of N socket ids to build and walk. Admin pages are not browsers: exclude them.
-      const target = ids.length === everyone ? this.deps.io.local.except('admin') : this.deps.io.local.to(ids);
-      const refetchWithinMs = this.deps.refetchWindow?.(key, value, ids.length);
+      const all = ids.length === everyone;
+      const target = all ? this.deps.io.local.except('admin') : this.deps.io.local.to(ids);
+      const refetchWithinMs = this.deps.refetchWindow?.(key, value, ids.length, all);
       target.emit('flag_update', refetchWithinMs === undefined ? { key, value, version } : { key, value, version, refetchWithinMs });
       this.deps.metrics.flagUpdatesSent.inc({ key }, ids.length);
     }

@@ -19,7 +19,9 @@ const wholeAndLive = (page: Page, origin: string) =>
     origin,
   );
 
-describe('a flip with many tabs open, against a slow third party with a small concurrency cap', () => {
+// A real browser is slow under load (25 page actions took 28 s with two busy loops beside the
+// suite): a timeout three times that. See BROWSER_TIMEOUT_MS in scripts/test-under-load.mjs.
+describe('a flip with many tabs open, against a slow third party with a small concurrency cap', { timeout: 90_000 }, () => {
   let app: TestApp;
   let browser: Browser;
   const contexts: BrowserContext[] = [];
@@ -57,7 +59,9 @@ describe('a flip with many tabs open, against a slow third party with a small co
   });
 
   it('page loads beyond the third party\'s capacity come at once, then catch up to live', async () => {
-    await waitFor(async () => (await Promise.all(tabs.map(({ page }) => wholeAndLive(page, app.simulator!.origin)))).every(Boolean), 20_000, 'every tab live');
+    // A few seconds here; once over 20 s with two busy loops beside the whole suite (the pacing
+    // follows this process's own slowness), hence a bound well above.
+    await waitFor(async () => (await Promise.all(tabs.map(({ page }) => wholeAndLive(page, app.simulator!.origin)))).every(Boolean), 60_000, 'every tab live');
     expect(app.simulator!.stats().peakInFlightBy.avatars).toBeLessThanOrEqual(CAP);
     expect(app.simulator!.stats().peakInFlightBy.recommendations).toBeLessThanOrEqual(CAP);
   });
@@ -83,7 +87,7 @@ describe('a flip with many tabs open, against a slow third party with a small co
     app.simulator!.resetStats();
     const restoredAt = performance.now();
     await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
-    await waitFor(async () => (await Promise.all(tabs.map(({ page }) => wholeAndLive(page, app.simulator!.origin)))).every(Boolean), 20_000, 'every tab live');
+    await waitFor(async () => (await Promise.all(tabs.map(({ page }) => wholeAndLive(page, app.simulator!.origin)))).every(Boolean), 60_000, 'every tab live');
     const tookMs = performance.now() - restoredAt;
     const stats = app.simulator!.stats();
     expect(stats.peakInFlightBy.avatars).toBeLessThanOrEqual(CAP);

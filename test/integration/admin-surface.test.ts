@@ -1,10 +1,10 @@
-import { Writable } from 'node:stream';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import fc from 'fast-check';
 import { io } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KILL_SWITCH } from '../../server/flags/catalog.js';
-import { createLogger } from '../../server/observability/logger.js';
-import { sleep, startTestApp, TEST_TOKEN, type TestApp } from '../helpers/app.js';
+import { capturingLogger, startTestApp, TEST_TOKEN, waitFor, type TestApp } from '../helpers/app.js';
 
 describe('junk never gets a 5xx', () => {
   let app: TestApp;
@@ -64,7 +64,7 @@ describe('junk never gets a 5xx', () => {
   it('escapes what a caller writes into the audit when the page renders it', async () => {
     await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' }, { 'x-actor': '<img src=x onerror=alert(1)>' });
     await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
-    const page = await app.request('/admin');
+    const page = await app.request('/admin', { headers: { cookie: (await app.signIn()).cookie } });
     expect(page.text).not.toContain('<img src=x');
     expect(page.text).toContain('\\u003cimg src=x');
   });
@@ -75,29 +75,28 @@ describe('junk never gets a 5xx', () => {
     socket.on('disconnect', (reason) => reasons.push(reason));
     socket.io.opts.reconnection = false;
     socket.emit('anything', 'x'.repeat(10_000));
-    for (let i = 0; i < 100 && reasons.length === 0; i++) await sleep(20);
+    await waitFor(() => reasons.length > 0, 3000, 'the disconnect');
     expect(reasons[0]).toBe('transport close');
   });
 });
 
 describe('the admin token', () => {
-  it('is never written to the logs, whether right or wrong', async () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        lines.push(String(chunk));
-        done();
-      },
-    });
-    const app = await startTestApp({ LOG_LEVEL: 'debug' }, { logger: createLogger('debug', sink) });
+  it('is never written to the logs, whether right or wrong, nor is the session or its CSRF token', async () => {
+    const { logger, lines } = capturingLogger('debug');
+    const app = await startTestApp({ LOG_LEVEL: 'debug' }, { logger });
     try {
       await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
       await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' }, { authorization: 'Bearer wrong-token-that-is-long-enough' });
       await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
+      const { cookie, csrf } = await app.signIn();
+      expect((await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' }, { authorization: '', cookie, 'x-csrf-token': csrf })).status).toBe(200);
       const log = lines.join('');
       expect(log).toContain('PATCH');
+      expect(log).toContain('/admin/sign-in');
       expect(log).not.toContain(TEST_TOKEN);
       expect(log).not.toContain('wrong-token-that-is-long-enough');
+      expect(log).not.toContain(cookie.split('=')[1]);
+      expect(log).not.toContain(csrf);
       expect(log).toContain('[redacted]');
     } finally {
       await app.stop();
@@ -115,9 +114,8 @@ describe('graceful shutdown', () => {
     socket.on('disconnect', (reason) => reasons.push(reason));
 
     const inFlight = fetch(`${app.url}/?user=draining`); // waits ~600 ms on the hanging third party
-    await sleep(100);
+    await waitFor(() => app.simulator!.stats().inFlight > 0, 3000, 'the request to reach the third party');
     const closing = app.stop();
-    await sleep(50);
     expect(app.isReady()).toBe(false);
     await expect(fetch(`${app.url}/healthz`)).rejects.toThrow();
     const response = await inFlight;
@@ -125,5 +123,24 @@ describe('graceful shutdown', () => {
     expect(await response.text()).toContain('data-source="fallback"');
     await closing;
     expect(reasons).toEqual(['transport close']);
+  });
+
+  it('ends a connection that never finishes its request once SHUTDOWN_GRACE_MS is over', async () => {
+    const grace = 300;
+    const app = await startTestApp({ SHUTDOWN_GRACE_MS: String(grace) });
+    // A client that sends half a request and stalls: the connection is busy, never idle.
+    const { port } = new URL(app.url);
+    const stalled = connect(Number(port), '127.0.0.1');
+    await once(stalled, 'connect');
+    stalled.write('GET /?user=stalled HTTP/1.1\r\nHost: localhost\r\n');
+    const cut = once(stalled, 'close');
+    stalled.on('error', () => undefined);
+    const started = performance.now();
+    await app.stop();
+    await cut;
+    const took = performance.now() - started;
+    // Cut at the end of the grace period: not before it (it had its chance), and not much after.
+    expect(took).toBeGreaterThanOrEqual(grace - 50);
+    expect(took).toBeLessThan(grace + 2000);
   });
 });

@@ -41,7 +41,7 @@ describe('the flags API', () => {
   });
 
   it('needs a valid bearer token: 401 without one or with a wrong one, and never echoes it', async () => {
-    const none = await app.request(`/api/flags/${KILL_SWITCH}`, {
+    const none = await fetch(`${app.url}/api/flags/${KILL_SWITCH}`, {
       method: 'PATCH',
       headers: { 'content-type': 'application/json' },
       body: '{"state":"DISABLED"}',
@@ -75,6 +75,26 @@ describe('the flags API', () => {
     expect(res.body.message.startsWith(`${field}:`)).toBe(true);
   });
 
+  it.each([
+    ['"-1"', 412],
+    ['"abc"', 412],
+    ['W/"CURRENT"', 412], // If-Match compares strongly: a weak tag never matches
+    ['"0", "CURRENT"', 200], // a list: any tag that names the current version
+    ['"CURRENT"', 200],
+    ['*', 200],
+    ['CURRENT', 400], // not an entity-tag: no quotes
+    ['"CURRENT', 400],
+    ['"a"b"', 400],
+  ])('If-Match %s: %i (RFC 9110: entity-tags are opaque)', async (header, status) => {
+    const version = (await app.request(`/api/flags/${KILL_SWITCH}`)).body.version;
+    const variant = `probe${version}`;
+    const res = await app.patchFlag(KILL_SWITCH, { variants: { [variant]: false } }, { 'if-match': header.replaceAll('CURRENT', String(version)) });
+    expect(res.status, JSON.stringify(res.body)).toBe(status);
+    if (status === 412) expect(res.body).toMatchObject({ error: 'version_conflict', currentVersion: version });
+    if (status === 400) expect(res.body.field).toBe('If-Match');
+    if (status === 200) await app.patchFlag(KILL_SWITCH, { variants: { [variant]: null } });
+  });
+
   it('answers 400 for malformed JSON and 412 for a stale If-Match', async () => {
     const malformed = await app.patchFlag(KILL_SWITCH, '{"state": ');
     expect(malformed.status).toBe(400);
@@ -88,13 +108,13 @@ describe('the flags API', () => {
     await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
   });
 
-  it('audits every write with who, from where and what changed', async () => {
+  it('audits every write with who (the token\'s name; X-Actor a note beside it), from where and what changed', async () => {
     await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' }, { 'x-actor': 'Maya on call', 'x-change-source': 'cli' });
     const { body } = await app.request('/api/audit?limit=1');
     expect(body.entries[0]).toMatchObject({
       key: KILL_SWITCH,
       summary: 'killed (disabled)',
-      actor: { source: 'cli', name: 'Maya on call', address: expect.stringContaining('127.0.0.1') },
+      actor: { source: 'cli', name: 'admin', note: 'Maya on call', address: expect.stringContaining('127.0.0.1') },
       before: { state: 'ENABLED' },
       after: { state: 'DISABLED' },
     });

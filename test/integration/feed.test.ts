@@ -1,3 +1,5 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KILL_SWITCH } from '../../server/flags/catalog.js';
 import { counterValue, startTestApp, type TestApp } from '../helpers/app.js';
@@ -27,6 +29,10 @@ describe('the feed', () => {
     const sources = avatarSources(text);
     expect(sources.length).toBe(9); // the viewer and eight posts
     expect(sources.every((src) => src.startsWith(app.simulator!.origin))).toBe(true);
+    // A cold cache (the first page after a start): one avatar call per distinct person on the page
+    // (Maya is also an author: six people), and one recommendations call. The images themselves
+    // are the browser's to fetch.
+    expect(app.simulator!.stats().requests).toEqual({ avatars: 6, recommendations: 1, images: 0, other: 0 });
     expect(text.match(/class="post card"/g)).toHaveLength(8);
     expect(text).toMatch(/<div class="banner" id="paused-banner" role="status" hidden>/);
   });
@@ -102,9 +108,19 @@ describe('the feed', () => {
 
   it('sends security headers: a CSP with script-src self and images only from here and the avatar origin', async () => {
     const res = await fetch(`${app.url}/`);
-    const csp = res.headers.get('content-security-policy')!;
-    expect(csp).toContain("script-src 'self'");
-    expect(csp).toContain(`img-src 'self' data: ${app.simulator!.origin}`);
+    // Parsed into directives: each one's sources exactly, not a substring of the header.
+    const csp = new Map(
+      res.headers
+        .get('content-security-policy')!
+        .split(';')
+        .map((directive) => directive.trim().split(/\s+/))
+        .filter((parts) => parts[0])
+        .map(([name, ...sources]) => [name!, sources]),
+    );
+    expect(csp.get('script-src')).toEqual(["'self'"]);
+    expect(csp.get('img-src')?.sort()).toEqual(["'self'", 'data:', app.simulator!.origin].sort());
+    expect(csp.get('default-src')).toEqual(["'self'"]);
+    expect(csp.get('object-src')).toEqual(["'none'"]);
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');
   });
 
@@ -135,5 +151,35 @@ describe('the feed under a hanging third party', () => {
     expect(elapsed).toBeLessThan(300 + 1200);
     const metrics = await (await fetch(`${app.url}/metrics`)).text();
     expect(counterValue(metrics, 'upstream_requests_total', { outcome: 'timeout' })).toBeGreaterThan(0);
+  });
+});
+
+describe('an avatar service that answers images from elsewhere', () => {
+  let app: TestApp;
+  let thirdParty: Server;
+  beforeAll(async () => {
+    // A third party on loopback whose avatar answers point at another origin (the CSP would
+    // block them, and a compromised service could track readers with them).
+    thirdParty = createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(req.url!.startsWith('/avatars/') ? JSON.stringify({ url: 'https://tracker.example/pixel.png' }) : JSON.stringify({ items: [] }));
+    });
+    await new Promise<void>((resolve) => thirdParty.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(thirdParty.address() as AddressInfo).port}`;
+    app = await startTestApp({ AVATAR_API_URL: `${base}/avatars` });
+  });
+  afterAll(async () => {
+    await app.stop();
+    thirdParty.closeAllConnections();
+    await new Promise((resolve) => thirdParty.close(resolve));
+  });
+
+  it('refuses them as invalid answers: the page shows the fallback avatars, never the foreign URL', async () => {
+    const { status, text } = await app.request('/?user=maya');
+    expect(status).toBe(200);
+    expect(text).not.toContain('tracker.example');
+    expect(new Set(avatarSources(text))).toEqual(new Set(['/static/img/fallback-avatar.svg']));
+    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    expect(counterValue(metrics, 'upstream_requests_total', { service: 'avatars', outcome: 'invalid' })).toBeGreaterThan(0);
   });
 });

@@ -1,7 +1,7 @@
 import { integrations } from '@launchdarkly/node-server-sdk';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KILL_SWITCH, RECS_FLAVOUR, THEME } from '../../server/flags/catalog.js';
-import { record, sleep, startTestApp, waitFor, type TestApp } from '../helpers/app.js';
+import { record, startTestApp, waitFor, type TestApp } from '../helpers/app.js';
 
 /**
  * LaunchDarkly through its own Node server SDK and OpenFeature provider, fed by the SDK's
@@ -29,7 +29,7 @@ describe('flags from LaunchDarkly', () => {
     const write = await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
     expect(write.status).toBe(405);
     expect(write.body.message).toMatch(/launchdarkly.*read-only/i);
-    const admin = await app.request('/admin');
+    const admin = await app.request('/admin', { headers: { cookie: (await app.signIn()).cookie } });
     expect(admin.text).toContain('launchdarkly');
   });
 
@@ -59,14 +59,15 @@ describe('flags from LaunchDarkly', () => {
 
     await td.update(td.flag(THEME).variations('light', 'dark', 'aurora').variationForUser('theo', 2).fallthroughVariation(0));
     await waitFor(() => theoSeen.length === 1 && tab2Seen.length === 1, 3000, 'theo');
-    await sleep(150);
+    // Theo's update and any for Sam come from one push: once it is delivered, Sam has all his.
+    await app.delivered([sam]);
     expect(theoSeen[0]).toMatchObject({ key: THEME, value: 'aurora' });
     expect(samSeen).toEqual([]);
 
     // Groups map to a custom attribute of the LaunchDarkly context.
     await td.update(td.flag(KILL_SWITCH).booleanFlag().ifMatch('user', 'groups', 'beta').thenReturn(false).fallthroughVariation(true));
     await waitFor(() => theoSeen.length === 2, 3000, 'the beta rule');
-    await sleep(150);
+    await app.delivered([sam]);
     expect(theoSeen[1]).toMatchObject({ key: KILL_SWITCH, value: false });
     expect(samSeen).toEqual([]);
     await td.update(td.flag(KILL_SWITCH).booleanFlag().variationForAll(true));
@@ -93,5 +94,39 @@ describe('LaunchDarkly out of reach at start-up', () => {
     expect(page.status).toBe(200);
     expect(page.text).toContain('data-show-avatars="false"');
     expect(app.simulator!.stats().total).toBe(0);
+  });
+});
+
+describe('LaunchDarkly answering after the start-up bound', () => {
+  let app: TestApp;
+  afterAll(() => app?.stop());
+
+  it('serves the safe defaults meanwhile, then pushes the real values to the browsers already open', async () => {
+    const td = new integrations.TestData();
+    await td.update(td.flag(KILL_SWITCH).booleanFlag().variationForAll(true));
+    await td.update(td.flag(RECS_FLAVOUR).variations('classic', 'trending', 'friends').variationForAll(1));
+    await td.update(td.flag(THEME).variations('light', 'dark', 'aurora').variationForAll(1));
+    // The SDK's data source starts (delivers its flags, says it is initialized) only when the
+    // test lets it: after the start-up bound, as a slow connection to LaunchDarkly would.
+    let initialize: (() => void) | undefined;
+    const factory = td.getFactory() as (...args: unknown[]) => { start(): unknown; stop(): void; close(): void };
+    const slowSource = (...args: unknown[]) => {
+      const source = factory(...args);
+      return { start: () => void (initialize = () => void source.start()), stop: () => source.stop(), close: () => source.close() };
+    };
+    app = await startTestApp(
+      { LAUNCHDARKLY_SDK_KEY: 'sdk-late-key', LAUNCHDARKLY_INIT_TIMEOUT_MS: '100' },
+      { start: { launchDarkly: { updateProcessor: slowSource as never, sendEvents: false, diagnosticOptOut: true } } },
+    );
+    expect((await app.request('/readyz')).status).toBe(503);
+    const socket = await app.socket({ cookie: 'viewer=maya' });
+    expect(socket.snapshots[0]).toEqual({ [KILL_SWITCH]: false, [RECS_FLAVOUR]: 'classic', [THEME]: 'light' });
+    const seen = record(socket, 'flag_update');
+
+    await waitFor(() => initialize !== undefined, 3000, 'the data source to start');
+    initialize!();
+    await waitFor(() => seen.length === 3, 3000, 'the real values');
+    expect(Object.fromEntries(seen.map((update) => [update.key, update.value]))).toEqual({ [KILL_SWITCH]: true, [RECS_FLAVOUR]: 'trending', [THEME]: 'dark' });
+    expect((await app.request('/readyz')).status).toBe(200);
   });
 });

@@ -11,7 +11,7 @@ import { FileFlagStore } from '../../server/flags/store-file.js';
 import { validateFlagDocument } from '../../server/flags/validate.js';
 import { createLogger } from '../../server/observability/logger.js';
 import { projectRoot } from '../../server/paths.js';
-import { sleep, startTestApp, type TestApp } from '../helpers/app.js';
+import { sleep, startTestApp, waitFor, type TestApp } from '../helpers/app.js';
 
 const logger = createLogger('silent');
 
@@ -22,7 +22,9 @@ describe('a crash in the middle of a write', () => {
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
-  it('never leaves a broken or half-written flag file (10 SIGKILLs, half of them mid-write)', { timeout: 60_000 }, async () => {
+  // 7 s here alone; 40 s with two busy loops beside the whole suite (each start is a process):
+  // a timeout three times that.
+  it('never leaves a broken or half-written flag file (10 SIGKILLs, half of them mid-write)', { timeout: 120_000 }, async () => {
     const file = path.join(dir, 'flags.json');
     let versionBefore = 0;
     let caughtMidWrite = 0;
@@ -80,7 +82,7 @@ describe('concurrent writes through the API', () => {
   afterAll(() => app.stop());
 
   // 50 writers and ~1,000 retried conflicts: ~3 s here, up to 17 s on a busy machine.
-  it('50 writers with If-Match (retrying on 412) lose no update', { timeout: 60_000 }, async () => {
+  it('50 writers with If-Match (retrying on 412) lose no update', { timeout: 90_000 }, async () => {
     const start = (await app.request(`/api/flags/${KILL_SWITCH}`)).body.version;
     let conflicts = 0;
     const writer = async (i: number) => {
@@ -134,8 +136,7 @@ describe('a broken flag file at start-up', () => {
       expect(write.body.message).toMatch(/flag file is broken/);
 
       await writeFile(file, JSON.stringify({ flags: { [KILL_SWITCH]: { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on' } } }));
-      for (let i = 0; i < 100 && (await app.request('/readyz')).status !== 200; i++) await sleep(20);
-      expect((await app.request('/readyz')).status).toBe(200);
+      await waitFor(async () => (await app.request('/readyz')).status === 200, 3000, 'the fixed file to be served');
       expect((await app.request('/?user=maya')).text).toContain('data-show-avatars="true"');
     } finally {
       await app.stop();

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KILL_SWITCH, LOG_LEVEL, RECS_FLAVOUR, THEME } from '../../server/flags/catalog.js';
-import { record, sleep, startTestApp, waitFor, type TestApp } from '../helpers/app.js';
+import { record, startTestApp, waitFor, type TestApp } from '../helpers/app.js';
 
 describe('targeting, explained and pushed', () => {
   let app: TestApp;
@@ -24,6 +24,15 @@ describe('targeting, explained and pushed', () => {
     const jonas = await explain('jonas'); // not beta: the 80/20 rollout
     expect(jonas[RECS_FLAVOUR]).toMatchObject({ reason: 'SPLIT' });
     expect(['classic', 'trending']).toContain(jonas[RECS_FLAVOUR].value);
+    // Which rule or bucket decided, in words.
+    expect(theo[KILL_SWITCH].because).toBe('no targeting: the default variant (on)');
+    expect(theo[RECS_FLAVOUR].because).toBe('in group beta (rule 1 of 1)');
+    expect(jonas[RECS_FLAVOUR].because).toBe(`no rule matched; rollout: ${jonas[RECS_FLAVOUR].value} (${jonas[RECS_FLAVOUR].value === 'classic' ? 80 : 20} %)`);
+    expect(theo[LOG_LEVEL].because).toBe('the flag is disabled: the safe default for everyone');
+    await app.patchFlag(THEME, { targeting: { if: [{ in: [{ var: 'targetingKey' }, ['maya']] }, 'dark', { in: ['staff', { var: 'groups' }] }, 'aurora', null] } });
+    expect((await explain('maya'))[THEME]).toMatchObject({ value: 'dark', because: 'the viewer is listed by key (rule 1 of 2)' });
+    expect((await explain('jonas'))[THEME]).toMatchObject({ value: 'light', because: 'no rule matched: the default variant (light)' });
+    await app.patchFlag(THEME, { targeting: null });
 
     await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
     expect((await explain('theo'))[KILL_SWITCH]).toMatchObject({ value: false, reason: 'DISABLED' });
@@ -54,7 +63,7 @@ describe('targeting, explained and pushed', () => {
     // Staff (Maya) get the dark theme; Jonas is not staff and hears nothing.
     await app.patchFlag(THEME, { targeting: { if: [{ in: ['staff', { var: 'groups' }] }, 'dark', null] } });
     await waitFor(() => mayaSeen.length === 2, 3000, 'the staff rule');
-    await sleep(100);
+    await app.delivered([jonas]);
     expect(mayaSeen[1]).toMatchObject({ key: THEME, value: 'dark' });
     expect(jonasSeen).toHaveLength(1);
     await app.patchFlag(THEME, { defaultVariant: 'light', targeting: null });

@@ -1,0 +1,65 @@
+/// <reference lib="dom" />
+import { createRequire } from 'node:module';
+import { readFile } from 'node:fs/promises';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KILL_SWITCH, THEME } from '../../server/flags/catalog.js';
+import { startTestApp, TEST_TOKEN, type TestApp } from '../helpers/app.js';
+import { launchChromium, signInAdmin } from '../helpers/browser.js';
+
+const axeSource = readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+/** axe-core's critical and serious violations on the page as it is now (WCAG 2.1 A and AA). */
+async function seriousViolations(page: Page): Promise<string[]> {
+  await page.addScriptTag({ content: await axeSource });
+  const violations = await page.evaluate(async () => {
+    const result = await (window as any).axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
+    return result.violations.map((v: any) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n: any) => n.target.join(' ')).slice(0, 3) }));
+  });
+  return violations.filter((v: any) => v.impact === 'critical' || v.impact === 'serious').map((v: any) => `${v.id}: ${v.nodes.join(', ')}`);
+}
+
+const VIEWPORTS = { phone: { width: 390, height: 844 }, laptop: { width: 1280, height: 800 } };
+
+// See BROWSER_TIMEOUT_MS in scripts/test-under-load.mjs.
+describe('accessibility of both pages, live and killed, in every theme, on a phone and a laptop', { timeout: 90_000 }, () => {
+  let app: TestApp;
+  let browser: Browser;
+  beforeAll(async () => {
+    [app, browser] = await Promise.all([startTestApp(), launchChromium()]);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await app?.stop();
+  });
+
+  for (const [device, viewport] of Object.entries(VIEWPORTS)) {
+    for (const theme of ['light', 'dark', 'aurora']) {
+      it(`${device}, ${theme}: no critical or serious axe-core violation, and no sideways scroll, live or killed`, async () => {
+        const found: string[] = [];
+        // CSP allows our own scripts only: axe-core is injected with the page's CSP bypassed.
+        const context = await browser.newContext({ viewport, bypassCSP: true });
+        const feed = await context.newPage();
+        const admin = await context.newPage();
+        await signInAdmin(admin, app.url, TEST_TOKEN);
+        await app.patchFlag(THEME, { defaultVariant: theme });
+        for (const state of ['ENABLED', 'DISABLED']) {
+          await app.patchFlag(KILL_SWITCH, { state });
+          await feed.goto(`${app.url}/?user=maya`);
+          await feed.waitForSelector('body[data-socket="connected"]');
+          await admin.reload();
+          await admin.waitForSelector('body[data-socket="connected"]');
+          for (const [name, page] of [['feed', feed], ['admin', admin]] as const) {
+            for (const violation of await seriousViolations(page)) found.push(`${name} ${state}: ${violation}`);
+            const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+            if (overflow > 0) found.push(`${name} ${state}: ${overflow} px of sideways scroll`);
+          }
+        }
+        await context.close();
+        await app.patchFlag(THEME, { defaultVariant: 'light' });
+        await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
+        expect(found).toEqual([]);
+      });
+    }
+  }
+});
