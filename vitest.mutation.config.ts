@@ -1,0 +1,27 @@
+import { defineConfig } from 'vitest/config';
+
+/**
+ * The tests a mutation run uses (`npm run test:mutation`, stryker.config.json): the ones that run
+ * the mutated modules in this process. Not the process tests (they run the compiled `dist/`,
+ * which does not carry Stryker's mutants), nor the Chromium, Redis, LaunchDarkly, API-fuzz and
+ * access ones (access spawns the token CLI): too slow to run for each of ~700 mutants on two
+ * cores, and the modules mutated are covered without them.
+ */
+export default defineConfig({
+  test: {
+    include: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts'],
+    exclude: [
+      'test/integration/process.test.ts',
+      'test/integration/store-faults.test.ts',
+      'test/integration/redis.test.ts',
+      'test/integration/launchdarkly.test.ts',
+      'test/integration/admin-surface.test.ts',
+      'test/integration/access.test.ts',
+    ],
+    pool: 'forks',
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    maxWorkers: 1,
+    reporters: ['default'],
+  },
+});
