@@ -1,7 +1,9 @@
 /**
  * Two instances sharing flags through Redis (a redis-server of our own on a free port), 1,000
  * browsers on instance B. A flip made on A (crossing Redis) against a flip made on B itself (the
- * single-instance path), alternated, same run; then the recovery time after a Redis restart.
+ * single-instance path), alternated, same run, each path with as many kills as restores (a
+ * restore makes the pages refetch: they finish before the next flip). Every flip must reach all
+ * 1,000 browsers. Then the recovery time after a Redis restart.
  *   npx tsx bench/cluster-push.ts
  */
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,7 +13,7 @@ import { startBenchApp } from './lib/app.js';
 import { Fleet, median, percentile, wallClock } from './lib/fleet.js';
 
 const BROWSERS = 1000;
-const ROUNDS = 15;
+const ROUNDS = 16; // even: each path gets 8 kills and 8 restores
 const redis = await TestRedis.create();
 const env = { REDIS_URL: redis.url };
 const [a, b] = await Promise.all([startBenchApp(env), startBenchApp(env)]);
@@ -26,15 +28,23 @@ async function flipVia(app: typeof a, state: 'DISABLED' | 'ENABLED') {
     await sleep(10);
     times = times.concat((await fleet.collect()).times.flat());
   }
+  if (times.length !== BROWSERS) throw new Error(`${state} reached ${times.length} of ${BROWSERS} browsers`);
   const latencies = times.map((t) => t - sent).sort((x, y) => x - y);
+  await fleet.settled();
   return { p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
 }
 
 const viaOther: { p50: number; p99: number }[] = [];
 const viaSame: { p50: number; p99: number }[] = [];
 for (let round = 0; round < ROUNDS; round++) {
-  viaOther.push(await flipVia(a, 'DISABLED'));
-  viaSame.push(await flipVia(b, 'ENABLED'));
+  // Even rounds: kill on A, restore on B; odd rounds: kill on B, restore on A.
+  if (round % 2 === 0) {
+    viaOther.push(await flipVia(a, 'DISABLED'));
+    viaSame.push(await flipVia(b, 'ENABLED'));
+  } else {
+    viaSame.push(await flipVia(b, 'DISABLED'));
+    viaOther.push(await flipVia(a, 'ENABLED'));
+  }
 }
 const row = (label: string, runs: { p50: number; p99: number }[]) =>
   console.log(`${label.padEnd(52)} p50 ${median(runs.map((r) => r.p50)).toFixed(1)} ms   p99 ${median(runs.map((r) => r.p99)).toFixed(1)} ms`);

@@ -14,34 +14,25 @@
  * them do (refetch their live region), so no round measures the previous one's traffic.
  *   npx tsx bench/fanout.ts [1000,2000,10000] [rounds=7]
  */
-import { fork, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFile, mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BENCH_TOKEN } from './lib/app.js';
 import { Fleet, median, percentile, wallClock } from './lib/fleet.js';
+import { PINNED, pinToBrowserCore, startServerProcess } from './lib/pin.js';
 
 const SIZES = (process.argv[2] ?? '1000,2000,10000').split(',').map(Number);
 const ROUNDS = Number(process.argv[3] ?? 7);
-const SERVER = fileURLToPath(new URL('./lib/server-process.ts', import.meta.url));
 const KEY = 'show-avatars-and-reccs';
 
-const PIN = process.env.BENCH_PIN !== '0' && availableParallelism() >= 2 && existsSync('/usr/bin/taskset');
-if (PIN) spawnSync('taskset', ['-cp', '1', String(process.pid)], { stdio: 'ignore' }); // this process with the browsers
+pinToBrowserCore(); // this process with the browsers
 
-async function startServer(mode: string): Promise<{ child: ChildProcess; url: string }> {
+function startServer(mode: string): Promise<{ child: ChildProcess; url: string }> {
   // BENCH_CPU_PROF=1: a V8 CPU profile of each server, in bench/results/profiles.
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${fileURLToPath(new URL('./results/profiles/', import.meta.url))}`, `--cpu-prof-name=${mode}-${Date.now()}.cpuprofile`] : [];
-  const node = ['--import', 'tsx', '--expose-gc', ...profile];
-  // Pinned: `taskset -c 0 node ... server-process.ts`; fork keeps the IPC channel through the exec.
-  const child = PIN
-    ? fork(SERVER, [mode], { execPath: '/usr/bin/taskset', execArgv: ['-c', '0', process.execPath, ...node], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    : fork(SERVER, [mode], { execArgv: node, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const [message] = (await once(child, 'message')) as [{ url: string }];
-  return { child, url: message.url };
+  return startServerProcess([mode], profile);
 }
 
 async function memory(child: ChildProcess): Promise<{ heapUsed: number; rss: number }> {
@@ -64,6 +55,11 @@ async function trigger(mode: string, url: string, round: number): Promise<void> 
   });
   if (!response.ok) throw new Error(`PATCH ${response.status}: ${await response.text()}`);
 }
+
+const save = async () => {
+  await mkdir(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });
+  await writeFile(fileURLToPath(new URL('./results/fanout.json', import.meta.url)), JSON.stringify({ at: new Date().toISOString(), rounds: ROUNDS, pinned: PINNED, rows }, null, 2) + '\n');
+};
 
 interface Row { n: number; mode: string; p50: number; p99: number; receivers: number; heapPerBrowser: number; rssPerBrowser: number }
 const rows: Row[] = [];
@@ -100,8 +96,12 @@ for (const n of SIZES) {
       p50s.push(percentile(latencies, 50));
       p99s.push(percentile(latencies, 99));
       receivers = times.length;
-      // A restore makes every page fetch its live region, paced by the third party: let them finish.
+      // A restore makes every page fetch its live region, paced by the third party: let them
+      // finish, and the server go quiet (its GC's background work done), so that no round
+      // measures the previous one's work. The same for every server. (A forced GC here would
+      // flush warm code and make every server's next flip slower, the bare one's too.)
       await fleet.settled();
+      await sleep(1000);
     }
     const row: Row = {
       n,
@@ -117,13 +117,14 @@ for (const n of SIZES) {
       `N=${String(n).padStart(5)} ${mode.padEnd(9)} p50 ${row.p50.toFixed(1).padStart(6)} ms  p99 ${row.p99.toFixed(1).padStart(6)} ms  (${receivers} receive)  heap ${(row.heapPerBrowser / 1024).toFixed(1)} KB/browser  rss ${(row.rssPerBrowser / 1024).toFixed(1)} KB/browser`,
     );
     await fleet.close();
+    await save(); // after each row: a run cut short keeps what it measured
     // SIGTERM-free exit through process.exit, so that --cpu-prof writes its profile.
     server.child.send({ type: 'exit' });
     await once(server.child, 'exit');
   }
 }
 
-console.log(`\n${PIN ? 'server pinned to core 0, browsers on core 1' : 'unpinned'}; ratios to the bare broadcast (target: p99 and memory within 1.2x)`);
+console.log(`\n${PINNED ? 'server pinned to core 0, browsers on core 1' : 'unpinned'}; ratios to the bare broadcast (target: p99 and memory within 1.2x)`);
 for (const n of SIZES) {
   const bare = rows.find((r) => r.n === n && r.mode === 'bare');
   for (const mode of ['app', 'targeted']) {
@@ -132,5 +133,4 @@ for (const n of SIZES) {
     console.log(`N=${String(n).padStart(5)} ${mode.padEnd(9)} p99 ${(row.p99 / bare.p99).toFixed(2)}x   heap/browser ${(row.heapPerBrowser / bare.heapPerBrowser).toFixed(2)}x   rss/browser ${(row.rssPerBrowser / bare.rssPerBrowser).toFixed(2)}x`);
   }
 }
-await mkdir(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });
-await writeFile(fileURLToPath(new URL('./results/fanout.json', import.meta.url)), JSON.stringify({ at: new Date().toISOString(), rounds: ROUNDS, pinned: PIN, rows }, null, 2));
+await save();

@@ -41,7 +41,7 @@ const feed = {
   theme: 'light',
   people,
 };
-bare.get('/', (_req, res) => res.render('index', { feed, restoreJitterMs: 2000 }));
+bare.get('/', (_req, res) => res.render('index', { feed, fallbackRecommendations: FALLBACK_RECOMMENDATIONS }));
 const bareServer = bare.listen(0, '127.0.0.1');
 await new Promise((resolve) => bareServer.once('listening', resolve));
 const bareUrl = `http://127.0.0.1:${(bareServer.address() as AddressInfo).port}/`;
@@ -57,6 +57,8 @@ const measure = async (name: string, url: string, headers?: Record<string, strin
   const stats = app.simulator!.stats();
   rows.push({ name, rps: r.rps, p99: r.p99, callsPerView: name === 'bare' ? 0 : (stats.requests.avatars + stats.requests.recommendations) / Math.max(1, views) });
   console.log(`${name.padEnd(10)} ${r.rps.toFixed(0).padStart(6)} req/s   p99 ${r.p99} ms   non-2xx ${r.non2xx}`);
+  // Every response must be the page: an error page is not what is being measured.
+  if (r.non2xx > 0) throw new Error(`${name}: ${r.non2xx} responses were not 2xx`);
 };
 
 await measure('bare', bareUrl);

@@ -17,7 +17,7 @@
  *   npx tsx bench/restore-storm.ts [pages=1000,5000,10000]
  * Writes bench/results/restore-storm.json.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,9 +26,11 @@ import { KILL_SWITCH } from '../server/flags/catalog.js';
 import type { SimulatorStats } from '../server/upstream/simulator.js';
 import { BENCH_TOKEN } from './lib/app.js';
 import { Fleet, percentile, wallClock } from './lib/fleet.js';
+import { PINNED, pinToBrowserCore, startServerProcess } from './lib/pin.js';
+
+pinToBrowserCore(); // the pages and this process on core 1, the app on core 0
 
 const SIZES = (process.argv[2] ?? '1000,5000,10000').split(',').map(Number);
-const SERVER = fileURLToPath(new URL('./lib/server-process.ts', import.meta.url));
 const CAP = 32;
 const LATENCY_MS = 120;
 
@@ -72,8 +74,7 @@ const round = (value: number) => Math.round(value * 10) / 10;
 const summary = (times: number[]) => ({ p50: round(percentile(times, 50)), p99: round(percentile(times, 99)), n: times.length });
 
 async function run(pages: number) {
-  const child = fork(SERVER, ['app', JSON.stringify({})], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const { url } = (await once(child, 'message'))[0] as { url: string };
+  const { child, url } = await startServerProcess(['app', JSON.stringify({})]);
   const fleet = await Fleet.connect(url, Array.from({ length: pages }, (_, i) => `storm-${i}`), 2);
 
   // Kill storm: every page live, then killed.
@@ -134,7 +135,7 @@ async function run(pages: number) {
 }
 
 const results = [];
-console.log(`flip at launch scale: pages of distinct viewers, UPSTREAM_MAX_CONCURRENCY=${CAP} per service, third party ~${LATENCY_MS} ms`);
+console.log(`flip at launch scale: pages of distinct viewers, UPSTREAM_MAX_CONCURRENCY=${CAP} per service, third party ~${LATENCY_MS} ms, ${PINNED ? 'app pinned to core 0, pages on core 1' : 'unpinned'}`);
 for (const pages of SIZES) {
   const r = await run(pages);
   results.push(r);
@@ -147,5 +148,5 @@ for (const pages of SIZES) {
   );
   // After each size: a run cut short keeps what it measured.
   await mkdir(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });
-  await writeFile(fileURLToPath(new URL('./results/restore-storm.json', import.meta.url)), JSON.stringify({ at: new Date().toISOString(), cap: CAP, latencyMs: LATENCY_MS, results }, null, 2) + '\n');
+  await writeFile(fileURLToPath(new URL('./results/restore-storm.json', import.meta.url)), JSON.stringify({ at: new Date().toISOString(), cap: CAP, latencyMs: LATENCY_MS, pinned: PINNED, results }, null, 2) + '\n');
 }

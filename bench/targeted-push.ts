@@ -4,26 +4,17 @@
  * its flag_update, against an untargeted kill (a broadcast) in the same run.
  *   npx tsx bench/targeted-push.ts
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KILL_SWITCH } from '../server/flags/catalog.js';
-import { loadConfig } from '../server/config.js';
-import { createLogger } from '../server/observability/logger.js';
-import { startApp } from '../server/runtime.js';
+import { BENCH_TOKEN, startBenchApp } from './lib/app.js';
 import { Fleet, median, percentile, wallClock } from './lib/fleet.js';
 
 const PEOPLE = 500;
 const TABS = 4;
 const ROUNDS = 7;
 
-const dir = await mkdtemp(path.join(tmpdir(), 'bench-targeted-'));
-const app = await startApp(
-  loadConfig({ PORT: '0', SIMULATOR_PORT: '0', FLAGS_FILE: path.join(dir, 'flags.json'), ADMIN_TOKEN: 'bench-token-0123456789', LOG_LEVEL: 'silent', API_RATE_LIMIT_PER_MIN: '100000' }),
-  createLogger('silent'),
-  { collectDefaultMetrics: false },
-);
+// The defaults a user gets (logging at info included), but no write limit: 28 flips in a row.
+const app = await startBenchApp();
 const viewers = Array.from({ length: PEOPLE * TABS }, (_, i) => `user-${i % PEOPLE}`);
 const targeted = Array.from({ length: PEOPLE / 2 }, (_, i) => `user-${i * 2}`); // half the people
 const fleet = await Fleet.connect(app.url, viewers, 2);
@@ -34,7 +25,7 @@ async function flip(patch: unknown, expected: number) {
   const sent = wallClock();
   const response = await fetch(`${app.url}/api/flags/${KILL_SWITCH}`, {
     method: 'PATCH',
-    headers: { authorization: 'Bearer bench-token-0123456789', 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${BENCH_TOKEN}`, 'content-type': 'application/json' },
     body: JSON.stringify(patch),
   });
   if (!response.ok) throw new Error(`PATCH failed: ${response.status} ${await response.text()}`);
@@ -66,5 +57,4 @@ report(`targeted flip: ${targeted.length * TABS} of ${viewers.length} browsers`,
 report(`untargeted kill: all ${viewers.length} browsers`, broadcastRuns);
 
 await fleet.close();
-await app.close();
-await rm(dir, { recursive: true, force: true });
+await app.stop();

@@ -77,6 +77,7 @@ process.on('message', async (message: { type: string; url?: string; viewers?: st
       live: count('live'),
       short: count('short'),
       waiting: count('waiting'),
+      busy: browsers.filter((b) => b.page.busy()).length,
       lastLiveAt: Math.max(0, ...browsers.map((b) => b.page.liveAt ?? 0)),
     });
   } else if (message.type === 'close') {

@@ -17,6 +17,8 @@ export interface PageStates {
   live: number;
   short: number;
   waiting: number;
+  /** Pages with a refetch to come (scheduled or in flight). */
+  busy: number;
   lastLiveAt: number;
 }
 
@@ -61,14 +63,23 @@ export class Fleet {
       live: replies.reduce((sum, r) => sum + r.live, 0),
       short: replies.reduce((sum, r) => sum + r.short, 0),
       waiting: replies.reduce((sum, r) => sum + r.waiting, 0),
+      busy: replies.reduce((sum, r) => sum + r.busy, 0),
       lastLiveAt: Math.max(...replies.map((r) => r.lastLiveAt)),
     };
   }
 
-  /** Resolves once no page is waiting for its live content any more (at most `ms`). */
+  /**
+   * Resolves once no page has anything left to do (no refetch scheduled or in flight: spreads,
+   * turns and retries all done), at most `ms`; throws when that takes longer.
+   */
   async settled(ms = 5 * 60_000): Promise<void> {
     const until = Date.now() + ms;
-    while ((await this.state()).waiting > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 200));
+    for (;;) {
+      const state = await this.state();
+      if (state.busy === 0 && state.waiting === 0) return;
+      if (Date.now() > until) throw new Error(`pages not settled after ${ms} ms: ${state.busy} busy, ${state.waiting} waiting`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
   }
 
   private ask<T>(type: string): Promise<T[]> {

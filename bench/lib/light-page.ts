@@ -20,6 +20,8 @@ export interface LightPage {
   readonly kills: number;
   /** Every wait it showed while catching up (ms to its next try). */
   readonly waits: number[];
+  /** Whether the page has a refetch to come: scheduled (a spread, a turn, a retry) or in flight. */
+  busy(): boolean;
   /** Zeroes the counters (requests, kills, waits). */
   resetCounters(): void;
   /** The page's Socket.IO events. */
@@ -29,9 +31,13 @@ export interface LightPage {
 
 export function createLightPage(url: string, viewer: string, clock: () => number = () => performance.timeOrigin + performance.now()): LightPage {
   let content: PageContent = 'live';
+  // The page's one timer (live-sync keeps at most one) and its fetches in flight.
+  let scheduled = false;
+  let fetching = 0;
   const page = {
     viewer,
     content: () => content,
+    busy: () => scheduled || fetching > 0,
     liveAt: undefined as number | undefined,
     requests: { fragments: 0, waits: 0, failures: 0 },
     kills: 0,
@@ -51,12 +57,24 @@ export function createLightPage(url: string, viewer: string, clock: () => number
   };
   const sync = createLiveSync({
     live: true, // as if the page had been rendered live; the snapshot corrects it at once
+    setTimer: (run, ms) => {
+      scheduled = true;
+      return setTimeout(() => {
+        scheduled = false;
+        run();
+      }, ms);
+    },
+    clearTimer: (handle) => {
+      clearTimeout(handle);
+      scheduled = false;
+    },
     effects: {
       kill: () => {
         page.kills++;
         content = 'killed';
       },
       fetchFragment: async (turn) => {
+        fetching++;
         try {
           const answer = await fetchFragment(`${url}/fragments/feed`, turn, { headers: { cookie: `viewer=${viewer}` } });
           page.requests[answer.kind === 'wait' ? 'waits' : 'fragments']++;
@@ -64,6 +82,8 @@ export function createLightPage(url: string, viewer: string, clock: () => number
         } catch (error) {
           page.requests.failures++;
           throw error;
+        } finally {
+          fetching--;
         }
       },
       swap: (html) => {

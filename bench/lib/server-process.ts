@@ -7,7 +7,8 @@
  *         answers the pages' refetch after a restore at once (no third party behind it)
  * Parent -> server: { type: 'memory' } | { type: 'simulator', reset? } | { type: 'breakers' } | { type: 'exit' }
  * Server -> parent: { type: 'listening', url } | { type: 'memory', heapUsed, rss } | { type: 'simulator', stats } | { type: 'breakers', states }
- * The app's environment: the defaults a user gets, plus the JSON object in argv[3], if any.
+ * The app's environment: the defaults a user gets (LOG_LEVEL info, logs to /dev/null), plus the
+ * JSON object in argv[3], if any.
  */
 import { mkdtemp } from 'node:fs/promises';
 import { createServer } from 'node:http';
@@ -16,9 +17,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Server } from 'socket.io';
 import { loadConfig } from '../../server/config.js';
-import { createLogger } from '../../server/observability/logger.js';
 import { startApp } from '../../server/runtime.js';
-import { BENCH_TOKEN } from './app.js';
+import { BENCH_TOKEN, benchLogger } from './app.js';
 
 const mode = process.argv[2];
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -51,8 +51,8 @@ if (mode === 'bare') {
   const dir = await mkdtemp(path.join(tmpdir(), 'bench-server-'));
   const env = JSON.parse(process.argv[3] ?? '{}') as Record<string, string>;
   app = await startApp(
-    loadConfig({ PORT: '0', SIMULATOR_PORT: '0', FLAGS_FILE: path.join(dir, 'flags.json'), ADMIN_TOKEN: BENCH_TOKEN, LOG_LEVEL: 'silent', API_RATE_LIMIT_PER_MIN: '1000000', ...env }),
-    createLogger('silent'),
+    loadConfig({ PORT: '0', SIMULATOR_PORT: '0', FLAGS_FILE: path.join(dir, 'flags.json'), ADMIN_TOKEN: BENCH_TOKEN, LOG_LEVEL: 'info', API_RATE_LIMIT_PER_MIN: '1000000', ...env }),
+    benchLogger(env.LOG_LEVEL ?? 'info'),
     { collectDefaultMetrics: false },
   );
   url = app.url;
