@@ -7,7 +7,7 @@ import { KILL_SWITCH } from '../../server/flags/catalog.js';
 import { FileFlagStore } from '../../server/flags/store-file.js';
 import type { FlagChange } from '../../server/flags/types.js';
 import { createLogger } from '../../server/observability/logger.js';
-import { waitFor } from '../helpers/app.js';
+import { capturingLogger, waitFor } from '../helpers/app.js';
 
 const logger = createLogger('silent');
 const admin = { source: 'admin' as const, name: 'tester' };
@@ -18,10 +18,10 @@ describe('FileFlagStore', () => {
   let file: string;
   const stores: FileFlagStore[] = [];
 
-  async function open() {
+  async function open(storeLogger = logger) {
     const audit = new FileAuditLog(path.join(dir, 'flags.audit.jsonl'), logger);
     await audit.load();
-    const store = new FileFlagStore({ file, logger, audit, watchDebounceMs: 10 });
+    const store = new FileFlagStore({ file, logger: storeLogger, audit, watchDebounceMs: 10 });
     await store.start();
     stores.push(store);
     const changes: FlagChange[][] = [];
@@ -95,11 +95,14 @@ describe('FileFlagStore', () => {
   });
 
   it('refuses a broken edit and keeps serving the last good flags', async () => {
-    const { store, changes } = await open();
+    // The store says when it refused an edit: the signal that the watcher read it.
+    const { logger: storeLogger, lines } = capturingLogger('warn');
+    const refusals = () => lines.filter((line) => line.includes('refused a broken edit')).length;
+    const { store, changes } = await open(storeLogger);
     await writeFile(file, '{"flags": {"show-avatars-and-reccs": {"state": "ENABLED", "variants": {}');
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await waitFor(() => refusals() === 1, 3000, 'the truncated edit to be refused');
     await writeFile(file, JSON.stringify({ flags: { [KILL_SWITCH]: { state: 'SOMETIMES', variants: { on: true }, defaultVariant: 'on' } } }));
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await waitFor(() => refusals() === 2, 3000, 'the invalid edit to be refused');
     expect(store.get(KILL_SWITCH)).toMatchObject({ version: 1, definition: { state: 'ENABLED' } });
     expect(store.status().healthy).toBe(true);
     expect(changes).toHaveLength(0);
