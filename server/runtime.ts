@@ -31,6 +31,7 @@ import { createAvatarService } from './upstream/avatars.js';
 import { createUpstreamClient, type UpstreamClient } from './upstream/client.js';
 import { watchLoopStalls } from './upstream/loop-stalls.js';
 import { createPacer } from './upstream/pacing.js';
+import { measureRenderCost } from './upstream/render-cost.js';
 import { createRecommendationService } from './upstream/recommendations.js';
 import { startSimulator, type Simulator } from './upstream/simulator.js';
 
@@ -174,8 +175,11 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     const client = (service: 'avatars' | 'recommendations') =>
       createUpstreamClient({ service, policy, metrics, stalls, logger: logger.child({ component: `upstream-${service}` }) });
     const upstreamClients = [client('avatars'), client('recommendations')] as const;
-    // Live renders are paced by the third party's measured capacity: a restore never stampedes it.
-    const pacer = createPacer({ services: upstreamClients, budgetMs: config.upstreamTimeoutMs / 2 });
+    // Live renders are paced by the third party's measured capacity and by this process's own (the
+    // CPU a live render costs): a restore stampedes neither.
+    const renderCost = measureRenderCost();
+    cleanups.push(async () => renderCost.close());
+    const pacer = createPacer({ services: [...upstreamClients, renderCost], budgetMs: config.upstreamTimeoutMs / 2 });
     const avatars = createAvatarService({ baseUrl: avatarApiUrl, client: upstreamClients[0], logger });
     const recommendations = createRecommendationService({
       baseUrl: recommendationsApiUrl,
@@ -197,7 +201,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     const app = createApp({
       logger,
       metrics,
-      buildFeed: createFeedBuilder({ flags, avatars, recommendations, pacer, metrics }),
+      buildFeed: createFeedBuilder({ flags, avatars, recommendations, pacer, renderCost, metrics }),
       flagsApi: {
         source,
         audit,

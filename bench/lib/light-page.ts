@@ -24,9 +24,42 @@ export interface LightPage {
   busy(): boolean;
   /** Zeroes the counters (requests, kills, waits). */
   resetCounters(): void;
+  /** The page was rendered live but short: it comes back on the turn it was given, as feed.js does. */
+  comeBackOn(turn: { token: string; waitMs: number }): void;
+  /** Resolves once the page has nothing left to do (no refetch scheduled or in flight). */
+  settled(): Promise<void>;
   /** The page's Socket.IO events. */
   snapshot(values: Record<string, unknown>): void;
   update(update: { key: string; value: unknown; refetchWithinMs?: number }): void;
+}
+
+/**
+ * The turn a page was rendered with, when it came out live but short: what feed.js reads from the
+ * catching-up banner's `data-turn` and `data-turn-wait-ms`.
+ */
+export function turnOfPage(html: string): { token: string; waitMs: number } | undefined {
+  const banner = /<div [^>]*id="catching-up-banner"[^>]*>/.exec(html)?.[0];
+  const token = banner && /data-turn="([^"]+)"/.exec(banner)?.[1];
+  const waitMs = banner && /data-turn-wait-ms="(\d+)"/.exec(banner)?.[1];
+  return token ? { token, waitMs: Number(waitMs ?? 1000) } : undefined;
+}
+
+/**
+ * A page load as a browser does it: GET / for `viewer`, and when the page came out live but short,
+ * its turns followed (live-sync's own policy) until it is whole or gives up.
+ */
+export async function loadPage(url: string, viewer: string): Promise<{ status: number; loadMs: number; wholeMs: number; page: LightPage }> {
+  const started = performance.now();
+  const response = await fetch(`${url}/?user=${encodeURIComponent(viewer)}`);
+  const html = await response.text();
+  const loadMs = performance.now() - started;
+  const page = createLightPage(url, viewer);
+  const turn = turnOfPage(html);
+  if (turn) {
+    page.comeBackOn(turn);
+    await page.settled();
+  }
+  return { status: response.status, loadMs, wholeMs: performance.now() - started, page };
 }
 
 export function createLightPage(url: string, viewer: string, clock: () => number = () => performance.timeOrigin + performance.now()): LightPage {
@@ -46,6 +79,13 @@ export function createLightPage(url: string, viewer: string, clock: () => number
       page.requests = { fragments: 0, waits: 0, failures: 0 };
       page.kills = 0;
       page.waits = [];
+    },
+    comeBackOn(turn: { token: string; waitMs: number }) {
+      content = 'short';
+      sync.comeBackOn(turn);
+    },
+    async settled() {
+      while (page.busy()) await new Promise((resolve) => setTimeout(resolve, 5));
     },
     snapshot(values: Record<string, unknown>) {
       sync.snapshot(values);

@@ -43,6 +43,8 @@ export function createFeedBuilder(deps: {
   avatars: AvatarService;
   recommendations: RecommendationService;
   pacer: Pacer;
+  /** Told of each live render: this process's own pace (the pacer's `renderer`). */
+  renderCost?: { rendered(): void };
   metrics: Metrics;
 }) {
   const safe = (key: string) => flagCatalog[key]!.safeDefault as never;
@@ -72,7 +74,8 @@ export function createFeedBuilder(deps: {
       });
       const cachedRecs = deps.recommendations.cached(viewer, flavour);
       if (cachedRecs) recommendations = cachedRecs;
-      const plan: CallPlan = { avatars: missing.length, recommendations: cachedRecs ? 0 : 1 };
+      // A render that calls the third party is paced by it, and by this process's own loop.
+      const plan: CallPlan = { avatars: missing.length, recommendations: cachedRecs ? 0 : 1, renderer: 1 };
 
       if (missing.length > 0 || !cachedRecs) {
         const admission = deps.pacer.admit(plan, viewer.key, { token: options.turn, foreground: options.foreground ?? false });
@@ -89,9 +92,10 @@ export function createFeedBuilder(deps: {
           ]);
           missing.forEach((key, index) => avatars.set(key, fetched[index]!));
           recommendations = recs;
+          deps.renderCost?.rendered();
           // What came out short for want of capacity is asked again on a turn of its own.
           const short: CallPlan = { avatars: fetched.filter((a) => a.catchUp).length, recommendations: recs.catchUp ? 1 : 0 };
-          if (short.avatars! + short.recommendations! > 0) turn = deps.pacer.turnFor(short, viewer.key);
+          if (short.avatars! + short.recommendations! > 0) turn = deps.pacer.turnFor({ ...short, renderer: 1 }, viewer.key);
         }
       }
     } else {
@@ -127,12 +131,12 @@ export type FeedBuilder = ReturnType<typeof createFeedBuilder>;
 export function createRefetchWindow(pacer: Pacer): RefetchWindow {
   return (key, value, pages, everyone) => {
     if (key === KILL_SWITCH) {
-      if (value === true) return pacer.spreadMs(pages, { avatars: 1, recommendations: 1 });
+      if (value === true) return pacer.spreadMs(pages, { avatars: 1, recommendations: 1, renderer: 1 });
       // Every page killed: no turn handed out will be used; a restore must not queue behind them.
       if (everyone) pacer.releaseAll();
       return undefined;
     }
-    if (key === RECS_FLAVOUR) return pacer.spreadMs(pages, { recommendations: 1 });
+    if (key === RECS_FLAVOUR) return pacer.spreadMs(pages, { recommendations: 1, renderer: 1 });
     return undefined;
   };
 }

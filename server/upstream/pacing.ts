@@ -1,15 +1,21 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { UpstreamService } from '../observability/metrics.js';
 
-/** A service as the pacer sees it: how many calls it may have in flight, and how long one takes. */
+/**
+ * What a live render uses, as the pacer sees it: a third-party service, or this process's own
+ * event loop (`renderer`: one render at a time, each costing the CPU time it was measured at).
+ */
+export type PacedResource = UpstreamService | 'renderer';
+
+/** A resource as the pacer sees it: how many calls it may have in flight, and how long one takes. */
 export interface PacedService {
-  readonly service: UpstreamService;
+  readonly service: PacedResource;
   readonly capacity: number;
   latencyMs(): number;
 }
 
-/** Third-party calls one live render would make now, per service (cache misses only). */
-export type CallPlan = Partial<Record<UpstreamService, number>>;
+/** What one live render would use now, per resource: third-party calls (cache misses only), renders. */
+export type CallPlan = Partial<Record<PacedResource, number>>;
 
 /** A time to come back, handed to one viewer: its calls are reserved for then. */
 export interface Turn {
@@ -25,7 +31,8 @@ export interface Pacer {
   /**
    * Asks for the calls of one live render. Admitted when every service it needs can start them
    * within the budget (or the viewer brings a turn it was given); otherwise the calls are
-   * reserved at the first time the services have room for them, and that time is the turn.
+   * reserved at the first time the services have room for them, and that time is the turn. A
+   * viewer that holds a turn already (a reload, a second tab) is given the same one again.
    */
   admit(plan: CallPlan, viewerKey: string, options?: { token?: string | undefined; foreground?: boolean }): Admission;
   /** A turn for a render that came out short (its calls were late or over capacity). */
@@ -41,6 +48,8 @@ export interface Pacer {
    * reserved for them are released (only what is in flight now stays, at most one latency).
    */
   releaseAll(): void;
+  /** Turns handed out and not yet brought back nor given up on. */
+  turnsHeld(): number;
 }
 
 /** The longest a turn or a spread may be: a page never waits longer than this to try again. */
@@ -48,6 +57,14 @@ const MAX_WAIT_MS = 10 * 60_000;
 /** A turn is honoured this early (clocks, timers) and this late (a slow tab, a busy network). */
 const EARLY_MS = 500;
 const STALE_MS = 60_000;
+/**
+ * A turn not brought back this long after its time was given up on (the reader left, the tab
+ * slept): the calls reserved for it are released, so that a launch's bounces do not push every
+ * later turn back. Brought back later still (up to STALE_MS) it is honoured all the same.
+ */
+const ABANDONED_AFTER_MS = 3_000;
+/** How often, at most, the held turns are looked over for abandoned ones (on the next request). */
+const SWEEP_EVERY_MS = 250;
 /** A page load (someone waiting) is admitted only within this share of the budget. */
 const FOREGROUND_SHARE = 8;
 
@@ -70,7 +87,11 @@ export function createPacer(options: {
 }): Pacer {
   const now = options.now ?? Date.now;
   const key = options.key ?? randomBytes(32);
-  const busyUntil = new Map<UpstreamService, number>();
+  const busyUntil = new Map<PacedResource, number>();
+  // One turn per viewer at most: a viewer asking again before its turn gets the same one, so
+  // that a reload (or a client that never comes back) cannot book the same calls twice.
+  const held = new Map<string, { at: number; token: string; plan: CallPlan }>();
+  let sweptAt = Number.NEGATIVE_INFINITY;
   const costMs = (service: PacedService, calls: number) => (calls * service.latencyMs()) / service.capacity;
   const needed = (plan: CallPlan) => options.services.filter((service) => (plan[service.service] ?? 0) > 0);
   const backlogMs = (service: PacedService, at: number) => Math.max(0, (busyUntil.get(service.service) ?? 0) - at);
@@ -82,16 +103,40 @@ export function createPacer(options: {
     }
   };
 
+  /** Gives back what an abandoned turn reserved: every later reservation may start that much sooner. */
+  const release = (plan: CallPlan, at: number) => {
+    for (const service of needed(plan)) {
+      const until = busyUntil.get(service.service) ?? 0;
+      busyUntil.set(service.service, Math.max(at, until - costMs(service, plan[service.service]!)));
+    }
+  };
+
+  const sweep = (at: number) => {
+    if (at - sweptAt < SWEEP_EVERY_MS) return;
+    sweptAt = at;
+    for (const [viewerKey, turn] of held) {
+      if (at - turn.at > ABANDONED_AFTER_MS) {
+        held.delete(viewerKey);
+        release(turn.plan, at);
+      }
+    }
+  };
+
   const signature = (viewerKey: string, at: number) => createHmac('sha256', key).update(`${viewerKey}\n${at}`).digest('base64url').slice(0, 22);
 
   const turnFor = (plan: CallPlan, viewerKey: string): Turn => {
     const at = now();
+    sweep(at);
+    const current = held.get(viewerKey);
+    if (current && at - current.at <= ABANDONED_AFTER_MS) return { token: current.token, waitMs: Math.max(0, current.at - at) };
     // The first moment every service it needs has its backlog down to half the budget.
     let start = at;
     for (const service of needed(plan)) start = Math.max(start, at + backlogMs(service, at) - options.budgetMs / 2);
     start = Math.min(Math.ceil(start), at + MAX_WAIT_MS);
     reserve(plan, start);
-    return { token: `${start}.${signature(viewerKey, start)}`, waitMs: start - at };
+    const token = `${start}.${signature(viewerKey, start)}`;
+    held.set(viewerKey, { at: start, token, plan });
+    return { token, waitMs: start - at };
   };
 
   const validTurn = (token: string, viewerKey: string): boolean => {
@@ -107,12 +152,24 @@ export function createPacer(options: {
 
   return {
     admit(plan, viewerKey, { token, foreground = false } = {}) {
-      if (token !== undefined && validTurn(token, viewerKey)) return { admitted: true, byTurn: true };
+      if (token !== undefined && validTurn(token, viewerKey)) {
+        // Brought back: its calls were reserved when it was handed out (unless it was given up
+        // on, and then there is room for them again by now).
+        if (held.get(viewerKey)?.token === token) held.delete(viewerKey);
+        return { admitted: true, byTurn: true };
+      }
       const at = now();
+      sweep(at);
       // A person waiting for a page gets it at once, with a turn for the rest, rather than wait
       // in line behind a restore: a page load only takes the calls that start almost at once.
       const budget = foreground ? options.budgetMs / FOREGROUND_SHARE : options.budgetMs;
       if (needed(plan).every((service) => backlogMs(service, at) <= budget)) {
+        // Room now for a viewer that holds a turn (a reload): served now, its turn given back.
+        const current = held.get(viewerKey);
+        if (current) {
+          held.delete(viewerKey);
+          release(current.plan, at);
+        }
         reserve(plan, at);
         return { admitted: true, byTurn: false };
       }
@@ -121,6 +178,7 @@ export function createPacer(options: {
     turnFor,
     releaseAll() {
       const at = now();
+      held.clear();
       for (const service of options.services) {
         const inFlight = at + service.latencyMs();
         if ((busyUntil.get(service.service) ?? 0) > inFlight) busyUntil.set(service.service, inFlight);
@@ -132,5 +190,6 @@ export function createPacer(options: {
       for (const service of needed(perPage)) spread = Math.max(spread, backlogMs(service, at) + costMs(service, pages * perPage[service.service]!));
       return Math.min(Math.ceil(spread), MAX_WAIT_MS);
     },
+    turnsHeld: () => held.size,
   };
 }

@@ -77,4 +77,73 @@ describe('the pacer', () => {
     expect(pacer.spreadMs(0, { recommendations: 1 })).toBe(0);
     expect(pacer.spreadMs(10_000_000, { recommendations: 1 })).toBe(600_000); // capped at ten minutes
   });
+
+  it('gives a viewer that holds a turn the same turn again: a reload books nothing twice', () => {
+    const { pacer, advance } = setup(1, 100, 100);
+    for (let i = 0; i < 2; i++) pacer.admit({ avatars: 1 }, `v${i}`); // 200 ms of backlog: full
+    const first = pacer.admit({ avatars: 1 }, 'reader');
+    if (first.admitted) throw new Error('expected a turn');
+    expect(pacer.turnsHeld()).toBe(1);
+    const spread = pacer.spreadMs(1, { avatars: 1 });
+    advance(10);
+    const again = pacer.admit({ avatars: 1 }, 'reader');
+    expect(again).toEqual({ admitted: false, turn: { token: first.turn.token, waitMs: first.turn.waitMs - 10 } });
+    expect(pacer.spreadMs(1, { avatars: 1 })).toBe(spread - 10); // nothing more reserved
+    expect(pacer.turnsHeld()).toBe(1);
+    // Brought back: no longer held.
+    advance(first.turn.waitMs);
+    expect(pacer.admit({ avatars: 1 }, 'reader', { token: first.turn.token })).toEqual({ admitted: true, byTurn: true });
+    expect(pacer.turnsHeld()).toBe(0);
+  });
+
+  it('a viewer holding a turn is served at once when there is room by then, and its turn given back', () => {
+    const { pacer, advance } = setup(1, 100, 100);
+    for (let i = 0; i < 2; i++) pacer.admit({ avatars: 1 }, `v${i}`); // 200 ms of backlog
+    const turn = pacer.admit({ avatars: 1 }, 'reader');
+    expect(turn.admitted).toBe(false);
+    expect(pacer.spreadMs(0, { avatars: 1 })).toBe(300);
+    advance(250); // 50 ms of backlog left: room
+    expect(pacer.admit({ avatars: 1 }, 'reader')).toEqual({ admitted: true, byTurn: false });
+    expect(pacer.turnsHeld()).toBe(0);
+    // Its turn's 100 ms given back: only its new call is ahead, not the turn's reservation too.
+    expect(pacer.spreadMs(0, { avatars: 1 })).toBe(100);
+  });
+
+  it('gives up on a turn not brought back 3 s after its time, and releases what it reserved', () => {
+    const { pacer, advance } = setup(1, 100, 100);
+    for (let i = 0; i < 2; i++) pacer.admit({ avatars: 1 }, `v${i}`);
+    // 50 readers deferred who never come back (they closed the tab): 5 s of calls reserved, the
+    // turns at 150 ms, 250 ms, ... 5,050 ms.
+    for (let i = 0; i < 50; i++) pacer.admit({ avatars: 1 }, `bounced-${i}`);
+    expect(pacer.turnsHeld()).toBe(50);
+    expect(pacer.spreadMs(0, { avatars: 1 })).toBe(5200);
+    advance(3_000);
+    pacer.admit({ avatars: 1 }, 'anyone'); // 3 s after the first turn's time: still held
+    expect(pacer.turnsHeld()).toBe(51);
+    advance(500);
+    pacer.admit({}, 'anyone-else'); // a request looks the held turns over: four given up on
+    expect(pacer.turnsHeld()).toBe(47);
+    advance(5_000); // every turn's time, plus 3 s, is past
+    expect(pacer.admit({ avatars: 1 }, 'next')).toEqual({ admitted: true, byTurn: false });
+    expect(pacer.turnsHeld()).toBe(0);
+    expect(pacer.spreadMs(0, { avatars: 1 })).toBe(100); // only the new call: nothing left behind
+  });
+
+  it('paces a render by the slowest resource it needs: this process\'s own loop included', () => {
+    const pacer = createPacer({
+      services: [
+        { service: 'avatars', capacity: 32, latencyMs: () => 100 },
+        { service: 'renderer', capacity: 1, latencyMs: () => 10 },
+      ],
+      budgetMs: 400,
+      now: () => 0,
+      key: Buffer.alloc(32, 1),
+    });
+    // 1,000 pages: the third party needs 1,000 x 100 / 32 = 3.1 s; this process 1,000 x 10 ms = 10 s.
+    expect(pacer.spreadMs(1000, { avatars: 1, renderer: 1 })).toBe(10_000);
+    expect(pacer.spreadMs(1000, { avatars: 1 })).toBe(3125);
+    // 41 renders fill the loop's 400 ms budget long before the third party's.
+    const admissions = Array.from({ length: 42 }, (_, i) => pacer.admit({ avatars: 1, renderer: 1 }, `v${i}`));
+    expect(admissions.filter((a) => a.admitted)).toHaveLength(41);
+  });
 });
