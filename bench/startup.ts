@@ -1,7 +1,7 @@
 /**
  * What a new user waits for, with the defaults (no variables but a free PORT, a fresh flag
  * folder, SIMULATOR_PORT 0 so that runs never collide):
- *   start to ready     `node dist/main.js` spawned -> GET /readyz answers 200 (median of 5)
+ *   start to ready     `node dist/server/main.js` spawned -> GET /readyz answers 200 (median of 5)
  *   npm start, cold    a fresh clone, `npm ci` done, no dist/: `npm start` -> /readyz 200 (the
  *                      prestart `tsc` build included)
  *   npm start, again   the same clone, dist/ present: `npm start` -> /readyz 200
@@ -65,7 +65,7 @@ const seconds = (ms: number) => Math.round(ms / 10) / 100;
 // Start to ready, from this checkout's build.
 timed('npm', ['run', 'build', '--silent'], ROOT);
 const starts: number[] = [];
-for (let i = 0; i < 5; i++) starts.push(await startToReady(process.execPath, ['dist/main.js'], ROOT));
+for (let i = 0; i < 5; i++) starts.push(await startToReady(process.execPath, ['dist/server/main.js'], ROOT));
 
 // A fresh clone: npm ci, then npm start twice.
 const clone = await mkdtemp(path.join(tmpdir(), 'startup-clone-'));
@@ -76,7 +76,7 @@ try {
   const again = await startToReady('npm', ['start', '--silent'], clone);
 
   const results = { at: new Date().toISOString(), startToReadyMs: median(starts), runsMs: starts.map(Math.round), npmStartColdMs: Math.round(cold), npmStartAgainMs: Math.round(again), npmCiMs: Math.round(npmCi) };
-  console.log(`start to ready (node dist/main.js -> /readyz 200): ${seconds(results.startToReadyMs)} s, median of 5 (${starts.map((ms) => seconds(ms)).join(', ')})`);
+  console.log(`start to ready (node dist/server/main.js -> /readyz 200): ${seconds(results.startToReadyMs)} s, median of 5 (${starts.map((ms) => seconds(ms)).join(', ')})`);
   console.log(`npm start on a fresh clone -> /readyz 200: ${seconds(cold)} s cold (tsc build included), ${seconds(again)} s again`);
   console.log(`npm ci on a fresh clone: ${seconds(npmCi)} s`);
   await mkdir(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });

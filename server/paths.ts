@@ -1,9 +1,12 @@
 import { fileURLToPath } from 'node:url';
 
 /**
- * The project's root folder. This file sits one level below it both as source (server/) and
- * compiled (dist/), so the same relative step works for `tsx` and for `node dist`.
+ * The project's root folder: one level above this file as source (server/), two as compiled
+ * (dist/server/, the build keeping the tree's layout so that the server can import the module it
+ * shares with the pages, public/js/shared.js).
  */
-export const projectRoot = fileURLToPath(new URL('..', import.meta.url));
-export const viewsDir = fileURLToPath(new URL('../views', import.meta.url));
-export const publicDir = fileURLToPath(new URL('../public', import.meta.url));
+const here = new URL('.', import.meta.url);
+const root = new URL(here.pathname.endsWith('/dist/server/') ? '../../' : '../', here);
+export const projectRoot = fileURLToPath(root);
+export const viewsDir = fileURLToPath(new URL('views', root));
+export const publicDir = fileURLToPath(new URL('public', root));

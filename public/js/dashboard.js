@@ -1,4 +1,6 @@
 // @ts-check
+import { KILL_SWITCH } from './shared.js';
+
 /**
  * The launch dashboard: three live charts (uPlot, served by our server) fed once a second over
  * Socket.IO, with every flip marked on the timeline. The effect of a kill is visible at a
@@ -9,7 +11,6 @@
 /** @typedef {{ at: string, key: string, summary: string }} Flip */
 
 const WINDOW = 300; // seconds kept on screen
-const KILL_SWITCH = 'show-avatars-and-reccs';
 
 /**
  * @param {any} socket

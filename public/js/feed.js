@@ -1,6 +1,7 @@
 // @ts-check
 import { showConnection } from './connection.js';
 import { createLiveSync, fetchFragment } from './live-sync.js';
+import { FALLBACK_AVATAR, THEMES } from './shared.js';
 
 /**
  * The feed page's live side: the DOM for the policy in live-sync.js (shared with the
@@ -10,8 +11,6 @@ import { createLiveSync, fetchFragment } from './live-sync.js';
  * live region at the moment the server's pacing gives, showing meanwhile that the page is
  * catching up. No reload, no navigation; the reader stays on the same post.
  */
-const FALLBACK_AVATAR = '/static/img/fallback-avatar.svg';
-const THEMES = ['light', 'dark', 'aurora'];
 
 const live = /** @type {HTMLElement} */ (document.getElementById('live'));
 const toast = document.getElementById('toast');
@@ -91,7 +90,7 @@ function swap(html) {
 
 /** @param {unknown} value */
 function theme(value) {
-  const name = typeof value === 'string' && THEMES.includes(value) ? value : 'light';
+  const name = typeof value === 'string' && THEMES.includes(value) ? value : THEMES[0];
   if (document.documentElement.dataset.theme !== name) document.documentElement.dataset.theme = name;
 }
 

@@ -15,11 +15,9 @@
  * - A change that arrives while a fetch is under way wins: the older answer is dropped.
  */
 
-export const KILL_SWITCH = 'show-avatars-and-reccs';
-export const RECS_FLAVOUR = 'recommendations-flavour';
-export const THEME = 'theme';
-export const REFETCH_TURN_HEADER = 'Refetch-Turn';
-export const REFETCH_AFTER_HEADER = 'Refetch-After-Ms';
+import { KILL_SWITCH, RECS_FLAVOUR, REFETCH_AFTER_HEADER, REFETCH_TURN_HEADER, THEME } from './shared.js';
+
+export { KILL_SWITCH, RECS_FLAVOUR, THEME };
 
 /** The window when the server gave none (a flip seen in the snapshot after a reconnect). */
 export const DEFAULT_WINDOW_MS = 1000;

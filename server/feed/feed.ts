@@ -1,4 +1,5 @@
 import type { Client } from '@openfeature/server-sdk';
+import { THEMES } from '../../public/js/shared.js';
 import { flagCatalog, KILL_SWITCH, RECS_FLAVOUR, THEME } from '../flags/catalog.js';
 import type { Metrics } from '../observability/metrics.js';
 import { FALLBACK_AVATAR, type Avatar, type AvatarService } from '../upstream/avatars.js';
@@ -27,7 +28,7 @@ export interface FeedView {
   deferred: boolean;
 }
 
-export const THEMES = ['light', 'dark', 'aurora'];
+export { THEMES };
 
 const FALLBACK: Avatar = { url: FALLBACK_AVATAR, live: false };
 

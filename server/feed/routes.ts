@@ -1,4 +1,5 @@
 import { Router, type Request, type Response } from 'express';
+import { REFETCH_AFTER_HEADER, REFETCH_TURN_HEADER } from '../../public/js/shared.js';
 import { BadRequestError } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
 import { FALLBACK_RECOMMENDATIONS } from '../upstream/recommendations.js';
@@ -34,9 +35,8 @@ function turnOf(req: Request): string | undefined {
   return typeof turn === 'string' && turn.length <= 64 ? turn : undefined;
 }
 
-/** The headers that tell a page when to come back for what it could not have yet. */
-export const REFETCH_TURN_HEADER = 'Refetch-Turn';
-export const REFETCH_AFTER_HEADER = 'Refetch-After-Ms';
+/** The headers that tell a page when to come back for what it could not have yet (shared with it). */
+export { REFETCH_AFTER_HEADER, REFETCH_TURN_HEADER };
 
 export function createFeedRoutes(deps: { buildFeed: FeedBuilder; metrics: Metrics }): Router {
   const router = Router();

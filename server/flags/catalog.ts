@@ -1,12 +1,10 @@
 import type { FlagValue, FlagValueType } from '@openfeature/server-sdk';
 import type { FlagdDocument } from './types.js';
 
-/** The kill switch: `true` lets the feed call the third party, `false` sheds it. */
-export const KILL_SWITCH = 'show-avatars-and-reccs';
-/** Which recommendations the third party is asked for: rolled out by percentage and to a group. */
-export const RECS_FLAVOUR = 'recommendations-flavour';
-/** The page's look; changes restyle every open page in place. */
-export const THEME = 'theme';
+// The keys the pages react to are shared with them (public/js/shared.js): one source.
+import { KILL_SWITCH, RECS_FLAVOUR, THEME } from '../../public/js/shared.js';
+
+export { KILL_SWITCH, RECS_FLAVOUR, THEME };
 /** The server's own log level, changed live without a restart. */
 export const LOG_LEVEL = 'log-level';
 

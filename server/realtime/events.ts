@@ -20,14 +20,9 @@ export interface FlagUpdate {
  */
 export type RefetchWindow = (key: string, value: FlagValue, pages: number, everyone: boolean) => number | undefined;
 
-/** What the admin page shows live. */
-export interface AdminState {
-  source: { kind: string; writable: boolean; ready: boolean; detail: string };
-  flags: { key: string; version: number; definition: unknown; description: string }[];
-  audit: unknown[];
-  browsers: number;
-  upstream: { service: string; breaker: string; calls: Record<string, number>; skipped: Record<string, number> }[];
-}
+/** What the admin page shows live: one type, declared beside the page that reads it. */
+export type { AdminState } from '../../public/js/shared.js';
+import type { AdminState } from '../../public/js/shared.js';
 
 import type { StatsSample } from '../admin/stats.js';
 import type { Principal } from '../access/tokens.js';

@@ -1,4 +1,5 @@
 import type { EvaluationContext, FlagValue, ResolutionDetails } from '@openfeature/server-sdk';
+import { setImmediate as nextTurnOfTheLoop } from 'node:timers/promises';
 import type { Server, Socket } from 'socket.io';
 import { flagCatalog, pageFlagKeys } from '../flags/catalog.js';
 import { valueOrSafeDefault } from '../flags/provider.js';
@@ -25,6 +26,16 @@ function isContextFree(details: ResolutionDetails<FlagValue>): boolean {
   return details.reason === 'STATIC' || details.reason === 'DISABLED' || details.errorCode === 'FLAG_NOT_FOUND';
 }
 
+/**
+ * A push hands this many browsers at most to the sockets before it lets the event loop turn: a
+ * flip to 10,000 browsers on one core writes for ~100 ms, and a page load arriving meanwhile (a new
+ * viewer during a kill) would wait for all of it. Between slices, it waits for one slice at most.
+ */
+const SLICE = 1000;
+/** Browsers are spread over this many rooms (round-robin) so that a push to all is sent in slices. */
+const SLICE_ROOMS = 64;
+const sliceRoom = (index: number) => `slice:${index}`;
+
 function sameValue(a: FlagValue | undefined, b: FlagValue): boolean {
   if (a === b) return true;
   return typeof b === 'object' && b !== null && JSON.stringify(a) === JSON.stringify(b);
@@ -42,6 +53,7 @@ export class FlagPusher {
   private readonly groups = new Map<string, ViewerGroup>();
   private readonly queue = new SerialQueue();
   private readonly keys = pageFlagKeys;
+  private registered = 0;
 
   constructor(
     private readonly deps: {
@@ -82,6 +94,7 @@ export class FlagPusher {
       let group = this.groups.get(viewer.key);
       if (!group) this.groups.set(viewer.key, (group = { context, sockets: new Set() }));
       group.sockets.add(socket);
+      void socket.join(sliceRoom(this.registered++ % SLICE_ROOMS));
       this.deps.metrics.connectedBrowsers.inc();
       socket.emit('flag_snapshot', snapshot);
     });
@@ -123,7 +136,13 @@ export class FlagPusher {
     let shared: FlagValue | undefined;
     let first = true;
 
+    let seen = 0;
     for (const group of this.groups.values()) {
+      // Evaluating 10,000 viewers takes tens of milliseconds: let requests in between.
+      if ((seen += group.sockets.size) >= SLICE) {
+        seen = 0;
+        await nextTurnOfTheLoop();
+      }
       let value: FlagValue;
       if (shared !== undefined) {
         value = shared;
@@ -145,14 +164,38 @@ export class FlagPusher {
 
     const everyone = this.browserCount;
     for (const { value, ids } of partitions.values()) {
-      // Every browser changing to the same value (a kill, a restore) is a plain broadcast: no
-      // room set of N socket ids to build and walk. Admin pages are not browsers: exclude them.
       const all = ids.length === everyone;
-      const target = all ? this.deps.io.local.except('admin') : this.deps.io.local.to(ids);
       const refetchWithinMs = this.deps.refetchWindow?.(key, value, ids.length, all);
-      target.emit('flag_update', refetchWithinMs === undefined ? { key, value, version } : { key, value, version, refetchWithinMs });
+      const update = refetchWithinMs === undefined ? { key, value, version } : { key, value, version, refetchWithinMs };
+      await this.emitInSlices(all ? undefined : ids, update);
       this.deps.metrics.flagUpdatesSent.inc({ key }, ids.length);
     }
     this.deps.logger.debug({ key, version, partitions: partitions.size }, 'flag pushed');
+  }
+
+  /**
+   * Sends one update to `ids` (or to every browser), SLICE browsers at a time, letting the loop
+   * turn in between. Every browser changing to the same value (a kill, a restore) goes to the
+   * slice rooms in turn: a broadcast each, with no room set of N socket ids to build and walk.
+   */
+  private async emitInSlices(ids: string[] | undefined, update: Parameters<ServerToClientEvents['flag_update']>[0]): Promise<void> {
+    const { io } = this.deps;
+    if (ids === undefined) {
+      let sent = 0;
+      for (let index = 0; index < SLICE_ROOMS; index++) {
+        const room = sliceRoom(index);
+        io.local.to(room).emit('flag_update', update);
+        sent += io.of('/').adapter.rooms.get(room)?.size ?? 0;
+        if (sent >= SLICE && index < SLICE_ROOMS - 1) {
+          sent = 0;
+          await nextTurnOfTheLoop();
+        }
+      }
+      return;
+    }
+    for (let start = 0; start < ids.length; start += SLICE) {
+      if (start > 0) await nextTurnOfTheLoop();
+      io.local.to(ids.slice(start, start + SLICE)).emit('flag_update', update);
+    }
   }
 }

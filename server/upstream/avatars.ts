@@ -1,10 +1,11 @@
 import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
+import { FALLBACK_AVATAR } from '../../public/js/shared.js';
 import type { Logger } from '../observability/logger.js';
 import { catchesUp, type UpstreamClient } from './client.js';
 import { SingleFlight } from './single-flight.js';
 
-export const FALLBACK_AVATAR = '/static/img/fallback-avatar.svg';
+export { FALLBACK_AVATAR };
 
 export interface Avatar {
   url: string;

@@ -14,10 +14,10 @@ export interface AppProcess {
 /**
  * Runs one of the server's entry points as `npm start` does: the compiled JavaScript in `dist/`
  * (built once per test run by test/setup/build.ts) under plain Node. `server/main.ts` runs
- * `dist/main.js`.
+ * `dist/server/main.js`.
  */
 export function runScript(script: string, args: string[], env: Record<string, string>) {
-  const compiled = script.replace(/^server\//, 'dist/').replace(/\.ts$/, '.js');
+  const compiled = script.replace(/^server\//, 'dist/server/').replace(/\.ts$/, '.js');
   return spawn(process.execPath, [compiled, ...args], {
     cwd: projectRoot,
     env: { ...process.env, ...env, NODE_OPTIONS: '' },
@@ -40,7 +40,7 @@ export async function killLeftoverAppProcesses(): Promise<void> {
   );
 }
 
-/** Starts the server (`dist/main.js`, what `npm start` runs) and resolves once it logs the URL it listens on. */
+/** Starts the server (`dist/server/main.js`, what `npm start` runs) and resolves once it logs the URL it listens on. */
 export async function startAppProcess(env: Record<string, string>): Promise<AppProcess> {
   const child = runScript('server/main.ts', [], { PORT: '0', SIMULATOR_PORT: '0', SIMULATOR_LATENCY_MS: '5', ...env });
   started.add(child);

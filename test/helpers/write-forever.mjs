@@ -6,11 +6,11 @@
  * the second that compiling TypeScript on the fly takes.
  *   node test/helpers/write-forever.mjs <flags-file>
  */
-import { FileAuditLog } from '../../dist/flags/audit.js';
-import { KILL_SWITCH } from '../../dist/flags/catalog.js';
-import { storeFiles } from '../../dist/flags/store.js';
-import { FileFlagStore } from '../../dist/flags/store-file.js';
-import { createLogger } from '../../dist/observability/logger.js';
+import { FileAuditLog } from '../../dist/server/flags/audit.js';
+import { KILL_SWITCH } from '../../dist/server/flags/catalog.js';
+import { storeFiles } from '../../dist/server/flags/store.js';
+import { FileFlagStore } from '../../dist/server/flags/store-file.js';
+import { createLogger } from '../../dist/server/observability/logger.js';
 
 const file = process.argv[2];
 const logger = createLogger('silent');

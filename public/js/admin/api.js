@@ -1,0 +1,45 @@
+// @ts-check
+/**
+ * The admin page's writes: the same API as `npm run flag`, carried by the page's session (an
+ * HttpOnly cookie no script can read) with its CSRF token, and If-Match on the version the page
+ * shows, so that a change made meanwhile by someone else is never overwritten unseen.
+ */
+
+/**
+ * @param {{ csrf: string, versionOf: (key: string) => number | undefined, note: () => string }} options
+ *   `note`: what the person at this page adds to the audit beside their token's name.
+ */
+export function createFlagApi({ csrf, versionOf, note }) {
+  return {
+    /**
+     * PATCHes a flag with a JSON merge patch.
+     * @param {string} key
+     * @param {Record<string, unknown>} patch
+     * @returns {Promise<{ ok: boolean, text: string }>} what to tell the person
+     */
+    async patch(key, patch) {
+      const version = versionOf(key);
+      if (version === undefined) return { ok: false, text: `Unknown flag ${key}.` };
+      const started = performance.now();
+      const response = await fetch(`/api/flags/${encodeURIComponent(key)}`, {
+        method: 'PATCH',
+        credentials: 'same-origin',
+        headers: {
+          'content-type': 'application/merge-patch+json',
+          'if-match': `"${version}"`,
+          'x-csrf-token': csrf,
+          'x-actor': note(),
+          'x-change-source': 'admin',
+        },
+        body: JSON.stringify(patch),
+      });
+      const body = await response.json().catch(() => ({}));
+      if (response.ok) return { ok: true, text: `Done in ${Math.round(performance.now() - started)} ms. Every open browser has been told.` };
+      if (response.status === 401) return { ok: false, text: 'Your session has ended. Reload the page to sign in again.' };
+      if (response.status === 412) return { ok: false, text: 'Someone changed this flag first; the page now shows their change. Try again if still needed.' };
+      return { ok: false, text: body.message || `Failed with HTTP ${response.status}.` };
+    },
+  };
+}
+
+/** @typedef {ReturnType<typeof createFlagApi>} FlagApi */
