@@ -26,6 +26,7 @@ import { KILL_SWITCH } from '../server/flags/catalog.js';
 import type { SimulatorStats } from '../server/upstream/simulator.js';
 import { BENCH_TOKEN } from './lib/app.js';
 import { Fleet, percentile, wallClock } from './lib/fleet.js';
+import { loadPage } from './lib/light-page.js';
 import { PINNED, pinToBrowserCore, startServerProcess } from './lib/pin.js';
 
 pinToBrowserCore(); // the pages and this process on core 1, the app on core 0
@@ -49,25 +50,29 @@ async function flip(url: string, state: 'ENABLED' | 'DISABLED') {
   if (!response.ok) throw new Error(`PATCH ${response.status}: ${await response.text()}`);
 }
 
-/** New viewers loading the page, one every 50 ms, for `ms`: their page times, sorted. */
-async function newViewerPages(url: string, tag: string, ms: number): Promise<number[]> {
-  const times: number[] = [];
+/**
+ * New viewers loading the page, one every 50 ms, for `ms`, each as a browser does it (a page that
+ * comes out short follows its turns): their page times and the times until their page was whole
+ * (live content in place), sorted.
+ */
+async function newViewerPages(url: string, tag: string, ms: number): Promise<{ load: number[]; whole: number[] }> {
+  const load: number[] = [];
+  const whole: number[] = [];
   const pending: Promise<void>[] = [];
   const until = performance.now() + ms;
   for (let i = 0; performance.now() < until; i++) {
     pending.push(
       (async () => {
-        const started = performance.now();
-        const response = await fetch(`${url}/?user=${tag}-${i}`);
-        await response.text();
-        if (response.status !== 200) throw new Error(`new viewer page: ${response.status}`);
-        times.push(performance.now() - started);
+        const view = await loadPage(url, `${tag}-${i}`);
+        if (view.status !== 200) throw new Error(`new viewer page: ${view.status}`);
+        load.push(view.loadMs);
+        if (view.page.content() !== 'short') whole.push(view.wholeMs);
       })(),
     );
     await sleep(50);
   }
   await Promise.all(pending);
-  return times.sort((a, b) => a - b);
+  return { load: load.sort((a, b) => a - b), whole: whole.sort((a, b) => a - b) };
 }
 
 const round = (value: number) => Math.round(value * 10) / 10;
@@ -116,8 +121,8 @@ async function run(pages: number) {
     kill: {
       requestsAfterKill: afterKill.requests.fragments + afterKill.requests.waits + afterKill.requests.failures,
       pagesKilled: killState.killed,
-      newViewerBefore: summary(await beforeKill),
-      newViewerDuring: summary(killTimes),
+      newViewerBefore: summary((await beforeKill).load),
+      newViewerDuring: summary(killTimes.load),
     },
     restore: {
       allLiveMs: Math.round(allLiveMs),
@@ -130,7 +135,9 @@ async function run(pages: number) {
       turns: requests.waits,
       failures: requests.failures,
       breakers,
-      newViewerDuring: summary(restoreTimes),
+      newViewerDuring: summary(restoreTimes.load),
+      // A new viewer's page during a restore comes at once, and fills in on a turn of its own.
+      newViewerWhole: summary(restoreTimes.whole),
     },
   };
 }
@@ -145,7 +152,7 @@ for (const pages of SIZES) {
   console.log(
     `${String(pages).padStart(6)} pages | kill: ${k.requestsAfterKill} requests from pages, new viewer p99 ${k.newViewerBefore.p99} -> ${k.newViewerDuring.p99} ms (${(k.newViewerDuring.p99 / k.newViewerBefore.p99).toFixed(2)}x)` +
       ` | restore: all ${s.pagesLive}/${pages} live in ${(s.allLiveMs / 1000).toFixed(1)} s (capacity needs ${(s.capacityMs / 1000).toFixed(1)} s),` +
-      ` peak in flight ${s.peakInFlight.avatars}/${s.peakInFlight.recommendations} (cap ${CAP}), ${s.turns} turns, ${s.failures} failures, breakers ${s.breakers.join('/')}, new viewer p99 ${s.newViewerDuring.p99} ms`,
+      ` peak in flight ${s.peakInFlight.avatars}/${s.peakInFlight.recommendations} (cap ${CAP}), ${s.turns} turns, ${s.failures} failures, breakers ${s.breakers.join('/')}, new viewer p99 ${s.newViewerDuring.p99} ms (whole: p50 ${s.newViewerWhole.p50} / p99 ${s.newViewerWhole.p99} ms)`,
   );
   // After each size: a run cut short keeps what it measured.
   await mkdir(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });

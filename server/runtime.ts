@@ -14,6 +14,7 @@ import { ConfigError, type Config } from './config.js';
 import { createFeedBuilder, createRefetchWindow } from './feed/feed.js';
 import { evaluationContext, isValidViewerKey, viewerFor } from './feed/viewer.js';
 import type { LDOptions } from '@launchdarkly/node-server-sdk';
+import { flagCatalog, THEME } from './flags/catalog.js';
 import { FileAuditLog } from './flags/audit.js';
 import { createLaunchDarklySource } from './flags/launchdarkly.js';
 import type { FlagSource } from './flags/source.js';
@@ -196,7 +197,9 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     const readiness = () =>
       shuttingDown ? { ready: false, detail: 'shutting down' } : source.readiness();
     let realtime: Realtime | undefined;
-    const adminState = createAdminState(source, audit, upstreamClients, metrics);
+    // The launch-control page is themed like the feed: the `theme` flag, for a context of its own.
+    const adminTheme = () => flags.getStringValue(THEME, flagCatalog[THEME]!.safeDefault as string, { targetingKey: 'launch-control' });
+    const adminState = createAdminState(source, audit, upstreamClients, metrics, adminTheme);
 
     const app = createApp({
       logger,

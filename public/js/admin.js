@@ -36,6 +36,8 @@ startExplain();
 const counts = (values, names) => names.map((name) => el('span', { class: 'count' }, [el('b', {}, [String(values[name] ?? 0)]), ` ${name.replace('_', ' ')}`]));
 
 function render() {
+  // The `theme` flag restyles this page live too.
+  if (document.documentElement.dataset.theme !== state.theme) document.documentElement.dataset.theme = state.theme;
   killSwitch.render();
   $('browsers').textContent = String(state.browsers);
   $('source-detail').textContent = `from ${state.source.kind}${state.source.writable ? '' : ' (read-only here)'}${state.source.ready ? '' : ` · ${state.source.detail}`}`;
@@ -58,7 +60,7 @@ function render() {
       el('tr', {}, [
         el('td', {}, [el('code', {}, [key])]),
         el('td', {}, [d ? el('span', { class: `pill ${d.state === 'ENABLED' ? 'ok' : 'off'}` }, [d.state]) : 'in LaunchDarkly']),
-        el('td', {}, [d ? `${d.defaultVariant} = ${JSON.stringify(d.variants[d.defaultVariant])}` : '—']),
+        el('td', {}, [!d ? '—' : typeof d.defaultVariant === 'string' ? `${d.defaultVariant} = ${JSON.stringify(d.variants[d.defaultVariant])}` : 'code default']),
         el('td', {}, [d?.targeting ? 'yes' : '—']),
         el('td', {}, [String(version)]),
         el('td', {}, [d ? editor.button(key, !state.source.writable || readOnly) : '']),

@@ -10,7 +10,7 @@ export function showConnection(socket) {
     document.body.dataset.socket = state;
     if (label) label.textContent = text;
   };
-  socket.on('connect', () => set('connected', 'Live'));
+  socket.on('connect', () => set('connected', 'Connected'));
   socket.on('disconnect', () => set('disconnected', 'Reconnecting…'));
   socket.io.on('reconnect_attempt', () => set('disconnected', 'Reconnecting…'));
   socket.on('connect_error', () => set('disconnected', 'Offline, retrying…'));

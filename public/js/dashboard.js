@@ -24,31 +24,47 @@ export function startDashboard(socket, flips) {
   const css = getComputedStyle(document.documentElement);
   const color = (/** @type {string} */ name) => css.getPropertyValue(name).trim() || '#888';
 
-  /** Vertical lines at each flip: red for a kill, green for a restore, grey for other flags. */
+  /**
+   * Vertical lines at each flip: red for a kill, green for a restore, grey for other flags. A
+   * label is drawn only where it does not run into the one before (a burst of flips would pile
+   * into an unreadable smear: their lines say enough), and it goes left of its line where the
+   * right edge would clip it.
+   */
   const flipMarks = {
     hooks: {
       draw: [
         (/** @type {any} */ u) => {
           const { ctx, bbox } = u;
+          const px = devicePixelRatio;
           let drawn = 0;
-          for (const flip of flips()) {
-            const t = Date.parse(flip.at) / 1000;
-            if (t < u.scales.x.min || t > u.scales.x.max) continue;
+          let labelsEndAt = -Infinity;
+          const inView = flips()
+            .map((flip) => ({ flip, t: Date.parse(flip.at) / 1000 }))
+            .filter(({ t }) => t >= u.scales.x.min && t <= u.scales.x.max)
+            .sort((a, b) => a.t - b.t);
+          for (const { flip, t } of inView) {
             drawn++;
             const x = Math.round(u.valToPos(t, 'x', true));
             const kill = flip.key === KILL_SWITCH && flip.summary.startsWith('killed');
             const restore = flip.key === KILL_SWITCH && flip.summary.startsWith('restored');
             ctx.save();
             ctx.strokeStyle = kill ? color('--danger') : restore ? color('--ok') : color('--muted');
-            ctx.lineWidth = 2 * devicePixelRatio;
-            ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
+            ctx.lineWidth = 2 * px;
+            ctx.setLineDash([6 * px, 4 * px]);
             ctx.beginPath();
             ctx.moveTo(x, bbox.top);
             ctx.lineTo(x, bbox.top + bbox.height);
             ctx.stroke();
             ctx.fillStyle = ctx.strokeStyle;
-            ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
-            ctx.fillText(kill ? 'kill' : restore ? 'restore' : flip.key, x + 4 * devicePixelRatio, bbox.top + 12 * devicePixelRatio);
+            ctx.font = `${11 * px}px system-ui, sans-serif`;
+            const label = kill ? 'kill' : restore ? 'restore' : flip.key;
+            const width = ctx.measureText(label).width;
+            const fitsRight = x + 4 * px + width <= bbox.left + bbox.width;
+            const start = fitsRight ? x + 4 * px : x - 4 * px - width;
+            if (start >= labelsEndAt + 6 * px) {
+              ctx.fillText(label, start, bbox.top + 12 * px);
+              labelsEndAt = start + width;
+            }
             ctx.restore();
           }
           // What the canvas shows, said in the DOM too (for assistive tech and for tests).

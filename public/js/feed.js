@@ -13,15 +13,18 @@ import { FALLBACK_AVATAR, THEMES } from './shared.js';
  */
 
 const live = /** @type {HTMLElement} */ (document.getElementById('live'));
-const toast = document.getElementById('toast');
+const announcer = document.getElementById('announcer');
 
-/** @param {string} text */
+/**
+ * Says what a flip did to screen readers; everyone else sees it in the banner. Cleared after a
+ * while, so that the same words are said again next time.
+ * @param {string} text
+ */
 function say(text) {
-  if (!toast) return;
-  toast.textContent = text;
-  toast.hidden = false;
-  clearTimeout(Number(toast.dataset.timer));
-  toast.dataset.timer = String(setTimeout(() => (toast.hidden = true), 4000));
+  if (!announcer) return;
+  announcer.textContent = text;
+  clearTimeout(Number(announcer.dataset.timer));
+  announcer.dataset.timer = String(setTimeout(() => (announcer.textContent = ''), 4000));
 }
 
 /** @param {string} id */

@@ -21,7 +21,7 @@ export const REFETCH_TURN_HEADER = 'Refetch-Turn';
 export const REFETCH_AFTER_HEADER = 'Refetch-After-Ms';
 
 /**
- * @typedef {{ state: string, defaultVariant: string | null, variants: Record<string, unknown>, targeting?: unknown }} SwitchDefinition
+ * @typedef {{ state: string, defaultVariant?: string | null, variants: Record<string, unknown>, targeting?: unknown }} SwitchDefinition
  */
 
 /** The merge patch that kills a flag: disabled, so it serves its safe code default. */
@@ -35,7 +35,7 @@ export const KILL_PATCH = Object.freeze({ state: /** @type {const} */ ('DISABLED
 export function isKilled(definition) {
   if (!definition) return true;
   const { state, variants, defaultVariant, targeting } = definition;
-  return state === 'DISABLED' || (defaultVariant !== null && variants[defaultVariant] === false && !targeting);
+  return state === 'DISABLED' || (typeof defaultVariant === 'string' && variants[defaultVariant] === false && !targeting);
 }
 
 /**
@@ -48,7 +48,7 @@ export function restorePatch(definition) {
   /** @type {{ state: 'ENABLED', defaultVariant?: string }} */
   const patch = { state: 'ENABLED' };
   const { variants, defaultVariant, targeting } = definition;
-  if (defaultVariant !== null && variants[defaultVariant] === false && !targeting) {
+  if (typeof defaultVariant === 'string' && variants[defaultVariant] === false && !targeting) {
     const on = Object.keys(variants).find((name) => variants[name] === true);
     if (on) patch.defaultVariant = on;
   }
@@ -59,11 +59,11 @@ export function restorePatch(definition) {
  * What the admin page is sent (`admin_state` over Socket.IO, and the page's initial state): the
  * server builds it with these types, the page reads it with them.
  *
- * @typedef {{ state: string, defaultVariant: string, variants: Record<string, unknown>, targeting?: object }} FlagDefinition
+ * @typedef {{ state: string, defaultVariant?: string | null, variants: Record<string, unknown>, targeting?: object, metadata?: object }} FlagDefinition
  * @typedef {{ key: string, version: number, description: string, definition: FlagDefinition | null }} AdminFlag
  * @typedef {{ source: string, name: string, note?: string, address?: string }} AdminActor
  * @typedef {{ id: string, at: string, key: string, version: number, summary: string, actor: AdminActor }} AdminAuditEntry
  * @typedef {{ service: string, breaker: string, calls: Record<string, number>, skipped: Record<string, number> }} UpstreamState
  * @typedef {{ kind: string, writable: boolean, ready: boolean, detail: string }} SourceState
- * @typedef {{ source: SourceState, flags: AdminFlag[], audit: AdminAuditEntry[], browsers: number, upstream: UpstreamState[] }} AdminState
+ * @typedef {{ source: SourceState, flags: AdminFlag[], audit: AdminAuditEntry[], browsers: number, upstream: UpstreamState[], theme: string }} AdminState
  */

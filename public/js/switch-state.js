@@ -6,7 +6,7 @@ import { parseTargeting } from './targeting.js';
  * partly killed, and for whom. Read from its flagd definition (the rules the admin page's editor
  * writes; custom JsonLogic is said to be custom). Shared by the admin page and its tests.
  *
- * @typedef {{ state: string, defaultVariant: string | null, variants: Record<string, unknown>, targeting?: unknown }} Definition
+ * @typedef {{ state: string, defaultVariant?: string | null, variants: Record<string, unknown>, targeting?: unknown }} Definition
  * @typedef {{ state: 'killed' | 'live' | 'partial', headline: string, detail: string }} SwitchState
  */
 
@@ -23,7 +23,7 @@ export function switchState(definition) {
     return { state: 'killed', headline: 'Killed: third party off', detail: 'Disabled: every viewer gets the safe default (off).' };
   }
   // A default of null (or one that names no variant) is the code's safe default: off.
-  const serves = (/** @type {string | null} */ variant) => variant !== null && variants[variant] === true;
+  const serves = (/** @type {string | null | undefined} */ variant) => typeof variant === 'string' && variants[variant] === true;
   const rules = parseTargeting(definition.targeting);
   if (rules === undefined) {
     return {

@@ -35,6 +35,12 @@ export function digestOf(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
+/**
+ * A token as it appears in text: `ks_` and 43 base64url characters. Not bounded by \b: a token may
+ * end in "-", and a word boundary after it would miss one token in 64.
+ */
+export const TOKEN_IN_TEXT = /(?<![A-Za-z0-9_-])ks_[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])/;
+
 /** A new token: `ks_` (so that secret scanners can spot a leaked one) and 256 random bits. */
 export function newToken(): string {
   return `ks_${randomBytes(32).toString('base64url')}`;

@@ -2,6 +2,7 @@ import express, { Router, type Request, type Response } from 'express';
 import { csrfMatches, fromOwnOrigin, ownOriginOf, sessionIdFrom, type Access } from '../access/auth.js';
 import { SESSION_COOKIE, SESSION_TTL_MS } from '../access/sessions.js';
 import { ForbiddenError } from '../errors.js';
+import { THEMES } from '../../public/js/shared.js';
 import { flagCatalog, KILL_SWITCH } from '../flags/catalog.js';
 import { people } from '../feed/content.js';
 import type { AuditReader } from '../flags/audit.js';
@@ -16,6 +17,8 @@ export function createAdminState(
   audit: AuditReader | undefined,
   upstream: readonly UpstreamClient[] = [],
   metrics?: Metrics,
+  /** The `theme` flag as the launch-control page gets it: the pages share one look. */
+  theme: () => Promise<string> = async () => THEMES[0]!,
 ) {
   /** Calls made by service and outcome, and calls skipped by reason, from the Prometheus counters. */
   const counts = async () => {
@@ -27,7 +30,7 @@ export function createAdminState(
     });
   };
   return async (browsers: number): Promise<AdminState> => {
-    const of = await counts();
+    const [of, look] = await Promise.all([counts(), theme()]);
     const readiness = source.readiness();
     return {
       source: { kind: source.kind, writable: source.store !== undefined, ...readiness },
@@ -38,6 +41,7 @@ export function createAdminState(
       audit: audit?.recent(30) ?? [],
       browsers,
       upstream: upstream.map((client) => ({ service: client.service, breaker: client.breakerState(), ...of(client.service) })),
+      theme: THEMES.includes(look) ? look : THEMES[0]!,
     };
   };
 }
@@ -54,12 +58,12 @@ export function createAdminRoutes(deps: { adminState: () => Promise<AdminState>;
   const { access } = deps;
   const form = express.urlencoded({ extended: false, limit: '4kb' });
   const cookieOptions = (req: Request) => ({ httpOnly: true, sameSite: 'strict' as const, secure: req.secure, path: '/' });
-  const signIn = (res: Response, status: number, message: string) =>
-    res.status(status).set('Cache-Control', 'no-store').render('admin-sign-in', { message });
+  const signIn = async (res: Response, status: number, message: string) =>
+    res.status(status).set('Cache-Control', 'no-store').render('admin-sign-in', { message, theme: (await deps.adminState()).theme });
 
   router.get('/admin', async (req, res) => {
     const session = await access.liveSession(sessionIdFrom(req.headers));
-    if (!session) return void signIn(res, 200, '');
+    if (!session) return void (await signIn(res, 200, ''));
     res.set('Cache-Control', 'no-store').render('admin', {
       state: await deps.adminState(),
       killSwitch: KILL_SWITCH,
@@ -73,13 +77,13 @@ export function createAdminRoutes(deps: { adminState: () => Promise<AdminState>;
     if (!fromOwnOrigin(req.headers, ownOriginOf(req))) throw new ForbiddenError('Sign in from this server\'s own /admin page.', 'cross_site');
     const address = req.ip ?? 'unknown';
     const wait = await access.failures.blockedFor(address);
-    if (wait > 0) return void signIn(res.set('Retry-After', String(wait)), 429, `Too many failed attempts from this address. Try again in ${wait} s.`);
+    if (wait > 0) return void (await signIn(res.set('Retry-After', String(wait)), 429, `Too many failed attempts from this address. Try again in ${wait} s.`));
     const token = typeof req.body?.token === 'string' ? req.body.token.trim() : '';
-    if (!token) return void signIn(res, 400, 'Paste a token to sign in.');
+    if (!token) return void (await signIn(res, 400, 'Paste a token to sign in.'));
     const principal = access.registry.verify(token);
     if (!principal) {
       await access.failures.failed(address);
-      return void signIn(res, 401, 'That token was not accepted: it is wrong, or it was revoked.');
+      return void (await signIn(res, 401, 'That token was not accepted: it is wrong, or it was revoked.'));
     }
     const { id } = await access.sessions.create(principal);
     res.cookie(SESSION_COOKIE, id, { ...cookieOptions(req), maxAge: SESSION_TTL_MS });

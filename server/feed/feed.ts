@@ -96,7 +96,7 @@ export function createFeedBuilder(deps: {
           deps.renderCost?.rendered();
           // What came out short for want of capacity is asked again on a turn of its own.
           const short: CallPlan = { avatars: fetched.filter((a) => a.catchUp).length, recommendations: recs.catchUp ? 1 : 0 };
-          if (short.avatars! + short.recommendations! > 0) turn = deps.pacer.turnFor({ ...short, renderer: 1 }, viewer.key);
+          if (short.avatars! + short.recommendations! > 0) turn = deps.pacer.turnFor({ ...short, renderer: 1 }, viewer.key, { priority: options.foreground ?? false });
         }
       }
     } else {

@@ -145,7 +145,7 @@ export function createFlagsApi(deps: FlagsApiDeps): Router {
       }
       const record = await store.update(
         key,
-        (current) => validateFlagDefinition(key, applyMergePatch(current, req.body), flagType(current)),
+        (current) => validateFlagDefinition(key, applyMergePatch(current, req.body), flagType(current), store.document().$evaluators),
         { ifMatch, actor: actorOf(req, authenticatedOf(res).principal) },
       );
       sendRecord(res, record);

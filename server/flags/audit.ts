@@ -36,7 +36,7 @@ export function summarizeChange(before: FlagDefinition | undefined, after: FlagD
   if (before.state !== after.state) return after.state === 'DISABLED' ? 'killed (disabled)' : 'restored (enabled)';
   const parts: string[] = [];
   if (before.defaultVariant !== after.defaultVariant) {
-    parts.push(`default ${before.defaultVariant} → ${after.defaultVariant}`);
+    parts.push(`default ${before.defaultVariant ?? 'none'} → ${after.defaultVariant ?? 'none'}`);
   }
   if (JSON.stringify(before.targeting ?? null) !== JSON.stringify(after.targeting ?? null)) {
     parts.push(after.targeting ? 'targeting changed' : 'targeting removed');

@@ -21,6 +21,11 @@ export interface Explanation {
 const SPLIT_SENTINEL = '__rollout__';
 
 /** A copy of some JsonLogic with every `fractional` rule replaced by the sentinel variant. */
+/** The default, in words: a variant, or none (the code's safe default). */
+function defaultOf(definition: FlagDefinition): string {
+  return typeof definition.defaultVariant === 'string' ? `the default variant (${definition.defaultVariant})` : "no default variant: the code's safe default";
+}
+
 function withoutFractional(logic: JsonValue): JsonValue {
   if (Array.isArray(logic)) return logic.map(withoutFractional);
   if (logic && typeof logic === 'object') {
@@ -83,7 +88,7 @@ function because(definition: FlagDefinition | undefined, reason: string, variant
   if (reason === 'DISABLED') return 'the flag is disabled: the safe default for everyone';
   if (reason === 'ERROR') return 'the evaluation failed: the safe default';
   const targeting = definition.targeting as JsonValue | undefined;
-  if (!targeting || (typeof targeting === 'object' && Object.keys(targeting).length === 0)) return `no targeting: the default variant (${definition.defaultVariant})`;
+  if (!targeting || (typeof targeting === 'object' && Object.keys(targeting).length === 0)) return `no targeting: ${defaultOf(definition)}`;
   const top = targeting as { if?: JsonValue[]; fractional?: JsonValue };
   if (top.fractional !== undefined) return bucketInWords(top.fractional, variant);
   if (Array.isArray(top.if)) {
@@ -95,9 +100,9 @@ function because(definition: FlagDefinition | undefined, reason: string, variant
     const otherwise = parts.length % 2 ? parts[parts.length - 1] : null;
     const fractional = (otherwise as { fractional?: JsonValue } | null)?.fractional;
     if (fractional !== undefined) return `no rule matched; ${bucketInWords(fractional, variant)}`;
-    return `no rule matched: the default variant (${definition.defaultVariant})`;
+    return `no rule matched: ${defaultOf(definition)}`;
   }
-  return reason === 'DEFAULT' ? `custom targeting gave no variant: the default (${definition.defaultVariant})` : 'custom targeting';
+  return reason === 'DEFAULT' ? `custom targeting gave no variant: ${defaultOf(definition)}` : 'custom targeting';
 }
 
 /** Every flag the app uses, evaluated for one context, with the reason. */

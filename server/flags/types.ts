@@ -4,14 +4,22 @@ import type { JsonValue } from '@openfeature/server-sdk';
 export interface FlagDefinition {
   state: 'ENABLED' | 'DISABLED';
   variants: Record<string, JsonValue>;
-  defaultVariant: string;
+  /** Absent or null: the code's default value (flagd's own meaning). */
+  defaultVariant?: string | null;
   targeting?: Record<string, JsonValue>;
+  /** flagd's flag metadata: kept as written, never read by the app. */
+  metadata?: Record<string, string | number | boolean>;
 }
 
-/** A flagd flag-definition document, as in FLAGS_FILE. */
+/**
+ * A flagd flag-definition document, as in FLAGS_FILE. Members besides `flags` (flag-set
+ * `metadata`, `$evaluators`) are kept as written across the app's writes.
+ */
 export interface FlagdDocument {
   $schema?: string;
+  $evaluators?: Record<string, unknown>;
   flags: Record<string, FlagDefinition>;
+  [member: string]: unknown;
 }
 
 /** A flag as the API shows it: the version counts its writes and is never part of the definition. */

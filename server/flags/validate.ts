@@ -1,4 +1,4 @@
-import { FlagdCore } from '@openfeature/flagd-core';
+import { FlagdCore, MemoryStorage } from '@openfeature/flagd-core';
 import type { FlagValueType, JsonValue } from '@openfeature/server-sdk';
 import { z } from 'zod';
 import { FlagValidationError } from '../errors.js';
@@ -10,6 +10,8 @@ export const FLAG_KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 const jsonObject = z.record(z.string(), z.json());
 
+// A flag's members, as flagd defines them. Anything else is refused: a misspelt "targetting"
+// would otherwise be kept and silently do nothing.
 const flagSchema = z.strictObject(
   {
     state: z.enum(['ENABLED', 'DISABLED'], { error: 'must be "ENABLED" or "DISABLED"' }),
@@ -18,8 +20,10 @@ const flagSchema = z.strictObject(
         error: 'must be an object of variant name to value',
       })
       .refine((variants) => Object.keys(variants).length > 0, 'must name at least one variant'),
-    defaultVariant: z.string({ error: 'must be the name of one of the variants' }),
+    // Absent or null: the code's default value (flagd's own meaning).
+    defaultVariant: z.string({ error: 'must be the name of one of the variants, or null' }).nullable().optional(),
     targeting: jsonObject.optional().or(z.undefined()),
+    metadata: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]), { error: 'must be an object of strings, numbers and booleans' }).optional(),
   },
 );
 
@@ -46,7 +50,7 @@ function firstIssue(error: z.ZodError, candidate: unknown): FlagValidationError 
     const [member] = issue.keys;
     return new FlagValidationError(
       String(member),
-      'unknown member; a flag has only state, variants, defaultVariant and targeting',
+      'unknown member; a flag has only state, variants, defaultVariant, targeting and metadata',
     );
   }
   if (issue.path.length === 0) return new FlagValidationError('', 'a flag definition must be a JSON object');
@@ -55,14 +59,79 @@ function firstIssue(error: z.ZodError, candidate: unknown): FlagValidationError 
   return new FlagValidationError(field, issue.message);
 }
 
+const silent = { error() {}, warn() {}, info() {}, debug() {} };
+
+/**
+ * flagd's own JSON schema (the one flagd-core ships, checked by its strict parse): a document this
+ * passes reads the same in flagd. The deepest error is the one that names the field.
+ */
+function checkFlagdSchema(document: unknown, prefix: string): void {
+  try {
+    new MemoryStorage(silent).setConfigurations(JSON.stringify(document), true);
+  } catch (error) {
+    const text = (error as Error).message;
+    const json = text.slice(text.indexOf('['));
+    let issues: { instancePath: string; message: string }[] = [];
+    try {
+      issues = JSON.parse(json) as typeof issues;
+    } catch {
+      throw new FlagValidationError(prefix.replace(/\.$/, ''), `is not valid flagd (${text})`);
+    }
+    const deepest = issues.reduce((a, b) => (b.instancePath.length > a.instancePath.length ? b : a), issues[0] ?? { instancePath: '', message: 'invalid' });
+    const field = deepest.instancePath.split('/').slice(1).map((step) => step.replace(/~1/g, '/').replace(/~0/g, '~')).join('.');
+    throw new FlagValidationError(field.startsWith(prefix) ? field.slice(prefix.length) : field, `does not follow flagd's schema: ${deepest.message}`);
+  }
+}
+
+/**
+ * What flagd's schema cannot say: every variant a rule can return exists (otherwise the viewers it
+ * picks get an ERROR, not a value), and a rollout's weights are whole, non-negative numbers.
+ */
+function checkTargetingVariants(definition: FlagDefinition): void {
+  const variants = new Set(Object.keys(definition.variants));
+  const named = (value: unknown, field: string) => {
+    if (typeof value === 'string' && !variants.has(value)) {
+      throw new FlagValidationError(field, `names the variant "${value}", which the flag does not have (${[...variants].join(', ')})`);
+    }
+  };
+  const walk = (node: unknown, field: string): void => {
+    if (Array.isArray(node)) return node.forEach((item, index) => walk(item, `${field}.${index}`));
+    if (node === null || typeof node !== 'object') return;
+    for (const [operator, args] of Object.entries(node)) {
+      const at = `${field}.${operator}`;
+      if (operator === 'fractional' && Array.isArray(args)) {
+        args.forEach((bucket, index) => {
+          // A bucket is [variant, weight]; the first argument may instead be the bucketing expression.
+          if (!Array.isArray(bucket)) return walk(bucket, `${at}.${index}`);
+          named(bucket[0], `${at}.${index}.0`);
+          const weight: unknown = bucket[1];
+          if (bucket.length > 1 && !(typeof weight === 'number' && Number.isInteger(weight) && weight >= 0)) {
+            throw new FlagValidationError(`${at}.${index}.1`, `must be a whole number of 0 or more (a rollout's weights are relative shares), not ${JSON.stringify(weight)}`);
+          }
+        });
+      } else if (operator === 'if' && Array.isArray(args)) {
+        // [condition, then, condition, then, ..., else]: the results are at the odd places and the last.
+        args.forEach((arg, index) => {
+          const result = index % 2 === 1 || index === args.length - 1;
+          if (result && index > 0) named(arg, `${at}.${index}`);
+          walk(arg, `${at}.${index}`);
+        });
+      } else {
+        walk(args, at);
+      }
+    }
+  };
+  walk(definition.targeting, 'targeting');
+}
+
 /** A scratch engine, used only to ask flagd-core whether a targeting rule compiles. */
 let probeEngine: FlagdCore | undefined;
 
-function checkTargetingCompiles(key: string, definition: FlagDefinition): void {
+function checkTargetingCompiles(key: string, definition: FlagDefinition, evaluators: unknown): void {
   if (!definition.targeting || Object.keys(definition.targeting).length === 0) return;
-  probeEngine ??= new FlagdCore(undefined, { error() {}, warn() {}, info() {}, debug() {} });
+  probeEngine ??= new FlagdCore(undefined, silent);
   try {
-    probeEngine.setConfigurations(JSON.stringify({ flags: { [key]: definition } }));
+    probeEngine.setConfigurations(JSON.stringify({ ...(evaluators ? { $evaluators: evaluators } : {}), flags: { [key]: definition } }));
   } catch {
     throw new FlagValidationError('targeting', 'is not a valid flagd targeting rule');
   }
@@ -77,11 +146,19 @@ function checkTargetingCompiles(key: string, definition: FlagDefinition): void {
  * flag must keep (from its previous definition or the app's catalog); without one, the
  * variants must simply agree with each other.
  */
-export function validateFlagDefinition(key: string, candidate: unknown, expectedType?: FlagValueType): FlagDefinition {
+export function validateFlagDefinition(
+  key: string,
+  candidate: unknown,
+  expectedType?: FlagValueType,
+  /** The document's shared rules (`$evaluators`), which a targeting rule may name with `$ref`. */
+  evaluators?: unknown,
+): FlagDefinition {
   const parsed = flagSchema.safeParse(candidate);
   if (!parsed.success) throw firstIssue(parsed.error, candidate);
   const definition = parsed.data as FlagDefinition;
   if (definition.targeting === undefined) delete definition.targeting;
+  if (definition.metadata === undefined) delete definition.metadata;
+  if (definition.defaultVariant === undefined) delete definition.defaultVariant;
 
   const entries = Object.entries(definition.variants);
   const type = expectedType ?? typeOf(entries[0]![1]);
@@ -94,13 +171,16 @@ export function validateFlagDefinition(key: string, candidate: unknown, expected
       );
     }
   }
-  if (!Object.hasOwn(definition.variants, definition.defaultVariant)) {
+  if (typeof definition.defaultVariant === 'string' && !Object.hasOwn(definition.variants, definition.defaultVariant)) {
     throw new FlagValidationError(
       'defaultVariant',
       `"${definition.defaultVariant}" is not one of the variants (${entries.map(([name]) => name).join(', ')})`,
     );
   }
-  checkTargetingCompiles(key, definition);
+  checkTargetingVariants(definition);
+  checkTargetingCompiles(key, definition, evaluators);
+  // Last, flagd's own schema: what the checks above let through, flagd reads the same way.
+  checkFlagdSchema({ ...(evaluators ? { $evaluators: evaluators } : {}), flags: { [key]: definition } }, `flags.${key}.`);
   return definition;
 }
 
@@ -114,6 +194,7 @@ export function flagType(definition: FlagDefinition): FlagValueType {
 const documentSchema = z.looseObject({
   $schema: z.string().optional(),
   flags: z.record(z.string(), z.unknown(), { error: 'the document must have a "flags" object' }),
+  $evaluators: z.record(z.string(), z.unknown(), { error: 'must be an object of rule name to JsonLogic' }).optional(),
 });
 
 /**
@@ -131,7 +212,7 @@ export function validateFlagDocument(candidate: unknown): FlagdDocument {
       throw new FlagValidationError(`flags.${key}`, 'is not a valid flag key (letters, digits, "_", "." and "-")');
     }
     try {
-      flags[key] = validateFlagDefinition(key, raw, flagCatalog[key]?.type);
+      flags[key] = validateFlagDefinition(key, raw, flagCatalog[key]?.type, parsed.data.$evaluators);
     } catch (error) {
       if (error instanceof FlagValidationError) {
         throw new FlagValidationError(`flags.${key}${error.field ? `.${error.field}` : ''}`, error.reason);
@@ -139,7 +220,10 @@ export function validateFlagDocument(candidate: unknown): FlagdDocument {
       throw error;
     }
   }
-  const document: FlagdDocument = { flags };
-  if (parsed.data.$schema) document.$schema = parsed.data.$schema;
+  // Every other member (flag-set `metadata`, `$evaluators`, ...) is kept as written: the app
+  // changes flags, never the rest, and a write must not drop what someone put there.
+  const { flags: _raw, ...rest } = parsed.data;
+  const document: FlagdDocument = { ...rest, flags };
+  checkFlagdSchema(document, '');
   return document;
 }

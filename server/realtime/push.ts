@@ -167,7 +167,9 @@ export class FlagPusher {
       const all = ids.length === everyone;
       const refetchWithinMs = this.deps.refetchWindow?.(key, value, ids.length, all);
       const update = refetchWithinMs === undefined ? { key, value, version } : { key, value, version, refetchWithinMs };
-      await this.emitInSlices(all ? undefined : ids, update);
+      // A push that makes pages refetch is sent whole: let the loop turn in between and the pages
+      // that got it first would fetch while the rest still wait for it (measured: +60 % at 2,000).
+      await this.emitInSlices(all ? undefined : ids, update, refetchWithinMs === undefined);
       this.deps.metrics.flagUpdatesSent.inc({ key }, ids.length);
     }
     this.deps.logger.debug({ key, version, partitions: partitions.size }, 'flag pushed');
@@ -175,11 +177,14 @@ export class FlagPusher {
 
   /**
    * Sends one update to `ids` (or to every browser), SLICE browsers at a time, letting the loop
-   * turn in between. Every browser changing to the same value (a kill, a restore) goes to the
+   * turn in between when `yieldBetween`. Every browser changing to the same value (a kill, a restore) goes to the
    * slice rooms in turn: a broadcast each, with no room set of N socket ids to build and walk.
    */
-  private async emitInSlices(ids: string[] | undefined, update: Parameters<ServerToClientEvents['flag_update']>[0]): Promise<void> {
+  private async emitInSlices(ids: string[] | undefined, update: Parameters<ServerToClientEvents['flag_update']>[0], yieldBetween: boolean): Promise<void> {
     const { io } = this.deps;
+    const turn = async () => {
+      if (yieldBetween) await nextTurnOfTheLoop();
+    };
     if (ids === undefined) {
       let sent = 0;
       for (let index = 0; index < SLICE_ROOMS; index++) {
@@ -188,13 +193,13 @@ export class FlagPusher {
         sent += io.of('/').adapter.rooms.get(room)?.size ?? 0;
         if (sent >= SLICE && index < SLICE_ROOMS - 1) {
           sent = 0;
-          await nextTurnOfTheLoop();
+          await turn();
         }
       }
       return;
     }
     for (let start = 0; start < ids.length; start += SLICE) {
-      if (start > 0) await nextTurnOfTheLoop();
+      if (start > 0) await turn();
       io.local.to(ids.slice(start, start + SLICE)).emit('flag_update', update);
     }
   }

@@ -35,8 +35,12 @@ export interface Pacer {
    * viewer that holds a turn already (a reload, a second tab) is given the same one again.
    */
   admit(plan: CallPlan, viewerKey: string, options?: { token?: string | undefined; foreground?: boolean }): Admission;
-  /** A turn for a render that came out short (its calls were late or over capacity). */
-  turnFor(plan: CallPlan, viewerKey: string): Turn;
+  /**
+   * A turn for a render that came out short (its calls were late or over capacity). `priority`:
+   * someone is waiting (a page load), so the turn comes within half the budget, ahead of the
+   * turns of pages already open; its calls are still booked, and every later turn moves back by them.
+   */
+  turnFor(plan: CallPlan, viewerKey: string, options?: { priority?: boolean }): Turn;
   /**
    * How long `pages` open pages, each needing `perPage` calls, take at the services' measured
    * pace, after the work already reserved: the window over which they should spread their
@@ -124,15 +128,23 @@ export function createPacer(options: {
 
   const signature = (viewerKey: string, at: number) => createHmac('sha256', key).update(`${viewerKey}\n${at}`).digest('base64url').slice(0, 22);
 
-  const turnFor = (plan: CallPlan, viewerKey: string): Turn => {
+  const turnFor = (plan: CallPlan, viewerKey: string, { priority = false } = {}): Turn => {
     const at = now();
     sweep(at);
-    const current = held.get(viewerKey);
-    if (current && at - current.at <= ABANDONED_AFTER_MS) return { token: current.token, waitMs: Math.max(0, current.at - at) };
-    // The first moment every service it needs has its backlog down to half the budget.
+    // The first moment every service it needs has its backlog down to half the budget; for
+    // someone waiting, no later than half the budget from now (a restore's thousands of open
+    // pages are not waited behind: a new reader's page fills in within a moment).
     let start = at;
     for (const service of needed(plan)) start = Math.max(start, at + backlogMs(service, at) - options.budgetMs / 2);
+    if (priority) start = Math.min(start, at + options.budgetMs / 2);
     start = Math.min(Math.ceil(start), at + MAX_WAIT_MS);
+    const current = held.get(viewerKey);
+    if (current && at - current.at <= ABANDONED_AFTER_MS) {
+      if (current.at <= start) return { token: current.token, waitMs: Math.max(0, current.at - at) };
+      // Someone waiting, with an open page's turn far ahead: the earlier turn replaces it.
+      held.delete(viewerKey);
+      release(current.plan, at);
+    }
     reserve(plan, start);
     const token = `${start}.${signature(viewerKey, start)}`;
     held.set(viewerKey, { at: start, token, plan });
@@ -173,7 +185,7 @@ export function createPacer(options: {
         reserve(plan, at);
         return { admitted: true, byTurn: false };
       }
-      return { admitted: false, turn: turnFor(plan, viewerKey) };
+      return { admitted: false, turn: turnFor(plan, viewerKey, { priority: foreground }) };
     },
     turnFor,
     releaseAll() {

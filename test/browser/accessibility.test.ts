@@ -62,4 +62,33 @@ describe('accessibility of both pages, live and killed, in every theme, on a pho
       });
     }
   }
+
+  it('on a phone, a kill and a restore move nothing the reader is looking at; the header is one row; the banner needs no emoji font', async () => {
+    const context = await browser.newContext({ viewport: VIEWPORTS.phone });
+    const feed = await context.newPage();
+    await feed.goto(`${app.url}/?user=maya`);
+    await feed.waitForSelector('body[data-socket="connected"]');
+    // Every layout shift from here on, as Chromium scores them for Cumulative Layout Shift.
+    await feed.evaluate(() => {
+      (window as any).shifts = [];
+      new PerformanceObserver((list) => {
+        for (const entry of list.getEntries() as any[]) if (!entry.hadRecentInput) (window as any).shifts.push(entry.value);
+      }).observe({ type: 'layout-shift' });
+    });
+    // The reader at the top of the feed: there, no scroll anchoring can hide a banner pushing it down.
+    await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
+    await feed.waitForSelector('#paused-banner', { state: 'visible' });
+    await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
+    await feed.waitForSelector('#paused-banner', { state: 'hidden' });
+    await feed.waitForSelector('#recommendations[data-source="live"]', { timeout: 10_000 });
+    await feed.waitForTimeout(300); // shifts are reported after the frame
+    const shifts: number[] = await feed.evaluate(() => (window as any).shifts);
+    expect(shifts.reduce((sum, value) => sum + value, 0)).toBeLessThan(0.01);
+
+    const header = await feed.locator('header.topbar').boundingBox();
+    expect(header!.height).toBeLessThanOrEqual(64); // one row: under 8 % of the screen
+    // Drawn icons, not glyphs: nothing depends on a font this machine may not have.
+    expect(await feed.locator('#paused-banner .banner-icon').evaluate((node) => node.tagName.toLowerCase())).toBe('svg');
+    await context.close();
+  });
 });

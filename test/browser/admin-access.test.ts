@@ -1,6 +1,7 @@
 /// <reference lib="dom" />
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TOKEN_IN_TEXT } from '../../server/access/tokens.js';
 import { KILL_SWITCH, THEME } from '../../server/flags/catalog.js';
 import { startTestApp, TEST_TOKEN, type TestApp } from '../helpers/app.js';
 import { launchChromium, signInAdmin } from '../helpers/browser.js';
@@ -10,7 +11,7 @@ import { runToEnd } from '../helpers/process.js';
 async function token(app: TestApp, ...args: string[]): Promise<string> {
   const result = await runToEnd('server/access/cli.ts', args, { FLAGS_FILE: app.flagsFile, LOG_LEVEL: 'silent' });
   expect(result.code, result.stderr).toBe(0);
-  return /\b(ks_[A-Za-z0-9_-]{43})\b/.exec(result.stdout)?.[1] ?? '';
+  return TOKEN_IN_TEXT.exec(result.stdout)?.[0] ?? '';
 }
 
 // See BROWSER_TIMEOUT_MS in scripts/test-under-load.mjs.

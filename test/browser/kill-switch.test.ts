@@ -161,7 +161,7 @@ describe('the kill switch in a real browser', { timeout: 90_000 }, () => {
 
   it('shows the connection on the page and converges after being offline during a flip', async () => {
     const page = await openFeed(browser, app, 'lena');
-    expect(await page.textContent('.connection-label')).toBe('Live');
+    expect(await page.textContent('.connection-label')).toBe('Connected');
     await page.context().setOffline(true);
     // Offline in Chromium does not cut an open WebSocket: close it from inside, as a network drop would.
     await page.evaluate(() => {

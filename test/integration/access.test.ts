@@ -2,6 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { io as connect } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TOKEN_IN_TEXT } from '../../server/access/tokens.js';
 import { KILL_SWITCH, pageFlagKeys } from '../../server/flags/catalog.js';
 import { nextEvent, startTestApp, TEST_TOKEN, waitFor, type TestApp } from '../helpers/app.js';
 import { runToEnd } from '../helpers/process.js';
@@ -25,7 +26,7 @@ async function tokenCli(app: TestApp, ...args: string[]) {
 async function createToken(app: TestApp, name: string, ...flags: string[]): Promise<string> {
   const created = await tokenCli(app, 'create', name, ...flags);
   expect(created.code, created.stderr).toBe(0);
-  const token = /\b(ks_[A-Za-z0-9_-]{43})\b/.exec(created.stdout)?.[1];
+  const token = TOKEN_IN_TEXT.exec(created.stdout)?.[0];
   expect(token).toBeDefined();
   await waitFor(async () => (await get(app, '/api/audit?limit=1', bearer(token!))).status === 200, 10_000, `the token ${name} to be known`);
   return token!;

@@ -1,3 +1,6 @@
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KILL_SWITCH } from '../../server/flags/catalog.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
@@ -138,5 +141,54 @@ describe('the API rate limit', () => {
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(limited.body.message).toMatch(/Too many writes/);
     expect((await app.request('/api/flags')).status).toBe(200);
+  });
+});
+
+describe('flagd format both ways', () => {
+  let app: TestApp;
+  let dir: string;
+  beforeAll(async () => {
+    // A file written by hand as flagd reads it: flag-set metadata, a shared rule used with $ref,
+    // flag metadata, and a flag with no default variant (the code's default).
+    dir = await mkdtemp(path.join(tmpdir(), 'killswitch-flagd-'));
+    const document = {
+      $schema: 'https://flagd.dev/schema/v0/flags.json',
+      metadata: { owner: 'growth', version: '7' },
+      $evaluators: { beta: { in: ['beta', { var: 'groups' }] } },
+      flags: {
+        [KILL_SWITCH]: { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on', metadata: { ticket: 'OPS-12' } },
+        'recommendations-flavour': {
+          state: 'ENABLED',
+          variants: { classic: 'classic', trending: 'trending', friends: 'friends' },
+          defaultVariant: null,
+          targeting: { if: [{ $ref: 'beta' }, 'friends', 'classic'] },
+        },
+      },
+    };
+    await writeFile(path.join(dir, 'flags.json'), JSON.stringify(document, null, 2));
+    app = await startTestApp({}, { dir });
+  });
+  afterAll(() => app.stop());
+
+  it('adopts every member flagd accepts, evaluates the shared rule, and keeps what it does not change across its writes', async () => {
+    const flavour = await app.request('/api/explain?user=theo'); // theo is in beta
+    expect(flavour.body.flags.find((f: any) => f.key === 'recommendations-flavour')).toMatchObject({ value: 'friends', reason: 'TARGETING_MATCH' });
+    expect((await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' })).status).toBe(200);
+    const written = JSON.parse(await readFile(app.flagsFile, 'utf8'));
+    expect(written.metadata).toEqual({ owner: 'growth', version: '7' });
+    expect(written.$evaluators).toEqual({ beta: { in: ['beta', { var: 'groups' }] } });
+    expect(written.flags[KILL_SWITCH]).toEqual({ state: 'DISABLED', variants: { on: true, off: false }, defaultVariant: 'on', metadata: { ticket: 'OPS-12' } });
+    expect(written.flags['recommendations-flavour'].defaultVariant).toBeNull();
+    await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
+  });
+
+  it('refuses a rollout flagd would read differently (weights that are not whole) or that names a variant the flag lacks: 400 naming the field', async () => {
+    const halves = await app.patchFlag('recommendations-flavour', { targeting: { fractional: [['classic', 50.5], ['trending', 49.5]] } });
+    expect(halves.status).toBe(400);
+    expect(halves.body).toMatchObject({ field: 'targeting.fractional.0.1' });
+    const ghost = await app.patchFlag('recommendations-flavour', { targeting: { fractional: [['classic', 50], ['viral', 50]] } });
+    expect(ghost.status).toBe(400);
+    expect(ghost.body.field).toBe('targeting.fractional.1.0');
+    expect(ghost.body.message).toMatch(/"viral", which the flag does not have/);
   });
 });

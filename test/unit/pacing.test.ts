@@ -146,4 +146,22 @@ describe('the pacer', () => {
     const admissions = Array.from({ length: 42 }, (_, i) => pacer.admit({ avatars: 1, renderer: 1 }, `v${i}`));
     expect(admissions.filter((a) => a.admitted)).toHaveLength(41);
   });
+
+  it('a page load during a restore gets a turn within half the budget, ahead of the open pages, which move back by its calls', () => {
+    const { pacer } = setup(4, 100, 400);
+    // A restore: 400 pages booked, 10 s of calls.
+    for (let i = 0; i < 400; i++) pacer.admit({ avatars: 1 }, `open-${i}`);
+    const before = pacer.spreadMs(0, { avatars: 1 });
+    const reader = pacer.admit({ avatars: 1 }, 'new-reader', { foreground: true });
+    if (reader.admitted) throw new Error('expected a turn');
+    expect(reader.turn.waitMs).toBe(200);
+    expect(pacer.spreadMs(0, { avatars: 1 })).toBe(before + 25); // its call booked at the back
+    const page = pacer.admit({ avatars: 1 }, 'open-late');
+    if (page.admitted) throw new Error('expected a turn');
+    expect(page.turn.waitMs).toBeGreaterThan(9_000);
+    // An open page of a viewer who now reloads: the reload's earlier turn replaces the open page's.
+    const reload = pacer.admit({ avatars: 1 }, 'open-late', { foreground: true });
+    expect(reload).toMatchObject({ admitted: false, turn: { waitMs: 200 } });
+    expect(pacer.turnsHeld()).toBe(400 - 17 + 2); // 17 admitted at once; the reload holds one turn, not two
+  });
 });

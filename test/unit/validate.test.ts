@@ -28,7 +28,8 @@ describe('validateFlagDefinition', () => {
     [{ ...valid, defaultVariant: 'maybe' }, /^defaultVariant \| defaultVariant: "maybe" is not one of the variants \(on, off\)$/],
     [{ ...valid, variants: { on: true, off: 'no' } }, /^variants\.off \| variants\.off: must be a boolean/],
     [{ ...valid, wat: 1 }, /^wat \| wat: unknown member/],
-    [{ ...valid, metadata: {} }, /^metadata \| /],
+    [{ ...valid, metadata: { team: [1] } }, /^metadata\.team \| /],
+    [{ ...valid, defaultVariant: 3 }, /^defaultVariant \| defaultVariant: must be the name of one of the variants, or null$/],
     [{ ...valid, targeting: 'if' }, /^targeting \| /],
     [{ ...valid, targeting: [1] }, /^targeting \| /],
     [{ ...valid, targeting: { no_such_operator: [1] } }, /^targeting \| targeting: is not valid JsonLogic/],
@@ -37,6 +38,40 @@ describe('validateFlagDefinition', () => {
     [[], /a flag definition must be a JSON object/],
   ])('refuses %j, naming the field', (candidate, message) => {
     expect(fieldOf(candidate, 'boolean')).toMatch(message);
+  });
+
+  it('refuses what flagd would read differently or fail on, naming the field: fractional or negative weights, variants that do not exist', () => {
+    const rollout = (buckets: unknown[]) => ({ ...valid, targeting: { fractional: [{ var: 'targetingKey' }, ...buckets] } });
+    expect(fieldOf(rollout([['on', 50.5], ['off', 49.5]]), 'boolean')).toMatch(/^targeting\.fractional\.1\.1 \| .*whole number of 0 or more.*50\.5$/);
+    expect(fieldOf(rollout([['on', -5], ['off', 105]]), 'boolean')).toMatch(/^targeting\.fractional\.1\.1 \| .*-5$/);
+    expect(fieldOf(rollout([['on', 50], ['maybe', 50]]), 'boolean')).toMatch(/^targeting\.fractional\.2\.0 \| .*"maybe", which the flag does not have \(on, off\)$/);
+    expect(fieldOf({ ...valid, targeting: { if: [{ in: ['beta', { var: 'groups' }] }, 'of', null] } }, 'boolean')).toMatch(/^targeting\.if\.1 \| .*"of"/);
+    expect(fieldOf({ ...valid, targeting: { if: [true, 'on', false, 'off', 'nope'] } }, 'boolean')).toMatch(/^targeting\.if\.4 \| /);
+    // Strings in a condition are values compared, not variants.
+    expect(validateFlagDefinition('k', { ...valid, targeting: { if: [{ '==': [{ var: 'plan' }, 'gold'] }, 'on', 'off'] } }, 'boolean')).toBeDefined();
+    expect(validateFlagDefinition('k', rollout([['on', 1], ['off', 0]]), 'boolean')).toBeDefined();
+  });
+
+  it('adopts what flagd accepts: flag metadata, and a null or absent default variant (the code default)', () => {
+    const withMetadata = { ...valid, metadata: { team: 'growth', ticket: 42, reviewed: true } };
+    expect(validateFlagDefinition('k', withMetadata, 'boolean')).toEqual(withMetadata);
+    expect(validateFlagDefinition('k', { ...valid, defaultVariant: null }, 'boolean')).toEqual({ ...valid, defaultVariant: null });
+    const { defaultVariant: _none, ...absent } = valid;
+    expect(validateFlagDefinition('k', absent, 'boolean')).toEqual(absent);
+  });
+
+  it('adopts a document with shared rules ($evaluators, used with $ref) and flag-set metadata, and keeps every member', () => {
+    const document = {
+      $schema: 'https://flagd.dev/schema/v0/flags.json',
+      metadata: { owner: 'growth', version: '3' },
+      $evaluators: { beta: { in: ['beta', { var: 'groups' }] } },
+      flags: { k: { ...valid, targeting: { if: [{ $ref: 'beta' }, 'off', null] } } },
+    };
+    expect(validateFlagDocument(document)).toEqual(document);
+    // A $ref to a rule that is not there does not compile.
+    expect(() => validateFlagDocument({ ...document, $evaluators: {} })).toThrow(FlagValidationError);
+    // flagd's own schema decides the rest: a flag set's "version" is a string there.
+    expect(() => validateFlagDocument({ ...document, metadata: { version: 3 } })).toThrow(/metadata\.version: does not follow flagd's schema: must be string/);
   });
 
   it('keeps the flag type: a boolean flag cannot get string variants', () => {

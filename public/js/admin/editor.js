@@ -31,20 +31,25 @@ export function createTargetingEditor({ flagOf, api }) {
     return select;
   }
 
+  /** The default the form names: a variant, or none (the code's default, flagd's null). */
+  const chosenDefault = () => field('defaultVariant').value || null;
+
   /** The merge patch saving sends: state, default, and the targeting's change. */
   function patch() {
     if (!editing) return {};
     const current = flagOf(editing.key)?.definition?.targeting ?? null;
-    return { state: field('state').value, defaultVariant: field('defaultVariant').value, targeting: mergePatchFor(current, buildTargeting(editing.rules)) };
+    return { state: field('state').value, defaultVariant: chosenDefault(), targeting: mergePatchFor(current, buildTargeting(editing.rules)) };
   }
 
   /** The flag's definition as saving would leave it (not the patch): what the preview shows. */
   function resulting() {
     const current = editing && flagOf(editing.key)?.definition;
     if (!editing || !current) return undefined;
-    const { targeting: _old, ...rest } = current;
+    const { targeting: _old, defaultVariant: _default, ...rest } = current;
     const targeting = buildTargeting(editing.rules);
-    return { ...rest, state: field('state').value, defaultVariant: field('defaultVariant').value, ...(targeting ? { targeting } : {}) };
+    const defaultVariant = chosenDefault();
+    // None: the patch's null removes the member (a merge patch's way), which flagd reads as none.
+    return { ...rest, state: field('state').value, ...(defaultVariant === null ? {} : { defaultVariant }), ...(targeting ? { targeting } : {}) };
   }
 
   function preview() {
@@ -109,8 +114,11 @@ export function createTargetingEditor({ flagOf, api }) {
     $('editor-custom').hidden = parsed !== undefined;
     field('state').value = definition.state;
     const defaultSelect = field('defaultVariant');
-    defaultSelect.replaceChildren(...variants.map((v) => el('option', { value: v }, [`${v} = ${JSON.stringify(definition.variants[v])}`])));
-    defaultSelect.value = definition.defaultVariant;
+    defaultSelect.replaceChildren(
+      ...variants.map((v) => el('option', { value: v }, [`${v} = ${JSON.stringify(definition.variants[v])}`])),
+      el('option', { value: '' }, ['none: the code\'s safe default']),
+    );
+    defaultSelect.value = definition.defaultVariant ?? '';
     render();
     dialog.showModal();
   }
