@@ -3,6 +3,7 @@ import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import writeFileAtomic from 'write-file-atomic';
+import { SerialQueue } from '../concurrency/serial-queue.js';
 import { FlagValidationError, NotFoundError, PreconditionFailedError, ServiceUnavailableError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { AuditLog } from './audit.js';
@@ -11,7 +12,6 @@ import {
   flagRecord,
   flagRecords,
   reconcile,
-  SerialQueue,
   storeFiles,
   type ChangeListener,
   type FlagStore,

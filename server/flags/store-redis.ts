@@ -4,7 +4,8 @@ import { NotFoundError, PreconditionFailedError, ServiceUnavailableError } from 
 import type { Logger } from '../observability/logger.js';
 import { toAuditEntry, type AuditEntry, type AuditReader } from './audit.js';
 import { defaultFlagDocument } from './catalog.js';
-import { flagRecord, flagRecords, SerialQueue, type ChangeListener, type FlagStore, type FlagUpdater, type UpdateOptions } from './store.js';
+import { SerialQueue } from '../concurrency/serial-queue.js';
+import { flagRecord, flagRecords, type ChangeListener, type FlagStore, type FlagUpdater, type UpdateOptions } from './store.js';
 import type { Actor, FlagChange, FlagDefinition, FlagdDocument, FlagRecord } from './types.js';
 import { validateFlagDefinition } from './validate.js';
 

@@ -108,14 +108,3 @@ export function reconcile(
   }
   return { changes, versions: table };
 }
-
-/** Runs tasks one at a time, in order: read-modify-write sections never interleave. */
-export class SerialQueue {
-  private tail: Promise<unknown> = Promise.resolve();
-
-  run<T>(task: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(task);
-    this.tail = result.catch(() => undefined);
-    return result;
-  }
-}
