@@ -4,7 +4,7 @@ import type { Server, Socket } from 'socket.io';
 import { flagCatalog, pageFlagKeys } from '../flags/catalog.js';
 import { valueOrSafeDefault } from '../flags/provider.js';
 import type { FlagSource } from '../flags/source.js';
-import { SerialQueue } from '../flags/store.js';
+import { SerialQueue } from '../concurrency/serial-queue.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ClientToServerEvents, InterServerEvents, RefetchWindow, ServerToClientEvents, SocketData } from './events.js';
@@ -30,8 +30,11 @@ function isContextFree(details: ResolutionDetails<FlagValue>): boolean {
  * A push hands this many browsers at most to the sockets before it lets the event loop turn: a
  * flip to 10,000 browsers on one core writes for ~100 ms, and a page load arriving meanwhile (a new
  * viewer during a kill) would wait for all of it. Between slices, it waits for one slice at most.
+ * Not smaller: whatever runs in between (the write's own completion, the audit, the admin page's
+ * state) delays the browsers of the next slice. With a turn every 1,000 browsers, before any emit
+ * too, a flip reached 2,000 browsers at p99 1.69x a bare broadcast (1.09x without).
  */
-const SLICE = 1000;
+const SLICE = 2500;
 /** Browsers are spread over this many rooms (round-robin) so that a push to all is sent in slices. */
 const SLICE_ROOMS = 64;
 const sliceRoom = (index: number) => `slice:${index}`;
@@ -51,7 +54,8 @@ function sameValue(a: FlagValue | undefined, b: FlagValue): boolean {
  */
 export class FlagPusher {
   private readonly groups = new Map<string, ViewerGroup>();
-  private readonly queue = new SerialQueue();
+  // A hung evaluation (a provider that never answers) must not hold every new browser's snapshot.
+  private readonly queue = new SerialQueue({ deadlineMs: 10_000 });
   private readonly keys = pageFlagKeys;
   private registered = 0;
 
@@ -136,17 +140,15 @@ export class FlagPusher {
     let shared: FlagValue | undefined;
     let first = true;
 
-    let seen = 0;
+    let evaluated = 0;
     for (const group of this.groups.values()) {
-      // Evaluating 10,000 viewers takes tens of milliseconds: let requests in between.
-      if ((seen += group.sockets.size) >= SLICE) {
-        seen = 0;
-        await nextTurnOfTheLoop();
-      }
       let value: FlagValue;
       if (shared !== undefined) {
         value = shared;
       } else {
+        // Evaluating 10,000 viewers (through a remote provider's promises) can take long: let
+        // requests in between. A value shared by all costs nothing, and lets nothing in first.
+        if (++evaluated % SLICE === 0) await nextTurnOfTheLoop();
         const details = await this.evaluate(key, group.context);
         value = details.value;
         if (first && isContextFree(details)) shared = value;

@@ -1,11 +1,9 @@
 import { Writable } from 'node:stream';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import { io as connect, type Socket } from 'socket.io-client';
-import { loadConfig } from '../../server/config.js';
 import { createLogger, type Logger } from '../../server/observability/logger.js';
-import { startApp, type RunningApp, type StartOptions } from '../../server/runtime.js';
+import type { RunningApp, StartOptions } from '../../server/runtime.js';
+import { startLocalApp } from '../../bench/lib/app.js';
 
 export const TEST_TOKEN = 'test-admin-token-0123456789';
 /** The marker `delivered` sends; no page listens for it. */
@@ -48,22 +46,20 @@ export async function startTestApp(
   env: Record<string, string> = {},
   options: { dir?: string; start?: StartOptions; logger?: Logger } = {},
 ): Promise<TestApp> {
-  const dir = options.dir ?? (await mkdtemp(path.join(tmpdir(), 'killswitch-')));
-  const flagsFile = path.join(dir, 'flags.json');
-  const fullEnv = {
-    PORT: '0',
-    SIMULATOR_PORT: '0',
-    SIMULATOR_LATENCY_MS: '5',
-    SIMULATOR_ERROR_RATE: '0',
-    ADMIN_TOKEN: TEST_TOKEN,
-    FLAGS_FILE: flagsFile,
-    LOG_LEVEL: 'silent',
-    SHUTDOWN_GRACE_MS: '2000',
-    // Many tests on one address present wrong tokens on purpose; the limit has a test of its own.
-    AUTH_FAILURES_PER_15_MIN: '100000',
-    ...env,
-  };
-  const app = await startApp(loadConfig(fullEnv), options.logger ?? createLogger('silent'), { collectDefaultMetrics: false, ...options.start });
+  const { app, dir, env: fullEnv } = await startLocalApp(
+    {
+      SIMULATOR_LATENCY_MS: '5',
+      SIMULATOR_ERROR_RATE: '0',
+      ADMIN_TOKEN: TEST_TOKEN,
+      LOG_LEVEL: 'silent',
+      SHUTDOWN_GRACE_MS: '2000',
+      // Many tests on one address present wrong tokens on purpose; the limit has a test of its own.
+      AUTH_FAILURES_PER_15_MIN: '100000',
+      ...env,
+    },
+    { logger: options.logger ?? createLogger('silent'), dir: options.dir, start: options.start },
+  );
+  const flagsFile = fullEnv.FLAGS_FILE!;
   const sockets: Socket[] = [];
 
   const request: TestApp['request'] = async (pathname, init = {}) => {
@@ -177,7 +173,7 @@ export function record<T = any>(socket: Socket, event: string): T[] {
 }
 
 /** A real logger at `level` whose lines the test can read (for signals the app only logs). */
-export function capturingLogger(level: 'debug' | 'info' | 'warn'): { logger: Logger; lines: string[] } {
+export function capturingLogger(level: 'trace' | 'debug' | 'info' | 'warn'): { logger: Logger; lines: string[] } {
   const lines: string[] = [];
   const sink = new Writable({
     write(chunk, _encoding, done) {

@@ -1,0 +1,193 @@
+import type { EvaluationContext } from '@openfeature/server-sdk';
+import { describe, expect, it } from 'vitest';
+import { defaultFlagDocument, KILL_SWITCH, LOG_LEVEL, RECS_FLAVOUR, THEME } from '../../server/flags/catalog.js';
+import { FlagStoreProvider } from '../../server/flags/provider.js';
+import type { FlagSource } from '../../server/flags/source.js';
+import type { FlagStore } from '../../server/flags/store.js';
+import type { FlagdDocument } from '../../server/flags/types.js';
+import { createLogger } from '../../server/observability/logger.js';
+import { createMetrics } from '../../server/observability/metrics.js';
+import { FlagPusher } from '../../server/realtime/push.js';
+
+/**
+ * The push without sockets: Socket.IO's rooms and emits in memory (every socket is in a room of
+ * its own id, as in Socket.IO), a flag store the test changes, and the real provider on it.
+ */
+function harness() {
+  let document: FlagdDocument = structuredClone(defaultFlagDocument());
+  let version = 1;
+  const listeners = new Set<() => void>();
+  const store = {
+    document: () => document,
+    get: () => ({ version }),
+    onChange: (listener: () => void) => (listeners.add(listener), () => listeners.delete(listener)),
+  } as unknown as FlagStore;
+  const provider = new FlagStoreProvider(store, createLogger('silent'));
+  let evaluations = 0;
+  const counting = Object.assign(Object.create(provider), {
+    resolve: (...args: Parameters<FlagStoreProvider['resolve']>) => (evaluations++, provider.resolve(...args)),
+  });
+  const source = { provider: counting, versionOf: () => version } as unknown as FlagSource;
+
+  const rooms = new Map<string, Set<string>>();
+  const sockets = new Map<string, FakeSocket>();
+  /** Every emit, in order: which event, to how many sockets. */
+  const emits: { event: string; to: number }[] = [];
+  const deliver = (targets: string[], event: string, payload: unknown) => {
+    const ids = new Set(targets.flatMap((target) => [...(rooms.get(target) ?? [])]));
+    emits.push({ event, to: ids.size });
+    for (const id of ids) sockets.get(id)?.received.push({ event, payload });
+  };
+  const io = {
+    local: { to: (target: string | string[]) => ({ emit: (event: string, payload: unknown) => deliver([target].flat(), event, payload) }) },
+    of: () => ({ adapter: { rooms } }),
+  };
+  const windows: unknown[][] = [];
+  const pusher = new FlagPusher({
+    io: io as never,
+    source,
+    metrics: createMetrics({ collectDefaults: false }),
+    logger: createLogger('silent'),
+    refetchWindow: (key, value, pages, everyone) => {
+      windows.push([key, value, pages, everyone]);
+      return key === KILL_SWITCH && value === true ? 5000 : undefined;
+    },
+  });
+
+  interface FakeSocket {
+    id: string;
+    disconnected: boolean;
+    data: { viewer: { key: string }; context: EvaluationContext; last: Record<string, unknown> };
+    received: { event: string; payload: unknown }[];
+    join(room: string): void;
+    emit(event: string, payload: unknown): void;
+  }
+  let nextId = 0;
+  async function open(viewer: string, groups: string[] = []): Promise<FakeSocket> {
+    const id = `s${nextId++}`;
+    const socket: FakeSocket = {
+      id,
+      disconnected: false,
+      data: { viewer: { key: viewer }, context: { targetingKey: viewer, groups }, last: {} },
+      received: [],
+      join: (room) => void (rooms.get(room) ?? rooms.set(room, new Set()).get(room)!).add(id),
+      emit: (event, payload) => socket.received.push({ event, payload }),
+    };
+    socket.join(id);
+    sockets.set(id, socket);
+    await pusher.register(socket as never);
+    return socket;
+  }
+  function close(socket: FakeSocket) {
+    socket.disconnected = true;
+    for (const members of rooms.values()) members.delete(socket.id);
+    pusher.unregister(socket as never);
+  }
+  /** Changes one flag's definition, as a store write would, and pushes it. */
+  async function change(key: string, patch: Record<string, unknown>) {
+    document = { ...document, flags: { ...document.flags, [key]: { ...document.flags[key]!, ...patch } as never } };
+    version++;
+    for (const listener of listeners) listener();
+    await pusher.flagsChanged([key]);
+  }
+  const updates = (socket: FakeSocket) => socket.received.filter((r) => r.event === 'flag_update').map((r) => r.payload);
+  return { provider, pusher, open, close, change, updates, emits, windows, evaluations: () => evaluations };
+}
+
+describe('the per-viewer push, without sockets', () => {
+  it('sends each browser the snapshot of the page\'s flags, evaluated for its viewer', async () => {
+    const h = harness();
+    await h.provider.initialize();
+    const maya = await h.open('maya', ['beta']);
+    const sam = await h.open('sam');
+    const snapshot = (socket: typeof maya) => socket.received.find((r) => r.event === 'flag_snapshot')!.payload as Record<string, unknown>;
+    expect(Object.keys(snapshot(maya)).sort()).toEqual([KILL_SWITCH, RECS_FLAVOUR, THEME].sort());
+    expect(snapshot(maya)[RECS_FLAVOUR]).toBe('friends'); // beta gets friends
+    expect(snapshot(sam)[KILL_SWITCH]).toBe(true);
+    expect(h.pusher.browserCount).toBe(2);
+  });
+
+  it('a kill reaches every browser once, with one evaluation for all; the same value again sends nothing', async () => {
+    const h = harness();
+    await h.provider.initialize();
+    const tabs = await Promise.all(['a', 'b', 'c', 'c'].map((viewer) => h.open(viewer)));
+    const before = h.evaluations();
+    await h.change(KILL_SWITCH, { state: 'DISABLED' });
+    expect(h.evaluations() - before).toBe(1); // DISABLED cannot depend on the viewer
+    for (const tab of tabs) expect(h.updates(tab)).toEqual([{ key: KILL_SWITCH, value: false, version: 2 }]);
+    expect(h.windows).toEqual([[KILL_SWITCH, false, 4, true]]);
+    await h.change(KILL_SWITCH, { state: 'DISABLED', defaultVariant: 'off' });
+    for (const tab of tabs) expect(h.updates(tab)).toHaveLength(1);
+  });
+
+  it('a restore carries the refetch window the pacer gives for the pages that get it', async () => {
+    const h = harness();
+    await h.provider.initialize();
+    const tab = await h.open('a');
+    await h.change(KILL_SWITCH, { state: 'DISABLED' });
+    await h.change(KILL_SWITCH, { state: 'ENABLED' });
+    expect(h.updates(tab).at(-1)).toEqual({ key: KILL_SWITCH, value: true, version: 3, refetchWithinMs: 5000 });
+  });
+
+  it('a targeted change reaches only the viewers whose own value changed, every tab of each, with one evaluation per viewer', async () => {
+    const h = harness();
+    await h.provider.initialize();
+    const mayaTabs = [await h.open('maya', ['beta']), await h.open('maya', ['beta'])];
+    const sam = await h.open('sam');
+    const before = h.evaluations();
+    // Killed for the beta group only.
+    await h.change(KILL_SWITCH, { targeting: { if: [{ in: ['beta', { var: 'groups' }] }, 'off', null] } });
+    expect(h.evaluations() - before).toBe(2); // maya and sam: one each, not one per tab
+    for (const tab of mayaTabs) expect(h.updates(tab)).toEqual([{ key: KILL_SWITCH, value: false, version: 2 }]);
+    expect(h.updates(sam)).toEqual([]);
+    expect(h.windows.at(-1)).toEqual([KILL_SWITCH, false, 2, false]); // not everyone: no release of every turn
+  });
+
+  it('ignores flags the page does not use, and browsers that have gone', async () => {
+    const h = harness();
+    await h.provider.initialize();
+    const gone = await h.open('gone');
+    const here = await h.open('here');
+    h.close(gone);
+    await h.change(LOG_LEVEL, { state: 'ENABLED' });
+    await h.change(THEME, { defaultVariant: 'dark' });
+    expect(h.updates(gone)).toEqual([]);
+    expect(h.updates(here)).toEqual([{ key: THEME, value: 'dark', version: 3 }]);
+    expect(h.pusher.browserCount).toBe(1);
+  });
+
+  it('hands a kill to 6,000 browsers in slices, letting the loop turn in between; a restore whole', async () => {
+    const h = harness();
+    await h.provider.initialize();
+    for (let i = 0; i < 6000; i++) await h.open(`v${i}`);
+    // Every turn of the loop during a push, with how many browsers had the update by then.
+    const watchTurns = () => {
+      const seen: number[] = [];
+      let on = true;
+      const sent = () => h.emits.filter((e) => e.event === 'flag_update').reduce((sum, e) => sum + e.to, 0);
+      const base = sent();
+      const tick = () => {
+        if (!on) return;
+        seen.push(sent() - base);
+        setImmediate(tick);
+      };
+      setImmediate(tick);
+      return () => ((on = false), seen);
+    };
+    let stop = watchTurns();
+    await h.change(KILL_SWITCH, { state: 'DISABLED' });
+    let turns = stop();
+    // The loop turned while some browsers had the kill and others not yet: a page load arriving
+    // meanwhile waited for one slice, not for all 6,000.
+    expect(turns.some((count) => count > 0 && count < 6000)).toBe(true);
+    expect(h.emits.filter((e) => e.event === 'flag_update').reduce((sum, e) => sum + e.to, 0)).toBe(6000);
+
+    h.emits.length = 0;
+    stop = watchTurns();
+    await h.change(KILL_SWITCH, { state: 'ENABLED' });
+    turns = stop();
+    // A restore goes out whole: no browser fetches while others still wait for it.
+    expect(turns.every((count) => count === 0 || count === 6000)).toBe(true);
+    expect(h.emits.reduce((sum, e) => sum + e.to, 0)).toBe(6000);
+  });
+});
