@@ -4,7 +4,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { loadConfig } from '../../server/config.js';
 import { createLogger, type Logger } from '../../server/observability/logger.js';
-import { startApp, type RunningApp } from '../../server/runtime.js';
+import { startApp, type RunningApp, type StartOptions } from '../../server/runtime.js';
 
 export const BENCH_TOKEN = 'bench-token-0123456789';
 
@@ -17,21 +17,25 @@ export function benchLogger(level = 'info'): Logger {
   return createLogger(level as 'info', pino.destination({ dest: '/dev/null', sync: true }));
 }
 
-/** The real app, in this process, on port 0, with its own flag folder and simulator, logging at info (the default). */
+/**
+ * The one way the tests and the benchmarks start the real app: in this process, on port 0, with
+ * a flag folder of its own (made unless given) and its own built-in third party on a free port.
+ */
+export async function startLocalApp(
+  env: Record<string, string>,
+  options: { logger: Logger; dir?: string; start?: StartOptions },
+): Promise<{ app: RunningApp; dir: string; env: Record<string, string> }> {
+  const dir = options.dir ?? (await mkdtemp(path.join(tmpdir(), 'killswitch-')));
+  const fullEnv = { PORT: '0', SIMULATOR_PORT: '0', FLAGS_FILE: path.join(dir, 'flags.json'), ...env };
+  const app = await startApp(loadConfig(fullEnv), options.logger, { collectDefaultMetrics: false, ...options.start });
+  return { app, dir, env: fullEnv };
+}
+
+/** The real app, for a benchmark: the defaults a user gets, logging at info to /dev/null. */
 export async function startBenchApp(env: Record<string, string> = {}): Promise<RunningApp & { stop(): Promise<void>; patch(key: string, body: unknown): Promise<unknown> }> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'bench-'));
-  const app = await startApp(
-    loadConfig({
-      PORT: '0',
-      SIMULATOR_PORT: '0',
-      FLAGS_FILE: path.join(dir, 'flags.json'),
-      ADMIN_TOKEN: BENCH_TOKEN,
-      LOG_LEVEL: 'info',
-      API_RATE_LIMIT_PER_MIN: '1000000',
-      ...env,
-    }),
-    benchLogger(env.LOG_LEVEL ?? 'info'),
-    { collectDefaultMetrics: false },
+  const { app, dir } = await startLocalApp(
+    { ADMIN_TOKEN: BENCH_TOKEN, LOG_LEVEL: 'info', API_RATE_LIMIT_PER_MIN: '1000000', ...env },
+    { logger: benchLogger(env.LOG_LEVEL ?? 'info') },
   );
   return Object.assign(app, {
     async stop() {

@@ -10,21 +10,16 @@
  * The app's environment: the defaults a user gets (LOG_LEVEL info, logs to /dev/null), plus the
  * JSON object in argv[3], if any.
  */
-import { mkdtemp } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { Server } from 'socket.io';
-import { loadConfig } from '../../server/config.js';
-import { startApp } from '../../server/runtime.js';
-import { BENCH_TOKEN, benchLogger } from './app.js';
+import { startBenchApp } from './app.js';
 
 const mode = process.argv[2];
 const gc = (globalThis as { gc?: () => void }).gc;
 
 let url: string;
-let app: Awaited<ReturnType<typeof startApp>> | undefined;
+let app: Awaited<ReturnType<typeof startBenchApp>> | undefined;
 if (mode === 'bare') {
   let version = 1;
   const http = createServer();
@@ -48,13 +43,7 @@ if (mode === 'bare') {
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', () => resolve()));
   url = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
 } else {
-  const dir = await mkdtemp(path.join(tmpdir(), 'bench-server-'));
-  const env = JSON.parse(process.argv[3] ?? '{}') as Record<string, string>;
-  app = await startApp(
-    loadConfig({ PORT: '0', SIMULATOR_PORT: '0', FLAGS_FILE: path.join(dir, 'flags.json'), ADMIN_TOKEN: BENCH_TOKEN, LOG_LEVEL: 'info', API_RATE_LIMIT_PER_MIN: '1000000', ...env }),
-    benchLogger(env.LOG_LEVEL ?? 'info'),
-    { collectDefaultMetrics: false },
-  );
+  app = await startBenchApp(JSON.parse(process.argv[3] ?? '{}') as Record<string, string>);
   url = app.url;
 }
 

@@ -1,11 +1,11 @@
 /// <reference lib="dom" />
 import { createRequire } from 'node:module';
 import { readFile } from 'node:fs/promises';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import { KILL_SWITCH, THEME } from '../../server/flags/catalog.js';
-import { startTestApp, TEST_TOKEN, type TestApp } from '../helpers/app.js';
-import { launchChromium, signInAdmin } from '../helpers/browser.js';
+import { TEST_TOKEN } from '../helpers/app.js';
+import { appAndBrowserForThisBlock, signInAdmin } from '../helpers/browser.js';
 
 const axeSource = readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
@@ -23,29 +23,21 @@ const VIEWPORTS = { phone: { width: 390, height: 844 }, laptop: { width: 1280, h
 
 // See BROWSER_TIMEOUT_MS in scripts/test-under-load.mjs.
 describe('accessibility of both pages, live and killed, in every theme, on a phone and a laptop', { timeout: 90_000 }, () => {
-  let app: TestApp;
-  let browser: Browser;
-  beforeAll(async () => {
-    [app, browser] = await Promise.all([startTestApp(), launchChromium()]);
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await app?.stop();
-  });
+  const ctx = appAndBrowserForThisBlock();
 
   for (const [device, viewport] of Object.entries(VIEWPORTS)) {
     for (const theme of ['light', 'dark', 'aurora']) {
       it(`${device}, ${theme}: no critical or serious axe-core violation, and no sideways scroll, live or killed`, async () => {
         const found: string[] = [];
         // CSP allows our own scripts only: axe-core is injected with the page's CSP bypassed.
-        const context = await browser.newContext({ viewport, bypassCSP: true });
+        const context = await ctx.browser.newContext({ viewport, bypassCSP: true });
         const feed = await context.newPage();
         const admin = await context.newPage();
-        await signInAdmin(admin, app.url, TEST_TOKEN);
-        await app.patchFlag(THEME, { defaultVariant: theme });
+        await signInAdmin(admin, ctx.app.url, TEST_TOKEN);
+        await ctx.app.patchFlag(THEME, { defaultVariant: theme });
         for (const state of ['ENABLED', 'DISABLED']) {
-          await app.patchFlag(KILL_SWITCH, { state });
-          await feed.goto(`${app.url}/?user=maya`);
+          await ctx.app.patchFlag(KILL_SWITCH, { state });
+          await feed.goto(`${ctx.app.url}/?user=maya`);
           await feed.waitForSelector('body[data-socket="connected"]');
           await admin.reload();
           await admin.waitForSelector('body[data-socket="connected"]');
@@ -56,17 +48,17 @@ describe('accessibility of both pages, live and killed, in every theme, on a pho
           }
         }
         await context.close();
-        await app.patchFlag(THEME, { defaultVariant: 'light' });
-        await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
+        await ctx.app.patchFlag(THEME, { defaultVariant: 'light' });
+        await ctx.app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
         expect(found).toEqual([]);
       });
     }
   }
 
   it('on a phone, a kill and a restore move nothing the reader is looking at; the header is one row; the banner needs no emoji font', async () => {
-    const context = await browser.newContext({ viewport: VIEWPORTS.phone });
+    const context = await ctx.browser.newContext({ viewport: VIEWPORTS.phone });
     const feed = await context.newPage();
-    await feed.goto(`${app.url}/?user=maya`);
+    await feed.goto(`${ctx.app.url}/?user=maya`);
     await feed.waitForSelector('body[data-socket="connected"]');
     // Every layout shift from here on, as Chromium scores them for Cumulative Layout Shift.
     await feed.evaluate(() => {
@@ -76,9 +68,9 @@ describe('accessibility of both pages, live and killed, in every theme, on a pho
       }).observe({ type: 'layout-shift' });
     });
     // The reader at the top of the feed: there, no scroll anchoring can hide a banner pushing it down.
-    await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
+    await ctx.app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
     await feed.waitForSelector('#paused-banner', { state: 'visible' });
-    await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
+    await ctx.app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
     await feed.waitForSelector('#paused-banner', { state: 'hidden' });
     await feed.waitForSelector('#recommendations[data-source="live"]', { timeout: 10_000 });
     await feed.waitForTimeout(300); // shifts are reported after the frame

@@ -1,10 +1,9 @@
 /// <reference lib="dom" />
-import type { Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TOKEN_IN_TEXT } from '../../server/access/tokens.js';
 import { KILL_SWITCH, THEME } from '../../server/flags/catalog.js';
-import { startTestApp, TEST_TOKEN, type TestApp } from '../helpers/app.js';
-import { launchChromium, signInAdmin } from '../helpers/browser.js';
+import { TEST_TOKEN, type TestApp } from '../helpers/app.js';
+import { appAndBrowserForThisBlock, signInAdmin } from '../helpers/browser.js';
 import { runToEnd } from '../helpers/process.js';
 
 /** `npm run token -- ...` on this app's folder; the token it printed once, for `create`. */
@@ -16,26 +15,18 @@ async function token(app: TestApp, ...args: string[]): Promise<string> {
 
 // See BROWSER_TIMEOUT_MS in scripts/test-under-load.mjs.
 describe('signing in to launch control in a real browser', { timeout: 90_000 }, () => {
-  let app: TestApp;
-  let browser: Browser;
-  beforeAll(async () => {
-    [app, browser] = await Promise.all([startTestApp(), launchChromium()]);
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await app?.stop();
-  });
+  const ctx = appAndBrowserForThisBlock();
 
   it('checks the token when it is entered, says clearly when it is read-only, and signing out ends the session', async () => {
-    const page = await browser.newPage();
-    await page.goto(`${app.url}/admin`);
+    const page = await ctx.browser.newPage();
+    await page.goto(`${ctx.app.url}/admin`);
     await page.fill('#sign-in-form input[name=token]', 'ks_not-the-token');
     await page.click('#sign-in-form button[type=submit]');
     await page.waitForSelector('#sign-in-message:has-text("not accepted")');
     expect(await page.$('#switch-button')).toBeNull();
 
-    const reader = await token(app, 'create', 'night-watch', '--read-only');
-    await signInAdmin(page, app.url, reader);
+    const reader = await token(ctx.app, 'create', 'night-watch', '--read-only');
+    await signInAdmin(page, ctx.app.url, reader);
     expect(await page.textContent('#principal-name')).toBe('night-watch');
     expect(await page.textContent('#principal-scope')).toMatch(/^Read-only: you can watch everything here, and change nothing\.$/);
     expect(await page.isDisabled('#switch-button')).toBe(true);
@@ -52,41 +43,41 @@ describe('signing in to launch control in a real browser', { timeout: 90_000 }, 
   });
 
   it('a revoked token: the open page is told why, at once', async () => {
-    const page = await browser.newPage();
-    await signInAdmin(page, app.url, await token(app, 'create', 'temp-operator'));
+    const page = await ctx.browser.newPage();
+    await signInAdmin(page, ctx.app.url, await token(ctx.app, 'create', 'temp-operator'));
     expect(await page.isDisabled('#switch-button')).toBe(false);
-    await token(app, 'revoke', 'temp-operator');
+    await token(ctx.app, 'revoke', 'temp-operator');
     await page.waitForSelector('#switch-message:has-text("was revoked")', { timeout: 5000 });
     expect(await page.isDisabled('#switch-button')).toBe(true);
     await page.close();
   });
 
   it('the admin token signs in with full access; the page says what is true: live, partly killed and for whom, killed', async () => {
-    const page = await browser.newPage();
-    await signInAdmin(page, app.url, TEST_TOKEN);
+    const page = await ctx.browser.newPage();
+    await signInAdmin(page, ctx.app.url, TEST_TOKEN);
     expect(await page.textContent('#principal-scope')).toMatch(/^Full access/);
     expect(await page.textContent('#switch-title')).toBe('Live: third party on');
 
-    await app.patchFlag(KILL_SWITCH, { targeting: { if: [{ in: ['beta', { var: 'groups' }] }, 'off', { fractional: [['on', 60], ['off', 40]] }] } });
+    await ctx.app.patchFlag(KILL_SWITCH, { targeting: { if: [{ in: ['beta', { var: 'groups' }] }, 'off', { fractional: [['on', 60], ['off', 40]] }] } });
     await page.waitForSelector('#switch-title[data-state="partial"]');
     expect(await page.textContent('#switch-title')).toBe('Partly killed');
     expect(await page.textContent('#switch-detail')).toMatch(/^Killed for group beta; killed for 40 % of everyone else\. Version \d+\.$/);
     expect(await page.textContent('#switch-button')).toBe('Kill for everyone');
 
-    await app.patchFlag(KILL_SWITCH, { targeting: null, state: 'DISABLED' });
+    await ctx.app.patchFlag(KILL_SWITCH, { targeting: null, state: 'DISABLED' });
     await page.waitForSelector('#switch-title[data-state="killed"]');
     expect(await page.textContent('#switch-button')).toBe('Restore third-party content');
-    await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
+    await ctx.app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
     await page.close();
   });
 
   it('the targeting editor previews the flag as saving leaves it, and says when nothing changed', async () => {
-    const page = await browser.newPage();
-    await signInAdmin(page, app.url, TEST_TOKEN);
+    const page = await ctx.browser.newPage();
+    await signInAdmin(page, ctx.app.url, TEST_TOKEN);
     await page.click(`[data-edit="${THEME}"]`);
     expect(await page.textContent('#editor-message')).toBe('Nothing to save: this is the flag as it is now.');
     expect(await page.isDisabled('#editor-save')).toBe(true);
-    expect(JSON.parse((await page.textContent('#editor-preview'))!)).toEqual((await app.request(`/api/flags/${THEME}`)).body.definition);
+    expect(JSON.parse((await page.textContent('#editor-preview'))!)).toEqual((await ctx.app.request(`/api/flags/${THEME}`)).body.definition);
 
     await page.click('#add-group');
     await page.fill('#editor-groups .rule:last-child input', 'staff');
@@ -97,8 +88,8 @@ describe('signing in to launch control in a real browser', { timeout: 90_000 }, 
     expect(await page.isDisabled('#editor-save')).toBe(false);
     await page.click('#editor-save');
     await page.waitForSelector('#flags-message:has-text("theme: Done")');
-    expect((await app.request(`/api/flags/${THEME}`)).body.definition.targeting).toEqual(after.targeting);
-    await app.patchFlag(THEME, { targeting: null });
+    expect((await ctx.app.request(`/api/flags/${THEME}`)).body.definition.targeting).toEqual(after.targeting);
+    await ctx.app.patchFlag(THEME, { targeting: null });
     await page.close();
   });
 });

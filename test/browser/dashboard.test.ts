@@ -1,34 +1,25 @@
 /// <reference lib="dom" />
-import type { Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { KILL_SWITCH } from '../../server/flags/catalog.js';
-import { sleep, startTestApp, TEST_TOKEN, type TestApp } from '../helpers/app.js';
-import { launchChromium, signInAdmin } from '../helpers/browser.js';
+import { sleep, TEST_TOKEN } from '../helpers/app.js';
+import { appAndBrowserForThisBlock, signInAdmin } from '../helpers/browser.js';
 
 // A real browser is slow under load (25 page actions took 28 s with two busy loops beside the
 // suite): a timeout three times that. See BROWSER_TIMEOUT_MS in scripts/test-under-load.mjs.
 describe('the launch dashboard in a real browser', { timeout: 90_000 }, () => {
-  let app: TestApp;
-  let browser: Browser;
-  beforeAll(async () => {
-    [app, browser] = await Promise.all([startTestApp({ RECOMMENDATIONS_CACHE_TTL_MS: '0' }), launchChromium()]);
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await app?.stop();
-  });
+  const ctx = appAndBrowserForThisBlock({ RECOMMENDATIONS_CACHE_TTL_MS: '0' });
 
   it('charts third-party calls live, marks the flip, and shows the call rate fall to zero after a kill', async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    const page = await ctx.browser.newPage({ viewport: { width: 1280, height: 1000 } });
     const errors: string[] = [];
     page.on('pageerror', (error) => errors.push(String(error)));
-    await signInAdmin(page, app.url, TEST_TOKEN);
+    await signInAdmin(page, ctx.app.url, TEST_TOKEN);
 
     // Traffic: a page view every 50 ms, each one calling the third party while live.
     let running = true;
     const traffic = (async () => {
       for (let i = 0; running; i++) {
-        await fetch(`${app.url}/?user=dash-${i}`).then((r) => r.text());
+        await fetch(`${ctx.app.url}/?user=dash-${i}`).then((r) => r.text());
         await sleep(50);
       }
     })();
@@ -46,7 +37,7 @@ describe('the launch dashboard in a real browser', { timeout: 90_000 }, () => {
     );
     expect(await sample.jsonValue()).toEqual({ calls: expect.any(Number), views: expect.any(Number) });
 
-    await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
+    await ctx.app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
     // The next full second without a call: the rate shows 0, and the kill is marked on the charts.
     await page.waitForFunction(() => document.getElementById('calls-per-second')?.textContent === '0', undefined, { timeout: 5000 });
     // And the next sample too (each one redraws the figure, even with the same text).

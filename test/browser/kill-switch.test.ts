@@ -1,10 +1,10 @@
 /// <reference lib="dom" />
 /// <reference lib="dom.iterable" />
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { KILL_SWITCH, THEME } from '../../server/flags/catalog.js';
-import { startTestApp, TEST_TOKEN, waitFor, type TestApp } from '../helpers/app.js';
-import { launchChromium, signInAdmin } from '../helpers/browser.js';
+import { TEST_TOKEN, waitFor, type TestApp } from '../helpers/app.js';
+import { appAndBrowserForThisBlock, signInAdmin } from '../helpers/browser.js';
 
 const contexts: BrowserContext[] = [];
 async function newContext(browser: Browser) {
@@ -35,17 +35,9 @@ const avatarSources = (page: Page) => page.$$eval('img.avatar', (imgs) => imgs.m
 // A real browser is slow under load (25 page actions took 28 s with two busy loops beside the
 // suite): a timeout three times that. See BROWSER_TIMEOUT_MS in scripts/test-under-load.mjs.
 describe('the kill switch in a real browser', { timeout: 90_000 }, () => {
-  let app: TestApp;
-  let browser: Browser;
-  beforeAll(async () => {
-    [app, browser] = await Promise.all([startTestApp({ RECOMMENDATIONS_CACHE_TTL_MS: '0' }), launchChromium()]);
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await app?.stop();
-  });
+  const ctx = appAndBrowserForThisBlock({ RECOMMENDATIONS_CACHE_TTL_MS: '0' });
   beforeEach(async () => {
-    await app.patchFlag(KILL_SWITCH, { state: 'ENABLED', targeting: null });
+    await ctx.app.patchFlag(KILL_SWITCH, { state: 'ENABLED', targeting: null });
   });
   afterEach(async () => {
     for (const context of contexts.splice(0)) await context.close();
@@ -59,18 +51,18 @@ describe('the kill switch in a real browser', { timeout: 90_000 }, () => {
     });
 
   it('kills in place (no reload, scroll kept, zero third-party calls) and restores live content', async () => {
-    const page = await openFeed(browser, app, 'maya');
+    const page = await openFeed(ctx.browser, ctx.app, 'maya');
     const navigations: string[] = [];
     page.on('framenavigated', (frame) => navigations.push(frame.url()));
     expect(await page.getAttribute('#feed', 'data-show-avatars')).toBe('true');
     expect(await page.getAttribute('#recommendations', 'data-source')).toBe('live');
-    expect((await avatarSources(page)).every((src) => src.startsWith(app.simulator!.origin))).toBe(true);
+    expect((await avatarSources(page)).every((src) => src.startsWith(ctx.app.simulator!.origin))).toBe(true);
     await page.evaluate(() => window.scrollTo(0, 400));
     const inView = await postInView(page);
 
-    app.simulator!.resetStats();
+    ctx.app.simulator!.resetStats();
     const flippedAt = Date.now();
-    expect((await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' })).status).toBe(200);
+    expect((await ctx.app.patchFlag(KILL_SWITCH, { state: 'DISABLED' })).status).toBe(200);
     await page.waitForSelector('#feed[data-show-avatars="false"]', { timeout: 3000 });
     await page.waitForSelector('#recommendations[data-source="fallback"]', { timeout: 3000 });
     const killedAt = await page.evaluate(() => (window as any).changes.find((c: any) => c.value === 'false')?.at as number);
@@ -84,46 +76,46 @@ describe('the kill switch in a real browser', { timeout: 90_000 }, () => {
     await page.reload(); // a killed page, loaded afresh, calls nothing either
     await page.waitForSelector('body[data-socket="connected"]');
     await page.waitForLoadState('networkidle'); // everything the page asks for on load has been asked
-    expect(app.simulator!.stats().total).toBe(0);
+    expect(ctx.app.simulator!.stats().total).toBe(0);
 
     await page.evaluate(() => ((window as any).sameDocument = true));
     navigations.length = 0;
-    await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
+    await ctx.app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
     await page.waitForSelector('#feed[data-show-avatars="true"]', { timeout: 3000 });
     await page.waitForSelector('#recommendations[data-source="live"]');
     expect(await page.isHidden('#paused-banner')).toBe(true);
-    expect((await avatarSources(page)).every((src) => src.startsWith(app.simulator!.origin))).toBe(true);
+    expect((await avatarSources(page)).every((src) => src.startsWith(ctx.app.simulator!.origin))).toBe(true);
     await page.waitForFunction(() => [...document.querySelectorAll('img.avatar')].every((img) => (img as HTMLImageElement).complete));
-    expect(app.simulator!.stats().requests.recommendations).toBeGreaterThan(0);
-    expect(app.simulator!.stats().requests.images).toBeGreaterThan(0);
+    expect(ctx.app.simulator!.stats().requests.recommendations).toBeGreaterThan(0);
+    expect(ctx.app.simulator!.stats().requests.images).toBeGreaterThan(0);
     expect(await page.evaluate(() => (window as any).sameDocument)).toBe(true);
     expect(navigations).toEqual([]);
   });
 
   it('updates only the viewers whose own value changed', async () => {
-    const [beta, other] = await Promise.all([openFeed(browser, app, 'theo'), openFeed(browser, app, 'jonas')]);
-    await app.patchFlag(KILL_SWITCH, { targeting: { if: [{ in: ['beta', { var: 'groups' }] }, 'off', null] } });
+    const [beta, other] = await Promise.all([openFeed(ctx.browser, ctx.app, 'theo'), openFeed(ctx.browser, ctx.app, 'jonas')]);
+    await ctx.app.patchFlag(KILL_SWITCH, { targeting: { if: [{ in: ['beta', { var: 'groups' }] }, 'off', null] } });
     await beta.waitForSelector('#feed[data-show-avatars="false"]', { timeout: 3000 });
     // A fence: a theme change for everyone, pushed after the kill on the same connection (pushes
     // go out one change after another, in order). Once Jonas's page has it, it has all before it.
-    await app.patchFlag(THEME, { defaultVariant: 'dark' });
+    await ctx.app.patchFlag(THEME, { defaultVariant: 'dark' });
     await other.waitForSelector('html[data-theme="dark"]', { timeout: 3000 });
     expect(await other.getAttribute('#feed', 'data-show-avatars')).toBe('true');
     expect(await other.evaluate(() => (window as any).changes.length)).toBe(0);
-    await app.patchFlag(THEME, { defaultVariant: 'light' });
-    await app.patchFlag(KILL_SWITCH, { targeting: null });
+    await ctx.app.patchFlag(THEME, { defaultVariant: 'light' });
+    await ctx.app.patchFlag(KILL_SWITCH, { targeting: null });
     await beta.waitForSelector('#feed[data-show-avatars="true"]', { timeout: 3000 });
   });
 
   it('flips from the launch-control page (signed in, confirm) and every feed follows; the audit names who', async () => {
-    const feed = await openFeed(browser, app, 'priya');
-    const admin = await (await newContext(browser)).newPage();
-    await signInAdmin(admin, app.url, TEST_TOKEN);
+    const feed = await openFeed(ctx.browser, ctx.app, 'priya');
+    const admin = await (await newContext(ctx.browser)).newPage();
+    await signInAdmin(admin, ctx.app.url, TEST_TOKEN);
     // The credential lives in an HttpOnly cookie: nothing a script can read holds it.
     expect(await admin.evaluate(() => document.cookie)).not.toContain('ks_admin');
     expect(await admin.evaluate(() => JSON.stringify(localStorage))).not.toContain(TEST_TOKEN);
     // The earlier tests' tabs are closed; their sockets' disconnects may still be on their way.
-    await waitFor(() => app.realtime.pusher.browserCount === 1, 10_000, 'this test\'s feed alone');
+    await waitFor(() => ctx.app.realtime.pusher.browserCount === 1, 10_000, 'this test\'s feed alone');
     await admin.waitForFunction(() => document.getElementById('browsers')?.textContent === '1');
     await admin.fill('input[name=actor]', 'Launch captain');
     await admin.press('input[name=actor]', 'Tab');
@@ -160,7 +152,7 @@ describe('the kill switch in a real browser', { timeout: 90_000 }, () => {
   });
 
   it('shows the connection on the page and converges after being offline during a flip', async () => {
-    const page = await openFeed(browser, app, 'lena');
+    const page = await openFeed(ctx.browser, ctx.app, 'lena');
     expect(await page.textContent('.connection-label')).toBe('Connected');
     await page.context().setOffline(true);
     // Offline in Chromium does not cut an open WebSocket: close it from inside, as a network drop would.
@@ -168,7 +160,7 @@ describe('the kill switch in a real browser', { timeout: 90_000 }, () => {
       (window as any).io.managers && Object.values((window as any).io.managers).forEach((m: any) => m.engine?.close());
     });
     await page.waitForSelector('body[data-socket="disconnected"]', { timeout: 3000 });
-    await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
+    await ctx.app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
     await page.context().setOffline(false);
     await page.waitForSelector('body[data-socket="connected"]', { timeout: 10_000 });
     await page.waitForSelector('#feed[data-show-avatars="false"]', { timeout: 3000 });

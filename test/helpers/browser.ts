@@ -1,5 +1,7 @@
 import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll } from 'vitest';
+import { startTestApp, type TestApp } from './app.js';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -35,4 +37,28 @@ export async function signInAdmin(page: Page, url: string, token: string): Promi
   // The form posts, and the server answers with the launch-control page (a 303 back to /admin).
   await page.waitForSelector('#principal-name');
   await page.waitForSelector('body[data-socket="connected"]');
+}
+
+/**
+ * A real app and Debian's Chromium for the tests of one describe block: both started before its
+ * first test, both stopped after its last. Read `app` and `browser` inside the tests.
+ */
+export function appAndBrowserForThisBlock(env: Record<string, string> = {}): { readonly app: TestApp; readonly browser: Browser } {
+  let app: TestApp | undefined;
+  let browser: Browser | undefined;
+  beforeAll(async () => {
+    [app, browser] = await Promise.all([startTestApp(env), launchChromium()]);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await app?.stop();
+  });
+  return {
+    get app() {
+      return app!;
+    },
+    get browser() {
+      return browser!;
+    },
+  };
 }
