@@ -164,6 +164,9 @@ export function createRealtime(deps: {
   const announceAdminState = () => {
     stateTimer ??= setTimeout(async () => {
       stateTimer = undefined;
+      // After the browsers: a push to 10,000 of them lets the loop turn between slices, and the
+      // admin pages' state must not be what those turns spend their time on.
+      await pusher.idle();
       io.local.to('admin').emit('admin_state', await deps.adminState(clusterBrowsers()));
     }, 20);
   };

@@ -2,6 +2,8 @@ import { Writable } from 'node:stream';
 import { rm } from 'node:fs/promises';
 import { io as connect, type Socket } from 'socket.io-client';
 import { createLogger, type Logger } from '../../server/observability/logger.js';
+import type { FlagValue } from '@openfeature/server-sdk';
+import type { ServerToClientEvents } from '../../server/realtime/events.js';
 import type { RunningApp, StartOptions } from '../../server/runtime.js';
 import { startLocalApp } from '../../bench/lib/app.js';
 
@@ -20,7 +22,7 @@ export interface TestApp extends RunningApp {
    * A connected socket.io-client; `snapshots` holds every flag_snapshot it got, from the first.
    * A browser's socket resolves once its snapshot is in (it is registered for pushes from then on).
    */
-  socket(options?: { cookie?: string; auth?: Record<string, unknown> }): Promise<Socket & { snapshots: any[] }>;
+  socket(options?: { cookie?: string; auth?: Record<string, unknown> }): Promise<Socket & { snapshots: Record<string, FlagValue>[] }>;
   /**
    * Resolves once everything this app has pushed so far has reached `sockets`: the pusher has
    * handed every change queued so far to the sockets, then a marker the server emits after that
@@ -115,7 +117,7 @@ export async function startTestApp(
         autoConnect: false,
       });
       sockets.push(socket);
-      const snapshots: any[] = [];
+      const snapshots: Record<string, FlagValue>[] = [];
       socket.on('flag_snapshot', (snapshot) => snapshots.push(snapshot));
       socket.connect();
       const browser = socketOptions.auth?.role !== 'admin';
@@ -154,11 +156,19 @@ export async function startTestApp(
   };
 }
 
+/** The events the server sends, and what each carries (server/realtime/events.ts): typed on both sides. */
+type ServerEvent = keyof ServerToClientEvents | 'connect_error' | 'disconnect';
+type PayloadOf<E extends ServerEvent> = E extends keyof ServerToClientEvents
+  ? Parameters<ServerToClientEvents[E]>[0]
+  : E extends 'connect_error'
+    ? Error
+    : string;
+
 /** Resolves with the next `event` on `socket`, or rejects after `ms`. */
-export function nextEvent<T = any>(socket: Socket, event: string, ms = 5000): Promise<T> {
+export function nextEvent<E extends ServerEvent>(socket: Socket, event: E, ms = 5000): Promise<PayloadOf<E>> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no ${event} within ${ms} ms`)), ms);
-    socket.once(event, (payload: T) => {
+    socket.once(event as string, (payload: PayloadOf<E>) => {
       clearTimeout(timer);
       resolve(payload);
     });
@@ -166,9 +176,9 @@ export function nextEvent<T = any>(socket: Socket, event: string, ms = 5000): Pr
 }
 
 /** Collects every `event` on `socket` from now on. */
-export function record<T = any>(socket: Socket, event: string): T[] {
-  const seen: T[] = [];
-  socket.on(event, (payload: T) => seen.push(payload));
+export function record<E extends ServerEvent>(socket: Socket, event: E): PayloadOf<E>[] {
+  const seen: PayloadOf<E>[] = [];
+  socket.on(event as string, (payload: PayloadOf<E>) => seen.push(payload));
   return seen;
 }
 

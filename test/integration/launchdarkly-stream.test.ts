@@ -83,7 +83,7 @@ describe('LaunchDarkly over the network: the real SDK against a local stream (a 
     expect(await app.request('/readyz')).toMatchObject({ status: 200 });
     expect((await app.request('/?user=maya')).text).toContain('data-show-avatars="true"');
     const socket = await app.socket({ cookie: 'viewer=maya' });
-    expect(socket.snapshots[0][KILL_SWITCH]).toBe(true);
+    expect(socket.snapshots[0]![KILL_SWITCH]).toBe(true);
 
     // A kill in LaunchDarkly, down the stream.
     let update = nextEvent(socket, 'flag_update');

@@ -27,8 +27,8 @@ describe('live flag updates over Socket.IO', () => {
     // Theo is in the beta: killed for him, and the beta gets the "friends" recommendations.
     expect(beta.snapshots[0]).toEqual({ [KILL_SWITCH]: false, [RECS_FLAVOUR]: 'friends', [THEME]: 'light' });
     expect(other.snapshots[0]).toMatchObject({ [KILL_SWITCH]: true, [THEME]: 'light' });
-    expect(['classic', 'trending']).toContain(other.snapshots[0][RECS_FLAVOUR]);
-    expect(Object.keys(anonymous.snapshots[0]).sort()).toEqual([KILL_SWITCH, RECS_FLAVOUR, THEME].sort());
+    expect(['classic', 'trending']).toContain(other.snapshots[0]![RECS_FLAVOUR]);
+    expect(Object.keys(anonymous.snapshots[0]!).sort()).toEqual([KILL_SWITCH, RECS_FLAVOUR, THEME].sort());
     for (const socket of [beta, other, anonymous]) socket.disconnect();
   });
 
@@ -100,7 +100,7 @@ describe('live flag updates over Socket.IO', () => {
       expect(events).toHaveLength(2);
       expect(events[0]).not.toHaveProperty('refetchWithinMs');
       expect(events[1]).toMatchObject({ key: KILL_SWITCH, value: true, refetchWithinMs: expect.any(Number) });
-      expect(events[1].refetchWithinMs).toBeGreaterThan(0);
+      expect(events[1]!.refetchWithinMs).toBeGreaterThan(0);
     }
     expect(adminSeen).toEqual([]);
   });
@@ -129,14 +129,14 @@ describe('live flag updates over Socket.IO', () => {
 
   it('gives the admin page live state: browsers watching and each change', async () => {
     const admin = await app.socket({ auth: { role: 'admin' } });
-    const counts = record<number>(admin, 'admin_browsers');
-    const states = record<any>(admin, 'admin_state');
+    const counts = record(admin, 'admin_browsers');
+    const states = record(admin, 'admin_state');
     const viewer = await app.socket({ cookie: 'viewer=priya' });
     await waitFor(() => counts.at(-1) === 1 && app.realtime.pusher.browserCount === 1, 3000, 'the browser count');
     await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' }, { 'x-actor': 'Priya' });
     await waitFor(() => states.some((s) => s.audit[0]?.actor.note === 'Priya' && s.audit[0]?.actor.name === 'admin'), 3000, 'the admin state');
     const latest = states.at(-1);
-    expect(latest.flags.find((f: any) => f.key === KILL_SWITCH).definition.state).toBe('DISABLED');
+    expect(latest!.flags.find((f) => f.key === KILL_SWITCH)!.definition!.state).toBe('DISABLED');
     viewer.disconnect();
     await waitFor(() => counts.at(-1) === 0, 3000, 'the count to drop');
     admin.disconnect();

@@ -60,7 +60,7 @@ describe('several instances sharing flags through Redis', () => {
 
   it('shows cluster-wide browser counts on the admin page', async () => {
     const admin = await a.socket({ auth: { role: 'admin' } });
-    const counts = record<number>(admin, 'admin_browsers');
+    const counts = record(admin, 'admin_browsers');
     await b.socket({ cookie: 'viewer=lena' });
     await b.socket({ cookie: 'viewer=theo' });
     await a.socket({ cookie: 'viewer=sam' });
@@ -146,7 +146,7 @@ describe('instances starting together, restarting, or before Redis', () => {
       expect((await app.request('/?user=maya')).text).toContain('data-show-avatars="false"');
       const socket = await app.socket({ cookie: 'viewer=maya' });
       await waitFor(() => socket.snapshots.length > 0);
-      expect(socket.snapshots[0][KILL_SWITCH]).toBe(false);
+      expect(socket.snapshots[0]![KILL_SWITCH]).toBe(false);
       const seen = record(socket, 'flag_update');
 
       await redis.start();

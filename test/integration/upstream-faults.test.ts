@@ -51,7 +51,7 @@ describe('the circuit breaker, and AUTO_KILL', () => {
     const admin = await app.socket({ auth: { role: 'admin' } });
     const viewer = await app.socket({ cookie: 'viewer=maya' });
     const updates = record(viewer, 'flag_update');
-    const states = record<any>(admin, 'admin_state');
+    const states = record(admin, 'admin_state');
     app.simulator!.setKnobs({ mode: 'fail' });
     for (let i = 0; i < 6; i++) await app.request(`/?user=breaker-${i}`);
 
