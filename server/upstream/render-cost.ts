@@ -22,30 +22,39 @@ export interface RenderCostOptions {
   minRenders?: number;
   /** The share of the loop live renders may take: the rest is for page loads, pushes, the admin. */
   share?: number;
-  /** The guess before the first sample: a live render with two third-party calls, on one core. */
+  /** The guess before the first sample, and the estimate while the process is not busy. */
   initialMs?: number;
   cpuUsage?: () => NodeJS.CpuUsage;
 }
 
 /**
  * Samples the process's CPU time (user and system) every `sampleMs` (an unref'd timer: it never
- * keeps the process alive) and charges all of it to the live renders done in that time. That is
- * an upper bound (page loads, pushes, GC are charged too), so the pace errs on the slow side: it
- * is measured while it matters, when renders are most of the work.
+ * keeps the process alive). While the process is busy (half of the time or more on CPU) it charges
+ * all of it to the live renders done in that time: an upper bound (page loads, pushes, GC are
+ * charged too), so the pace errs on the slow side when it matters, in a restore, when renders are
+ * most of the work. While it is not busy, this process is not what limits the pace: the estimate
+ * returns to the first guess, so that other work (killed pages, the admin page) charged to a few
+ * live renders does not make it defer new readers' pages for nothing.
  */
+/** The share of the time on CPU from which this process counts as busy. */
+const BUSY_SHARE = 0.5;
+
 export function measureRenderCost(options: RenderCostOptions = {}): RenderCost {
   const sampleMs = options.sampleMs ?? 500;
   const minRenders = options.minRenders ?? 20;
   const share = options.share ?? 0.6;
   const cpuUsage = options.cpuUsage ?? (() => process.cpuUsage());
-  let costMs = options.initialMs ?? 2;
+  const initialMs = options.initialMs ?? 2;
+  let costMs = initialMs;
   let renders = 0;
   let last = cpuUsage();
   const timer = setInterval(() => {
     const usage = cpuUsage();
     const cpuMs = (usage.user - last.user + usage.system - last.system) / 1000;
     last = usage;
-    if (renders >= minRenders) costMs = costMs * 0.5 + (cpuMs / renders) * 0.5;
+    const busy = cpuMs >= sampleMs * BUSY_SHARE;
+    const sample = busy && renders >= minRenders ? cpuMs / renders : busy ? costMs : initialMs;
+    costMs = costMs * 0.5 + sample * 0.5;
     renders = 0;
   }, sampleMs);
   timer.unref();

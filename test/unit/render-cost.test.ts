@@ -29,18 +29,33 @@ describe('the cost of a live render, as the pacer sees it', () => {
     cost.close();
   });
 
-  it('ignores a sample with too few renders to say anything (an idle process)', () => {
+  it('keeps its estimate through a busy sample with too few renders to say anything', () => {
     const clock = cpu();
     const cost = measureRenderCost({ sampleMs: 500, minRenders: 10, initialMs: 2, cpuUsage: clock.usage });
+    for (let i = 0; i < 100; i++) cost.rendered();
+    clock.spend(500); // 5 ms a render, busy
+    vi.advanceTimersByTime(500);
+    expect(cost.cpuMsPerRender()).toBe(3.5);
     for (let i = 0; i < 9; i++) cost.rendered();
-    clock.spend(300); // GC, timers, a few page loads: not a render's cost
+    clock.spend(400); // busy with something else: 9 renders say nothing of their cost
     vi.advanceTimersByTime(500);
-    expect(cost.cpuMsPerRender()).toBe(2);
-    // The renders of a sample are not carried into the next one.
-    cost.rendered();
-    clock.spend(50);
+    expect(cost.cpuMsPerRender()).toBe(3.5);
+    cost.close();
+  });
+
+  it('returns to its first guess while the process is not busy: other work charged to a few renders defers nobody', () => {
+    const clock = cpu();
+    const cost = measureRenderCost({ sampleMs: 500, minRenders: 10, initialMs: 2, cpuUsage: clock.usage });
+    for (let i = 0; i < 20; i++) cost.rendered();
+    clock.spend(500);
     vi.advanceTimersByTime(500);
-    expect(cost.cpuMsPerRender()).toBe(2);
+    expect(cost.cpuMsPerRender()).toBe(13.5); // 25 ms a render while busy: believed, half-way
+    for (let round = 0; round < 10; round++) {
+      for (let i = 0; i < 20; i++) cost.rendered();
+      clock.spend(200); // 40 % of the time on CPU: 10 ms "a render", but nothing is limited by it
+      vi.advanceTimersByTime(500);
+    }
+    expect(cost.cpuMsPerRender()).toBeCloseTo(2, 1);
     cost.close();
   });
 
