@@ -7,7 +7,7 @@
  * Exits non-zero when any run fails or any test took more than half its timeout.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -27,9 +27,16 @@ process.on('exit', stopBusy);
 
 let bad = 0;
 for (let run = 1; run <= runs; run++) {
-  const out = path.join(mkdtempSync(path.join(tmpdir(), 'test-load-')), 'report.json');
+  const dir = mkdtempSync(path.join(tmpdir(), 'test-load-'));
+  const out = path.join(dir, 'report.json');
   const started = performance.now();
-  const result = spawnSync('npx', ['vitest', 'run', '--reporter=json', `--outputFile=${out}`], { stdio: ['ignore', 'ignore', 'inherit'] });
+  // The JSON report for the figures; vitest's own report too, kept, for what JSON leaves out (an
+  // error in a hook, an unhandled rejection): printed when a run fails.
+  const result = spawnSync('npx', ['vitest', 'run', '--reporter=json', `--outputFile.json=${out}`, '--reporter=default'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  writeFileSync(path.join(dir, 'vitest.log'), `${result.stdout}\n${result.stderr}`);
   const seconds = (performance.now() - started) / 1000;
   const report = JSON.parse(readFileSync(out, 'utf8'));
   const tests = report.testResults.flatMap((file) => file.assertionResults.map((t) => ({ ...t, file: path.relative(process.cwd(), file.name) })));
@@ -47,6 +54,11 @@ for (let run = 1; run <= runs; run++) {
       slowest.map((t) => `${(t.duration / 1000).toFixed(1)} s (${Math.round(ratioOf(t) * 100)}% of its timeout) ${t.title.slice(0, 60)}`).join(' | '),
   );
   for (const t of failed) console.log(`  failed: ${t.file} > ${t.fullName}`);
+  if (result.status !== 0) {
+    const log = String(result.stdout).replace(/\x1b\[[0-9;]*m/g, '');
+    const from = log.search(/⎯+ (Failed|Unhandled)/);
+    console.log(from >= 0 ? log.slice(from, from + 6000) : `  (vitest's report: ${path.join(dir, 'vitest.log')})`);
+  }
 }
 stopBusy();
 console.log(bad ? `${bad} of ${runs} runs failed or had a test over half its timeout` : `${runs} of ${runs} runs passed, every test within half its timeout`);
