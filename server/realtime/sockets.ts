@@ -162,12 +162,15 @@ export function createRealtime(deps: {
 
   let stateTimer: NodeJS.Timeout | undefined;
   const announceAdminState = () => {
-    stateTimer ??= setTimeout(async () => {
+    stateTimer ??= setTimeout(() => {
       stateTimer = undefined;
-      // After the browsers: a push to 10,000 of them lets the loop turn between slices, and the
-      // admin pages' state must not be what those turns spend their time on.
-      await pusher.idle();
-      io.local.to('admin').emit('admin_state', await deps.adminState(clusterBrowsers()));
+      void (async () => {
+        // After the browsers: a push to 10,000 of them lets the loop turn between slices, and the
+        // admin pages' state must not be what those turns spend their time on.
+        await pusher.idle();
+        if (closed) return; // shut down meanwhile: the state's sources may be closed
+        io.local.to('admin').emit('admin_state', await deps.adminState(clusterBrowsers()));
+      })().catch((error: unknown) => deps.logger.warn({ err: error }, 'could not announce the admin state'));
     }, 20);
   };
 
