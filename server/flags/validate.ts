@@ -223,7 +223,7 @@ export function validateFlagDocument(candidate: unknown): FlagdDocument {
   // Every other member (flag-set `metadata`, `$evaluators`, ...) is kept as written: the app
   // changes flags, never the rest, and a write must not drop what someone put there.
   const { flags: _raw, ...rest } = parsed.data;
-  const document: FlagdDocument = { ...rest, flags };
-  checkFlagdSchema(document, '');
-  return document;
+  // Each flag passed flagd's schema above; what is left to check is the document's own members.
+  checkFlagdSchema({ ...rest, flags: {} }, '');
+  return { ...rest, flags };
 }
