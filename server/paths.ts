@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 /**
  * The project's root folder: one level above this file as source (server/), two as compiled
  * (dist/server/, the build keeping the tree's layout so that the server can import the module it
- * shares with the pages, public/js/shared.js).
+ * shares with the pages, public/js/common.js).
  */
 const here = new URL('.', import.meta.url);
 const root = new URL(here.pathname.endsWith('/dist/server/') ? '../../' : '../', here);

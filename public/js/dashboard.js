@@ -1,5 +1,5 @@
 // @ts-check
-import { KILL_SWITCH } from './shared.js';
+import { KILL_SWITCH } from './common.js';
 
 /**
  * The launch dashboard: three live charts (uPlot, served by our server) fed once a second over

@@ -1,7 +1,7 @@
 // @ts-check
 import { showConnection } from './connection.js';
 import { createLiveSync, fetchFragment } from './live-sync.js';
-import { FALLBACK_AVATAR, THEMES } from './shared.js';
+import { FALLBACK_AVATAR, THEMES } from './common.js';
 
 /**
  * The feed page's live side: the DOM for the policy in live-sync.js (shared with the

@@ -15,7 +15,7 @@
  * - A change that arrives while a fetch is under way wins: the older answer is dropped.
  */
 
-import { KILL_SWITCH, RECS_FLAVOUR, REFETCH_AFTER_HEADER, REFETCH_TURN_HEADER, THEME } from './shared.js';
+import { KILL_SWITCH, RECS_FLAVOUR, REFETCH_AFTER_HEADER, REFETCH_TURN_HEADER, THEME } from './common.js';
 
 export { KILL_SWITCH, RECS_FLAVOUR, THEME };
 

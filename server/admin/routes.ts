@@ -2,7 +2,7 @@ import express, { Router, type Request, type Response } from 'express';
 import { csrfMatches, fromOwnOrigin, ownOriginOf, sessionIdFrom, type Access } from '../access/auth.js';
 import { SESSION_COOKIE, SESSION_TTL_MS } from '../access/sessions.js';
 import { ForbiddenError } from '../errors.js';
-import { THEMES } from '../../public/js/shared.js';
+import { THEMES } from '../../public/js/common.js';
 import { flagCatalog, KILL_SWITCH } from '../flags/catalog.js';
 import { people } from '../feed/content.js';
 import type { AuditReader } from '../flags/audit.js';

@@ -1,5 +1,5 @@
 import type { Client } from '@openfeature/server-sdk';
-import { THEMES } from '../../public/js/shared.js';
+import { THEMES } from '../../public/js/common.js';
 import { flagCatalog, KILL_SWITCH, RECS_FLAVOUR, THEME } from '../flags/catalog.js';
 import type { Metrics } from '../observability/metrics.js';
 import { FALLBACK_AVATAR, type Avatar, type AvatarService } from '../upstream/avatars.js';

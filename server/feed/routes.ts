@@ -1,5 +1,5 @@
 import { Router, type Request, type Response } from 'express';
-import { REFETCH_AFTER_HEADER, REFETCH_TURN_HEADER } from '../../public/js/shared.js';
+import { REFETCH_AFTER_HEADER, REFETCH_TURN_HEADER } from '../../public/js/common.js';
 import { BadRequestError } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
 import { FALLBACK_RECOMMENDATIONS } from '../upstream/recommendations.js';

@@ -21,8 +21,8 @@ export interface FlagUpdate {
 export type RefetchWindow = (key: string, value: FlagValue, pages: number, everyone: boolean) => number | undefined;
 
 /** What the admin page shows live: one type, declared beside the page that reads it. */
-export type { AdminState } from '../../public/js/shared.js';
-import type { AdminState } from '../../public/js/shared.js';
+export type { AdminState } from '../../public/js/common.js';
+import type { AdminState } from '../../public/js/common.js';
 
 import type { StatsSample } from '../admin/stats.js';
 import type { Principal } from '../access/tokens.js';

@@ -2,7 +2,7 @@
 import { buildTargeting, checkRules, emptyRules, mergePatchFor, parseTargeting } from '../targeting.js';
 import { $, el, message } from './dom.js';
 
-/** @typedef {import('../shared.js').AdminFlag} AdminFlag */
+/** @typedef {import('../common.js').AdminFlag} AdminFlag */
 /** @typedef {import('./api.js').FlagApi} FlagApi */
 
 /** JSON with object members sorted: two definitions that say the same thing read the same. */

@@ -1,10 +1,10 @@
 // @ts-check
-import { isKilled, KILL_PATCH, KILL_SWITCH, restorePatch } from '../shared.js';
+import { isKilled, KILL_PATCH, KILL_SWITCH, restorePatch } from '../common.js';
 import { switchState } from '../switch-state.js';
 import { $, ago, message } from './dom.js';
 
-/** @typedef {import('../shared.js').AdminState} AdminState */
-/** @typedef {import('../shared.js').AdminActor} AdminActor */
+/** @typedef {import('../common.js').AdminState} AdminState */
+/** @typedef {import('../common.js').AdminActor} AdminActor */
 /** @typedef {import('./api.js').FlagApi} FlagApi */
 
 /** @type {Record<string, string>} */
@@ -70,7 +70,7 @@ export function createKillSwitchCard({ state, api, readOnly }) {
   dialog.addEventListener('close', async () => {
     if (dialog.returnValue !== 'confirm') return;
     const definition = killSwitch()?.definition;
-    // The server's own patches (shared.js): restoring a flag killed by serving `false` serves `true` again.
+    // The server's own patches (common.js): restoring a flag killed by serving `false` serves `true` again.
     const patch = !isKilled(definition) ? KILL_PATCH : definition ? restorePatch(definition) : { state: 'ENABLED' };
     const result = await api.patch(KILL_SWITCH, { ...patch });
     message('switch-message', result.text, !result.ok);
