@@ -4,8 +4,13 @@
  *   npx tsx bench/evaluate.ts
  */
 import { OpenFeature } from '@openfeature/server-sdk';
-import { FlagStoreProvider } from '../server/flags/provider.js';
-import type { FlagStore } from '../server/flags/store.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { FileBackend } from '../server/flags/backend-file.js';
+import { FlagRepositoryProvider } from '../server/flags/provider.js';
+import { FlagRepository } from '../server/flags/repository.js';
+import type { FlagdDocument } from '../server/flags/types.js';
 import { createLogger } from '../server/observability/logger.js';
 
 const viewers = Array.from({ length: 500 }, (_, i) => ({ targetingKey: `user-${i}`, name: `User ${i}`, groups: i % 2 ? ['beta'] : [] }));
@@ -19,8 +24,11 @@ const document = {
     rollout: { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on', targeting: { fractional: [['on', 50], ['off', 50]] } },
   },
 };
-const store = { document: () => document, onChange: () => () => undefined } as unknown as FlagStore;
-const provider = new FlagStoreProvider(store, createLogger('silent'));
+const dir = await mkdtemp(path.join(tmpdir(), 'evaluate-'));
+const logger = createLogger('silent');
+const repository = new FlagRepository(new FileBackend({ file: path.join(dir, 'flags.json'), logger, defaults: () => document as FlagdDocument }), logger);
+await repository.start();
+const provider = new FlagRepositoryProvider(repository, logger);
 await OpenFeature.setProviderAndWait('bench', provider);
 const client = OpenFeature.getClient('bench');
 
@@ -44,3 +52,5 @@ for (const key of ['static', 'listed', 'rollout']) {
 }
 for (const r of results) console.log(`${r.label.padEnd(28)} ${String(r.perSecond).padStart(10)} /s  ${r.microseconds.toFixed(2)} µs`);
 await OpenFeature.close();
+await repository.close();
+await rm(dir, { recursive: true, force: true });

@@ -62,7 +62,7 @@ process.on('SIGTERM', onSignal).on('SIGINT', onSignal);
 try {
   app = await startApp(config, logger);
   logger.info(
-    { url: app.url, flags: app.source.kind, admin: `${app.url}/admin` },
+    { url: app.url, flags: app.provider.kind, admin: `${app.url}/admin` },
     `feed live at ${app.url}  (launch control: ${app.url}/admin)`,
   );
   if (app.adminTokenGenerated) console.error(adminTokenBanner(app.adminToken, `${app.url}/admin`));

@@ -15,14 +15,11 @@ import { createFeedBuilder, createRefetchWindow } from './feed/feed.js';
 import { evaluationContext, isValidViewerKey, viewerFor } from './feed/viewer.js';
 import type { LDOptions } from '@launchdarkly/node-server-sdk';
 import { flagCatalog, THEME } from './flags/catalog.js';
-import { FileAuditLog } from './flags/audit.js';
-import { createLaunchDarklySource } from './flags/launchdarkly.js';
-import type { FlagSource } from './flags/source.js';
-import { createStoreFlagSource } from './flags/source.js';
-import { storeFiles } from './flags/store.js';
-import { FileFlagStore } from './flags/store-file.js';
-import { RedisFlagStore } from './flags/store-redis.js';
-import type { AuditReader } from './flags/audit.js';
+import { FileBackend, storeFiles } from './flags/backend-file.js';
+import { RedisBackend } from './flags/backend-redis.js';
+import { createLaunchDarklyProvider } from './flags/launchdarkly.js';
+import { FlagRepositoryProvider, readinessOf, type FlagsProvider } from './flags/provider.js';
+import { FlagRepository } from './flags/repository.js';
 import type { Logger } from './observability/logger.js';
 import { followLogLevelFlag } from './observability/log-level.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
@@ -39,7 +36,10 @@ import { startSimulator, type Simulator } from './upstream/simulator.js';
 export interface RunningApp {
   url: string;
   port: number;
-  source: FlagSource;
+  /** Evaluates the flags and tells of their changes and health (the repository's, or LaunchDarkly's). */
+  provider: FlagsProvider;
+  /** The flags, when they are ours to change (absent with LaunchDarkly). */
+  repository: FlagRepository | undefined;
   metrics: Metrics;
   realtime: Realtime;
   /** The third-party clients (avatars, recommendations): their breakers and capacity. */
@@ -56,8 +56,8 @@ export interface RunningApp {
 }
 
 /**
- * The composition root: config -> third party -> audit -> store -> provider -> upstream
- * clients -> app -> Socket.IO -> listen. Only here are concrete objects made; everything else
+ * The composition root, top to bottom: config -> third party -> flags (backend -> repository ->
+ * provider) -> access -> upstream clients -> Socket.IO -> app -> HTTP server -> listen. Only here are concrete objects made; everything else
  * gets its dependencies passed in.
  */
 export interface StartOptions {
@@ -97,10 +97,11 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     }
 
     const files = storeFiles(config.flagsFile);
-    let source: FlagSource;
-    let audit: AuditReader | undefined;
+    // The flags: LaunchDarkly's (read-only here), or ours in Redis or the file, through one repository.
+    let repository: FlagRepository | undefined;
+    let provider: FlagsProvider;
     if (config.launchDarklySdkKey) {
-      source = createLaunchDarklySource({
+      provider = createLaunchDarklyProvider({
         sdkKey: config.launchDarklySdkKey,
         logger,
         initTimeoutMs: config.launchDarklyInitTimeoutMs,
@@ -110,27 +111,26 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
           ...options.launchDarkly,
         },
       });
-    } else if (config.redisUrl) {
-      const store = new RedisFlagStore({ url: config.redisUrl, logger, connectTimeoutMs: config.redisConnectTimeoutMs });
-      audit = store.audit;
-      source = createStoreFlagSource(store, logger);
     } else {
-      const fileAudit = new FileAuditLog(files.audit, logger.child({ component: 'audit' }));
-      await fileAudit.load();
-      audit = fileAudit;
-      const store = new FileFlagStore({ file: config.flagsFile, logger: logger.child({ component: 'flag-store' }), audit: fileAudit });
-      source = createStoreFlagSource(store, logger);
-      cleanups.push(() => fileAudit.flush());
+      const backend = config.redisUrl
+        ? new RedisBackend({ url: config.redisUrl, logger, connectTimeoutMs: config.redisConnectTimeoutMs })
+        : new FileBackend({ file: config.flagsFile, logger: logger.child({ component: 'flag-file' }) });
+      const flagRepository = new FlagRepository(backend, logger.child({ component: 'flags' }));
+      await flagRepository.start();
+      cleanups.push(() => flagRepository.close());
+      repository = flagRepository;
+      provider = new FlagRepositoryProvider(flagRepository, logger);
     }
-    await source.start();
-    cleanups.push(() => source.close());
 
     // A domain per app instance: OpenFeature's API is global, and tests run several apps in one process.
     const domain = `killswitch-${randomUUID()}`;
-    await OpenFeature.setProviderAndWait(domain, source.provider);
-    cleanups.push(async () => source.provider.onClose?.());
+    // Fails when the flags could not be loaded: the provider has said why, the safe defaults
+    // serve, /readyz answers 503, and the provider tells OpenFeature when it is ready.
+    await OpenFeature.setProviderAndWait(domain, provider).catch(() => undefined);
+    const { onClose } = provider;
+    cleanups.push(async () => onClose?.call(provider));
     const flags = OpenFeature.getClient(domain);
-    const stopFollowingLogLevel = followLogLevelFlag(source, logger, config.logLevel);
+    const stopFollowingLogLevel = followLogLevelFlag(provider, logger, config.logLevel);
     cleanups.push(async () => stopFollowingLogLevel());
 
     const { token: adminToken, generated: adminTokenGenerated } = await resolveAdminToken({ configured: config.adminToken, file: files.adminToken, logger });
@@ -165,7 +165,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       failures: createAuthFailures({ limit: config.authFailureLimit, windowSeconds: 15 * 60, redis: accessRedis }),
     });
     const metrics = createMetrics({ collectDefaults: options.collectDefaultMetrics ?? true });
-    source.store?.onChange((changes) => {
+    repository?.onChange((changes) => {
       for (const change of changes) metrics.flagFlips.inc({ key: change.key, source: change.actor.source });
     });
 
@@ -189,40 +189,19 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       ttlMs: config.recommendationsCacheTtlMs,
     });
     if (config.autoKill) {
-      if (source.store) autoKillOnBreakerOpen({ clients: [...upstreamClients], store: source.store, logger });
-      else logger.warn(`AUTO_KILL needs writable flags; with ${source.kind} it does nothing`);
+      if (repository) autoKillOnBreakerOpen({ clients: [...upstreamClients], flags: repository, logger });
+      else logger.warn(`AUTO_KILL needs writable flags; with ${provider.kind} it does nothing`);
     }
 
     let shuttingDown = false;
-    const readiness = () =>
-      shuttingDown ? { ready: false, detail: 'shutting down' } : source.readiness();
-    let realtime: Realtime | undefined;
+    const readiness = () => (shuttingDown ? { ready: false, detail: 'shutting down' } : readinessOf(provider));
     // The launch-control page is themed like the feed: the `theme` flag, for a context of its own.
     const adminTheme = () => flags.getStringValue(THEME, flagCatalog[THEME]!.safeDefault as string, { targetingKey: 'launch-control' });
-    const adminState = createAdminState(source, audit, upstreamClients, metrics, adminTheme);
+    const adminState = createAdminState({ provider, repository, upstream: upstreamClients, metrics, theme: adminTheme });
 
-    const app = createApp({
-      logger,
-      metrics,
-      buildFeed: createFeedBuilder({ flags, avatars, recommendations, pacer, renderCost, metrics }),
-      flagsApi: {
-        source,
-        audit,
-        access,
-        rateLimitPerMin: config.apiRateLimitPerMin,
-        contextFor: (user) => (isValidViewerKey(user) ? evaluationContext(viewerFor(user)) : undefined),
-      },
-      adminState: () => adminState(realtime?.clusterBrowsers() ?? 0),
-      access,
-      readiness,
-      imageOrigins: avatars.imageOrigins,
-      viewCache: !config.development,
-    });
-
-    const httpServer = createServer(app);
-    realtime = createRealtime({
-      httpServer,
-      source,
+    // Socket.IO, then the app (which shows its count of browsers), then the HTTP server serving both.
+    const realtime = createRealtime({
+      provider,
       metrics,
       logger,
       adminState,
@@ -230,7 +209,28 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       refetchWindow: createRefetchWindow(pacer),
       adminAccess: { authorize: access.socketPrincipal, isCurrent: registry.isCurrent, onChange: registry.onChange },
     });
-    for (const upstreamClient of upstreamClients) upstreamClient.onBreakerStateChange(() => realtime?.announceAdminState());
+    for (const upstreamClient of upstreamClients) upstreamClient.onBreakerStateChange(() => realtime.announceAdminState());
+
+    const app = createApp({
+      logger,
+      metrics,
+      buildFeed: createFeedBuilder({ flags, avatars, recommendations, pacer, renderCost, metrics }),
+      flagsApi: {
+        provider,
+        repository,
+        access,
+        rateLimitPerMin: config.apiRateLimitPerMin,
+        contextFor: (user) => (isValidViewerKey(user) ? evaluationContext(viewerFor(user)) : undefined),
+      },
+      adminState: () => adminState(realtime.clusterBrowsers()),
+      access,
+      readiness,
+      imageOrigins: avatars.imageOrigins,
+      viewCache: !config.development,
+    });
+
+    const httpServer = createServer(app);
+    realtime.attach(httpServer);
     await new Promise<void>((resolve, reject) => {
       httpServer.once('error', (error: NodeJS.ErrnoException) => {
         // A real conflict: one line naming the variable to set, never a stack trace.
@@ -243,21 +243,20 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     const address = httpServer.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const url = `http://${host}:${address.port}`;
-    const live = realtime;
 
     let closing: Promise<void> | undefined;
     const close = () =>
       (closing ??= (async () => {
         shuttingDown = true;
         // Browsers first: their transports close and their clients reconnect (to another instance).
-        live.disconnectAll();
+        realtime.disconnectAll();
         // Then stop accepting and drain. Keep-alive connections go idle as their last response
         // ends: close them as they do, and all of them once the grace period is over.
         const drained = new Promise<void>((resolve) => httpServer.close(() => resolve()));
         const sweep = setInterval(() => httpServer.closeIdleConnections(), 25);
         httpServer.closeIdleConnections();
         const grace = setTimeout(() => httpServer.closeAllConnections(), config.shutdownGraceMs);
-        await live.close();
+        await realtime.close();
         await drained;
         clearInterval(sweep);
         clearTimeout(grace);
@@ -268,7 +267,8 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     return {
       url,
       port: address.port,
-      source,
+      provider,
+      repository,
       metrics,
       realtime,
       simulator,

@@ -5,21 +5,28 @@ import { ForbiddenError } from '../errors.js';
 import { THEMES } from '../../public/js/common.js';
 import { flagCatalog, KILL_SWITCH } from '../flags/catalog.js';
 import { people } from '../feed/content.js';
-import type { AuditReader } from '../flags/audit.js';
-import type { FlagSource } from '../flags/source.js';
+import { readinessOf, type FlagsProvider } from '../flags/provider.js';
+import type { FlagRepository } from '../flags/repository.js';
 import type { AdminState } from '../realtime/events.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { UpstreamClient } from '../upstream/client.js';
 
 /** What the launch-control page shows; rendered at first, then pushed live to the "admin" room. */
-export function createAdminState(
-  source: FlagSource,
-  audit: AuditReader | undefined,
-  upstream: readonly UpstreamClient[] = [],
-  metrics?: Metrics,
+export function createAdminState({
+  provider,
+  repository,
+  upstream = [],
+  metrics,
+  theme = async () => THEMES[0]!,
+}: {
+  provider: FlagsProvider;
+  /** Absent when the flags are read-only here (LaunchDarkly). */
+  repository: FlagRepository | undefined;
+  upstream?: readonly UpstreamClient[];
+  metrics?: Metrics;
   /** The `theme` flag as the launch-control page gets it: the pages share one look. */
-  theme: () => Promise<string> = async () => THEMES[0]!,
-) {
+  theme?: () => Promise<string>;
+}) {
   /** Calls made by service and outcome, and calls skipped by reason, from the Prometheus counters. */
   const counts = async () => {
     const made = (await metrics?.upstreamRequests.get())?.values ?? [];
@@ -31,14 +38,13 @@ export function createAdminState(
   };
   return async (browsers: number): Promise<AdminState> => {
     const [of, look] = await Promise.all([counts(), theme()]);
-    const readiness = source.readiness();
     return {
-      source: { kind: source.kind, writable: source.store !== undefined, ...readiness },
+      source: { kind: provider.kind, writable: repository !== undefined, ...readinessOf(provider) },
       // A read-only source (LaunchDarkly) has no definitions to show: the app's flags, by key.
-      flags: (source.store?.list() ?? Object.keys(flagCatalog).map((key) => ({ key, version: source.versionOf(key), definition: null }))).map(
+      flags: (repository?.list() ?? Object.keys(flagCatalog).map((key) => ({ key, version: provider.versionOf(key), definition: null }))).map(
         (record) => ({ ...record, description: flagCatalog[record.key]?.description ?? '' }),
       ),
-      audit: audit?.recent(30) ?? [],
+      audit: repository?.audit.recent(30) ?? [],
       browsers,
       upstream: upstream.map((client) => ({ service: client.service, breaker: client.breakerState(), ...of(client.service) })),
       theme: THEMES.includes(look) ? look : THEMES[0]!,

@@ -4,10 +4,10 @@ import { authenticatedOf, type Access } from '../access/auth.js';
 import type { Principal } from '../access/tokens.js';
 import { BadRequestError, NotFoundError, PreconditionFailedError, ReadOnlyError, UnsupportedMediaTypeError } from '../errors.js';
 import type { EvaluationContext } from '@openfeature/server-sdk';
-import type { AuditReader } from './audit.js';
 import { explainFlags } from './explain.js';
 import { applyMergePatch } from './merge-patch.js';
-import type { FlagSource } from './source.js';
+import type { FlagsProvider } from './provider.js';
+import type { FlagRepository } from './repository.js';
 import type { Actor, ChangeSource, FlagRecord } from './types.js';
 import { flagType, validateFlagDefinition } from './validate.js';
 
@@ -15,8 +15,9 @@ export const PATCH_CONTENT_TYPES = ['application/json', 'application/merge-patch
 const SOURCES_A_CALLER_MAY_CLAIM: ChangeSource[] = ['admin', 'cli', 'api'];
 
 export interface FlagsApiDeps {
-  source: FlagSource;
-  audit: AuditReader | undefined;
+  provider: FlagsProvider;
+  /** Absent when the flags are read-only here (LaunchDarkly): writes answer 405. */
+  repository: FlagRepository | undefined;
   /** Who may read (any valid token or admin session) and who may write (a full one). */
   access: Pick<Access, 'authenticate' | 'requireWriter'>;
   rateLimitPerMin: number;
@@ -78,7 +79,7 @@ function sendRecord(res: express.Response, record: FlagRecord) {
  */
 export function createFlagsApi(deps: FlagsApiDeps): Router {
   const router = Router();
-  const { source } = deps;
+  const { provider, repository } = deps;
 
   const writeLimit = rateLimit({
     windowMs: 60_000,
@@ -101,7 +102,7 @@ export function createFlagsApi(deps: FlagsApiDeps): Router {
     );
   };
 
-  const list = () => source.store?.list() ?? [];
+  const list = () => repository?.list() ?? [];
 
   // Writes are rate limited before anything else (a flood of bad tokens included).
   router.patch('/api/*path', writeLimit);
@@ -112,7 +113,7 @@ export function createFlagsApi(deps: FlagsApiDeps): Router {
   });
 
   router.get('/api/flags/:key', (req, res) => {
-    const record = source.store?.get(req.params.key);
+    const record = repository?.get(req.params.key);
     if (!record) throw new NotFoundError(`Unknown flag "${req.params.key}".`);
     sendRecord(res, record);
   });
@@ -123,9 +124,9 @@ export function createFlagsApi(deps: FlagsApiDeps): Router {
     requirePatchContentType,
     express.json({ type: PATCH_CONTENT_TYPES, limit: '16kb', strict: false }),
     async (req, res) => {
-      const store = source.store;
+      const store = repository;
       if (!store) {
-        throw new ReadOnlyError(`Flags come from ${source.kind} and are read-only here; change them at the source.`);
+        throw new ReadOnlyError(`Flags come from ${provider.kind} and are read-only here; change them at the source.`);
       }
       const key = req.params.key as string;
       if (req.body === undefined) throw new BadRequestError('The body must be a JSON Merge Patch object.');
@@ -157,12 +158,12 @@ export function createFlagsApi(deps: FlagsApiDeps): Router {
     const user = typeof req.query.user === 'string' ? req.query.user : '';
     const context = deps.contextFor(user);
     if (!context) throw new BadRequestError('user must be a viewer key, e.g. /api/explain?user=maya', { field: 'user' });
-    res.json({ user, context, flags: await explainFlags(source, context) });
+    res.json({ user, context, flags: await explainFlags({ provider, repository }, context) });
   });
 
   router.get('/api/audit', (req, res) => {
     const limit = Math.min(Math.max(Number(req.query.limit) || 50, 1), 500);
-    res.json({ entries: deps.audit?.recent(limit) ?? [] });
+    res.json({ entries: repository?.audit.recent(limit) ?? [] });
   });
 
   return router;

@@ -17,16 +17,13 @@ export interface AuditEntry {
   after: FlagDefinition | null;
 }
 
+/** How many audit lines are kept, in memory and by each backend. */
+export const AUDIT_CAPACITY = 500;
+
 /** What the API and the admin page need of the audit: to read it. */
 export interface AuditReader {
   /** The newest entries first. */
   recent(limit?: number): AuditEntry[];
-}
-
-/** An audit the file store writes to (the Redis store writes its own, in its Lua script). */
-export interface AuditLog extends AuditReader {
-  load(): Promise<void>;
-  append(change: FlagChange): Promise<AuditEntry>;
 }
 
 /** A short human sentence for a change: "killed", "restored", "targeting changed", ... */
@@ -59,11 +56,11 @@ export function toAuditEntry(change: FlagChange): AuditEntry {
 }
 
 /**
- * The audit as JSON lines in a file beside the flag store. Appends are cheap; once the file
+ * The audit as JSON lines in a file beside the flag file (Redis keeps its own, in its Lua script). Appends are cheap; once the file
  * holds twice its bound, it is rewritten atomically with the newest `capacity` entries, so it
  * stays bounded. A torn last line (a crash mid-append) is skipped on load.
  */
-export class FileAuditLog implements AuditLog {
+export class FileAuditLog implements AuditReader {
   private entries: AuditEntry[] = [];
   private linesInFile = 0;
   private queue: Promise<unknown> = Promise.resolve();
@@ -71,7 +68,7 @@ export class FileAuditLog implements AuditLog {
   constructor(
     private readonly file: string,
     private readonly logger: Logger,
-    private readonly capacity = 500,
+    private readonly capacity = AUDIT_CAPACITY,
   ) {}
 
   async load(): Promise<void> {
@@ -95,8 +92,7 @@ export class FileAuditLog implements AuditLog {
     this.entries = parsed.slice(-this.capacity);
   }
 
-  append(change: FlagChange): Promise<AuditEntry> {
-    const entry = toAuditEntry(change);
+  append(entry: AuditEntry): Promise<AuditEntry> {
     this.entries.push(entry);
     if (this.entries.length > this.capacity) this.entries.splice(0, this.entries.length - this.capacity);
     // Serialized so that lines never interleave and a compaction never races an append.

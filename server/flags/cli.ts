@@ -12,7 +12,7 @@ import { minuteOf, table } from '../cli/table.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { flagCatalog, KILL_SWITCH } from './catalog.js';
 import { KILL_PATCH, restorePatch } from './kill-switch.js';
-import { storeFiles } from './store.js';
+import { storeFiles } from './backend-file.js';
 import type { FlagRecord } from './types.js';
 
 const USAGE = `usage: npm run flag -- <command> [key]

@@ -1,10 +1,9 @@
-import { FlagdCore } from '@openfeature/flagd-core';
 import type { EvaluationContext, FlagValue, JsonValue } from '@openfeature/server-sdk';
 import { flagCatalog } from './catalog.js';
-import { valueOrSafeDefault } from './provider.js';
-import type { FlagSource } from './source.js';
+import { valueOrSafeDefault, type FlagsProvider } from './provider.js';
+import type { FlagRepository } from './repository.js';
 import type { FlagDefinition } from './types.js';
-import { flagType } from './validate.js';
+import { compileFlag } from './engine.js';
 
 export interface Explanation {
   key: string;
@@ -35,7 +34,6 @@ function withoutFractional(logic: JsonValue): JsonValue {
   return logic;
 }
 
-const probe = new FlagdCore(undefined, { error() {}, warn() {}, info() {}, debug() {} });
 
 /**
  * flagd-core reports a percentage rollout as TARGETING_MATCH. To tell SPLIT apart, whatever the
@@ -50,14 +48,13 @@ function cameFromRollout(key: string, definition: FlagDefinition, context: Evalu
     variants: { ...definition.variants, [SPLIT_SENTINEL]: first },
     targeting: withoutFractional(definition.targeting),
   };
-  probe.setConfigurations(JSON.stringify({ flags: { [key]: probeFlag } }));
-  return probe.resolve(flagType(definition), key, first, context).variant === SPLIT_SENTINEL;
+  return compileFlag(key, probeFlag as FlagDefinition).evaluate(context).variant === SPLIT_SENTINEL;
 }
 
 /** Whether one JsonLogic condition holds for a context (evaluated by flagd-core, as the flag would be). */
 function holds(condition: JsonValue, context: EvaluationContext): boolean {
-  probe.setConfigurations(JSON.stringify({ flags: { probe: { state: 'ENABLED', variants: { yes: true, no: false }, defaultVariant: 'no', targeting: { if: [condition, 'yes', 'no'] } } } }));
-  return (probe.resolve('boolean', 'probe', false, context).value as boolean) === true;
+  const probe = compileFlag('probe', { state: 'ENABLED', variants: { yes: true, no: false }, defaultVariant: 'no', targeting: { if: [condition, 'yes', 'no'] } });
+  return probe.evaluate(context).value === true;
 }
 
 /** A condition in words, for the shapes the admin page writes; anything else as its JSON. */
@@ -106,11 +103,14 @@ function because(definition: FlagDefinition | undefined, reason: string, variant
 }
 
 /** Every flag the app uses, evaluated for one context, with the reason. */
-export async function explainFlags(source: FlagSource, context: EvaluationContext): Promise<Explanation[]> {
+export async function explainFlags(
+  { provider, repository }: { provider: FlagsProvider; repository: FlagRepository | undefined },
+  context: EvaluationContext,
+): Promise<Explanation[]> {
   const explanations: Explanation[] = [];
   for (const [key, entry] of Object.entries(flagCatalog)) {
-    const details = await source.provider.resolve(entry.type, key, entry.safeDefault, context);
-    const definition = source.store?.get(key)?.definition;
+    const details = await provider.resolve(entry.type, key, entry.safeDefault, context);
+    const definition = repository?.get(key)?.definition;
     let reason: string = details.reason ?? 'UNKNOWN';
     if (reason === 'TARGETING_MATCH' && definition && cameFromRollout(key, definition, context)) reason = 'SPLIT';
     explanations.push({
@@ -119,7 +119,7 @@ export async function explainFlags(source: FlagSource, context: EvaluationContex
       variant: details.variant,
       reason,
       errorCode: details.errorCode,
-      because: because(definition, reason, details.variant, context, source.kind),
+      because: because(definition, reason, details.variant, context, provider.kind),
       scope: entry.scope,
     });
   }

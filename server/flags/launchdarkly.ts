@@ -1,6 +1,7 @@
 import type { LDOptions } from '@launchdarkly/node-server-sdk';
 import { LaunchDarklyProvider } from '@launchdarkly/openfeature-node-server';
 import {
+  GeneralError,
   OpenFeatureEventEmitter,
   ProviderEvents,
   type EvaluationContext,
@@ -12,8 +13,7 @@ import {
 } from '@openfeature/server-sdk';
 import type { Logger } from '../observability/logger.js';
 import { pageFlagKeys } from './catalog.js';
-import type { EvaluatingProvider } from './provider.js';
-import type { FlagSource } from './source.js';
+import { emitHealth, type FlagsProvider, type ProviderHealth } from './provider.js';
 
 export interface LaunchDarklySourceOptions {
   sdkKey: string;
@@ -45,14 +45,18 @@ type LaunchDarklyOpenFeatureProvider = {
  * is ready) with /readyz at 503, and keeps waiting in the background. When LaunchDarkly answers,
  * every page flag is announced as changed, so open browsers move from the safe defaults to the
  * real values. LaunchDarkly's `update` events say which flag's configuration changed, never
- * whether anyone's value did: the push layer re-evaluates per viewer and compares.
+ * whether anyone's value did: the push layer re-evaluates per viewer and compares. Its health is
+ * told as any provider's: initialize fails past the bound (OpenFeature's ERROR), Ready follows
+ * when LaunchDarkly answers. Flags are read-only here: they are flipped in LaunchDarkly.
  */
-class BoundedLaunchDarklyProvider implements EvaluatingProvider {
+class BoundedLaunchDarklyProvider implements FlagsProvider {
   readonly metadata = { name: 'launchdarkly (OpenFeature)' } as const;
   readonly runsOn = 'server' as const;
+  readonly kind = 'launchdarkly' as const;
   readonly events = new OpenFeatureEventEmitter();
-  ready = false;
-  problem = 'waiting for LaunchDarkly';
+  private current: ProviderHealth = { state: 'loading' };
+  /** LaunchDarkly's versions are per environment and not given to the provider: changes are counted here. */
+  private readonly versions = new Map<string, number>();
   private readonly inner: LaunchDarklyOpenFeatureProvider;
 
   constructor(private readonly options: LaunchDarklySourceOptions) {
@@ -71,24 +75,41 @@ class BoundedLaunchDarklyProvider implements EvaluatingProvider {
       // The SDK's own wait runs on in the background for as long as it takes.
       24 * 3600,
     );
-    this.inner.events.addHandler(ProviderEvents.ConfigurationChanged, (details) => {
-      this.events.emit(ProviderEvents.ConfigurationChanged, { flagsChanged: details?.flagsChanged ?? [] });
-    });
+    this.inner.events.addHandler(ProviderEvents.ConfigurationChanged, (details) => this.changed(Array.isArray(details?.flagsChanged) ? (details.flagsChanged as string[]) : [...pageFlagKeys]));
+  }
+
+  private changed(keys: string[]): void {
+    for (const key of keys) this.versions.set(key, this.versionOf(key) + 1);
+    this.events.emit(ProviderEvents.ConfigurationChanged, { flagsChanged: keys });
+  }
+
+  private setHealth(health: ProviderHealth): void {
+    this.current = health;
+    emitHealth(this.events, health);
+  }
+
+  health(): ProviderHealth {
+    return this.current;
+  }
+
+  versionOf(key: string): number {
+    return this.versions.get(key) ?? 1;
   }
 
   async initialize(): Promise<void> {
     const log = this.options.logger;
+    let late = false;
     const initialized = this.inner.initialize().then(
       () => {
-        const late = this.problem !== 'waiting for LaunchDarkly';
-        this.ready = true;
+        this.setHealth({ state: 'ready' });
         log.info('LaunchDarkly connected: flags come from LaunchDarkly');
         // After a late start, browsers hold the safe defaults: announce every page flag.
-        if (late) this.events.emit(ProviderEvents.ConfigurationChanged, { flagsChanged: pageFlagKeys });
+        if (late) this.changed([...pageFlagKeys]);
       },
       (error: unknown) => {
-        this.problem = `LaunchDarkly failed to initialize: ${(error as Error).message}`;
-        log.error({ err: error }, `${this.problem}; serving the safe defaults (kill switch killed)`);
+        const problem = `LaunchDarkly failed to initialize: ${(error as Error).message}`;
+        log.error({ err: error }, `${problem}; serving the safe defaults (kill switch killed)`);
+        this.setHealth({ state: 'error', problem });
       },
     );
     let timer: NodeJS.Timeout | undefined;
@@ -97,10 +118,13 @@ class BoundedLaunchDarklyProvider implements EvaluatingProvider {
     });
     await Promise.race([initialized, bound]);
     clearTimeout(timer);
-    if (!this.ready && this.problem === 'waiting for LaunchDarkly') {
-      this.problem = `LaunchDarkly has not answered after ${this.options.initTimeoutMs} ms`;
-      log.warn(`${this.problem}: serving the safe defaults (kill switch killed) until it does; /readyz answers 503`);
+    if (this.current.state === 'loading') {
+      late = true;
+      const problem = `LaunchDarkly has not answered after ${this.options.initTimeoutMs} ms`;
+      log.warn(`${problem}: serving the safe defaults (kill switch killed) until it does; /readyz answers 503`);
+      this.current = { state: 'error', problem };
     }
+    if (this.current.state === 'error') throw new GeneralError(this.current.problem);
   }
 
   async onClose(): Promise<void> {
@@ -135,25 +159,6 @@ class BoundedLaunchDarklyProvider implements EvaluatingProvider {
 }
 
 /** Flags from LaunchDarkly: read-only here, flipped in LaunchDarkly's dashboard. */
-export function createLaunchDarklySource(options: LaunchDarklySourceOptions): FlagSource {
-  const provider = new BoundedLaunchDarklyProvider(options);
-  // LaunchDarkly's versions are per environment and not given to the provider; count changes here.
-  const versions = new Map<string, number>();
-  provider.events.addHandler(ProviderEvents.ConfigurationChanged, (details) => {
-    const changed = details?.flagsChanged;
-    for (const key of Array.isArray(changed) ? (changed as string[]) : []) versions.set(key, (versions.get(key) ?? 1) + 1);
-  });
-  return {
-    kind: 'launchdarkly',
-    provider,
-    store: undefined,
-    versionOf: (key) => versions.get(key) ?? 1,
-    readiness: () =>
-      provider.ready
-        ? { ready: true, detail: 'flags from LaunchDarkly' }
-        : { ready: false, detail: `${provider.problem}; serving safe defaults` },
-    // The provider's initialize (called by OpenFeature) does the bounded wait.
-    start: async () => undefined,
-    close: async () => undefined,
-  };
+export function createLaunchDarklyProvider(options: LaunchDarklySourceOptions): FlagsProvider {
+  return new BoundedLaunchDarklyProvider(options);
 }

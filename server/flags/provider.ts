@@ -1,5 +1,5 @@
-import { FlagdCore } from '@openfeature/flagd-core';
 import {
+  GeneralError,
   OpenFeatureEventEmitter,
   ProviderEvents,
   type EvaluationContext,
@@ -11,7 +11,8 @@ import {
   type ResolutionDetails,
 } from '@openfeature/server-sdk';
 import type { Logger } from '../observability/logger.js';
-import type { FlagStore } from './store.js';
+import { FlagdEngine } from './engine.js';
+import type { FlagRepository, FlagsHealth } from './repository.js';
 
 /**
  * The fast path of evaluation, for the push layer: the provider's own resolve, without the
@@ -32,7 +33,43 @@ export function valueOrSafeDefault<T extends FlagValue>(details: ResolutionDetai
   return details.errorCode || details.value === undefined ? safeDefault : details.value;
 }
 
-export type EvaluatingProvider = Provider & FlagEvaluator & { readonly events: OpenFeatureEventEmitter };
+/** How a provider's flags stand: the repository's health, or LaunchDarkly's connection. */
+export type ProviderHealth = FlagsHealth;
+
+/**
+ * What the app needs of a flag provider, whatever it is (our repository, LaunchDarkly): an
+ * OpenFeature provider with the fast path, its events (ConfigurationChanged with the changed
+ * keys; Ready, Stale and Error for its health), each flag's version, and its health.
+ */
+export interface FlagsProvider extends Provider, FlagEvaluator {
+  readonly events: OpenFeatureEventEmitter;
+  readonly kind: 'file' | 'redis' | 'launchdarkly';
+  /** The version pushed with flag_update; it grows with every change of the flag. */
+  versionOf(key: string): number;
+  health(): ProviderHealth;
+}
+
+/** Ready for traffic when the flags are current or stale (the last known serve); not while loading or in error. */
+export function readinessOf(provider: FlagsProvider): { ready: boolean; detail: string } {
+  const health = provider.health();
+  switch (health.state) {
+    case 'ready':
+      return { ready: true, detail: provider.kind === 'launchdarkly' ? 'flags from LaunchDarkly' : `flags from the ${provider.kind} store` };
+    case 'stale':
+      return { ready: true, detail: health.problem };
+    case 'loading':
+      return { ready: false, detail: `flags from ${provider.kind} loading` };
+    default:
+      return { ready: false, detail: `${health.problem}; serving safe defaults` };
+  }
+}
+
+/** Tells OpenFeature of a change of health, as its provider events. */
+export function emitHealth(events: OpenFeatureEventEmitter, health: ProviderHealth): void {
+  if (health.state === 'ready') events.emit(ProviderEvents.Ready);
+  else if (health.state === 'stale') events.emit(ProviderEvents.Stale, { message: health.problem });
+  else if (health.state === 'error') events.emit(ProviderEvents.Error, { message: health.problem });
+}
 
 export function openFeatureLogger(logger: Logger): OpenFeatureLogger {
   return {
@@ -44,57 +81,76 @@ export function openFeatureLogger(logger: Logger): OpenFeatureLogger {
 }
 
 /**
- * Our OpenFeature provider: flagd-core evaluating the store's flagd document. When the store
- * announces a change, the document is handed to flagd-core, which answers with the keys whose
- * definitions changed; those go out as PROVIDER_CONFIGURATION_CHANGED, the same event any other
- * OpenFeature provider (LaunchDarkly's) emits, so the push layer cannot tell them apart.
+ * Our OpenFeature provider: the app's flagd engine serving the repository's flags. It takes the
+ * repository's changes as they are: the changed flags are compiled again (only they), and their
+ * keys go out as PROVIDER_CONFIGURATION_CHANGED, the event any OpenFeature provider
+ * (LaunchDarkly's) emits, so the push cannot tell them apart. The repository's health is the
+ * provider's: Ready, Stale or Error, as events and from `health()`. Initialize fails when nothing
+ * could be loaded (OpenFeature's status is then ERROR; every flag serves its safe default) and
+ * Ready follows once the flags load.
  */
-export class FlagStoreProvider implements EvaluatingProvider {
-  readonly metadata = { name: 'flag-store (flagd-core)' } as const;
+export class FlagRepositoryProvider implements FlagsProvider {
+  readonly metadata = { name: 'flag repository (flagd-core)' } as const;
   readonly runsOn = 'server' as const;
   readonly events = new OpenFeatureEventEmitter();
-  private readonly core: FlagdCore;
-  private unsubscribe: (() => void) | undefined;
+  readonly kind: FlagsProvider['kind'];
+  private readonly engine: FlagdEngine;
+  private subscriptions: (() => void)[] = [];
 
   constructor(
-    private readonly store: FlagStore,
+    private readonly repository: FlagRepository,
     logger: Logger,
   ) {
-    this.core = new FlagdCore(undefined, openFeatureLogger(logger));
+    this.kind = repository.kind;
+    this.engine = new FlagdEngine(openFeatureLogger(logger));
   }
 
   async initialize(): Promise<void> {
-    this.sync();
-    this.unsubscribe ??= this.store.onChange(() => this.sync());
+    if (this.subscriptions.length === 0) {
+      this.engine.load(this.repository.document());
+      this.subscriptions = [
+        this.repository.onChange((changes) => {
+          const keys = changes.map((change) => change.key);
+          this.engine.update(this.repository.document(), keys);
+          this.events.emit(ProviderEvents.ConfigurationChanged, { flagsChanged: keys });
+        }),
+        this.repository.onHealth((health) => emitHealth(this.events, health)),
+      ];
+    }
+    const health = this.repository.health();
+    if (health.state === 'error') throw new GeneralError(health.problem);
   }
 
   async onClose(): Promise<void> {
-    this.unsubscribe?.();
-    this.unsubscribe = undefined;
+    for (const unsubscribe of this.subscriptions) unsubscribe();
+    this.subscriptions = [];
   }
 
-  private sync(): void {
-    const changed = this.core.setConfigurations(JSON.stringify(this.store.document()));
-    if (changed.length > 0) this.events.emit(ProviderEvents.ConfigurationChanged, { flagsChanged: changed });
+  health(): ProviderHealth {
+    return this.repository.health();
+  }
+
+  versionOf(key: string): number {
+    return this.repository.versionOf(key);
   }
 
   resolve<T extends FlagValue>(type: FlagValueType, key: string, defaultValue: T, context: EvaluationContext) {
-    return this.core.resolve(type, key, defaultValue, context) as ResolutionDetails<T>;
+    return this.engine.resolve(type, key, defaultValue, context);
   }
 
   async resolveBooleanEvaluation(key: string, defaultValue: boolean, context: EvaluationContext) {
-    return this.core.resolveBooleanEvaluation(key, defaultValue, context);
+    return this.engine.resolve('boolean', key, defaultValue, context);
   }
 
   async resolveStringEvaluation(key: string, defaultValue: string, context: EvaluationContext) {
-    return this.core.resolveStringEvaluation(key, defaultValue, context);
+    return this.engine.resolve('string', key, defaultValue, context);
   }
 
   async resolveNumberEvaluation(key: string, defaultValue: number, context: EvaluationContext) {
-    return this.core.resolveNumberEvaluation(key, defaultValue, context);
+    return this.engine.resolve('number', key, defaultValue, context);
   }
 
   async resolveObjectEvaluation<T extends JsonValue>(key: string, defaultValue: T, context: EvaluationContext) {
-    return this.core.resolveObjectEvaluation(key, defaultValue, context);
+    return this.engine.resolve('object', key, defaultValue, context);
   }
 }

@@ -1,8 +1,9 @@
-import { FlagdCore, MemoryStorage } from '@openfeature/flagd-core';
+import { MemoryStorage } from '@openfeature/flagd-core';
 import type { FlagValueType, JsonValue } from '@openfeature/server-sdk';
 import { z } from 'zod';
 import { FlagValidationError } from '../errors.js';
 import { flagCatalog } from './catalog.js';
+import { compileFlag } from './engine.js';
 import type { FlagDefinition, FlagdDocument } from './types.js';
 
 /** flagd flag keys: what flagd's schema allows, and safe in a URL path segment. */
@@ -124,19 +125,16 @@ function checkTargetingVariants(definition: FlagDefinition): void {
   walk(definition.targeting, 'targeting');
 }
 
-/** A scratch engine, used only to ask flagd-core whether a targeting rule compiles. */
-let probeEngine: FlagdCore | undefined;
-
+/** Whether flagd-core compiles the targeting rule (compiled on its own: no engine serves it). */
 function checkTargetingCompiles(key: string, definition: FlagDefinition, evaluators: unknown): void {
   if (!definition.targeting || Object.keys(definition.targeting).length === 0) return;
-  probeEngine ??= new FlagdCore(undefined, silent);
+  let compiled;
   try {
-    probeEngine.setConfigurations(JSON.stringify({ ...(evaluators ? { $evaluators: evaluators } : {}), flags: { [key]: definition } }));
+    compiled = compileFlag(key, definition, evaluators);
   } catch {
     throw new FlagValidationError('targeting', 'is not a valid flagd targeting rule');
   }
-  const probe = probeEngine.resolve('object', key, null as unknown as JsonValue, { targetingKey: 'validation-probe' });
-  if (probe.errorCode === 'PARSE_ERROR') {
+  if (compiled.evaluate({ targetingKey: 'validation-probe' }).errorCode === 'PARSE_ERROR') {
     throw new FlagValidationError('targeting', 'is not valid JsonLogic (an unknown operator or a malformed rule)');
   }
 }

@@ -1,6 +1,6 @@
 import { ProviderEvents, type EventDetails } from '@openfeature/server-sdk';
 import { LOG_LEVEL } from '../flags/catalog.js';
-import type { FlagSource } from '../flags/source.js';
+import type { FlagsProvider } from '../flags/provider.js';
 import type { Logger } from './logger.js';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -11,9 +11,9 @@ export const SERVER_CONTEXT = { targetingKey: 'server', name: 'server' };
  * Keeps the logger's level on the `log-level` flag, live. A disabled, missing or broken flag
  * (or a value that is not a level) leaves the level from LOG_LEVEL in the environment.
  */
-export function followLogLevelFlag(source: FlagSource, logger: Logger, configured: string): () => void {
+export function followLogLevelFlag(provider: FlagsProvider, logger: Logger, configured: string): () => void {
   const apply = async () => {
-    const details = await source.provider.resolve('string', LOG_LEVEL, configured, SERVER_CONTEXT);
+    const details = await provider.resolve('string', LOG_LEVEL, configured, SERVER_CONTEXT);
     const wanted = details.errorCode || details.reason === 'DISABLED' ? configured : String(details.value);
     const level = LEVELS.includes(wanted) ? wanted : configured;
     if (logger.level !== level) {
@@ -25,7 +25,7 @@ export function followLogLevelFlag(source: FlagSource, logger: Logger, configure
     const changed = details?.flagsChanged;
     if (!Array.isArray(changed) || changed.includes(LOG_LEVEL)) void apply();
   };
-  source.provider.events.addHandler(ProviderEvents.ConfigurationChanged, onChange);
+  provider.events.addHandler(ProviderEvents.ConfigurationChanged, onChange);
   void apply();
-  return () => source.provider.events.removeHandler(ProviderEvents.ConfigurationChanged, onChange);
+  return () => provider.events.removeHandler(ProviderEvents.ConfigurationChanged, onChange);
 }

@@ -2,8 +2,7 @@ import type { EvaluationContext, FlagValue, ResolutionDetails } from '@openfeatu
 import { setImmediate as nextTurnOfTheLoop } from 'node:timers/promises';
 import type { Server, Socket } from 'socket.io';
 import { flagCatalog, pageFlagKeys } from '../flags/catalog.js';
-import { valueOrSafeDefault } from '../flags/provider.js';
-import type { FlagSource } from '../flags/source.js';
+import { valueOrSafeDefault, type FlagsProvider } from '../flags/provider.js';
 import { SerialQueue } from '../concurrency/serial-queue.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -62,7 +61,8 @@ export class FlagPusher {
   constructor(
     private readonly deps: {
       io: AppServer;
-      source: FlagSource;
+      /** Evaluates, and numbers each flag's versions. */
+      flags: Pick<FlagsProvider, 'resolve' | 'versionOf'>;
       metrics: Metrics;
       logger: Logger;
       /** For a value that makes pages refetch their live content: the window they spread over. */
@@ -74,7 +74,7 @@ export class FlagPusher {
   private async evaluate(key: string, context: EvaluationContext): Promise<ResolutionDetails<FlagValue>> {
     const entry = flagCatalog[key]!;
     try {
-      const result = this.deps.source.provider.resolve(entry.type, key, entry.safeDefault as FlagValue, context);
+      const result = this.deps.flags.resolve(entry.type, key, entry.safeDefault as FlagValue, context);
       const details = result instanceof Promise ? await result : result;
       return { ...details, value: valueOrSafeDefault(details, entry.safeDefault) };
     } catch (error) {
@@ -135,7 +135,7 @@ export class FlagPusher {
   }
 
   private async pushKey(key: string): Promise<void> {
-    const version = this.deps.source.versionOf(key);
+    const version = this.deps.flags.versionOf(key);
     const partitions = new Map<string, { value: FlagValue; ids: string[] }>();
     let shared: FlagValue | undefined;
     let first = true;

@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { ProviderEvents, type EventDetails } from '@openfeature/server-sdk';
 import { Server } from 'socket.io';
 import { pageFlagKeys } from '../flags/catalog.js';
-import type { FlagSource } from '../flags/source.js';
+import type { FlagsProvider } from '../flags/provider.js';
 import { evaluationContext, newAnonymousKey, viewerFor, viewerKeyFromCookieHeader } from '../feed/viewer.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -41,6 +41,8 @@ const PEER_TTL_MS = 15_000;
 export interface Realtime {
   io: AppIo;
   pusher: FlagPusher;
+  /** Serves Socket.IO on the app's HTTP server (its requests reach Socket.IO first). */
+  attach(httpServer: HttpServer): void;
   /** Browsers connected across every instance (this one alone without Redis). */
   clusterBrowsers(): number;
   /** Pushes the admin page's state again (soon, coalesced). */
@@ -57,8 +59,7 @@ export interface Realtime {
  * "admin" room for the live figures. Browsers send nothing the server listens to.
  */
 export function createRealtime(deps: {
-  httpServer: HttpServer;
-  source: FlagSource;
+  provider: FlagsProvider;
   metrics: Metrics;
   logger: Logger;
   adminState: (browsers: number) => Promise<AdminState>;
@@ -69,7 +70,8 @@ export function createRealtime(deps: {
   /** Who may join the admin channel (see access/auth.ts), and when to check again. */
   adminAccess: AdminAccess;
 }): Realtime {
-  const io: AppIo = new Server(deps.httpServer, {
+  // Attached to the HTTP server later (attach()): the app served beside it needs this first.
+  const io: AppIo = new Server({
     serveClient: true,
     // Off: it costs CPU and memory per socket and defeats the pre-encoded broadcast frame.
     perMessageDeflate: false,
@@ -93,7 +95,7 @@ export function createRealtime(deps: {
     redisClients.push(pub, sub);
     io.adapter(createAdapter(pub, sub, { key: 'killswitch-io' }));
   }
-  const pusher = new FlagPusher({ io, source: deps.source, metrics: deps.metrics, logger: deps.logger, refetchWindow: deps.refetchWindow });
+  const pusher = new FlagPusher({ io, flags: deps.provider, metrics: deps.metrics, logger: deps.logger, refetchWindow: deps.refetchWindow });
 
   // Browsers across every instance: our own count plus what each peer last said of its own.
   const instance = randomUUID();
@@ -205,11 +207,14 @@ export function createRealtime(deps: {
     pusher.flagsChanged(keys).catch((error: unknown) => deps.logger.error({ err: error }, 'flag push failed'));
     announceAdminState();
   };
-  deps.source.provider.events.addHandler(ProviderEvents.ConfigurationChanged, onConfigurationChanged);
+  deps.provider.events.addHandler(ProviderEvents.ConfigurationChanged, onConfigurationChanged);
 
   return {
     io,
     pusher,
+    attach(httpServer) {
+      io.attach(httpServer);
+    },
     announceAdminState,
     disconnectAll() {
       // Closing the transport (not a server-side disconnect) makes the clients reconnect by themselves.
@@ -222,7 +227,7 @@ export function createRealtime(deps: {
       clearInterval(heartbeat);
       clearTimeout(browsersTimer);
       clearTimeout(stateTimer);
-      deps.source.provider.events.removeHandler(ProviderEvents.ConfigurationChanged, onConfigurationChanged);
+      deps.provider.events.removeHandler(ProviderEvents.ConfigurationChanged, onConfigurationChanged);
       await new Promise<void>((resolve) => void io.close(() => resolve()));
       for (const client of redisClients) client.disconnect();
     },

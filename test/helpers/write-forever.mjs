@@ -1,22 +1,19 @@
 /**
- * A process that writes the flag store as fast as it can, forever: the crash test kills it
+ * A process that writes the flag file as fast as it can, forever: the crash test kills it
  * (SIGKILL) at random moments and checks what is left on disk. Each write also grows the
  * definition, so that writes take long enough to be caught in the middle. It runs the compiled
  * store (`dist/`, built by test/setup/build.ts) under plain Node: a start takes ~100 ms, not
  * the second that compiling TypeScript on the fly takes.
  *   node test/helpers/write-forever.mjs <flags-file>
  */
-import { FileAuditLog } from '../../dist/server/flags/audit.js';
+import { FileBackend } from '../../dist/server/flags/backend-file.js';
 import { KILL_SWITCH } from '../../dist/server/flags/catalog.js';
-import { storeFiles } from '../../dist/server/flags/store.js';
-import { FileFlagStore } from '../../dist/server/flags/store-file.js';
+import { FlagRepository } from '../../dist/server/flags/repository.js';
 import { createLogger } from '../../dist/server/observability/logger.js';
 
 const file = process.argv[2];
 const logger = createLogger('silent');
-const audit = new FileAuditLog(storeFiles(file).audit, logger);
-await audit.load();
-const store = new FileFlagStore({ file, logger, audit });
+const store = new FlagRepository(new FileBackend({ file, logger }), logger);
 await store.start();
 process.send?.('writing');
 for (let i = 0; ; i++) {

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { defaultFlagDocument, KILL_SWITCH } from '../../server/flags/catalog.js';
-import { REDIS_KEYS } from '../../server/flags/store-redis.js';
+import { REDIS_KEYS } from '../../server/flags/backend-redis.js';
 import { record, startTestApp, waitFor, type TestApp } from '../helpers/app.js';
 import { TestRedis } from '../helpers/redis.js';
 
@@ -83,14 +83,14 @@ describe('Redis going away and coming back', () => {
 
   it('keeps serving the last known flags, refuses writes with 503, pushes nothing false, and keeps a kill when Redis comes back empty', async () => {
     await a.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
-    await waitFor(() => b.source.store!.get(KILL_SWITCH)!.definition.state === 'DISABLED');
+    await waitFor(() => b.repository!.get(KILL_SWITCH)!.definition.state === 'DISABLED');
     const socket = await b.socket({ cookie: 'viewer=maya' });
     await waitFor(() => socket.snapshots.length > 0);
     const seen = record(socket, 'flag_update');
 
     const downAt = Date.now();
     await redis.stop();
-    await waitFor(() => a.source.store!.status().problem !== undefined && b.source.store!.status().problem !== undefined, 5000, 'both instances to see Redis down');
+    await waitFor(() => a.provider.health().state === 'stale' && b.provider.health().state === 'stale', 5000, 'both instances to see Redis down');
     const write = await a.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
     expect(write.status).toBe(503);
     expect(write.body.message).toMatch(/Redis is unavailable: the flag was not changed/);
@@ -106,7 +106,7 @@ describe('Redis going away and coming back', () => {
     expect(JSON.parse((await client.hget(REDIS_KEYS.flags, KILL_SWITCH))!).state).toBe('DISABLED');
     client.disconnect();
     // The probe write's push (none: it changes no value) and any from the re-seed have been delivered.
-    await waitFor(() => b.source.versionOf(KILL_SWITCH) === a.source.versionOf(KILL_SWITCH), 5000, 'b to have the probe write');
+    await waitFor(() => b.provider.versionOf(KILL_SWITCH) === a.provider.versionOf(KILL_SWITCH), 5000, 'b to have the probe write');
     await b.delivered([socket]);
     expect(seen).toEqual([]);
     expect((await b.request(`/api/flags/${KILL_SWITCH}`)).body.definition.state).toBe('DISABLED');

@@ -5,9 +5,9 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileAuditLog } from '../../server/flags/audit.js';
 import { KILL_SWITCH } from '../../server/flags/catalog.js';
-import { FileFlagStore } from '../../server/flags/store-file.js';
+import { FileBackend } from '../../server/flags/backend-file.js';
+import { FlagRepository } from '../../server/flags/repository.js';
 import { validateFlagDocument } from '../../server/flags/validate.js';
 import { createLogger } from '../../server/observability/logger.js';
 import { projectRoot } from '../../server/paths.js';
@@ -55,11 +55,9 @@ describe('a crash in the middle of a write', () => {
       const document = validateFlagDocument(JSON.parse(await readFile(file, 'utf8')));
       expect(document.flags[KILL_SWITCH]).toBeDefined();
       // And the store starts from it, healthy, at a version that never goes back.
-      const audit = new FileAuditLog(path.join(dir, 'flags.audit.jsonl'), logger);
-      await audit.load();
-      const store = new FileFlagStore({ file, logger, audit });
+      const store = new FlagRepository(new FileBackend({ file, logger }), logger);
       await store.start();
-      expect(store.status().healthy).toBe(true);
+      expect(store.health()).toEqual({ state: 'ready' });
       const { version } = store.get(KILL_SWITCH)!;
       expect(version).toBeGreaterThanOrEqual(versionBefore);
       versionBefore = version;

@@ -2,7 +2,7 @@ import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FileAuditLog, summarizeChange } from '../../server/flags/audit.js';
+import { FileAuditLog, summarizeChange, toAuditEntry } from '../../server/flags/audit.js';
 import type { FlagChange } from '../../server/flags/types.js';
 import { createLogger } from '../../server/observability/logger.js';
 
@@ -29,7 +29,7 @@ describe('FileAuditLog', () => {
   it('is bounded: the newest entries stay, in memory and on disk, across restarts', async () => {
     const audit = new FileAuditLog(file, logger, 5);
     await audit.load();
-    for (let v = 1; v <= 23; v++) await audit.append(change(v));
+    for (let v = 1; v <= 23; v++) await audit.append(toAuditEntry(change(v)));
     await audit.flush();
     expect(audit.recent(100).map((e) => e.version)).toEqual([23, 22, 21, 20, 19]);
     const lines = (await readFile(file, 'utf8')).trim().split('\n');
@@ -44,7 +44,7 @@ describe('FileAuditLog', () => {
   it('skips a torn last line (a crash in the middle of an append)', async () => {
     const audit = new FileAuditLog(file, logger, 50);
     await audit.load();
-    await audit.append(change(1));
+    await audit.append(toAuditEntry(change(1)));
     await audit.flush();
     await appendFile(file, '{"id":"torn","at":"2026-');
     const reopened = new FileAuditLog(file, logger, 50);

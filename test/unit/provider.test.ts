@@ -1,30 +1,27 @@
 import { ProviderEvents } from '@openfeature/server-sdk';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../server/observability/logger.js';
-import { FlagStoreProvider, openFeatureLogger, valueOrSafeDefault } from '../../server/flags/provider.js';
-import type { FlagStore } from '../../server/flags/store.js';
+import { FlagRepositoryProvider, openFeatureLogger, readinessOf, valueOrSafeDefault } from '../../server/flags/provider.js';
+import { FlagRepository } from '../../server/flags/repository.js';
 import type { FlagdDocument } from '../../server/flags/types.js';
 import { capturingLogger } from '../helpers/app.js';
+import { MemoryBackend } from '../helpers/memory-backend.js';
 
-/** A store the test drives: its document, and the listeners it would tell of a change. */
-function fakeStore(initial: FlagdDocument) {
-  let document = initial;
-  const listeners = new Set<() => void>();
-  const store = {
-    document: () => document,
-    onChange(listener: () => void) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-  } as unknown as FlagStore;
-  return {
-    store,
-    listeners,
-    change(next: FlagdDocument) {
-      document = next;
-      for (const listener of listeners) listener();
-    },
-  };
+const logger = createLogger('silent');
+const actor = { source: 'api' as const, name: 'test' };
+
+/** The real repository over a backend in memory, and the provider on it. */
+async function providerOn(initial: FlagdDocument, options: { loadFailure?: Error } = {}) {
+  const backend = new MemoryBackend(initial);
+  backend.loadFailure = options.loadFailure;
+  const repository = new FlagRepository(backend, logger);
+  await repository.start();
+  const provider = new FlagRepositoryProvider(repository, logger);
+  const changes: unknown[] = [];
+  const health: string[] = [];
+  provider.events.addHandler(ProviderEvents.ConfigurationChanged, (details) => changes.push(details?.flagsChanged));
+  for (const event of [ProviderEvents.Ready, ProviderEvents.Stale, ProviderEvents.Error]) provider.events.addHandler(event, () => health.push(event));
+  return { backend, repository, provider, changes, health };
 }
 
 const doc = (overrides: Record<string, unknown> = {}): FlagdDocument =>
@@ -38,10 +35,9 @@ const doc = (overrides: Record<string, unknown> = {}): FlagdDocument =>
     },
   }) as FlagdDocument;
 
-describe('the flag-store provider (flagd-core over the store\'s document)', () => {
+describe('the repository provider (the app\'s flagd engine over the repository)', () => {
   it('evaluates every type from the document it was given at initialize, synchronously on the fast path', async () => {
-    const { store } = fakeStore(doc());
-    const provider = new FlagStoreProvider(store, createLogger('silent'));
+    const { provider } = await providerOn(doc());
     await provider.initialize();
     expect(provider.resolve('boolean', 'kill', false, {})).toMatchObject({ value: true, variant: 'on', reason: 'STATIC' });
     expect(await provider.resolveBooleanEvaluation('kill', false, {})).toMatchObject({ value: true });
@@ -51,29 +47,67 @@ describe('the flag-store provider (flagd-core over the store\'s document)', () =
     expect(provider.resolve('boolean', 'missing', false, {})).toMatchObject({ errorCode: 'FLAG_NOT_FOUND' });
   });
 
-  it('tells of exactly the keys that changed, and of nothing when the document says the same again', async () => {
-    const { store, change } = fakeStore(doc());
-    const provider = new FlagStoreProvider(store, createLogger('silent'));
+  it('tells of exactly the keys that changed, as the repository applied them, and of nothing for a write that changes nothing', async () => {
+    const { repository, provider, changes } = await providerOn(doc());
     await provider.initialize();
-    const events: unknown[] = [];
-    provider.events.addHandler(ProviderEvents.ConfigurationChanged, (details) => events.push(details?.flagsChanged));
-    change(doc({ kill: { state: 'DISABLED', variants: { on: true, off: false }, defaultVariant: 'on' } }));
-    change(doc({ kill: { state: 'DISABLED', variants: { on: true, off: false }, defaultVariant: 'on' } }));
-    await new Promise((resolve) => setImmediate(resolve)); // the emitter hands events on asynchronously
-    expect(events).toEqual([['kill']]);
+    await repository.update('kill', (current) => ({ ...current, state: 'DISABLED' }), { actor });
+    await repository.update('kill', (current) => ({ ...current, state: 'DISABLED' }), { actor });
+    expect(changes).toEqual([['kill']]);
     expect(provider.resolve('boolean', 'kill', true, {})).toMatchObject({ value: true, reason: 'DISABLED' });
+    expect(provider.versionOf('kill')).toBe(2);
   });
 
-  it('stops listening to the store once closed (and initializing twice subscribes once)', async () => {
-    const { store, listeners, change } = fakeStore(doc());
-    const provider = new FlagStoreProvider(store, createLogger('silent'));
+  it('compiles only the changed flag: the others are the very same compiled flags', async () => {
+    const { backend, repository, provider, changes } = await providerOn(doc());
+    await provider.initialize();
+    const engine = (provider as unknown as { engine: { flags: Map<string, unknown> } }).engine;
+    const flavourBefore = engine.flags.get('flavour');
+    const killBefore = engine.flags.get('kill');
+    backend.editOutside(doc({ kill: { state: 'DISABLED', variants: { on: true, off: false }, defaultVariant: 'on' } }));
+    await repository.idle();
+    expect(changes).toEqual([['kill']]);
+    expect(engine.flags.get('flavour')).toBe(flavourBefore);
+    expect(engine.flags.get('kill')).not.toBe(killBefore);
+  });
+
+  it('a flag removed by an outside edit serves its default as not found; a flag added is served', async () => {
+    const { backend, repository, provider, changes } = await providerOn(doc());
+    await provider.initialize();
+    const { limit: _gone, ...rest } = doc().flags;
+    backend.editOutside({ flags: { ...rest, extra: { state: 'ENABLED', variants: { a: 'x' }, defaultVariant: 'a' } } });
+    await repository.idle();
+    expect((changes[0] as string[]).sort()).toEqual(['extra', 'limit']);
+    expect(provider.resolve('number', 'limit', 3, {})).toMatchObject({ value: 3, errorCode: 'FLAG_NOT_FOUND' });
+    expect(provider.resolve('string', 'extra', '', {})).toMatchObject({ value: 'x' });
+  });
+
+  it('its health is the repository\'s: an initialize that fails (nothing loaded), then Ready; Stale while the backend is away', async () => {
+    const { backend, repository, provider, health } = await providerOn(doc(), { loadFailure: new Error('disk on fire') });
+    await expect(provider.initialize()).rejects.toThrow('disk on fire');
+    expect(readinessOf(provider)).toEqual({ ready: false, detail: 'disk on fire; serving safe defaults' });
+    expect(provider.resolve('boolean', 'kill', false, {})).toMatchObject({ value: false, errorCode: 'FLAG_NOT_FOUND' });
+    backend.loadFailure = undefined;
+    backend.reconnected();
+    await repository.idle();
+    expect(provider.resolve('boolean', 'kill', false, {})).toMatchObject({ value: true });
+    backend.unreachable('backend away');
+    expect(readinessOf(provider)).toEqual({ ready: true, detail: 'backend away' });
+    backend.reconnected();
+    await repository.idle();
+    expect(readinessOf(provider)).toEqual({ ready: true, detail: 'flags from the file store' });
+    expect(health).toEqual([ProviderEvents.Ready, ProviderEvents.Stale, ProviderEvents.Ready]);
+  });
+
+  it('stops following the repository once closed (and initializing twice subscribes once)', async () => {
+    const { repository, provider, changes } = await providerOn(doc());
     await provider.initialize();
     await provider.initialize();
-    expect(listeners.size).toBe(1);
+    await repository.update('flavour', (current) => ({ ...current, defaultVariant: 'b' }), { actor });
+    expect(changes).toEqual([['flavour']]);
     await provider.onClose();
-    expect(listeners.size).toBe(0);
-    change(doc({ kill: { state: 'DISABLED', variants: { on: true, off: false }, defaultVariant: 'on' } }));
-    expect(provider.resolve('boolean', 'kill', false, {})).toMatchObject({ value: true }); // the old document still
+    await repository.update('kill', (current) => ({ ...current, state: 'DISABLED' }), { actor });
+    expect(changes).toHaveLength(1);
+    expect(provider.resolve('boolean', 'kill', false, {})).toMatchObject({ value: true }); // the flags it last had
   });
 });
 

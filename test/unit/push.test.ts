@@ -1,33 +1,28 @@
-import type { EvaluationContext } from '@openfeature/server-sdk';
+import { ProviderEvents, type EvaluationContext } from '@openfeature/server-sdk';
 import { describe, expect, it } from 'vitest';
 import { defaultFlagDocument, KILL_SWITCH, LOG_LEVEL, RECS_FLAVOUR, THEME } from '../../server/flags/catalog.js';
-import { FlagStoreProvider } from '../../server/flags/provider.js';
-import type { FlagSource } from '../../server/flags/source.js';
-import type { FlagStore } from '../../server/flags/store.js';
-import type { FlagdDocument } from '../../server/flags/types.js';
+import { FlagRepositoryProvider } from '../../server/flags/provider.js';
+import { FlagRepository } from '../../server/flags/repository.js';
 import { createLogger } from '../../server/observability/logger.js';
 import { createMetrics } from '../../server/observability/metrics.js';
 import { FlagPusher } from '../../server/realtime/push.js';
+import { MemoryBackend } from '../helpers/memory-backend.js';
 
 /**
  * The push without sockets: Socket.IO's rooms and emits in memory (every socket is in a room of
- * its own id, as in Socket.IO), a flag store the test changes, and the real provider on it.
+ * its own id, as in Socket.IO), and the real repository and provider over a backend in memory.
  */
-function harness() {
-  let document: FlagdDocument = structuredClone(defaultFlagDocument());
-  let version = 1;
-  const listeners = new Set<() => void>();
-  const store = {
-    document: () => document,
-    get: () => ({ version }),
-    onChange: (listener: () => void) => (listeners.add(listener), () => listeners.delete(listener)),
-  } as unknown as FlagStore;
-  const provider = new FlagStoreProvider(store, createLogger('silent'));
+async function harness() {
+  const logger = createLogger('silent');
+  const repository = new FlagRepository(new MemoryBackend(defaultFlagDocument()), logger);
+  await repository.start();
+  const provider = new FlagRepositoryProvider(repository, logger);
+  await provider.initialize();
   let evaluations = 0;
-  const counting = Object.assign(Object.create(provider), {
-    resolve: (...args: Parameters<FlagStoreProvider['resolve']>) => (evaluations++, provider.resolve(...args)),
-  });
-  const source = { provider: counting, versionOf: () => version } as unknown as FlagSource;
+  const counting: Pick<FlagRepositoryProvider, 'resolve' | 'versionOf'> = {
+    resolve: (type, key, defaultValue, context) => (evaluations++, provider.resolve(type, key, defaultValue, context)),
+    versionOf: (key) => provider.versionOf(key),
+  };
 
   const rooms = new Map<string, Set<string>>();
   const sockets = new Map<string, FakeSocket>();
@@ -45,7 +40,7 @@ function harness() {
   const windows: unknown[][] = [];
   const pusher = new FlagPusher({
     io: io as never,
-    source,
+    flags: counting,
     metrics: createMetrics({ collectDefaults: false }),
     logger: createLogger('silent'),
     refetchWindow: (key, value, pages, everyone) => {
@@ -83,12 +78,12 @@ function harness() {
     for (const members of rooms.values()) members.delete(socket.id);
     pusher.unregister(socket as never);
   }
-  /** Changes one flag's definition, as a store write would, and pushes it. */
+  // As in sockets.ts: the provider's changes go to the pusher.
+  provider.events.addHandler(ProviderEvents.ConfigurationChanged, (details) => void pusher.flagsChanged((details?.flagsChanged as string[]) ?? []));
+  /** Writes one flag, as the API would, and waits until its push has been handed to the sockets. */
   async function change(key: string, patch: Record<string, unknown>) {
-    document = { ...document, flags: { ...document.flags, [key]: { ...document.flags[key]!, ...patch } as never } };
-    version++;
-    for (const listener of listeners) listener();
-    await pusher.flagsChanged([key]);
+    await repository.update(key, (current) => ({ ...current, ...patch }) as never, { actor: { source: 'api', name: 'test' } });
+    await pusher.idle();
   }
   const updates = (socket: FakeSocket) => socket.received.filter((r) => r.event === 'flag_update').map((r) => r.payload);
   return { provider, pusher, open, close, change, updates, emits, windows, evaluations: () => evaluations };
@@ -96,8 +91,7 @@ function harness() {
 
 describe('the per-viewer push, without sockets', () => {
   it('sends each browser the snapshot of the page\'s flags, evaluated for its viewer', async () => {
-    const h = harness();
-    await h.provider.initialize();
+    const h = await harness();
     const maya = await h.open('maya', ['beta']);
     const sam = await h.open('sam');
     const snapshot = (socket: typeof maya) => socket.received.find((r) => r.event === 'flag_snapshot')!.payload as Record<string, unknown>;
@@ -108,8 +102,7 @@ describe('the per-viewer push, without sockets', () => {
   });
 
   it('a kill reaches every browser once, with one evaluation for all; the same value again sends nothing', async () => {
-    const h = harness();
-    await h.provider.initialize();
+    const h = await harness();
     const tabs = await Promise.all(['a', 'b', 'c', 'c'].map((viewer) => h.open(viewer)));
     const before = h.evaluations();
     await h.change(KILL_SWITCH, { state: 'DISABLED' });
@@ -121,8 +114,7 @@ describe('the per-viewer push, without sockets', () => {
   });
 
   it('a restore carries the refetch window the pacer gives for the pages that get it', async () => {
-    const h = harness();
-    await h.provider.initialize();
+    const h = await harness();
     const tab = await h.open('a');
     await h.change(KILL_SWITCH, { state: 'DISABLED' });
     await h.change(KILL_SWITCH, { state: 'ENABLED' });
@@ -130,8 +122,7 @@ describe('the per-viewer push, without sockets', () => {
   });
 
   it('a targeted change reaches only the viewers whose own value changed, every tab of each, with one evaluation per viewer', async () => {
-    const h = harness();
-    await h.provider.initialize();
+    const h = await harness();
     const mayaTabs = [await h.open('maya', ['beta']), await h.open('maya', ['beta'])];
     const sam = await h.open('sam');
     const before = h.evaluations();
@@ -144,21 +135,19 @@ describe('the per-viewer push, without sockets', () => {
   });
 
   it('ignores flags the page does not use, and browsers that have gone', async () => {
-    const h = harness();
-    await h.provider.initialize();
+    const h = await harness();
     const gone = await h.open('gone');
     const here = await h.open('here');
     h.close(gone);
     await h.change(LOG_LEVEL, { state: 'ENABLED' });
     await h.change(THEME, { defaultVariant: 'dark' });
     expect(h.updates(gone)).toEqual([]);
-    expect(h.updates(here)).toEqual([{ key: THEME, value: 'dark', version: 3 }]);
+    expect(h.updates(here)).toEqual([{ key: THEME, value: 'dark', version: 2 }]); // its own second version
     expect(h.pusher.browserCount).toBe(1);
   });
 
   it('hands a kill to 6,000 browsers in slices, letting the loop turn in between; a restore whole', async () => {
-    const h = harness();
-    await h.provider.initialize();
+    const h = await harness();
     for (let i = 0; i < 6000; i++) await h.open(`v${i}`);
     // Every turn of the loop during a push, with how many browsers had the update by then.
     const watchTurns = () => {
