@@ -95,6 +95,8 @@ for (const n of SIZES) {
       const latencies = times.map((t) => t - sent).sort((a, b) => a - b);
       p50s.push(percentile(latencies, 50));
       p99s.push(percentile(latencies, 99));
+      // BENCH_VERBOSE=1: each flip's own figures (kills and restores apart).
+      if (process.env.BENCH_VERBOSE) console.log(`  N=${n} ${mode} round ${round} (${round % 2 === 0 ? 'kill' : 'restore'}): p50 ${p50s.at(-1)!.toFixed(1)} ms, p99 ${p99s.at(-1)!.toFixed(1)} ms`);
       receivers = times.length;
       // A restore makes every page fetch its live region, paced by the third party: let them
       // finish, and the server go quiet (its GC's background work done), so that no round
