@@ -10,12 +10,16 @@ const TABS = 8;
 const CAP = 2;
 const LATENCY = 300;
 
-/** Whether a tab shows everything live: live recommendations, and every avatar from the third party. */
+/**
+ * Whether a tab shows everything live: live recommendations, and every avatar from the third party,
+ * loaded (a source set but still loading is a request the third party has yet to see: it would
+ * arrive after the next test has started counting).
+ */
 const wholeAndLive = (page: Page, origin: string) =>
   page.evaluate(
     (origin) =>
       document.querySelector('#recommendations')?.getAttribute('data-source') === 'live' &&
-      [...document.querySelectorAll('img.avatar')].every((img) => (img as HTMLImageElement).src.startsWith(origin)),
+      [...document.querySelectorAll<HTMLImageElement>('img.avatar')].every((img) => img.src.startsWith(origin) && img.complete && img.naturalWidth > 0),
     origin,
   );
 
