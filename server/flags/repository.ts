@@ -273,7 +273,8 @@ export class FlagRepository {
     this.versions = previous.versions;
     const undo: FlagChange = {
       key: change.key,
-      version: previous.versions[change.key]?.version ?? change.version - 1,
+      // Back to the version it had: the write was made at the one after it.
+      version: change.version - 1,
       before: change.after,
       after: change.before,
       actor: { source: 'system', name: 'undo of an unsaved write' },

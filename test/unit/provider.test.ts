@@ -1,7 +1,8 @@
 import { ProviderEvents } from '@openfeature/server-sdk';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../server/observability/logger.js';
-import { FlagRepositoryProvider, openFeatureLogger, readinessOf, valueOrSafeDefault } from '../../server/flags/provider.js';
+import { OpenFeatureEventEmitter } from '@openfeature/server-sdk';
+import { emitHealth, FlagRepositoryProvider, openFeatureLogger, readinessOf, valueOrSafeDefault, type FlagsProvider, type ProviderHealth } from '../../server/flags/provider.js';
 import { FlagRepository } from '../../server/flags/repository.js';
 import type { FlagdDocument } from '../../server/flags/types.js';
 import { capturingLogger } from '../helpers/app.js';
@@ -108,6 +109,37 @@ describe('the repository provider (the app\'s flagd engine over the repository)'
     await repository.update('kill', (current) => ({ ...current, state: 'DISABLED' }), { actor });
     expect(changes).toHaveLength(1);
     expect(provider.resolve('boolean', 'kill', false, {})).toMatchObject({ value: true }); // the flags it last had
+    // Initialized again (OpenFeature sets a provider again): it follows the repository again.
+    await provider.initialize();
+    await repository.update('limit', (current) => ({ ...current, defaultVariant: 'low' }), { actor });
+    expect(changes).toEqual([['flavour'], ['limit']]);
+  });
+});
+
+describe('readinessOf and emitHealth', () => {
+  const withHealth = (kind: FlagsProvider['kind'], health: ProviderHealth) => ({ kind, health: () => health }) as FlagsProvider;
+
+  it('ready says where the flags come from; loading and error are not ready; stale is, with the reason', () => {
+    expect(readinessOf(withHealth('redis', { state: 'ready' }))).toEqual({ ready: true, detail: 'flags from the redis store' });
+    expect(readinessOf(withHealth('launchdarkly', { state: 'ready' }))).toEqual({ ready: true, detail: 'flags from LaunchDarkly' });
+    expect(readinessOf(withHealth('redis', { state: 'loading' }))).toEqual({ ready: false, detail: 'flags from redis loading' });
+    expect(readinessOf(withHealth('launchdarkly', { state: 'error', problem: 'bad key' }))).toEqual({ ready: false, detail: 'bad key; serving safe defaults' });
+    expect(readinessOf(withHealth('file', { state: 'stale', problem: 'gone' }))).toEqual({ ready: true, detail: 'gone' });
+  });
+
+  it('tells OpenFeature Ready, Stale or Error with the reason, and nothing while loading', () => {
+    const events = new OpenFeatureEventEmitter();
+    const seen: unknown[] = [];
+    for (const event of [ProviderEvents.Ready, ProviderEvents.Stale, ProviderEvents.Error]) events.addHandler(event, (details) => seen.push([event, details?.message]));
+    emitHealth(events, { state: 'loading' });
+    emitHealth(events, { state: 'stale', problem: 'Redis unreachable' });
+    emitHealth(events, { state: 'error', problem: 'broken file' });
+    emitHealth(events, { state: 'ready' });
+    expect(seen).toEqual([
+      [ProviderEvents.Stale, 'Redis unreachable'],
+      [ProviderEvents.Error, 'broken file'],
+      [ProviderEvents.Ready, undefined],
+    ]);
   });
 });
 
@@ -128,7 +160,7 @@ describe('openFeatureLogger', () => {
     of.warn('w');
     of.info('i');
     of.debug('d');
-    const levels = lines.map((line) => JSON.parse(line)).map((entry: { level: number; args: string[] }) => [entry.level, entry.args[0]]);
-    expect(levels).toEqual([[50, 'e'], [40, 'w'], [20, 'i'], [10, 'd']]);
+    const levels = lines.map((line) => JSON.parse(line)).map((entry: { level: number; msg: string; args: string[] }) => [entry.level, entry.msg, entry.args[0]]);
+    expect(levels).toEqual([[50, 'openfeature', 'e'], [40, 'openfeature', 'w'], [20, 'openfeature', 'i'], [10, 'openfeature', 'd']]);
   });
 });

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { defaultFlagDocument, KILL_SWITCH, THEME } from '../../server/flags/catalog.js';
-import { decide, definitionHash, FlagRepository } from '../../server/flags/repository.js';
+import type { AuditEntry } from '../../server/flags/audit.js';
+import { toAuditEntry } from '../../server/flags/audit.js';
+import { canonicalJson, decide, definitionHash, FlagRepository } from '../../server/flags/repository.js';
 import type { FlagChange, FlagDefinition } from '../../server/flags/types.js';
 import { createLogger } from '../../server/observability/logger.js';
 import { MemoryBackend } from '../helpers/memory-backend.js';
@@ -32,6 +34,13 @@ describe('the one rule for what changed', () => {
     expect(decide({ version: 3, hash }, killed(), undefined)).toEqual({ changed: true, entry: { version: 4, hash: definitionHash(killed()) } });
     expect(decide({ version: 3, hash }, killed(), 9)).toEqual({ changed: true, entry: { version: 9, hash: definitionHash(killed()) } });
     expect(decide(undefined, on, undefined)).toEqual({ changed: true, entry: { version: 1, hash } });
+  });
+
+  it('hashes a definition by its content: members in any order and absent members are the same, array order is not', () => {
+    expect(canonicalJson({ b: [2, 1], a: undefined, c: { y: 1, x: 'x' } })).toBe('{"b":[2,1],"c":{"x":"x","y":1}}');
+    const rollout = (weights: [number, number]): FlagDefinition => ({ ...on, targeting: { fractional: [['on', weights[0]], ['off', weights[1]]] } });
+    expect(definitionHash(rollout([10, 90]))).not.toBe(definitionHash(rollout([90, 10])));
+    expect(definitionHash({ ...on, metadata: undefined })).toBe(hash);
   });
 
   it('a flag gone is a change to no definition; a flag never known and not there is nothing', () => {
@@ -141,5 +150,148 @@ describe('the flag repository over a backend in memory', () => {
     expect(held.document.flags[KILL_SWITCH]!.state).toBe('DISABLED');
     expect(held.versions[KILL_SWITCH]).toBe(2);
     expect(held.audit[0]).toMatchObject({ key: KILL_SWITCH, version: 2 });
+  });
+});
+
+describe('the flag repository, its edges', () => {
+  it('before it has loaded: no flags, no audit, health loading, version 1 for any flag, and a write is a 503', async () => {
+    const repository = new FlagRepository(new MemoryBackend(defaultFlagDocument()), logger);
+    expect(repository.health()).toEqual({ state: 'loading' });
+    expect(repository.audit.recent()).toEqual([]);
+    expect(repository.versionOf('no-such-flag')).toBe(1);
+    await expect(repository.update(KILL_SWITCH, kill, { actor })).rejects.toMatchObject({ status: 503, message: /could not be loaded \(still loading\)/ });
+  });
+
+  it('an unknown flag is a 404 naming it; a stale If-Match is a 412 that says the version held', async () => {
+    const { repository } = await open();
+    expect(repository.versionOf('no-such-flag')).toBe(1);
+    await expect(repository.update('no-such-flag', kill, { actor })).rejects.toMatchObject({ status: 404, message: 'Unknown flag "no-such-flag".' });
+    await repository.update(KILL_SWITCH, kill, { actor });
+    await expect(repository.update(KILL_SWITCH, (current) => ({ ...current, state: 'ENABLED' }), { actor, ifMatch: 1 })).rejects.toMatchObject({
+      status: 412,
+      message: expect.stringMatching(/^Flag "show-avatars-and-reccs" is at version 2, not 1/),
+      details: { currentVersion: 2 },
+    });
+  });
+
+  it('lists flags sorted by key, whatever order the backend has them in', async () => {
+    const { backend, repository } = await open();
+    const document = defaultFlagDocument();
+    backend.editOutside({ ...document, flags: { zz: killed(), ...document.flags, aa: killed() } });
+    await repository.idle();
+    const keys = repository.list().map((record) => record.key);
+    expect(keys).toEqual([...keys].sort());
+    expect(keys[0]).toBe('aa');
+    expect(keys.at(-1)).toBe('zz');
+  });
+
+  it('a write racing writers that always win gives up after 20 tries with a 503', async () => {
+    const { backend, repository } = await open({ keepsVersions: true });
+    let tries = 0;
+    backend.compareAndSet = async (write) => ({ outcome: 'conflict', current: { version: write.expected + 1 + tries++, definition: { ...killed(), state: 'ENABLED', defaultVariant: tries % 2 ? 'off' : 'on' } } });
+    await expect(repository.update(KILL_SWITCH, kill, { actor })).rejects.toMatchObject({ status: 503, message: /written by others too often/ });
+    expect(tries).toBe(20);
+  });
+
+  it('a flag another instance removed: the write is a 404, the removal announced (as a reload), the other flags kept', async () => {
+    const { backend, repository, changes } = await open({ keepsVersions: true });
+    const { [THEME]: _removed, ...rest } = backend.document.flags;
+    backend.document = { ...backend.document, flags: rest };
+    await expect(repository.update(THEME, kill, { actor })).rejects.toMatchObject({ status: 404 });
+    expect(repository.get(THEME)).toBeUndefined();
+    expect(repository.list().map((record) => record.key)).not.toContain(THEME);
+    expect(repository.get(KILL_SWITCH)).toBeDefined();
+    expect(changes.flat()).toEqual([expect.objectContaining({ key: THEME, after: undefined, actor: { source: 'system', name: 'reload from file' } })]);
+  });
+
+  it('a flag written elsewhere and back (the same content at a newer version): the version is taken, nothing is announced', async () => {
+    const { backend, repository, changes } = await open({ keepsVersions: true });
+    const original = backend.document.flags[THEME]!;
+    backend.writeUnheard(THEME, { ...original, defaultVariant: 'dark' });
+    backend.writeUnheard(THEME, original);
+    await expect(repository.update(THEME, kill, { actor, ifMatch: 1 })).rejects.toMatchObject({ status: 412, details: { currentVersion: 3 } });
+    expect(changes).toEqual([]);
+    expect(repository.versionOf(THEME)).toBe(3);
+  });
+
+  it('another instance\'s change is applied as it was made (its time), to that flag only; a flag new to this instance too', async () => {
+    const { backend, repository, changes } = await open({ keepsVersions: true });
+    const at = '2020-01-02T03:04:05.000Z';
+    const entry: AuditEntry = { ...toAuditEntry({ key: KILL_SWITCH, version: 2, before: undefined, after: killed(), actor, at }) };
+    backend['subscriber']!.event({ type: 'change', entry });
+    const added = toAuditEntry({ key: 'brand-new', version: 1, before: undefined, after: killed(), actor, at });
+    backend['subscriber']!.event({ type: 'change', entry: added });
+    await repository.idle();
+    expect(changes.flat().map((change) => [change.key, change.version, change.at])).toEqual([[KILL_SWITCH, 2, at], ['brand-new', 1, at]]);
+    expect(repository.get(THEME)).toEqual({ key: THEME, version: 1, definition: defaultFlagDocument().flags[THEME] });
+    expect(repository.get('brand-new')).toMatchObject({ version: 1, definition: { state: 'DISABLED' } });
+  });
+
+  it('an edit that changes several flags is audited newest first, and the backend keeps its lines in the order made; a reload that finds nothing keeps nothing', async () => {
+    const { backend, repository, changes } = await open();
+    const document = defaultFlagDocument();
+    backend.editOutside({ ...document, flags: { ...document.flags, [KILL_SWITCH]: killed(), [THEME]: { ...document.flags[THEME]!, defaultVariant: 'dark' } } });
+    await repository.idle();
+    const made = changes.flat().map((change) => change.key);
+    expect(made).toHaveLength(2);
+    expect(backend.kept.at(-1)!.entries.map((entry) => entry.key)).toEqual(made);
+    expect(repository.audit.recent(2).map((entry) => entry.key)).toEqual([...made].reverse());
+    const kept = backend.kept.length;
+    backend.reconnected();
+    await repository.idle();
+    expect(backend.kept).toHaveLength(kept);
+  });
+
+  it('keeps at most 500 audit lines, whatever the backend holds', async () => {
+    const backend = new MemoryBackend(defaultFlagDocument(), { keepsVersions: true });
+    const load = backend.load.bind(backend);
+    const line = toAuditEntry({ key: KILL_SWITCH, version: 1, before: undefined, after: killed(), actor, at: new Date().toISOString() });
+    backend.load = async () => ({ ...(await load()), audit: Array.from({ length: 600 }, () => line) });
+    const repository = new FlagRepository(backend, logger);
+    await repository.start();
+    expect(repository.audit.recent(1000)).toHaveLength(500);
+  });
+
+  it('health: an outage before anything loaded stays an error; a reload that fails while stale says why; ready is told once; a listener can leave', async () => {
+    const backend = new MemoryBackend(defaultFlagDocument(), { keepsVersions: true });
+    backend.loadFailure = new Error('Redis unreachable since start-up');
+    const repository = new FlagRepository(backend, logger);
+    const seen: string[] = [];
+    const leave = repository.onHealth((health) => seen.push(health.state));
+    await repository.start();
+    backend.unreachable('Redis unreachable');
+    expect(repository.health()).toMatchObject({ state: 'error' });
+    backend.loadFailure = undefined;
+    backend.reconnected();
+    backend.reconnected(); // a second reload while ready: not told again
+    await repository.idle();
+    backend.unreachable('Redis unreachable');
+    backend.loadFailure = new Error('Redis failed while loading the flags (LOADING)');
+    backend.reconnected();
+    await repository.idle();
+    expect(repository.health()).toEqual({ state: 'stale', problem: 'Redis failed while loading the flags (LOADING)' });
+    expect(seen).toEqual(['error', 'ready', 'stale', 'stale']);
+    leave();
+    backend.loadFailure = undefined;
+    backend.reconnected();
+    await repository.idle();
+    expect(repository.health()).toEqual({ state: 'ready' });
+    expect(seen).toHaveLength(4);
+  });
+
+  it('a ready repository whose reload fails (a broken edit) stays ready: the last good flags serve on', async () => {
+    const { backend, repository } = await open();
+    backend.loadFailure = new Error('broken edit');
+    backend.reconnected();
+    await repository.idle();
+    expect(repository.health()).toEqual({ state: 'ready' });
+    expect(repository.list().length).toBeGreaterThan(0);
+  });
+
+  it('an undo over a backend that keeps its own audit (Redis) is still a 503 with the undo told, by the system', async () => {
+    const { backend, repository, changes } = await open({ keepsVersions: true });
+    backend.failNextWrite = new Error('connection lost');
+    await expect(repository.update(KILL_SWITCH, kill, { actor })).rejects.toMatchObject({ status: 503, message: 'Could not save the flags: connection lost. Nothing was changed.' });
+    expect(changes.at(-1)).toEqual([expect.objectContaining({ version: 1, actor: { source: 'system', name: 'undo of an unsaved write' } })]);
   });
 });
