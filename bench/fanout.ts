@@ -97,6 +97,13 @@ for (const n of SIZES) {
       p99s.push(percentile(latencies, 99));
       // BENCH_VERBOSE=1: each flip's own figures (kills and restores apart).
       if (process.env.BENCH_VERBOSE) console.log(`  N=${n} ${mode} round ${round} (${round % 2 === 0 ? 'kill' : 'restore'}): p50 ${p50s.at(-1)!.toFixed(1)} ms, p99 ${p99s.at(-1)!.toFixed(1)} ms`);
+      // BENCH_TRACE=1: the server's side (its request's arrival to its first, middle and last socket write).
+      if (process.env.BENCH_TRACE) {
+        const reply = once(server.child, 'message');
+        server.child.send({ type: 'trace', browsers: n });
+        const [t] = (await reply) as [{ writes: number; first: number; middle: number; last: number }];
+        console.log(`    server: ${t.writes} writes, first ${t.first.toFixed(1)} ms, middle ${t.middle.toFixed(1)} ms, last ${t.last.toFixed(1)} ms after the request arrived`);
+      }
       receivers = times.length;
       // A restore makes every page fetch its live region, paced by the third party: let them
       // finish, and the server go quiet (its GC's background work done), so that no round

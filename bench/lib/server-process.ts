@@ -5,18 +5,39 @@
  *   bare: the physical reference: a bare Socket.IO server with the same options, which sends the
  *         same snapshot on connect, broadcasts the same flag_update (io.emit) on POST /flip, and
  *         answers the pages' refetch after a restore at once (no third party behind it)
- * Parent -> server: { type: 'memory' } | { type: 'simulator', reset? } | { type: 'breakers' } | { type: 'exit' }
- * Server -> parent: { type: 'listening', url } | { type: 'memory', heapUsed, rss } | { type: 'simulator', stats } | { type: 'breakers', states }
+ * Parent -> server: { type: 'memory' } | { type: 'simulator', reset? } | { type: 'breakers' } | { type: 'trace' } | { type: 'exit' }
+ * Server -> parent: { type: 'listening', url } | { type: 'memory', heapUsed, rss } | { type: 'simulator', stats } | { type: 'breakers', states } | { type: 'trace', ... }
+ * BENCH_TRACE=1: the server's own side of the last flip: when its request arrived, and when the
+ * server handed the first, the middle and the last of its next `browsers` socket writes to the kernel.
  * The app's environment: the defaults a user gets (LOG_LEVEL info, logs to /dev/null), plus the
  * JSON object in argv[3], if any.
  */
+import { subscribe } from 'node:diagnostics_channel';
 import { createServer } from 'node:http';
+import { Socket as NetSocket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Server } from 'socket.io';
 import { startBenchApp } from './app.js';
 
 const mode = process.argv[2];
 const gc = (globalThis as { gc?: () => void }).gc;
+
+/** BENCH_TRACE=1: the last flip request's arrival and every socket write since (performance.now()). */
+const trace = { requestAt: 0, writes: [] as number[] };
+if (process.env.BENCH_TRACE) {
+  subscribe('http.server.request.start', (message) => {
+    const { request } = message as { request: { method?: string } };
+    if (request.method === 'POST' || request.method === 'PATCH') {
+      trace.requestAt = performance.now();
+      trace.writes = [];
+    }
+  });
+  const write = NetSocket.prototype.write;
+  NetSocket.prototype.write = function (this: NetSocket, ...args: unknown[]) {
+    if (trace.requestAt) trace.writes.push(performance.now());
+    return (write as (...a: unknown[]) => boolean).apply(this, args);
+  } as typeof write;
+}
 
 let url: string;
 let app: Awaited<ReturnType<typeof startBenchApp>> | undefined;
@@ -47,7 +68,7 @@ if (mode === 'bare') {
   url = app.url;
 }
 
-process.on('message', (message: { type: string; reset?: boolean }) => {
+process.on('message', (message: { type: string; reset?: boolean; browsers?: number }) => {
   if (message.type === 'simulator') {
     process.send!({ type: 'simulator', stats: app?.simulator?.stats() });
     if (message.reset) app?.simulator?.resetStats();
@@ -58,6 +79,12 @@ process.on('message', (message: { type: string; reset?: boolean }) => {
     gc?.();
     const { heapUsed, rss } = process.memoryUsage();
     process.send!({ type: 'memory', heapUsed, rss });
+  } else if (message.type === 'trace') {
+    const at = (index: number) => (trace.writes[index] ?? trace.requestAt) - trace.requestAt;
+    // The first `browsers` writes: the push (a restore's refetches come later, spread out).
+    const n = Math.min(trace.writes.length, message.browsers ?? Infinity);
+    process.send!({ type: 'trace', writes: n, first: at(0), middle: at(Math.floor(n / 2)), last: at(n - 1) });
+    trace.requestAt = 0;
   } else if (message.type === 'exit') {
     process.exit(0);
   }
