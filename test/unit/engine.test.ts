@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { compileFlags, FlagdEngine } from '../../server/flags/engine.js';
+import type { FlagdDocument } from '../../server/flags/types.js';
+
+const good = { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on' };
+
+describe('the flagd engine', () => {
+  it('serves the flags flagd accepts when one in the same change is refused (that one reads as not found), and says which', () => {
+    const errors: string[] = [];
+    const engine = new FlagdEngine({ error: (message: string) => errors.push(message), warn() {}, info() {}, debug() {} });
+    const document = { flags: { good, broken: { state: 'SOMETIMES', variants: { on: true }, defaultVariant: 'on' } } } as unknown as FlagdDocument;
+    engine.load(document);
+    expect(engine.resolve('boolean', 'good', false, {})).toMatchObject({ value: true, reason: 'STATIC' });
+    expect(engine.resolve('boolean', 'broken', false, {})).toMatchObject({ value: false, errorCode: 'FLAG_NOT_FOUND' });
+    expect(errors).toEqual([expect.stringMatching(/^flag "broken" is not valid flagd and is not served: /)]);
+    // Fixed by the next change: served.
+    engine.update({ flags: { ...document.flags, broken: good } } as FlagdDocument, ['broken']);
+    expect(engine.resolve('boolean', 'broken', false, {})).toMatchObject({ value: true });
+  });
+
+  it('gives each resolution the flag set\'s metadata beside the flag\'s own, as flagd does', () => {
+    const engine = new FlagdEngine();
+    engine.load({ metadata: { team: 'launch' }, flags: { good: { ...good, metadata: { owner: 'ana' } } } } as FlagdDocument);
+    expect(engine.resolve('boolean', 'good', false, {}).flagMetadata).toMatchObject({ team: 'launch', owner: 'ana' });
+    engine.update({ flags: { good } } as FlagdDocument, ['good']);
+    expect(engine.resolve('boolean', 'good', false, {}).flagMetadata ?? {}).not.toHaveProperty('team');
+  });
+
+  it('compiles only the flags asked for, with the document\'s shared rules', () => {
+    const document = {
+      $evaluators: { isAna: { '==': [{ var: 'targetingKey' }, 'ana'] } },
+      flags: { good, other: good, ruled: { ...good, targeting: { if: [{ $ref: 'isAna' }, 'off', 'on'] } } },
+    } as unknown as FlagdDocument;
+    const compiled = compileFlags(document, ['ruled', 'missing']);
+    expect([...compiled.keys()]).toEqual(['ruled']);
+    const engine = new FlagdEngine();
+    engine.load(document);
+    expect(engine.resolve('boolean', 'ruled', true, { targetingKey: 'ana' })).toMatchObject({ value: false, reason: 'TARGETING_MATCH' });
+    expect(engine.resolve('boolean', 'ruled', false, { targetingKey: 'bo' })).toMatchObject({ value: true });
+  });
+});
