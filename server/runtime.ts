@@ -17,6 +17,7 @@ import type { LDOptions } from '@launchdarkly/node-server-sdk';
 import { flagCatalog, THEME } from './flags/catalog.js';
 import { FileBackend, storeFiles } from './flags/backend-file.js';
 import { RedisBackend } from './flags/backend-redis.js';
+import { killedForEveryone } from './flags/kill-switch.js';
 import { createLaunchDarklyProvider } from './flags/launchdarkly.js';
 import { FlagRepositoryProvider, readinessOf, type FlagsProvider } from './flags/provider.js';
 import { FlagRepository } from './flags/repository.js';
@@ -173,8 +174,10 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     // A timeout during a stall of our own is not the third party's failure (see client.ts).
     const stalls = watchLoopStalls();
     cleanups.push(async () => stalls.close());
+    // A call still queued when the switch goes off for everyone is dropped, not made late.
+    const stillWanted = async () => !(await killedForEveryone(provider));
     const client = (service: 'avatars' | 'recommendations') =>
-      createUpstreamClient({ service, policy, metrics, stalls, logger: logger.child({ component: `upstream-${service}` }) });
+      createUpstreamClient({ service, policy, metrics, stalls, stillWanted, logger: logger.child({ component: `upstream-${service}` }) });
     const upstreamClients = [client('avatars'), client('recommendations')] as const;
     // Live renders are paced by the third party's measured capacity and by this process's own (the
     // CPU a live render costs): a restore stampedes neither.

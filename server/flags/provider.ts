@@ -29,6 +29,14 @@ export interface FlagEvaluator {
 }
 
 /** A resolution's value, or the flag's safe default when it failed or gave none. */
+/**
+ * Reasons that, by the OpenFeature spec, give the same value whatever the context: one
+ * evaluation answers for every viewer. FLAG_NOT_FOUND likewise (the code default for all).
+ */
+export function isContextFree(details: ResolutionDetails<FlagValue>): boolean {
+  return details.reason === 'STATIC' || details.reason === 'DISABLED' || details.errorCode === 'FLAG_NOT_FOUND';
+}
+
 export function valueOrSafeDefault<T extends FlagValue>(details: ResolutionDetails<T>, safeDefault: T): T {
   return details.errorCode || details.value === undefined ? safeDefault : details.value;
 }

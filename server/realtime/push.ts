@@ -2,7 +2,7 @@ import type { EvaluationContext, FlagValue, ResolutionDetails } from '@openfeatu
 import { setImmediate as nextTurnOfTheLoop } from 'node:timers/promises';
 import type { Server, Socket } from 'socket.io';
 import { flagCatalog, pageFlagKeys } from '../flags/catalog.js';
-import { valueOrSafeDefault, type FlagsProvider } from '../flags/provider.js';
+import { isContextFree, valueOrSafeDefault, type FlagsProvider } from '../flags/provider.js';
 import { SerialQueue } from '../concurrency/serial-queue.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -15,14 +15,6 @@ type AppSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerE
 interface ViewerGroup {
   context: EvaluationContext;
   sockets: Set<AppSocket>;
-}
-
-/**
- * Reasons that, by the OpenFeature spec, give the same value whatever the context: one
- * evaluation answers for every viewer. FLAG_NOT_FOUND likewise (the code default for all).
- */
-function isContextFree(details: ResolutionDetails<FlagValue>): boolean {
-  return details.reason === 'STATIC' || details.reason === 'DISABLED' || details.errorCode === 'FLAG_NOT_FOUND';
 }
 
 /**

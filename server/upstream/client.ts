@@ -120,6 +120,12 @@ export function createUpstreamClient(options: {
   http?: AxiosInstance;
   /** This process's own stalls; without it every timeout counts against the breaker. */
   stalls?: LoopStalls;
+  /**
+   * Asked when a call gets its slot, before it is made: false when it is no longer wanted (the
+   * kill switch went off for everyone while it waited in the queue). Such a call is never made:
+   * a kill stops the calls already queued, not only those of later pages.
+   */
+  stillWanted?: () => boolean | Promise<boolean>;
 }): UpstreamClient {
   const { service, policy, metrics, logger } = options;
   const http =
@@ -214,9 +220,10 @@ export function createUpstreamClient(options: {
         slot?.catch(() => undefined); // its no-op run rejects later, unobserved
         giveUp(new TaskCancelledError());
       }, policy.timeoutMs);
-      slot = slots.execute(() => {
+      slot = slots.execute(async () => {
         clearTimeout(waitLimit);
-        if (gaveUp) return Promise.reject(new TaskCancelledError());
+        if (gaveUp) throw new TaskCancelledError();
+        if (options.stillWanted && !(await options.stillWanted())) throw skipped('killed');
         // A signal of its own per call: without one, cockatiel hangs every call's listener on one
         // shared never-aborting signal (and Node warns past ten concurrent calls).
         return breaker.execute(

@@ -112,6 +112,36 @@ describe('a stall of our own', () => {
   });
 });
 
+describe('a kill while a page\'s calls wait for a slot', () => {
+  const CAP = 2;
+  let app: TestApp;
+  beforeAll(async () => {
+    // A third party slow enough that the kill surely lands while the first calls are in flight.
+    app = await startTestApp({ UPSTREAM_MAX_CONCURRENCY: String(CAP), UPSTREAM_TIMEOUT_MS: '6000', SIMULATOR_LATENCY_MS: '1500' });
+  });
+  afterAll(() => app.stop());
+
+  it('the calls still queued are never made: the third party sees only those already in flight', async () => {
+    const page = app.request('/?user=queued-reader');
+    await waitFor(() => app.simulator!.stats().requests.avatars >= 1, 5000, 'the first avatar call in flight');
+    expect((await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' })).status).toBe(200);
+    const { status, text } = await page; // every call of the page has settled
+    expect(status).toBe(200);
+    const { requests } = app.simulator!.stats();
+    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    const dropped = counterValue(metrics, 'upstream_calls_skipped_total', { service: 'avatars', reason: 'killed' });
+    // The page needed more avatars than the cap: the rest waited, and were dropped at the kill.
+    expect(requests.avatars).toBe(CAP);
+    expect(dropped).toBeGreaterThan(0);
+    expect(counterValue(metrics, 'upstream_calls_skipped_total', { service: 'avatars', reason: 'over_capacity' })).toBe(0);
+    expect(requests.recommendations).toBe(1); // in flight from the start: it goes on
+    // Nothing is left to make: a page after the kill asks the third party for nothing.
+    expect((await app.request('/?user=after-the-kill')).text).toContain('data-show-avatars="false"');
+    expect(app.simulator!.stats().requests).toEqual(requests);
+    console.log(`kill with calls queued: ${requests.avatars} avatar calls made, ${dropped} dropped`);
+  });
+});
+
 describe('a restore with many pages open', () => {
   const CAP = 2;
   const LATENCY = 30;

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { compileFlags, FlagdEngine } from '../../server/flags/engine.js';
+import { KILL_SWITCH } from '../../server/flags/catalog.js';
+import { killedForEveryone } from '../../server/flags/kill-switch.js';
 import type { FlagdDocument } from '../../server/flags/types.js';
 
 const good = { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on' };
@@ -37,5 +39,26 @@ describe('the flagd engine', () => {
     engine.load(document);
     expect(engine.resolve('boolean', 'ruled', true, { targetingKey: 'ana' })).toMatchObject({ value: false, reason: 'TARGETING_MATCH' });
     expect(engine.resolve('boolean', 'ruled', false, { targetingKey: 'bo' })).toMatchObject({ value: true });
+  });
+
+  it.each([
+    ['disabled', { ...good, state: 'DISABLED' }, true],
+    ['serving off by default', { ...good, defaultVariant: 'off' }, true],
+    // flagd says DEFAULT, as it does when targeting falls through: not known for every context.
+    ['the code default (null)', { ...good, defaultVariant: null }, false],
+    ['live', good, false],
+    ['a group killed (targeting)', { ...good, targeting: { if: [{ in: ['beta', { var: 'groups' }] }, 'off', 'on'] } }, false],
+    // Off for all, but only by evaluating targeting: not known for every context, so not this.
+    ['targeting that serves off to everyone', { ...good, targeting: { if: [true, 'off', 'off'] } }, false],
+  ])('the kill switch %s is killed for everyone: %s', async (_, definition, killed) => {
+    const engine = new FlagdEngine();
+    engine.load({ flags: { [KILL_SWITCH]: definition } } as unknown as FlagdDocument);
+    expect(await killedForEveryone(engine)).toBe(killed);
+  });
+
+  it('a kill switch that is not there is killed for everyone (the safe default serves)', async () => {
+    const engine = new FlagdEngine();
+    engine.load({ flags: { good } } as FlagdDocument);
+    expect(await killedForEveryone(engine)).toBe(true);
   });
 });

@@ -13,6 +13,8 @@ let delayMs = 0;
 let requests = 0;
 let inFlight = 0;
 let peakInFlight = 0;
+/** Called as each request reaches the third party. */
+let onRequest: () => void = () => undefined;
 
 beforeEach(async () => {
   failing = false;
@@ -20,8 +22,10 @@ beforeEach(async () => {
   requests = 0;
   inFlight = 0;
   peakInFlight = 0;
+  onRequest = () => undefined;
   server = createServer((_req, res) => {
     requests++;
+    onRequest();
     peakInFlight = Math.max(peakInFlight, ++inFlight);
     const done = () => inFlight--;
     res.on('close', done);
@@ -105,6 +109,34 @@ describe('the bulkhead and the timeouts', () => {
     // The page that gave up did not cancel the call: it answered by itself.
     expect(await outcome).toEqual({ ok: true });
     expect(await upstream.within(call)).toEqual({ ok: true });
+  });
+
+  it('a call still queued when it is no longer wanted (a kill for everyone) is never made; the one in flight goes on', async () => {
+    let wanted = true;
+    const metrics = createMetrics({ collectDefaults: false });
+    const upstream = createUpstreamClient({
+      service: 'avatars',
+      policy: { timeoutMs: 2000, maxConcurrent: 1 },
+      metrics,
+      logger: createLogger('silent'),
+      stillWanted: () => wanted,
+    });
+    delayMs = 100;
+    const first = new Promise<void>((resolve) => (onRequest = resolve));
+    const calls = Array.from({ length: 3 }, () => upstream.getJson(url, parse).catch((error: unknown) => error));
+    await first; // one call made, two waiting for its slot
+    wanted = false; // the kill lands
+    const [made, ...queued] = await Promise.all(calls);
+    expect(made).toEqual({ ok: true });
+    expect(queued).toEqual([expect.objectContaining({ reason: 'killed' }), expect.objectContaining({ reason: 'killed' })]);
+    expect(queued.map(catchesUp)).toEqual([false, false]); // nothing to catch up: the page is killed
+    expect(requests).toBe(1);
+    const skipped = (await metrics.upstreamSkipped.get()).values.find((v) => v.labels.reason === 'killed');
+    expect(skipped?.value).toBe(2);
+    // Restored: calls are made again.
+    wanted = true;
+    expect(await upstream.getJson(url, parse)).toEqual({ ok: true });
+    expect(requests).toBe(2);
   });
 
   it('a failure of the third party is not worth catching up; our own saturation is', async () => {
