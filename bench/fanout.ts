@@ -101,8 +101,10 @@ for (const n of SIZES) {
       if (process.env.BENCH_TRACE) {
         const reply = once(server.child, 'message');
         server.child.send({ type: 'trace', browsers: n });
-        const [t] = (await reply) as [{ writes: number; first: number; middle: number; last: number }];
-        console.log(`    server: ${t.writes} writes, first ${t.first.toFixed(1)} ms, middle ${t.middle.toFixed(1)} ms, last ${t.last.toFixed(1)} ms after the request arrived`);
+        const [t] = (await reply) as [{ writes: number; first: number; middle: number; last: number; gcs: number; gcMs: number; majorMs: number }];
+        console.log(
+          `    server: ${t.writes} writes, first ${t.first.toFixed(1)} ms, middle ${t.middle.toFixed(1)} ms, last ${t.last.toFixed(1)} ms after the request arrived; ${t.gcs} GC pauses meanwhile, ${t.gcMs.toFixed(1)} ms (${t.majorMs.toFixed(1)} ms mark-compact)`,
+        );
       }
       receivers = times.length;
       // A restore makes every page fetch its live region, paced by the third party: let them

@@ -13,6 +13,7 @@
  * JSON object in argv[3], if any.
  */
 import { subscribe } from 'node:diagnostics_channel';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { createServer } from 'node:http';
 import { Socket as NetSocket } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -22,14 +23,20 @@ import { startBenchApp } from './app.js';
 const mode = process.argv[2];
 const gc = (globalThis as { gc?: () => void }).gc;
 
-/** BENCH_TRACE=1: the last flip request's arrival and every socket write since (performance.now()). */
-const trace = { requestAt: 0, writes: [] as number[] };
+/** BENCH_TRACE=1: the last flip request's arrival, every socket write and every GC pause since (performance.now()). */
+const trace = { requestAt: 0, writes: [] as number[], gcs: [] as { at: number; ms: number; kind: number }[] };
 if (process.env.BENCH_TRACE) {
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      if (trace.requestAt) trace.gcs.push({ at: entry.startTime, ms: entry.duration, kind: ((entry as { detail?: { kind?: number } }).detail?.kind ?? 0) });
+    }
+  }).observe({ entryTypes: ['gc'] });
   subscribe('http.server.request.start', (message) => {
     const { request } = message as { request: { method?: string } };
     if (request.method === 'POST' || request.method === 'PATCH') {
       trace.requestAt = performance.now();
       trace.writes = [];
+      trace.gcs = [];
     }
   });
   const write = NetSocket.prototype.write;
@@ -83,7 +90,12 @@ process.on('message', (message: { type: string; reset?: boolean; browsers?: numb
     const at = (index: number) => (trace.writes[index] ?? trace.requestAt) - trace.requestAt;
     // The first `browsers` writes: the push (a restore's refetches come later, spread out).
     const n = Math.min(trace.writes.length, message.browsers ?? Infinity);
-    process.send!({ type: 'trace', writes: n, first: at(0), middle: at(Math.floor(n / 2)), last: at(n - 1) });
+    // GC pauses from the request's arrival to the last of those writes: their count and time (major: mark-compact).
+    const end = trace.writes[n - 1] ?? trace.requestAt;
+    const during = trace.gcs.filter((gc) => gc.at <= end);
+    const gcMs = during.reduce((sum, gc) => sum + gc.ms, 0);
+    const majorMs = during.filter((gc) => gc.kind === 4).reduce((sum, gc) => sum + gc.ms, 0);
+    process.send!({ type: 'trace', writes: n, first: at(0), middle: at(Math.floor(n / 2)), last: at(n - 1), gcs: during.length, gcMs, majorMs });
     trace.requestAt = 0;
   } else if (message.type === 'exit') {
     process.exit(0);

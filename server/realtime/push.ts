@@ -49,6 +49,14 @@ export class FlagPusher {
   private readonly queue = new SerialQueue({ deadlineMs: 10_000 });
   private readonly keys = pageFlagKeys;
   private registered = 0;
+  private browsers = 0;
+  /**
+   * Per key, the value (its JSON) that every registered browser last received, while they all
+   * hold the same one; absent once they differ. A kill or a restore of a switch that everyone
+   * holds the same way then reaches everyone with no walk over the browsers before the first
+   * write: 10,000 of them took 4-19 ms on one core, before the first browser got anything.
+   */
+  private readonly uniform = new Map<string, string>();
 
   constructor(
     private readonly deps: {
@@ -91,6 +99,12 @@ export class FlagPusher {
       if (!group) this.groups.set(viewer.key, (group = { context, sockets: new Set() }));
       group.sockets.add(socket);
       void socket.join(sliceRoom(this.registered++ % SLICE_ROOMS));
+      for (const key of this.keys) {
+        const id = JSON.stringify(snapshot[key]);
+        if (this.browsers === 0) this.uniform.set(key, id);
+        else if (this.uniform.get(key) !== id) this.uniform.delete(key);
+      }
+      this.browsers++;
       this.deps.metrics.connectedBrowsers.inc();
       socket.emit('flag_snapshot', snapshot);
     });
@@ -99,6 +113,7 @@ export class FlagPusher {
   unregister(socket: AppSocket): void {
     const group = this.groups.get(socket.data.viewer.key);
     if (!group?.sockets.delete(socket)) return;
+    this.browsers--;
     this.deps.metrics.connectedBrowsers.dec();
     if (group.sockets.size === 0) this.groups.delete(socket.data.viewer.key);
   }
@@ -110,9 +125,7 @@ export class FlagPusher {
 
   /** Browsers connected to this instance. */
   get browserCount(): number {
-    let count = 0;
-    for (const group of this.groups.values()) count += group.sockets.size;
-    return count;
+    return this.browsers;
   }
 
   /** Pushes the changed keys that the page uses. Changes are pushed one after another, in order. */
@@ -128,45 +141,93 @@ export class FlagPusher {
 
   private async pushKey(key: string): Promise<void> {
     const version = this.deps.flags.versionOf(key);
+    const firstGroup = this.groups.values().next().value as ViewerGroup | undefined;
+    if (!firstGroup) return; // no browser here
+    const first = await this.evaluate(key, firstGroup.context);
+    if (isContextFree(first)) {
+      const id = JSON.stringify(first.value);
+      const held = this.uniform.get(key);
+      if (held === id) return; // every browser holds this value already
+      if (held !== undefined) return this.pushToEveryone(key, first.value, id, version);
+    }
+    await this.pushPerViewer(key, first, version);
+  }
+
+  /** Every browser holds another value than `value`, the same for all: each gets it, sent first, recorded after. */
+  private async pushToEveryone(key: string, value: FlagValue, id: string, version: number): Promise<void> {
+    const everyone = this.browsers;
+    await this.send(key, value, version, undefined, everyone, true);
+    // Nothing reads what a browser last received until this push is done (snapshots and pushes
+    // wait in the queue): recording it after the writes keeps the walk off the flip's path.
+    for (const group of this.groups.values()) for (const socket of group.sockets) socket.data.last[key] = value;
+    this.uniform.set(key, id);
+  }
+
+  /**
+   * Each distinct viewer evaluated (once for all when the value cannot depend on the viewer), each
+   * browser compared with what it last received, and the browsers that change partitioned by value.
+   */
+  private async pushPerViewer(key: string, first: ResolutionDetails<FlagValue>, version: number): Promise<void> {
     const partitions = new Map<string, { value: FlagValue; ids: string[] }>();
-    let shared: FlagValue | undefined;
-    let first = true;
+    const shared = isContextFree(first) ? first.value : undefined;
+    // The last value's partition is at hand: values shared by many viewers are encoded once.
+    let last: { value: FlagValue; ids: string[] } | undefined;
+    const partitionOf = (value: FlagValue) => {
+      if (last && last.value === value) return last;
+      const id = JSON.stringify(value);
+      last = partitions.get(id);
+      if (!last) partitions.set(id, (last = { value, ids: [] }));
+      return last;
+    };
+    // Whether every browser ends with one value (then the next push to all may skip this walk).
+    let common: string | undefined;
+    let uniform = true;
 
     let evaluated = 0;
     for (const group of this.groups.values()) {
       let value: FlagValue;
       if (shared !== undefined) {
         value = shared;
+      } else if (evaluated === 0) {
+        value = first.value;
+        evaluated++;
       } else {
         // Evaluating 10,000 viewers (through a remote provider's promises) can take long: let
         // requests in between. A value shared by all costs nothing, and lets nothing in first.
         if (++evaluated % SLICE === 0) await nextTurnOfTheLoop();
-        const details = await this.evaluate(key, group.context);
-        value = details.value;
-        if (first && isContextFree(details)) shared = value;
+        value = (await this.evaluate(key, group.context)).value;
       }
-      first = false;
+      if (shared === undefined && uniform) {
+        const id = JSON.stringify(value);
+        if (common === undefined) common = id;
+        else if (common !== id) uniform = false;
+      }
+      // The partition is the group's (one value for all its tabs), found once for them.
+      let partition: { value: FlagValue; ids: string[] } | undefined;
       for (const socket of group.sockets) {
         if (sameValue(socket.data.last[key], value)) continue;
         socket.data.last[key] = value;
-        const id = JSON.stringify(value);
-        let partition = partitions.get(id);
-        if (!partition) partitions.set(id, (partition = { value, ids: [] }));
+        partition ??= partitionOf(value);
         partition.ids.push(socket.id);
       }
     }
+    if (shared !== undefined) this.uniform.set(key, JSON.stringify(shared));
+    else if (uniform && common !== undefined) this.uniform.set(key, common);
+    else this.uniform.delete(key);
 
-    const everyone = this.browserCount;
-    for (const { value, ids } of partitions.values()) {
-      const all = ids.length === everyone;
-      const refetchWithinMs = this.deps.refetchWindow?.(key, value, ids.length, all);
-      const update = refetchWithinMs === undefined ? { key, value, version } : { key, value, version, refetchWithinMs };
-      // A push that makes pages refetch is sent whole: let the loop turn in between and the pages
-      // that got it first would fetch while the rest still wait for it (measured: +60 % at 2,000).
-      await this.emitInSlices(all ? undefined : ids, update, refetchWithinMs === undefined);
-      this.deps.metrics.flagUpdatesSent.inc({ key }, ids.length);
-    }
+    const everyone = this.browsers;
+    for (const { value, ids } of partitions.values()) await this.send(key, value, version, ids, ids.length, ids.length === everyone);
     this.deps.logger.debug({ key, version, partitions: partitions.size }, 'flag pushed');
+  }
+
+  /** One value's update to `ids` (to every browser when `all`), with the refetch window it calls for. */
+  private async send(key: string, value: FlagValue, version: number, ids: string[] | undefined, pages: number, all: boolean): Promise<void> {
+    const refetchWithinMs = this.deps.refetchWindow?.(key, value, pages, all);
+    const update = refetchWithinMs === undefined ? { key, value, version } : { key, value, version, refetchWithinMs };
+    // A push that makes pages refetch is sent whole: let the loop turn in between and the pages
+    // that got it first would fetch while the rest still wait for it (measured: +60 % at 2,000).
+    await this.emitInSlices(all ? undefined : ids, update, refetchWithinMs === undefined);
+    this.deps.metrics.flagUpdatesSent.inc({ key }, pages);
   }
 
   /**

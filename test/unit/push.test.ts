@@ -28,9 +28,15 @@ async function harness() {
   const sockets = new Map<string, FakeSocket>();
   /** Every emit, in order: which event, to how many sockets. */
   const emits: { event: string; to: number }[] = [];
+  /** At each flag_update emit: how many browsers were already recorded as holding its value. */
+  const recordedAtEmit: number[] = [];
   const deliver = (targets: string[], event: string, payload: unknown) => {
     const ids = new Set(targets.flatMap((target) => [...(rooms.get(target) ?? [])]));
     emits.push({ event, to: ids.size });
+    if (event === 'flag_update' && ids.size > 0) {
+      const { key, value } = payload as { key: string; value: unknown };
+      recordedAtEmit.push([...sockets.values()].filter((socket) => !socket.disconnected && socket.data.last[key] === value).length);
+    }
     for (const id of ids) sockets.get(id)?.received.push({ event, payload });
   };
   const io = {
@@ -86,7 +92,7 @@ async function harness() {
     await pusher.idle();
   }
   const updates = (socket: FakeSocket) => socket.received.filter((r) => r.event === 'flag_update').map((r) => r.payload);
-  return { provider, pusher, open, close, change, updates, emits, windows, evaluations: () => evaluations };
+  return { provider, pusher, open, close, change, updates, emits, windows, recordedAtEmit, evaluations: () => evaluations };
 }
 
 describe('the per-viewer push, without sockets', () => {
@@ -111,6 +117,43 @@ describe('the per-viewer push, without sockets', () => {
     expect(h.windows).toEqual([[KILL_SWITCH, false, 4, true]]);
     await h.change(KILL_SWITCH, { state: 'DISABLED', defaultVariant: 'off' });
     for (const tab of tabs) expect(h.updates(tab)).toHaveLength(1);
+  });
+
+  it('a kill or restore of a switch every browser holds alike is written before any browser is walked; one held apart is walked first', async () => {
+    const h = await harness();
+    const tabs = await Promise.all(['a', 'b', 'c'].map((viewer) => h.open(viewer)));
+    await h.change(KILL_SWITCH, { state: 'DISABLED' });
+    await h.change(KILL_SWITCH, { state: 'ENABLED' });
+    // Sent first, recorded after: no browser was recorded as holding the value when it went out
+    // (one emit per slice room that holds a browser: three each).
+    expect(h.recordedAtEmit).toEqual([0, 0, 0, 0, 0, 0]);
+    // Recorded all the same: the same value again sends nothing.
+    await h.change(KILL_SWITCH, { state: 'ENABLED', defaultVariant: 'on', variants: { on: true, off: false } });
+    for (const tab of tabs) expect(h.updates(tab).map((u) => (u as { value: unknown }).value)).toEqual([false, true]);
+
+    // Viewer b killed alone: held apart. The next kill walks the browsers, and skips b.
+    h.recordedAtEmit.length = 0;
+    await h.change(KILL_SWITCH, { targeting: { if: [{ '==': [{ var: 'targetingKey' }, 'b'] }, 'off', null] } });
+    await h.change(KILL_SWITCH, { state: 'DISABLED', targeting: null });
+    expect(h.updates(tabs[1]!).map((u) => (u as { value: unknown }).value)).toEqual([false, true, false]);
+    expect(h.updates(tabs[0]!).at(-1)).toMatchObject({ value: false });
+    expect(h.recordedAtEmit).toEqual([1, 3]); // walked first: recorded before the emit
+    // Every browser killed again, alike: the restore is written first once more.
+    h.recordedAtEmit.length = 0;
+    await h.change(KILL_SWITCH, { state: 'ENABLED' });
+    expect(h.recordedAtEmit).toEqual([0, 0, 0]);
+  });
+
+  it('a browser that opens holding another value than the rest (its own targeting) gets no push it does not need', async () => {
+    const h = await harness();
+    const sam = await h.open('sam');
+    await h.change(KILL_SWITCH, { targeting: { if: [{ '==': [{ var: 'targetingKey' }, 'maya'] }, 'off', null] } });
+    const maya = await h.open('maya'); // opens killed, the rest live
+    await h.change(KILL_SWITCH, { state: 'DISABLED', targeting: null });
+    expect(h.updates(maya)).toEqual([]); // it holds false already
+    expect(h.updates(sam)).toEqual([{ key: KILL_SWITCH, value: false, version: 3 }]);
+    await h.change(KILL_SWITCH, { state: 'ENABLED' });
+    expect(h.updates(maya)).toEqual([expect.objectContaining({ value: true })]);
   });
 
   it('a restore carries the refetch window the pacer gives for the pages that get it', async () => {
