@@ -8,6 +8,7 @@ import { createClusterCount } from './cluster-count.js';
 import type { AdminState, RefetchWindow } from './events.js';
 import { createIo, type AppIo } from './io.js';
 import { FlagPusher } from './push.js';
+import { countReadsInProgress } from './reads-in-progress.js';
 import { createViewerChannel } from './viewer-channel.js';
 
 export interface Realtime {
@@ -44,7 +45,16 @@ export function createRealtime(deps: {
   adminAccess: AdminAccess;
 }): Realtime {
   const { io, closeAdapter } = createIo({ redisUrl: deps.redisUrl, logger: deps.logger });
-  const pusher = new FlagPusher({ io, flags: deps.provider, metrics: deps.metrics, logger: deps.logger, refetchWindow: deps.refetchWindow });
+  // Until attached, no request can wait.
+  let readsInProgress = () => 0;
+  const pusher = new FlagPusher({
+    io,
+    flags: deps.provider,
+    metrics: deps.metrics,
+    logger: deps.logger,
+    refetchWindow: deps.refetchWindow,
+    requestsWaiting: () => readsInProgress() > 0,
+  });
   const cluster = createClusterCount({ io, own: () => pusher.browserCount, shared: deps.redisUrl !== undefined });
   const admin = createAdminChannel({
     io,
@@ -84,6 +94,7 @@ export function createRealtime(deps: {
     pusher,
     attach(httpServer) {
       io.attach(httpServer);
+      readsInProgress = countReadsInProgress(httpServer, `${io.path()}/`);
     },
     clusterBrowsers: () => cluster.total(),
     announceAdminState: () => admin.announceState(),

@@ -12,7 +12,7 @@ import { MemoryBackend } from '../helpers/memory-backend.js';
  * The push without sockets: Socket.IO's rooms and emits in memory (every socket is in a room of
  * its own id, as in Socket.IO), and the real repository and provider over a backend in memory.
  */
-async function harness() {
+async function harness(options: { requestsWaiting?: () => boolean } = {}) {
   const logger = createLogger('silent');
   const repository = new FlagRepository(new MemoryBackend(defaultFlagDocument()), logger);
   await repository.start();
@@ -53,6 +53,7 @@ async function harness() {
       windows.push([key, value, pages, everyone]);
       return key === KILL_SWITCH && value === true ? 5000 : undefined;
     },
+    ...options,
   });
 
   interface FakeSocket {
@@ -189,23 +190,25 @@ describe('the per-viewer push, without sockets', () => {
     expect(h.pusher.browserCount).toBe(1);
   });
 
-  it('hands a kill to 6,000 browsers in slices, letting the loop turn in between; a restore whole', async () => {
-    const h = await harness();
-    for (let i = 0; i < 6000; i++) await h.open(`v${i}`);
-    // Every turn of the loop during a push, with how many browsers had the update by then.
-    const watchTurns = () => {
-      const seen: number[] = [];
-      let on = true;
-      const sent = () => h.emits.filter((e) => e.event === 'flag_update').reduce((sum, e) => sum + e.to, 0);
-      const base = sent();
-      const tick = () => {
-        if (!on) return;
-        seen.push(sent() - base);
-        setImmediate(tick);
-      };
+  /** Every turn of the loop during a push, with how many browsers had the update by then. */
+  const turnWatcher = (h: Awaited<ReturnType<typeof harness>>) => () => {
+    const seen: number[] = [];
+    let on = true;
+    const sent = () => h.emits.filter((e) => e.event === 'flag_update').reduce((sum, e) => sum + e.to, 0);
+    const base = sent();
+    const tick = () => {
+      if (!on) return;
+      seen.push(sent() - base);
       setImmediate(tick);
-      return () => ((on = false), seen);
     };
+    setImmediate(tick);
+    return () => ((on = false), seen);
+  };
+
+  it('hands a kill to 6,000 browsers in slices while page loads wait, letting the loop turn in between; a restore whole', async () => {
+    const h = await harness({ requestsWaiting: () => true });
+    for (let i = 0; i < 6000; i++) await h.open(`v${i}`);
+    const watchTurns = turnWatcher(h);
     let stop = watchTurns();
     await h.change(KILL_SWITCH, { state: 'DISABLED' });
     let turns = stop();
@@ -221,5 +224,25 @@ describe('the per-viewer push, without sockets', () => {
     // A restore goes out whole: no browser fetches while others still wait for it.
     expect(turns.every((count) => count === 0 || count === 6000)).toBe(true);
     expect(h.emits.reduce((sum, e) => sum + e.to, 0)).toBe(6000);
+  });
+
+  it('hands a kill to 6,000 browsers whole when no page load waits: a turn would be for nobody', async () => {
+    let waiting = false;
+    const h = await harness({ requestsWaiting: () => waiting });
+    for (let i = 0; i < 6000; i++) await h.open(`v${i}`);
+    const watchTurns = turnWatcher(h);
+    let stop = watchTurns();
+    await h.change(KILL_SWITCH, { state: 'DISABLED' });
+    let turns = stop();
+    expect(turns.every((count) => count === 0 || count === 6000)).toBe(true);
+    expect(h.emits.filter((e) => e.event === 'flag_update').reduce((sum, e) => sum + e.to, 0)).toBe(6000);
+    // A page load waits again: the next kill lets it in between slices.
+    await h.change(KILL_SWITCH, { state: 'ENABLED' });
+    waiting = true;
+    h.emits.length = 0;
+    stop = watchTurns();
+    await h.change(KILL_SWITCH, { state: 'DISABLED' });
+    turns = stop();
+    expect(turns.some((count) => count > 0 && count < 6000)).toBe(true);
   });
 });
