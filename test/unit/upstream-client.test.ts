@@ -1,9 +1,10 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../server/observability/logger.js';
 import { createMetrics } from '../../server/observability/metrics.js';
-import { CallSkippedError, catchesUp, createUpstreamClient, LateError, type UpstreamPolicyOptions } from '../../server/upstream/client.js';
+import { CallSkippedError, catchesUp, createUpstreamClient, InvalidResponseError, LateError, OwnStallError, type UpstreamPolicyOptions } from '../../server/upstream/client.js';
+import type { LoopStalls } from '../../server/upstream/loop-stalls.js';
 
 /** A third party on loopback that answers 500 while `failing`, else `{ ok: true }` after `delayMs`. */
 let server: Server;
@@ -15,6 +16,8 @@ let inFlight = 0;
 let peakInFlight = 0;
 /** Called as each request reaches the third party. */
 let onRequest: () => void = () => undefined;
+/** When set, answers each request in place of the default answer (after `delayMs`). */
+let answer: ((res: ServerResponse) => void) | undefined;
 
 beforeEach(async () => {
   failing = false;
@@ -23,6 +26,7 @@ beforeEach(async () => {
   inFlight = 0;
   peakInFlight = 0;
   onRequest = () => undefined;
+  answer = undefined;
   server = createServer((_req, res) => {
     requests++;
     onRequest();
@@ -30,7 +34,8 @@ beforeEach(async () => {
     const done = () => inFlight--;
     res.on('close', done);
     setTimeout(() => {
-      if (failing) res.writeHead(500).end('{}');
+      if (answer) answer(res);
+      else if (failing) res.writeHead(500).end('{}');
       else res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
     }, delayMs);
   });
@@ -42,13 +47,20 @@ afterEach(async () => {
   await new Promise((resolve) => server.close(resolve));
 });
 
-const client = (policy: Partial<UpstreamPolicyOptions> = {}) =>
+const client = (policy: Partial<UpstreamPolicyOptions> = {}, options: { metrics?: ReturnType<typeof createMetrics>; stalls?: LoopStalls } = {}) =>
   createUpstreamClient({
     service: 'avatars',
     policy: { timeoutMs: 500, maxConcurrent: 4, ...policy },
-    metrics: createMetrics({ collectDefaults: false }),
+    metrics: options.metrics ?? createMetrics({ collectDefaults: false }),
     logger: createLogger('silent'),
+    ...(options.stalls ? { stalls: options.stalls } : {}),
   });
+/** A counter's values by label, e.g. { ok: 2, timeout: 1 }. */
+async function counts(counter: { get(): Promise<{ values: { labels: Record<string, unknown>; value: number }[] }> }, label: string) {
+  const out: Record<string, number> = {};
+  for (const { labels, value } of (await counter.get()).values) if (value > 0) out[String(labels[label])] = value;
+  return out;
+}
 const parse = (body: unknown) => body as { ok: boolean };
 
 describe('the circuit breaker', () => {
@@ -143,5 +155,178 @@ describe('the bulkhead and the timeouts', () => {
     expect(catchesUp(new CallSkippedError('over_capacity'))).toBe(true);
     expect(catchesUp(new CallSkippedError('breaker_open'))).toBe(false);
     expect(catchesUp(new Error('500'))).toBe(false);
+  });
+});
+
+describe('what each call counts and measures', () => {
+  it('counts every call made by outcome (ok, error, timeout, invalid), and skipped ones apart', async () => {
+    const metrics = createMetrics({ collectDefaults: false });
+    const upstream = client({ timeoutMs: 200, breakerFailures: 1000 }, { metrics });
+    expect(await upstream.getJson(url, parse)).toEqual({ ok: true });
+    failing = true;
+    await expect(upstream.getJson(url, parse)).rejects.toThrow();
+    failing = false;
+    await expect(upstream.getJson(url, () => { throw new Error('no avatar field'); })).rejects.toThrow(InvalidResponseError);
+    await expect(upstream.getJson(url, () => { throw new Error('no avatar field'); })).rejects.toThrow(/avatars sent an unexpected body: no avatar field/);
+    delayMs = 1000;
+    await expect(upstream.getJson(url, parse)).rejects.toThrow();
+    expect(await counts(metrics.upstreamRequests, 'outcome')).toEqual({ ok: 1, error: 1, invalid: 2, timeout: 1 });
+    // Each call's duration, by service and outcome.
+    const durations = (await metrics.upstreamDuration.get()).values.filter((v) => v.metricName === 'upstream_request_duration_seconds_count' && v.value > 0);
+    expect(durations.map((v) => [v.labels.service, v.labels.outcome, v.value]).sort()).toEqual([
+      ['avatars', 'error', 1],
+      ['avatars', 'invalid', 2],
+      ['avatars', 'ok', 1],
+      ['avatars', 'timeout', 1],
+    ]);
+    expect(await counts(metrics.upstreamSkipped, 'reason')).toEqual({});
+    expect(requests).toBe(5);
+  });
+
+  it('guesses a quarter of the timeout before its first call, then follows the measured durations', async () => {
+    const upstream = client({ timeoutMs: 2000 });
+    expect(upstream.latencyMs()).toBe(500);
+    expect(upstream.capacity).toBe(4);
+    delayMs = 100;
+    await upstream.getJson(url, parse);
+    const first = upstream.latencyMs();
+    expect(first).toBeGreaterThanOrEqual(95);
+    expect(first).toBeLessThan(500);
+    // A moving average: one fast call moves it a fifth of the way, not all the way.
+    delayMs = 0;
+    await upstream.getJson(url, parse);
+    expect(upstream.latencyMs()).toBeLessThan(first);
+    expect(upstream.latencyMs()).toBeGreaterThan(first * 0.7);
+  });
+
+  it('follows no redirect, and refuses a body over 256 KB', async () => {
+    const upstream = client({ breakerFailures: 1000 });
+    let redirected = 0;
+    answer = (res) => res.writeHead(302, { location: `${url}elsewhere` }).end();
+    onRequest = () => redirected++;
+    await expect(upstream.getJson(url, parse)).rejects.toThrow();
+    expect(redirected).toBe(1);
+    answer = (res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, pad: 'x'.repeat(300 * 1024) }));
+    await expect(upstream.getJson(url, parse)).rejects.toThrow(/maxContentLength/);
+    answer = (res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, pad: 'x'.repeat(200 * 1024) }));
+    expect((await upstream.getJson(url, parse)).ok).toBe(true);
+  });
+
+  it('asks for JSON and sends the query parameters', async () => {
+    const upstream = client();
+    let seen: { url?: string; accept?: string } = {};
+    server.prependListener('request', (req) => (seen = { url: req.url, accept: req.headers.accept }));
+    await upstream.getJson(url, parse, { user: 'ada', count: '3' });
+    expect(seen.url).toBe('/?user=ada&count=3');
+    expect(seen.accept).toContain('application/json');
+  });
+});
+
+describe('the breaker sees only the third party\'s failures', () => {
+  const stalled = (lostMs: number): LoopStalls => ({ lostSince: () => lostMs, close: () => undefined });
+
+  it('a timeout during a stall of our own (a quarter of the timeout or more) is ours: an OwnStallError, not counted', async () => {
+    const upstream = client({ timeoutMs: 100, breakerFailures: 2, breakerHalfOpenAfterMs: 60_000 }, { stalls: stalled(25) });
+    delayMs = 400;
+    for (let i = 0; i < 3; i++) await expect(upstream.getJson(url, parse)).rejects.toThrow(OwnStallError);
+    expect(upstream.breakerState()).toBe('closed');
+    expect(catchesUp(new OwnStallError(25, 100))).toBe(true);
+    expect(new OwnStallError(25.4, 100).message).toBe("call timed out after 100 ms, 25 ms of it lost to this process's own stalls");
+  });
+
+  it('a timeout with our loop stalled for less than a quarter of it is the third party\'s: it counts', async () => {
+    const upstream = client({ timeoutMs: 100, breakerFailures: 2, breakerHalfOpenAfterMs: 60_000 }, { stalls: stalled(24) });
+    delayMs = 400;
+    for (let i = 0; i < 2; i++) {
+      const error = await upstream.getJson(url, parse).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(Error);
+      expect(error).not.toBeInstanceOf(OwnStallError);
+      expect(catchesUp(error)).toBe(false);
+    }
+    expect(upstream.breakerState()).toBe('open');
+  });
+
+  it('tells its listeners and the gauge each state it goes through', async () => {
+    const metrics = createMetrics({ collectDefaults: false });
+    const upstream = client({ breakerFailures: 1, breakerHalfOpenAfterMs: 100 }, { metrics });
+    const gauge = async () => (await metrics.breakerState.get()).values.find((v) => v.labels.service === 'avatars')?.value;
+    const states: string[] = [];
+    upstream.onBreakerStateChange((state) => states.push(state));
+    expect(await gauge()).toBe(0);
+    failing = true;
+    await expect(upstream.getJson(url, parse)).rejects.toThrow();
+    expect(states).toEqual(['open']);
+    expect(await gauge()).toBe(2);
+    await new Promise((resolve) => setTimeout(resolve, 120)); // the half-open time passing is the point
+    failing = false;
+    const trial = upstream.getJson(url, parse);
+    await new Promise<void>((resolve) => (onRequest = resolve)); // the trial call has reached the third party
+    expect(upstream.breakerState()).toBe('half-open');
+    expect(await gauge()).toBe(1);
+    await trial;
+    expect(states).toEqual(['open', 'half-open', 'closed']);
+    expect(await gauge()).toBe(0);
+  });
+});
+
+describe('the wait for a slot', () => {
+  it('refuses a call at once when the queue is full (maxQueued): skipped over capacity, never made', async () => {
+    const metrics = createMetrics({ collectDefaults: false });
+    const upstream = client({ maxConcurrent: 1, maxQueued: 1, timeoutMs: 2000 }, { metrics });
+    delayMs = 200;
+    const first = upstream.getJson(url, parse);
+    const queued = upstream.getJson(url, parse);
+    const refused = await upstream.getJson(url, parse).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(CallSkippedError);
+    expect((refused as CallSkippedError).reason).toBe('over_capacity');
+    expect(catchesUp(refused)).toBe(true);
+    expect(await Promise.all([first, queued])).toEqual([{ ok: true }, { ok: true }]);
+    expect(requests).toBe(2);
+    expect(await counts(metrics.upstreamSkipped, 'reason')).toEqual({ over_capacity: 1 });
+  });
+
+  it('queues four calls per slot unless told otherwise', async () => {
+    const upstream = client({ maxConcurrent: 1, timeoutMs: 2000 });
+    delayMs = 100;
+    const calls = Array.from({ length: 6 }, () => upstream.getJson(url, parse).catch((e: unknown) => e));
+    const outcomes = await Promise.all(calls);
+    // One in its slot, four queued, the sixth refused.
+    expect(outcomes.filter((o) => o instanceof CallSkippedError)).toHaveLength(1);
+    expect(outcomes.at(-1)).toBeInstanceOf(CallSkippedError);
+    expect(requests).toBe(5);
+  });
+
+  it('a call that waited one timeout for its slot is skipped over capacity and never made; the slot passes on', async () => {
+    const upstream = client({ maxConcurrent: 1, timeoutMs: 150, breakerFailures: 1000 });
+    answer = () => undefined; // the first call hangs: its slot is held until its timeout
+    const hung = upstream.getJson(url, parse).catch((e: unknown) => e);
+    const waiting = upstream.getJson(url, parse).catch((e: unknown) => e);
+    const [first, second] = await Promise.all([hung, waiting]);
+    expect(first).not.toBeInstanceOf(CallSkippedError); // made, and timed out
+    expect(second).toBeInstanceOf(CallSkippedError);
+    expect((second as CallSkippedError).reason).toBe('over_capacity');
+    expect(requests).toBe(1);
+    // The slot is free again for the next page.
+    answer = undefined;
+    expect(await upstream.getJson(url, parse)).toEqual({ ok: true });
+  });
+
+  it('names its errors, so that a log line says which it was', () => {
+    expect([new InvalidResponseError('x'), new CallSkippedError('killed'), new LateError(1), new OwnStallError(1, 4)].map((e) => e.name)).toEqual([
+      'InvalidResponseError',
+      'CallSkippedError',
+      'LateError',
+      'OwnStallError',
+    ]);
+    expect(new CallSkippedError('breaker_open').message).toBe('third-party call skipped: breaker_open');
+  });
+
+  it('what a page waits: the call\'s own value or failure, as soon as it has it', async () => {
+    const upstream = client({ timeoutMs: 5000 });
+    const started = performance.now();
+    expect(await upstream.within(Promise.resolve('a.png'))).toBe('a.png');
+    await expect(upstream.within(Promise.reject(new Error('503')))).rejects.toThrow('503');
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(new LateError(5000).message).toBe('no third-party answer within 5000 ms');
   });
 });
