@@ -17,10 +17,9 @@ const flagSchema = z.strictObject(
   {
     state: z.enum(['ENABLED', 'DISABLED'], { error: 'must be "ENABLED" or "DISABLED"' }),
     variants: z
-      .record(z.string().min(1, 'variant names must not be empty'), z.json(), {
-        error: 'must be an object of variant name to value',
-      })
-      .refine((variants) => Object.keys(variants).length > 0, 'must name at least one variant'),
+      .record(z.string(), z.json(), { error: 'must be an object of variant name to value' })
+      .refine((variants) => Object.keys(variants).length > 0, 'must name at least one variant')
+      .refine((variants) => !Object.hasOwn(variants, ''), 'variant names must not be empty'),
     // Absent or null: the code's default value (flagd's own meaning).
     defaultVariant: z.string({ error: 'must be the name of one of the variants, or null' }).nullable().optional(),
     targeting: jsonObject.optional().or(z.undefined()),
@@ -202,7 +201,9 @@ const documentSchema = z.looseObject({
 export function validateFlagDocument(candidate: unknown): FlagdDocument {
   const parsed = documentSchema.safeParse(candidate);
   if (!parsed.success) {
-    throw new FlagValidationError('flags', parsed.error.issues[0]!.message);
+    const issue = parsed.error.issues[0]!;
+    if (issue.path.length === 0) throw new FlagValidationError('', 'a flag document must be a JSON object with a "flags" object');
+    throw new FlagValidationError(issue.path.map(String).join('.'), issue.message);
   }
   const flags: Record<string, FlagDefinition> = {};
   for (const [key, raw] of Object.entries(parsed.data.flags)) {

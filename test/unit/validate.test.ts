@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FlagValidationError } from '../../server/errors.js';
-import { validateFlagDefinition, validateFlagDocument } from '../../server/flags/validate.js';
+import { flagType, validateFlagDefinition, validateFlagDocument } from '../../server/flags/validate.js';
 
 const valid = { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on' };
 
@@ -94,5 +94,89 @@ describe('validateFlagDocument', () => {
   it('holds a flag the app knows to the type its code expects', () => {
     const doc = { flags: { 'show-avatars-and-reccs': { state: 'ENABLED', variants: { on: 'yes' }, defaultVariant: 'on' } } };
     expect(() => validateFlagDocument(doc)).toThrow(/^flags\.show-avatars-and-reccs\.variants\.on: must be a boolean/);
+  });
+});
+
+describe('validation, edge by edge', () => {
+  const fieldOfDocument = (candidate: unknown) => {
+    try {
+      validateFlagDocument(candidate);
+    } catch (error) {
+      expect(error).toBeInstanceOf(FlagValidationError);
+      return `${(error as FlagValidationError).field} | ${(error as FlagValidationError).reason}`;
+    }
+    throw new Error('expected a validation error');
+  };
+
+  it('takes flag keys of 1 to 128 letters, digits, "_", "." and "-", starting with a letter or digit', () => {
+    for (const key of ['a', '9', 'a_b.c-d', `a${'b'.repeat(127)}`]) expect(Object.keys(validateFlagDocument({ flags: { [key]: valid } }).flags)).toEqual([key]);
+    for (const key of ['', '_a', '-a', '.a', `a${'b'.repeat(128)}`, 'a/b', 'a b']) {
+      expect(fieldOfDocument({ flags: { [key]: valid } })).toBe(`flags.${key} | is not a valid flag key (letters, digits, "_", "." and "-")`);
+    }
+  });
+
+  it('judges a new flag\'s type by its first variant, for every JSON type', () => {
+    expect(validateFlagDefinition('k', { state: 'ENABLED', variants: { a: 'x', b: 'y' } }).variants).toEqual({ a: 'x', b: 'y' });
+    expect(validateFlagDefinition('k', { state: 'ENABLED', variants: { a: 1, b: 2.5 } }).variants).toEqual({ a: 1, b: 2.5 });
+    expect(validateFlagDefinition('k', { state: 'ENABLED', variants: { a: { n: 1 }, b: { n: 2 } } }).variants).toEqual({ a: { n: 1 }, b: { n: 2 } });
+    expect(fieldOf({ state: 'ENABLED', variants: { a: 'x', b: 2 } })).toBe('variants.b | variants.b: must be a string like the flag\'s other variants (got number)');
+    expect(fieldOf({ state: 'ENABLED', variants: { a: 1, b: '2' } })).toBe('variants.b | variants.b: must be a number like the flag\'s other variants (got string)');
+    expect(fieldOf({ state: 'ENABLED', variants: { a: 'x', b: [1] } })).toBe('variants.b | variants.b: must be a string like the flag\'s other variants (got array)');
+    expect(fieldOf({ state: 'ENABLED', variants: { a: 'x', b: { n: 1 } } })).toBe('variants.b | variants.b: must be a string like the flag\'s other variants (got object)');
+    expect(fieldOf({ state: 'ENABLED', variants: { a: true, b: null } })).toBe('variants.b | variants.b: must be a boolean like the flag\'s other variants (got null)');
+    expect(fieldOf({ state: 'ENABLED', variants: { on: true } }, 'string')).toBe('variants.on | variants.on: must be a string like the flag\'s other variants (got boolean)');
+  });
+
+  it('the type a flag has: its first variant\'s, an object for JSON or no value', () => {
+    expect(flagType({ state: 'ENABLED', variants: { a: true } })).toBe('boolean');
+    expect(flagType({ state: 'ENABLED', variants: { a: 'x' } })).toBe('string');
+    expect(flagType({ state: 'ENABLED', variants: { a: 3 } })).toBe('number');
+    expect(flagType({ state: 'ENABLED', variants: { a: [1] } })).toBe('object');
+    expect(flagType({ state: 'ENABLED', variants: { a: null } })).toBe('object');
+    expect(flagType({ state: 'ENABLED', variants: {} })).toBe('object');
+  });
+
+  it('returns only the members written: no undefined targeting, metadata or default', () => {
+    const definition = validateFlagDefinition('k', { state: 'DISABLED', variants: { on: true }, targeting: undefined, metadata: undefined, defaultVariant: undefined });
+    expect(Object.keys(definition).sort()).toEqual(['state', 'variants']);
+  });
+
+  it('says which member is unknown, and what a flag has', () => {
+    expect(fieldOf({ ...valid, targetting: {} }, 'boolean')).toBe('targetting | targetting: unknown member; a flag has only state, variants, defaultVariant, targeting and metadata');
+    expect(fieldOf({ ...valid, variants: { '': true } }, 'boolean')).toBe('variants | variants: variant names must not be empty');
+    expect(fieldOf({ ...valid, metadata: 'growth' }, 'boolean')).toBe('metadata | metadata: must be an object of strings, numbers and booleans');
+    expect(fieldOf({ state: 'ENABLED' }, 'boolean')).toBe('variants | variants: is required');
+    expect(fieldOf({ ...valid, variants: [true] }, 'boolean')).toBe('variants | variants: must be an object of variant name to value');
+  });
+
+  it('walks every rule for the variants it names: nested, in lists, under a bucketing expression', () => {
+    const rule = (targeting: unknown) => ({ ...valid, targeting });
+    // An `if` inside an `if`'s branch, and in an `or`.
+    expect(fieldOf(rule({ if: [true, { if: [false, 'on', 'nope'] }, 'off'] }), 'boolean')).toBe('targeting.if.1.if.2 | targeting.if.1.if.2: names the variant "nope", which the flag does not have (on, off)');
+    expect(fieldOf(rule({ or: [{ if: [true, 'nope', 'off'] }] }), 'boolean')).toMatch(/^targeting\.or\.0\.if\.1 \| /);
+    // A rollout's bucketing expression is walked too; a bucket without a weight is flagd's even share.
+    expect(fieldOf(rule({ fractional: [{ if: [true, 'nope', 'off'] }, ['on', 50], ['off', 50]] }), 'boolean')).toMatch(/^targeting\.fractional\.0\.if\.1 \| /);
+    expect(validateFlagDefinition('k', rule({ fractional: [{ cat: [{ var: 'targetingKey' }, 'salt'] }, ['on'], ['off']] }), 'boolean')).toBeDefined();
+    expect(fieldOf(rule({ fractional: [['on', '50'], ['off', 50]] }), 'boolean')).toBe('targeting.fractional.0.1 | targeting.fractional.0.1: must be a whole number of 0 or more (a rollout\'s weights are relative shares), not "50"');
+    // A weight of 0 is a share of none.
+    expect(validateFlagDefinition('k', rule({ fractional: [['on', 0], ['off', 100]] }), 'boolean')).toBeDefined();
+    // An `if` whose only argument is a condition names no variant.
+    expect(validateFlagDefinition('k', rule({ if: ['on'] }), 'boolean')).toBeDefined();
+  });
+
+  it('skips an empty targeting rule, and refuses one naming a shared rule that is not there', () => {
+    expect(validateFlagDefinition('k', { ...valid, targeting: {} }, 'boolean')).toEqual({ ...valid, targeting: {} });
+    expect(fieldOf({ ...valid, targeting: { if: [{ $ref: 'missing' }, 'on', 'off'] } }, 'boolean')).toBe('targeting | targeting: is not valid JsonLogic (an unknown operator or a malformed rule)');
+  });
+
+  it('names the document\'s own member at fault, or the document', () => {
+    expect(fieldOfDocument({ nothing: true })).toBe('flags | the document must have a "flags" object');
+    expect(fieldOfDocument({ flags: [] })).toBe('flags | the document must have a "flags" object');
+    expect(fieldOfDocument({ flags: {}, $evaluators: 'beta' })).toBe('$evaluators | must be an object of rule name to JsonLogic');
+    expect(fieldOfDocument([])).toBe(' | a flag document must be a JSON object with a "flags" object');
+    expect(fieldOfDocument(null)).toBe(' | a flag document must be a JSON object with a "flags" object');
+    // A flag that is not an object: the flag is the field.
+    expect(fieldOfDocument({ flags: { a: 3 } })).toBe('flags.a | a flag definition must be a JSON object');
+    expect(fieldOfDocument({ flags: {}, metadata: { version: 3 } })).toBe("metadata.version | does not follow flagd's schema: must be string");
   });
 });
