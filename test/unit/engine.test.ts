@@ -28,6 +28,14 @@ describe('the flagd engine', () => {
     expect(engine.resolve('boolean', 'good', false, {}).flagMetadata ?? {}).not.toHaveProperty('team');
   });
 
+  it('a flag it does not serve reads as not found, with the flag set\'s metadata (none: an empty set), as flagd answers', () => {
+    const engine = new FlagdEngine();
+    engine.load({ metadata: { team: 'launch' }, flags: { good } } as FlagdDocument);
+    expect(engine.resolve('boolean', 'missing', false, {})).toEqual({ value: false, reason: 'ERROR', errorCode: 'FLAG_NOT_FOUND', errorMessage: expect.any(String), flagMetadata: { team: 'launch' } });
+    engine.update({ flags: { good } } as FlagdDocument, ['good']);
+    expect(engine.resolve('boolean', 'missing', false, {}).flagMetadata).toEqual({});
+  });
+
   it('compiles only the flags asked for, with the document\'s shared rules', () => {
     const document = {
       $evaluators: { isAna: { '==': [{ var: 'targetingKey' }, 'ana'] } },

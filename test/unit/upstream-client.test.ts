@@ -47,13 +47,17 @@ afterEach(async () => {
   await new Promise((resolve) => server.close(resolve));
 });
 
-const client = (policy: Partial<UpstreamPolicyOptions> = {}, options: { metrics?: ReturnType<typeof createMetrics>; stalls?: LoopStalls } = {}) =>
+const client = (
+  policy: Partial<UpstreamPolicyOptions> = {},
+  options: { metrics?: ReturnType<typeof createMetrics>; stalls?: LoopStalls; stillWanted?: () => Promise<boolean> } = {},
+) =>
   createUpstreamClient({
     service: 'avatars',
     policy: { timeoutMs: 500, maxConcurrent: 4, ...policy },
     metrics: options.metrics ?? createMetrics({ collectDefaults: false }),
     logger: createLogger('silent'),
     ...(options.stalls ? { stalls: options.stalls } : {}),
+    ...(options.stillWanted ? { stillWanted: options.stillWanted } : {}),
   });
 /** A counter's values by label, e.g. { ok: 2, timeout: 1 }. */
 async function counts(counter: { get(): Promise<{ values: { labels: Record<string, unknown>; value: number }[] }> }, label: string) {
@@ -297,18 +301,30 @@ describe('the wait for a slot', () => {
   });
 
   it('a call that waited one timeout for its slot is skipped over capacity and never made; the slot passes on', async () => {
-    const upstream = client({ maxConcurrent: 1, timeoutMs: 150, breakerFailures: 1000 });
-    answer = () => undefined; // the first call hangs: its slot is held until its timeout
-    const hung = upstream.getJson(url, parse).catch((e: unknown) => e);
-    const waiting = upstream.getJson(url, parse).catch((e: unknown) => e);
-    const [first, second] = await Promise.all([hung, waiting]);
-    expect(first).not.toBeInstanceOf(CallSkippedError); // made, and timed out
-    expect(second).toBeInstanceOf(CallSkippedError);
-    expect((second as CallSkippedError).reason).toBe('over_capacity');
-    expect(requests).toBe(1);
-    // The slot is free again for the next page.
-    answer = undefined;
+    // The slot is held past one timeout by a task that has not made its call yet (its "still
+    // wanted?" check is slow), not by a hung call: a hung call's own timeout is as long as the
+    // wait, and which of the two equal timers fires first is the machine's to decide.
+    let releaseHolder!: () => void;
+    const holderHeld = new Promise<void>((resolve) => (releaseHolder = resolve));
+    let asked = 0;
+    const metrics = createMetrics({ collectDefaults: false });
+    const upstream = client({ maxConcurrent: 1, timeoutMs: 150 }, { metrics, stillWanted: async () => (asked++ === 0 ? holderHeld.then(() => true) : true) });
+    const holder = upstream.getJson(url, parse).catch((e: unknown) => e);
+    const askedAt = performance.now();
+    const waiting = await upstream.getJson(url, parse).catch((e: unknown) => e);
+    // One timeout, not at once and not for ever (a loose upper bound: a busy machine is late, never early).
+    expect(performance.now() - askedAt).toBeGreaterThanOrEqual(140);
+    expect(performance.now() - askedAt).toBeLessThan(1500);
+    expect(waiting).toBeInstanceOf(CallSkippedError);
+    expect((waiting as CallSkippedError).reason).toBe('over_capacity');
+    expect(requests).toBe(0);
+    expect(await counts(metrics.upstreamSkipped, 'reason')).toEqual({ over_capacity: 1 });
+    // The holder goes on (it did not wait for a slot: it had one), and the slot passes on.
+    releaseHolder();
+    expect(await holder).toEqual({ ok: true });
     expect(await upstream.getJson(url, parse)).toEqual({ ok: true });
+    expect(requests).toBe(2); // the skipped call's turn ran as a no-op: never made
+    expect(asked).toBe(2);
   });
 
   it('names its errors, so that a log line says which it was', () => {
