@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KILL_SWITCH } from '../../server/flags/catalog.js';
-import { counterValue, startTestApp, type TestApp } from '../helpers/app.js';
+import { counterValue, startTestApp, waitFor, type TestApp } from '../helpers/app.js';
 
 /** The values of one attribute in some HTML, e.g. every img.avatar's src. */
 function avatarSources(html: string): string[] {
@@ -152,7 +152,7 @@ describe('the feed under a hanging third party', () => {
     // The page stops waiting at one timeout; the calls it gave up on time out on their own clock,
     // started when each was made, and are counted once their connections close: a moment later.
     const timedOut = async () => counterValue(await (await fetch(`${app.url}/metrics`)).text(), 'upstream_requests_total', { outcome: 'timeout' });
-    await expect.poll(timedOut, { timeout: 5000, interval: 50 }).toBeGreaterThan(0);
+    await waitFor(async () => (await timedOut()) > 0, 5000, 'a timed-out call counted');
   });
 });
 
