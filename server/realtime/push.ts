@@ -32,7 +32,8 @@ const SLICE = 2500;
 const SLICE_ROOMS = 64;
 const sliceRoom = (index: number) => `slice:${index}`;
 
-function sameValue(a: FlagValue | undefined, b: FlagValue): boolean {
+/** Whether a browser that last received `a` holds `b`: by identity, or by content for a JSON value. */
+export function sameValue(a: FlagValue | undefined, b: FlagValue): boolean {
   if (a === b) return true;
   return typeof b === 'object' && b !== null && JSON.stringify(a) === JSON.stringify(b);
 }
@@ -218,8 +219,9 @@ export class FlagPusher {
         partition.ids.push(socket.id);
       }
     }
+    // `common` is set when nothing was shared: there is a group at least (pushKey returned otherwise).
     if (shared !== undefined) this.uniform.set(key, JSON.stringify(shared));
-    else if (uniform && common !== undefined) this.uniform.set(key, common);
+    else if (uniform) this.uniform.set(key, common!);
     else this.uniform.delete(key);
 
     const everyone = this.browsers;
