@@ -69,4 +69,41 @@ describe('the cost of a live render, as the pacer sees it', () => {
     expect(cost.cpuMsPerRender()).toBe(2);
     expect(vi.getTimerCount()).toBe(0);
   });
+
+  it('with no options: a 2 ms guess, renders may take 60 % of the loop, a sample every 500 ms that needs 20 renders', () => {
+    const clock = cpu();
+    const cost = measureRenderCost({ cpuUsage: clock.usage });
+    expect(cost.cpuMsPerRender()).toBe(2);
+    expect(cost.latencyMs()).toBeCloseTo(2 / 0.6, 10);
+    for (let i = 0; i < 20; i++) cost.rendered();
+    clock.spend(400); // 20 ms a render, busy
+    vi.advanceTimersByTime(499);
+    expect(cost.cpuMsPerRender()).toBe(2); // not sampled yet
+    vi.advanceTimersByTime(1);
+    expect(cost.cpuMsPerRender()).toBe(11);
+    for (let i = 0; i < 19; i++) cost.rendered();
+    clock.spend(400); // busy, but 19 renders say too little
+    vi.advanceTimersByTime(500);
+    expect(cost.cpuMsPerRender()).toBe(11);
+    cost.close();
+  });
+
+  it('counts system time as well as user time, and counts a sample at exactly the busy line or the render minimum', () => {
+    let user = 3_000_000; // the process has run for a while already
+    let system = 1_000_000;
+    const cost = measureRenderCost({ sampleMs: 500, minRenders: 10, initialMs: 2, cpuUsage: () => ({ user, system }) });
+    for (let i = 0; i < 10; i++) cost.rendered(); // exactly the minimum
+    user += 150_000;
+    system += 100_000; // 250 ms in all: exactly half the time, busy
+    vi.advanceTimersByTime(500);
+    expect(cost.cpuMsPerRender()).toBe(13.5); // 25 ms a render, half-way from 2
+    cost.close();
+  });
+
+  it('measures the process itself when given no clock', () => {
+    vi.useRealTimers();
+    const cost = measureRenderCost({ sampleMs: 5 });
+    expect(cost.cpuMsPerRender()).toBe(2);
+    cost.close();
+  });
 });

@@ -44,7 +44,10 @@ describe('the serial queue', () => {
     await vi.advanceTimersByTimeAsync(999);
     expect(log).toEqual(['start hung']);
     await vi.advanceTimersByTimeAsync(1);
-    expect(await outcome).toBeInstanceOf(QueueDeadlineError);
+    const error = (await outcome) as QueueDeadlineError;
+    expect(error).toBeInstanceOf(QueueDeadlineError);
+    expect(error).toMatchObject({ name: 'QueueDeadlineError', deadlineMs: 1000 });
+    expect(error.message).toBe('a queued task ran past its 1000 ms deadline; the queue went on without it');
     expect(await next).toBe('next done');
     expect(log).toEqual(['start hung', 'start next']);
   });
@@ -53,5 +56,28 @@ describe('the serial queue', () => {
     const queue = new SerialQueue({ deadlineMs: 1000 });
     expect(await queue.run(async () => 42)).toBe(42);
     expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('a task that fails in time keeps its own error, and leaves no timer behind', async () => {
+    const queue = new SerialQueue({ deadlineMs: 1000 });
+    await expect(queue.run(async () => Promise.reject(new Error('its own')))).rejects.toThrow('its own');
+    expect(vi.getTimerCount()).toBe(0);
+    // The deadline never fires later for a task that is done.
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(await queue.run(async () => 'next')).toBe('next');
+  });
+
+  it('without a deadline, a slow task keeps its turn for as long as it runs', async () => {
+    const log: string[] = [];
+    const queue = new SerialQueue();
+    const slow = pending<string>(log, 'slow');
+    const first = queue.run(slow.task);
+    const next = queue.run(async () => (log.push('start next'), 'next done'));
+    expect(vi.getTimerCount()).toBe(0); // no deadline timer at all
+    await vi.advanceTimersByTimeAsync(3_600_000);
+    expect(log).toEqual(['start slow']);
+    slow.settle('slow done');
+    expect(await first).toBe('slow done');
+    expect(await next).toBe('next done');
   });
 });
