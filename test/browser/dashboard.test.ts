@@ -57,7 +57,15 @@ describe('the launch dashboard in a real browser', { timeout: 90_000 }, () => {
       undefined,
       { timeout: 15_000 },
     );
-    await page.waitForSelector('#chart-calls[data-flips-drawn="1"]', { timeout: 10_000 });
+    await page.waitForSelector('#chart-calls[data-flips-drawn="1"]', { timeout: 10_000 }).catch(async (error: unknown) => {
+      // Say what the page had instead: the marks drawn, and the audit it was given.
+      const seen = await page.evaluate(() => ({
+        flipsDrawn: document.getElementById('chart-calls')?.dataset.flipsDrawn,
+        audit: document.getElementById('audit-list')?.textContent?.trim().slice(0, 300),
+        now: new Date().toISOString(),
+      }));
+      throw new Error(`the kill was not marked on the calls chart: ${JSON.stringify(seen)}`, { cause: error });
+    });
     running = false;
     await traffic;
     expect(errors).toEqual([]);
