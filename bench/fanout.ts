@@ -83,10 +83,20 @@ for (const n of SIZES) {
       // Wait until no new update has arrived for 300 ms (the targeted flip reaches about half).
       let times: number[] = [];
       let quietSince = Date.now();
+      // Fragments the pages fetched (a restore's refetches) while the update was still arriving.
+      let fetchedMeanwhile = 0;
+      let fetchedSoFar = 0;
+      let windowMs = 0;
       while (Date.now() - quietSince < 300) {
         await sleep(25);
-        const got = (await fleet.collect()).times.flat();
-        if (got.length > 0) quietSince = Date.now();
+        const received = await fleet.collect();
+        const got = received.times.flat();
+        fetchedSoFar += received.requests.fragments + received.requests.waits;
+        windowMs = Math.max(windowMs, received.windowMs);
+        if (got.length > 0) {
+          quietSince = Date.now();
+          fetchedMeanwhile = fetchedSoFar;
+        }
         times = times.concat(got);
       }
       // Every browser gets a kill or restore; a 50 % rollout reaches about half of them.
@@ -96,7 +106,7 @@ for (const n of SIZES) {
       p50s.push(percentile(latencies, 50));
       p99s.push(percentile(latencies, 99));
       // BENCH_VERBOSE=1: each flip's own figures (kills and restores apart).
-      if (process.env.BENCH_VERBOSE) console.log(`  N=${n} ${mode} round ${round} (${round % 2 === 0 ? 'kill' : 'restore'}): p50 ${p50s.at(-1)!.toFixed(1)} ms, p99 ${p99s.at(-1)!.toFixed(1)} ms`);
+      if (process.env.BENCH_VERBOSE) console.log(`  N=${n} ${mode} round ${round} (${round % 2 === 0 ? 'kill' : 'restore'}): p50 ${p50s.at(-1)!.toFixed(1)} ms, p99 ${p99s.at(-1)!.toFixed(1)} ms, ${fetchedMeanwhile} fragment requests answered while it arrived${windowMs ? `, refetch window ${(windowMs / 1000).toFixed(1)} s` : ''}`);
       // BENCH_TRACE=1: the server's side (its request's arrival to its first, middle and last socket write).
       if (process.env.BENCH_TRACE) {
         const reply = once(server.child, 'message');

@@ -20,6 +20,8 @@ interface Browser {
 }
 
 const browsers: Browser[] = [];
+/** The widest refetch window an update carried since the last collect (0: none carried one). */
+let widestWindowMs = 0;
 
 function open(url: string, viewer: string): Promise<Browser> {
   return new Promise((resolve, reject) => {
@@ -38,6 +40,7 @@ function open(url: string, viewer: string): Promise<Browser> {
         } else if (event === 'flag_update') {
           browser.times.push(performance.timeOrigin + performance.now());
           browser.values.push(payload.value);
+          if (typeof payload.refetchWithinMs === 'number') widestWindowMs = Math.max(widestWindowMs, payload.refetchWithinMs);
           browser.page.update(payload);
         }
       }
@@ -64,7 +67,8 @@ process.on('message', async (message: { type: string; url?: string; viewers?: st
       kills += page.kills;
       page.resetCounters();
     }
-    process.send!({ type: 'received', times: browsers.map((b) => b.times), values: browsers.map((b) => b.values), requests, kills });
+    process.send!({ type: 'received', times: browsers.map((b) => b.times), values: browsers.map((b) => b.values), requests, kills, windowMs: widestWindowMs });
+    widestWindowMs = 0;
     for (const browser of browsers) {
       browser.times = [];
       browser.values = [];

@@ -11,6 +11,8 @@ export interface Received {
   /** Requests the pages made to our server: fragments served, turns handed out (503), failures. */
   requests: { fragments: number; waits: number; failures: number };
   kills: number;
+  /** The widest refetch window (ms) an update carried: the spread the pages' refetches follow. */
+  windowMs: number;
 }
 
 export interface PageStates {
@@ -59,6 +61,7 @@ export class Fleet {
         failures: replies.reduce((sum, r) => sum + r.requests.failures, 0),
       },
       kills: replies.reduce((sum, r) => sum + r.kills, 0),
+      windowMs: Math.max(0, ...replies.map((r) => r.windowMs)),
     };
   }
 
