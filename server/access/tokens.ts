@@ -96,12 +96,17 @@ export async function createTokenRegistry(options: {
   await Promise.race([reloadAndTell(), new Promise((resolve) => (waited = setTimeout(resolve, options.loadTimeoutMs ?? 3000)))]);
   clearTimeout(waited);
 
+  // Uses being written now: a close waits for them, so that none is lost (or leaves its lock) at a stop.
+  const writing = new Set<Promise<void>>();
   const used = (name: string) => {
     const at = new Date();
     const previous = lastUsed.get(name);
     const due = !previous || at.getTime() - previous.writtenAt >= USAGE_WRITE_EVERY_MS;
     lastUsed.set(name, { at: at.toISOString(), writtenAt: due ? at.getTime() : previous.writtenAt });
-    if (due) store.markUsed(name, at.toISOString()).catch((error: unknown) => logger.warn({ err: error, token: name }, 'could not record a token\'s use'));
+    if (!due) return;
+    const write = store.markUsed(name, at.toISOString()).catch((error: unknown) => logger.warn({ err: error, token: name }, 'could not record a token\'s use'));
+    writing.add(write);
+    void write.finally(() => writing.delete(write));
   };
 
   return {
@@ -135,6 +140,7 @@ export async function createTokenRegistry(options: {
     onChange: (listener) => void listeners.push(listener),
     async close() {
       await unwatch();
+      await Promise.all(writing);
       // The last uses not yet written.
       await Promise.all(
         [...lastUsed].map(([name, use]) => (use.writtenAt < Date.parse(use.at) ? store.markUsed(name, use.at).catch(() => undefined) : undefined)),
