@@ -41,8 +41,8 @@ describe('the server as a process', { timeout: 90_000 }, () => {
     expect((await second.stop()).code).toBe(0);
   });
 
-  // Two servers and five runs of the CLI, each a Node start: 7 s here, 20 s under two busy loops.
-  it('flips from the command line, and a kill survives a restart', async () => {
+  // A server and four runs of the CLI, each a Node start: 5 s here, 20 s under two busy loops.
+  it('flips from the command line, and says who did', async () => {
     const app = await startAppProcess(env);
     const cli = (...args: string[]) => runToEnd('server/flags/cli.ts', args, { ...env, FLAG_API_URL: app.url });
     const listed = await cli('list');
@@ -61,17 +61,33 @@ describe('the server as a process', { timeout: 90_000 }, () => {
     // Columns line up: every row's second column starts where the header's does.
     expect(new Set(after.filter(Boolean).map((line) => line.search(/\s(ENABLED|DISABLED|STATE)\b/))).size).toBe(1);
     expect((await app.stop()).code).toBe(0);
+  });
 
-    const restarted = await startAppProcess(env);
+  // Two servers and two runs of the CLI, in a folder of its own (the test above leaves its kill).
+  it('keeps a kill across a restart, and the command line restores it', async () => {
+    const own = await mkdtemp(path.join(dir, 'restart-'));
+    const ownEnv = { ...env, FLAGS_FILE: path.join(own, 'flags.json') };
+    const app = await startAppProcess(ownEnv);
+    const token = (await readFile(path.join(own, 'admin-token'), 'utf8')).trim();
+    const kill = await fetch(`${app.url}/api/flags/${KILL_SWITCH}`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-actor': 'before-restart' },
+      body: JSON.stringify({ state: 'DISABLED' }),
+    });
+    expect(kill.status).toBe(200);
+    expect((await app.stop()).code).toBe(0);
+
+    const restarted = await startAppProcess(ownEnv);
     const page = await (await fetch(`${restarted.url}/?user=maya`)).text();
     expect(page).toContain('data-show-avatars="false"');
-    const token = (await readFile(path.join(dir, 'admin-token'), 'utf8')).trim();
     const audit = await (await fetch(`${restarted.url}/api/audit`, { headers: { authorization: `Bearer ${token}` } })).json();
-    expect(audit.entries[0]).toMatchObject({ key: KILL_SWITCH, summary: 'killed (disabled)', actor: { source: 'cli' } });
+    expect(audit.entries[0]).toMatchObject({ key: KILL_SWITCH, summary: 'killed (disabled)', actor: { source: 'api', name: 'admin', note: 'before-restart' } });
 
-    const restored = await runToEnd('server/flags/cli.ts', ['restore'], { ...env, FLAG_API_URL: restarted.url });
+    const restored = await runToEnd('server/flags/cli.ts', ['restore'], { ...ownEnv, FLAG_API_URL: restarted.url });
     expect(restored.stdout).toMatch(/^restored: show-avatars-and-reccs\s+ENABLED/);
-    const unknown = await runToEnd('server/flags/cli.ts', ['get', 'nope'], { ...env, FLAG_API_URL: restarted.url });
+    const live = await (await fetch(`${restarted.url}/?user=maya`)).text();
+    expect(live).toContain('data-show-avatars="true"');
+    const unknown = await runToEnd('server/flags/cli.ts', ['get', 'nope'], { ...ownEnv, FLAG_API_URL: restarted.url });
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/404: Unknown flag "nope"/);
     expect((await restarted.stop()).code).toBe(0);
