@@ -113,6 +113,10 @@ describe('a flip with many tabs open, against a slow third party with a small co
     // Eight tabs' recommendations at 2 in flight and ~300 ms each: ~1.2 s of the third party's time.
     const capacityMs = (stats.requests.recommendations * LATENCY) / CAP;
     console.log(`restore of ${TABS} Chromium tabs at cap ${CAP}, ~${LATENCY} ms: all live in ${Math.round(tookMs)} ms (capacity needs ~${Math.round(capacityMs)} ms)`);
-    expect(tookMs).toBeLessThan(capacityMs * 3 + 3000);
+    // The pace is the slower of the third party and this process's own renders (the pacer's
+    // renderer): with eight Chromium tabs and two busy loops on two cores (npm run test:load), the
+    // renders are the slower, and a restore took 7.6 s once against the third party's ~1.2 s. The
+    // bound catches pacing gone wrong (a fixed spread, a page left short), not a busy machine.
+    expect(tookMs).toBeLessThan(capacityMs * 3 + 10_000);
   });
 });
