@@ -1,6 +1,3 @@
-import { once } from 'node:events';
-import type { Socket } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import axios, { type AxiosInstance } from 'axios';
 import {
   BrokenCircuitError,
@@ -92,17 +89,6 @@ export interface UpstreamClient {
 }
 
 /**
- * Waits until a connection we aborted is closed (bounded): until then the third party may still
- * be working on the call, so its slot stays taken. One more turn of the loop lets a peer on this
- * machine see the close before a new call takes the slot.
- */
-async function untilClosed(error: unknown): Promise<void> {
-  const socket = (error as { request?: { socket?: Socket | null } } | undefined)?.request?.socket;
-  if (socket && !socket.closed) await Promise.race([once(socket, 'close'), sleep(1000)]).catch(() => undefined);
-  await sleep(1);
-}
-
-/**
  * One third-party service behind axios and cockatiel's policies, outermost first: a bulkhead
  * that caps calls in flight (a call holds its slot until its connection is done, even when the
  * page stopped waiting), a circuit breaker that stops calling a service that keeps failing, and
@@ -181,8 +167,10 @@ export function createUpstreamClient(options: {
     } catch (error) {
       if (outcome === 'ok') outcome = signal.aborted || axios.isCancel(error) || (error as { code?: string }).code === 'ECONNABORTED' ? 'timeout' : 'error';
       if (outcome !== 'timeout') throw error;
+      // The slot is free again as this returns: axios closes the connection of a call it aborts
+      // before it rejects (its http adapter destroys the request on abort), so the third party
+      // sees the call end before a call waiting for the slot can start.
       const lostMs = options.stalls?.lostSince(startedAt) ?? 0;
-      await untilClosed(error);
       if (lostMs >= policy.timeoutMs / OWN_STALL_SHARE) {
         logger.debug({ service, lostMs: Math.round(lostMs) }, 'a call timed out during a stall of our own: not counted against the breaker');
         throw new OwnStallError(lostMs, policy.timeoutMs);
@@ -210,17 +198,15 @@ export function createUpstreamClient(options: {
       // that its single-flight would hand to every later page). A task given up on runs as a no-op
       // when its turn comes, which passes the slot on.
       let gaveUp = false;
-      let made = false;
-      let slot: Promise<T> | undefined;
       let giveUp: (error: Error) => void = () => undefined;
       const limit = new Promise<never>((_, reject) => (giveUp = reject));
       // Set before the task can start (a free slot runs it at once), so that starting clears it.
       const waitLimit = setTimeout(() => {
         gaveUp = true;
-        slot?.catch(() => undefined); // its no-op run rejects later, unobserved
+        slot.catch(() => undefined); // its no-op run rejects later, unobserved
         giveUp(new TaskCancelledError());
       }, policy.timeoutMs);
-      slot = slots.execute(async () => {
+      const slot: Promise<T> = slots.execute(async () => {
         clearTimeout(waitLimit);
         if (gaveUp) throw new TaskCancelledError();
         if (options.stillWanted && !(await options.stillWanted())) throw skipped('killed');
@@ -228,17 +214,15 @@ export function createUpstreamClient(options: {
         // shared never-aborting signal (and Node warns past ten concurrent calls).
         return breaker.execute(
           () =>
-            callTimeout.execute(({ signal }) => {
-              made = true;
-              return request(url, parse, params, signal);
-            }, new AbortController().signal),
+            callTimeout.execute(({ signal }) => request(url, parse, params, signal), new AbortController().signal),
           new AbortController().signal,
         );
       });
       try {
         return await Promise.race([slot, limit]);
       } catch (error) {
-        if (made) throw error;
+        // Only the policies throw these, before a call is made (the cooperative timeout passes on
+        // the call's own failure): a call made is never counted as skipped.
         if (error instanceof BrokenCircuitError) throw skipped('breaker_open');
         if (error instanceof BulkheadRejectedError || error instanceof TaskCancelledError) throw skipped('over_capacity');
         throw error;

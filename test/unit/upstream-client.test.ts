@@ -1,5 +1,6 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import axios from 'axios';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../server/observability/logger.js';
 import { createMetrics } from '../../server/observability/metrics.js';
@@ -79,9 +80,11 @@ describe('the circuit breaker', () => {
     expect(upstream.breakerState()).toBe('closed');
     await expect(upstream.getJson(url, parse)).rejects.toThrow();
     expect(upstream.breakerState()).toBe('open');
-    // Open: the call is not made at all.
+    // Open: the call is not made at all, and is counted as skipped for that reason.
     const before = requests;
-    await expect(upstream.getJson(url, parse)).rejects.toThrow(CallSkippedError);
+    const refused = await upstream.getJson(url, parse).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(CallSkippedError);
+    expect((refused as CallSkippedError).reason).toBe('breaker_open');
     expect(requests).toBe(before);
   });
 
@@ -157,6 +160,7 @@ describe('the bulkhead and the timeouts', () => {
 
   it('a failure of the third party is not worth catching up; our own saturation is', async () => {
     expect(catchesUp(new CallSkippedError('over_capacity'))).toBe(true);
+    expect(catchesUp(new CallSkippedError('killed'))).toBe(false);
     expect(catchesUp(new CallSkippedError('breaker_open'))).toBe(false);
     expect(catchesUp(new Error('500'))).toBe(false);
   });
@@ -199,8 +203,14 @@ describe('what each call counts and measures', () => {
     // A moving average: one fast call moves it a fifth of the way, not all the way.
     delayMs = 0;
     await upstream.getJson(url, parse);
-    expect(upstream.latencyMs()).toBeLessThan(first);
-    expect(upstream.latencyMs()).toBeGreaterThan(first * 0.7);
+    const second = upstream.latencyMs();
+    expect(second).toBeLessThan(first);
+    expect(second).toBeGreaterThan(first * 0.7);
+    // And one slow call a fifth of the way up: 0.8 x ~80 ms + 0.2 x ~400 ms.
+    delayMs = 400;
+    await upstream.getJson(url, parse);
+    expect(upstream.latencyMs()).toBeGreaterThanOrEqual(second * 0.8 + 400 * 0.2);
+    expect(upstream.latencyMs()).toBeLessThan(second * 0.8 + 1000 * 0.2);
   });
 
   it('follows no redirect, and refuses a body over 256 KB', async () => {
@@ -222,7 +232,7 @@ describe('what each call counts and measures', () => {
     server.prependListener('request', (req) => (seen = { url: req.url, accept: req.headers.accept }));
     await upstream.getJson(url, parse, { user: 'ada', count: '3' });
     expect(seen.url).toBe('/?user=ada&count=3');
-    expect(seen.accept).toContain('application/json');
+    expect(seen.accept).toBe('application/json');
   });
 });
 
@@ -236,6 +246,16 @@ describe('the breaker sees only the third party\'s failures', () => {
     expect(upstream.breakerState()).toBe('closed');
     expect(catchesUp(new OwnStallError(25, 100))).toBe(true);
     expect(new OwnStallError(25.4, 100).message).toBe("call timed out after 100 ms, 25 ms of it lost to this process's own stalls");
+  });
+
+  it('a failure that is not a timeout is the third party\'s, stall or not: it counts', async () => {
+    const upstream = client({ timeoutMs: 100, breakerFailures: 2, breakerHalfOpenAfterMs: 60_000 }, { stalls: stalled(100) });
+    failing = true;
+    for (let i = 0; i < 2; i++) {
+      const error = await upstream.getJson(url, parse).catch((e: unknown) => e);
+      expect(error).not.toBeInstanceOf(OwnStallError);
+    }
+    expect(upstream.breakerState()).toBe('open');
   });
 
   it('a timeout with our loop stalled for less than a quarter of it is the third party\'s: it counts', async () => {
@@ -344,5 +364,45 @@ describe('the wait for a slot', () => {
     await expect(upstream.within(Promise.reject(new Error('503')))).rejects.toThrow('503');
     expect(performance.now() - started).toBeLessThan(1000);
     expect(new LateError(5000).message).toBe('no third-party answer within 5000 ms');
+  });
+});
+
+describe('what a timeout is', () => {
+  it('axios\'s own timeout (ECONNABORTED) is a timeout too, like the policy\'s', async () => {
+    const metrics = createMetrics({ collectDefaults: false });
+    const upstream = createUpstreamClient({
+      service: 'avatars',
+      policy: { timeoutMs: 2000, maxConcurrent: 1, breakerFailures: 1000 },
+      metrics,
+      logger: createLogger('silent'),
+      // A transport whose own limit is shorter than the policy's: it gives up first.
+      http: axios.create({ timeout: 50, maxRedirects: 0 }),
+    });
+    delayMs = 500;
+    const error = await upstream.getJson(url, parse).catch((e: unknown) => e);
+    expect((error as { code?: string }).code).toBe('ECONNABORTED');
+    expect(await counts(metrics.upstreamRequests, 'outcome')).toEqual({ timeout: 1 });
+  });
+
+  it('without a stall watcher, a timeout is the third party\'s: the call\'s own cancellation, counted against the breaker', async () => {
+    const upstream = client({ timeoutMs: 100, breakerFailures: 1, breakerHalfOpenAfterMs: 60_000 });
+    delayMs = 400;
+    const error = await upstream.getJson(url, parse).catch((e: unknown) => e);
+    expect(axios.isCancel(error)).toBe(true);
+    expect(upstream.breakerState()).toBe('open');
+  });
+
+  it('a call refused for a full queue leaves no timer behind (a storm of refusals holds no memory)', async () => {
+    const upstream = client({ maxConcurrent: 1, maxQueued: 1, timeoutMs: 2000 });
+    delayMs = 200;
+    const reached = new Promise<void>((resolve) => (onRequest = resolve));
+    const first = upstream.getJson(url, parse);
+    const queued = upstream.getJson(url, parse);
+    await reached; // the third party's own timer for it is set: nothing else is on its way
+    const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+    const before = timers();
+    for (let i = 0; i < 5; i++) await expect(upstream.getJson(url, parse)).rejects.toThrow(CallSkippedError);
+    expect(timers()).toBe(before);
+    await Promise.all([first, queued]);
   });
 });
