@@ -82,6 +82,7 @@ describe('watchLoopStalls, to the millisecond', () => {
     expect(watch.lostSince(140)).toBe(0); // it ended at 140
     run(50, 10);
     expect(watch.lostSince(30)).toBe(100); // and later ticks on time add nothing
+    expect(watch.lostSince(180)).toBe(0); // a stall over before `since` adds nothing (not a negative share)
   });
 
   it('a tick late by the noise (5 ms) or less is no stall; by more, it is', () => {

@@ -123,6 +123,8 @@ describe('the pacer', () => {
     advance(500);
     pacer.admit({}, 'anyone-else'); // a request looks the held turns over: four given up on
     expect(pacer.turnsHeld()).toBe(47);
+    // Each gave back its own call (100 ms), no more: 1,800 ms of backlog less 400.
+    expect(pacer.spreadMs(0, { avatars: 1 })).toBe(1400);
     advance(5_000); // every turn's time, plus 3 s, is past
     expect(pacer.admit({ avatars: 1 }, 'next')).toEqual({ admitted: true, byTurn: false });
     expect(pacer.turnsHeld()).toBe(0);
@@ -163,5 +165,97 @@ describe('the pacer', () => {
     const reload = pacer.admit({ avatars: 1 }, 'open-late', { foreground: true });
     expect(reload).toMatchObject({ admitted: false, turn: { waitMs: 200 } });
     expect(pacer.turnsHeld()).toBe(400 - 17 + 2); // 17 admitted at once; the reload holds one turn, not two
+  });
+
+  it('looks the held turns over at most every 250 ms, and gives up on a turn only once it is more than 3 s past', () => {
+    const { pacer, advance } = setup(1, 100, 100);
+    for (let i = 0; i < 2; i++) pacer.admit({ avatars: 1 }, `v${i}`); // looked over now
+    expect(pacer.admit({ avatars: 1 }, 'reader').admitted).toBe(false); // its turn in 150 ms
+    advance(150 + 3000);
+    pacer.admit({}, 'anyone'); // looked over: the turn is exactly 3 s past, still held
+    expect(pacer.turnsHeld()).toBe(1);
+    advance(100);
+    pacer.admit({}, 'anyone'); // 3.1 s past, but looked over only 100 ms ago
+    expect(pacer.turnsHeld()).toBe(1);
+    advance(150);
+    pacer.admit({}, 'anyone'); // 250 ms since: looked over again, and given up on
+    expect(pacer.turnsHeld()).toBe(0);
+  });
+
+  it('a short render\'s turn reuses the viewer\'s held turn until it is given up on, then books a new one', () => {
+    const { pacer, advance } = setup(1, 100, 100);
+    for (let i = 0; i < 2; i++) pacer.admit({ avatars: 1 }, `v${i}`);
+    const first = pacer.admit({ avatars: 1 }, 'reader');
+    if (first.admitted) throw new Error('expected a turn');
+    advance(first.turn.waitMs + 3000); // exactly 3 s past its time: still the reader's
+    expect(pacer.turnFor({ avatars: 1 }, 'reader')).toEqual({ token: first.turn.token, waitMs: 0 });
+    advance(100); // past 3 s (not yet looked over again): a turn of its own, now
+    const next = pacer.turnFor({ avatars: 1 }, 'reader');
+    expect(next.token).not.toBe(first.turn.token);
+    expect(next.waitMs).toBe(0);
+  });
+
+  it('a short render\'s turn is not a page load\'s: it waits behind the open pages', () => {
+    const { pacer } = setup(4, 100, 400);
+    for (let i = 0; i < 400; i++) pacer.admit({ avatars: 1 }, `open-${i}`); // 10 s of calls booked
+    expect(pacer.turnFor({ avatars: 1 }, 'short-render').waitMs).toBeGreaterThan(9_000);
+    expect(pacer.turnFor({ avatars: 1 }, 'reader', { priority: true }).waitMs).toBe(200);
+  });
+
+  it('a turn is a time and a 22-character signature; one honoured from 500 ms early to 60 s late', () => {
+    const { pacer, advance } = setup(1, 100, 100);
+    for (let i = 0; i < 2; i++) pacer.admit({ avatars: 1 }, `v${i}`);
+    const deferred = pacer.admit({ avatars: 1 }, 'reader');
+    if (deferred.admitted) throw new Error('expected a turn');
+    const { token, waitMs } = deferred.turn;
+    expect(token).toMatch(/^\d+\.[A-Za-z0-9_-]{22}$/);
+    advance(waitMs - 501);
+    expect(pacer.admit({}, 'reader', { token })).toEqual({ admitted: true, byTurn: false }); // too early: asked again
+    advance(1);
+    expect(pacer.admit({}, 'reader', { token })).toEqual({ admitted: true, byTurn: true });
+    advance(500 + 60_000); // 60 s after its time: still honoured (a second tab, a slow network)
+    expect(pacer.admit({}, 'reader', { token })).toEqual({ admitted: true, byTurn: true });
+    advance(1);
+    expect(pacer.admit({}, 'reader', { token })).toEqual({ admitted: true, byTurn: false });
+  });
+
+  it('a malformed turn is asked again, never an error: no signature, an empty one, a cut one', () => {
+    const { pacer, advance } = setup(1, 100, 100);
+    for (let i = 0; i < 2; i++) pacer.admit({ avatars: 1 }, `v${i}`);
+    const deferred = pacer.admit({ avatars: 1 }, 'reader');
+    if (deferred.admitted) throw new Error('expected a turn');
+    advance(deferred.turn.waitMs);
+    const [at, mac] = deferred.turn.token.split('.') as [string, string];
+    for (const token of [at, `${at}.`, `${at}.${mac.slice(0, 10)}`, `${at}.${mac}x`, 'nonsense']) {
+      expect(pacer.admit({}, 'reader', { token })).toEqual({ admitted: true, byTurn: false });
+    }
+  });
+
+  it('a turn brought back again (a second tab) is honoured, and leaves the viewer\'s newer turn held', () => {
+    const { pacer, advance } = setup(1, 100, 100);
+    for (let i = 0; i < 2; i++) pacer.admit({ avatars: 1 }, `v${i}`);
+    const first = pacer.admit({ avatars: 1 }, 'reader');
+    if (first.admitted) throw new Error('expected a turn');
+    advance(first.turn.waitMs);
+    expect(pacer.admit({ avatars: 1 }, 'reader', { token: first.turn.token })).toEqual({ admitted: true, byTurn: true });
+    expect(pacer.turnsHeld()).toBe(0);
+    // The second tab brings the same turn: nothing is held for the viewer now, and it is honoured.
+    expect(pacer.admit({ avatars: 1 }, 'reader', { token: first.turn.token })).toEqual({ admitted: true, byTurn: true });
+    // A newer turn for the viewer, then the old one brought back once more: the newer stays held.
+    for (let i = 0; i < 4; i++) pacer.admit({ avatars: 1 }, `w${i}`);
+    const held = pacer.turnsHeld();
+    expect(pacer.admit({ avatars: 1 }, 'reader').admitted).toBe(false);
+    expect(pacer.turnsHeld()).toBe(held + 1);
+    expect(pacer.admit({ avatars: 1 }, 'reader', { token: first.turn.token })).toEqual({ admitted: true, byTurn: true });
+    expect(pacer.turnsHeld()).toBe(held + 1);
+  });
+
+  it('a kill with nothing booked leaves nothing booked (only a longer backlog is cut to one latency)', () => {
+    const { pacer } = setup(4, 100, 400);
+    pacer.releaseAll();
+    expect(pacer.spreadMs(0, { avatars: 1, recommendations: 1 })).toBe(0);
+    pacer.admit({ avatars: 1 }, 'one'); // 25 ms booked, under one latency: kept as it is
+    pacer.releaseAll();
+    expect(pacer.spreadMs(0, { avatars: 1 })).toBe(25);
   });
 });
