@@ -70,16 +70,21 @@ function checkFlagdSchema(document: unknown, prefix: string): void {
     new MemoryStorage(silent).setConfigurations(JSON.stringify(document), true);
   } catch (error) {
     const text = (error as Error).message;
-    const json = text.slice(text.indexOf('['));
-    let issues: { instancePath: string; message: string }[] = [];
-    try {
-      issues = JSON.parse(json) as typeof issues;
-    } catch {
-      throw new FlagValidationError(prefix.replace(/\.$/, ''), `is not valid flagd (${text})`);
-    }
-    const deepest = issues.reduce((a, b) => (b.instancePath.length > a.instancePath.length ? b : a), issues[0] ?? { instancePath: '', message: 'invalid' });
+    const issues = schemaIssues(text);
+    // Not a schema error (a value JSON cannot hold): the candidate as a whole is at fault.
+    if (issues.length === 0) throw new FlagValidationError('', `is not valid flagd (${text})`);
+    const deepest = issues.reduce((a, b) => (b.instancePath.length > a.instancePath.length ? b : a));
     const field = deepest.instancePath.split('/').slice(1).map((step) => step.replace(/~1/g, '/').replace(/~0/g, '~')).join('.');
     throw new FlagValidationError(field.startsWith(prefix) ? field.slice(prefix.length) : field, `does not follow flagd's schema: ${deepest.message}`);
+  }
+}
+
+/** The issues flagd-core's schema error lists (a JSON array after its text); none for any other error. */
+function schemaIssues(text: string): { instancePath: string; message: string }[] {
+  try {
+    return JSON.parse(text.slice(text.indexOf('['))) as { instancePath: string; message: string }[];
+  } catch {
+    return [];
   }
 }
 
@@ -94,8 +99,8 @@ function checkTargetingVariants(definition: FlagDefinition): void {
       throw new FlagValidationError(field, `names the variant "${value}", which the flag does not have (${[...variants].join(', ')})`);
     }
   };
+  // A list is walked as an object of its indexes: its items' fields are `rule.0`, `rule.1`, ...
   const walk = (node: unknown, field: string): void => {
-    if (Array.isArray(node)) return node.forEach((item, index) => walk(item, `${field}.${index}`));
     if (node === null || typeof node !== 'object') return;
     for (const [operator, args] of Object.entries(node)) {
       const at = `${field}.${operator}`;
@@ -105,7 +110,7 @@ function checkTargetingVariants(definition: FlagDefinition): void {
           if (!Array.isArray(bucket)) return walk(bucket, `${at}.${index}`);
           named(bucket[0], `${at}.${index}.0`);
           const weight: unknown = bucket[1];
-          if (bucket.length > 1 && !(typeof weight === 'number' && Number.isInteger(weight) && weight >= 0)) {
+          if (bucket.length > 1 && !(Number.isInteger(weight) && (weight as number) >= 0)) {
             throw new FlagValidationError(`${at}.${index}.1`, `must be a whole number of 0 or more (a rollout's weights are relative shares), not ${JSON.stringify(weight)}`);
           }
         });
@@ -164,7 +169,7 @@ export function validateFlagDefinition(
     if (actual !== type) {
       throw new FlagValidationError(
         `variants.${name}`,
-        `must be a ${type} like the flag's other variants (got ${actual === 'object' && Array.isArray(value) ? 'array' : actual})`,
+        `must be a ${type} like the flag's other variants (got ${Array.isArray(value) ? 'array' : actual})`,
       );
     }
   }
@@ -183,8 +188,7 @@ export function validateFlagDefinition(
 
 /** The type a flag's values have, judged by its first variant. */
 export function flagType(definition: FlagDefinition): FlagValueType {
-  const first = Object.values(definition.variants)[0];
-  const type = first === undefined ? 'null' : typeOf(first);
+  const type = typeOf(Object.values(definition.variants)[0] ?? null);
   return type === 'null' ? 'object' : type;
 }
 
@@ -203,7 +207,8 @@ export function validateFlagDocument(candidate: unknown): FlagdDocument {
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     if (issue.path.length === 0) throw new FlagValidationError('', 'a flag document must be a JSON object with a "flags" object');
-    throw new FlagValidationError(issue.path.map(String).join('.'), issue.message);
+    // The document's own members are checked one level deep: the member is the field.
+    throw new FlagValidationError(String(issue.path[0]), issue.message);
   }
   const flags: Record<string, FlagDefinition> = {};
   for (const [key, raw] of Object.entries(parsed.data.flags)) {

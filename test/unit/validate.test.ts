@@ -179,4 +179,36 @@ describe('validation, edge by edge', () => {
     expect(fieldOfDocument({ flags: { a: 3 } })).toBe('flags.a | a flag definition must be a JSON object');
     expect(fieldOfDocument({ flags: {}, metadata: { version: 3 } })).toBe("metadata.version | does not follow flagd's schema: must be string");
   });
+
+  it('names the deepest field flagd\'s schema refuses, relative to the flag, and the shared rule a flag uses', () => {
+    // flagd's schema lists dozens of issues for one bad rule (one per operator it might be): the
+    // deepest says what is wrong, neither the first nor the last.
+    expect(fieldOf({ ...valid, targeting: { if: [{ starts_with: [{ var: 'email' }, 3] }, 'on', 'off'] } }, 'boolean')).toBe(
+      "targeting.if.0.starts_with.1 | targeting.if.0.starts_with.1: does not follow flagd's schema: must be string",
+    );
+    expect(fieldOf({ ...valid, targeting: { in: ['beta'] } }, 'boolean')).toBe("targeting.in | targeting.in: does not follow flagd's schema: must NOT have fewer than 2 items");
+    expect(fieldOfDocument({ flags: { k: { ...valid, targeting: { '==': [1, 2, 3] } } } })).toBe("flags.k.targeting.== | does not follow flagd's schema: must NOT have more than 2 items");
+    // A rule shared through $ref is checked as flagd reads it, in the flag, and named where it is written.
+    const evaluators = { beta: { starts_with: [{ var: 'email' }, 3] } };
+    expect(() => validateFlagDefinition('k', { ...valid, targeting: { if: [{ $ref: 'beta' }, 'off', null] } }, 'boolean', evaluators)).toThrow(
+      "$evaluators.beta.starts_with.1: does not follow flagd's schema: must be string",
+    );
+  });
+
+  it('names a member whose name holds "/" or "~" as written (not as JSON Pointer escapes it)', () => {
+    expect(fieldOfDocument({ flags: {}, metadata: { 'team/growth': [1] } })).toBe("metadata.team/growth | does not follow flagd's schema: must be string,number,boolean");
+    expect(fieldOfDocument({ flags: {}, metadata: { 'a~b': [1] } })).toBe("metadata.a~b | does not follow flagd's schema: must be string,number,boolean");
+  });
+
+  it('refuses, as a whole, a document flagd cannot read at all (a value JSON cannot hold)', () => {
+    expect(fieldOfDocument({ flags: {}, extra: 10n })).toBe(' | is not valid flagd (Do not know how to serialize a BigInt)');
+  });
+
+  it('reads the variant an `if` returns, never its conditions, even where a condition is a string', () => {
+    const rule = (targeting: unknown) => validateFlagDefinition('k', { ...valid, targeting }, 'boolean');
+    expect(rule({ if: ['cond', 'on', 'off'] })).toBeDefined(); // the first argument is a condition
+    expect(rule({ if: ['cond'] })).toBeDefined(); // and so is a lone one
+    expect(rule({ if: [false, 'on', 'cond', 'off', 'on'] })).toBeDefined(); // every other one too
+    expect(fieldOf({ ...valid, targeting: { if: [false, 'on', 'cond', 'nope', 'on'] } }, 'boolean')).toMatch(/^targeting\.if\.3 \| /);
+  });
 });
