@@ -148,7 +148,8 @@ export class FlagRepository {
    */
   update(key: string, updater: FlagUpdater, options: UpdateOptions): Promise<FlagRecord> {
     return this.queue.run(async () => {
-      if (this.current.state === 'error' || !this.loaded) {
+      // Not loaded: still loading, or nothing could be loaded (the only time health is `error`).
+      if (!this.loaded) {
         throw new ServiceUnavailableError(`The flags could not be loaded (${'problem' in this.current ? this.current.problem : 'still loading'}): fix that before writing; nothing was changed.`);
       }
       for (let attempt = 0; attempt < 20; attempt++) {

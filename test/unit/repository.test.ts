@@ -294,4 +294,29 @@ describe('the flag repository, its edges', () => {
     await expect(repository.update(KILL_SWITCH, kill, { actor })).rejects.toMatchObject({ status: 503, message: 'Could not save the flags: connection lost. Nothing was changed.' });
     expect(changes.at(-1)).toEqual([expect.objectContaining({ version: 1, actor: { source: 'system', name: 'undo of an unsaved write' } })]);
   });
+
+  it('a listener that fails is logged and does not keep the others from hearing of the change', async () => {
+    const lines: string[] = [];
+    const backend = new MemoryBackend(defaultFlagDocument());
+    const repository = new FlagRepository(backend, { ...logger, error: (_fields: unknown, message: string) => void lines.push(message) } as unknown as typeof logger);
+    await repository.start();
+    const heard: number[] = [];
+    repository.onChange(() => {
+      throw new Error('listener bug');
+    });
+    repository.onChange((batch) => heard.push(batch[0]!.version));
+    await repository.update(KILL_SWITCH, kill, { actor });
+    expect(heard).toEqual([2]);
+    expect(lines).toEqual(['a flag change listener failed']);
+  });
+
+  it('keeps the newest AUDIT_CAPACITY (500) audit lines', async () => {
+    const { repository } = await open();
+    const flip = (current: FlagDefinition): FlagDefinition => ({ ...current, state: current.state === 'ENABLED' ? 'DISABLED' : 'ENABLED' });
+    for (let i = 0; i < 501; i++) await repository.update(KILL_SWITCH, flip, { actor });
+    const recent = repository.audit.recent(1000);
+    expect(recent).toHaveLength(500);
+    expect(recent[0]!.version).toBe(502);
+    expect(recent.at(-1)!.version).toBe(3);
+  });
 });
