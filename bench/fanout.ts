@@ -30,8 +30,10 @@ const KEY = 'show-avatars-and-reccs';
 pinToBrowserCore(); // this process with the browsers
 
 function startServer(mode: string): Promise<{ child: ChildProcess; url: string }> {
-  // BENCH_CPU_PROF=1: a V8 CPU profile of each server, in bench/results/profiles.
-  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${fileURLToPath(new URL('./results/profiles/', import.meta.url))}`, `--cpu-prof-name=${mode}-${Date.now()}.cpuprofile`] : [];
+  // BENCH_CPU_PROF=1: a V8 CPU profile of each server, in bench/results/profiles/<mode>-<time>/.
+  // A folder per server and Node's own file names: each thread writes one (the server's, and tsx's
+  // module-hooks thread), and with one fixed --cpu-prof-name the hooks thread's overwrote the server's.
+  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${fileURLToPath(new URL(`./results/profiles/${mode}-${Date.now()}/`, import.meta.url))}`] : [];
   return startServerProcess([mode], profile);
 }
 
