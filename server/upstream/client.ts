@@ -167,9 +167,9 @@ export function createUpstreamClient(options: {
     } catch (error) {
       if (outcome === 'ok') outcome = signal.aborted || axios.isCancel(error) || (error as { code?: string }).code === 'ECONNABORTED' ? 'timeout' : 'error';
       if (outcome !== 'timeout') throw error;
-      // The slot is free again as this returns: axios closes the connection of a call it aborts
-      // before it rejects (its http adapter destroys the request on abort), so the third party
-      // sees the call end before a call waiting for the slot can start.
+      // The slot is free again as this returns, and the connection is already closed: axios's http
+      // adapter destroys the request in the same abort that rejects the call, before the rejection
+      // reaches this code, so the third party sees the call end before a waiting call can start.
       const lostMs = options.stalls?.lostSince(startedAt) ?? 0;
       if (lostMs >= policy.timeoutMs / OWN_STALL_SHARE) {
         logger.debug({ service, lostMs: Math.round(lostMs) }, 'a call timed out during a stall of our own: not counted against the breaker');
