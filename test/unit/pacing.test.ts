@@ -12,6 +12,15 @@ function setup(capacity = 4, latency = 100, budgetMs = 400) {
   return { pacer, advance: (ms: number) => (now += ms), at: () => now };
 }
 
+/** A pacer of one call at a time with its 200 ms budget full, and the turn it gives `viewer`. */
+function fullWithTurn(viewer = 'reader') {
+  const paced = setup(1, 100, 100);
+  for (let i = 0; i < 2; i++) paced.pacer.admit({ avatars: 1 }, `v${i}`);
+  const deferred = paced.pacer.admit({ avatars: 1 }, viewer);
+  if (deferred.admitted) throw new Error('expected a turn');
+  return { ...paced, turn: deferred.turn };
+}
+
 describe('the pacer', () => {
   it('admits while the backlog is within the budget, then hands out turns in order at the services\' pace', () => {
     const { pacer } = setup(4, 100, 400);
@@ -203,11 +212,8 @@ describe('the pacer', () => {
   });
 
   it('a turn is a time and a 22-character signature; one honoured from 500 ms early to 60 s late', () => {
-    const { pacer, advance } = setup(1, 100, 100);
-    for (let i = 0; i < 2; i++) pacer.admit({ avatars: 1 }, `v${i}`);
-    const deferred = pacer.admit({ avatars: 1 }, 'reader');
-    if (deferred.admitted) throw new Error('expected a turn');
-    const { token, waitMs } = deferred.turn;
+    const { pacer, advance, turn } = fullWithTurn();
+    const { token, waitMs } = turn;
     expect(token).toMatch(/^\d+\.[A-Za-z0-9_-]{22}$/);
     advance(waitMs - 501);
     expect(pacer.admit({}, 'reader', { token })).toEqual({ admitted: true, byTurn: false }); // too early: asked again
@@ -220,22 +226,17 @@ describe('the pacer', () => {
   });
 
   it('a malformed turn is asked again, never an error: no signature, an empty one, a cut one', () => {
-    const { pacer, advance } = setup(1, 100, 100);
-    for (let i = 0; i < 2; i++) pacer.admit({ avatars: 1 }, `v${i}`);
-    const deferred = pacer.admit({ avatars: 1 }, 'reader');
-    if (deferred.admitted) throw new Error('expected a turn');
-    advance(deferred.turn.waitMs);
-    const [at, mac] = deferred.turn.token.split('.') as [string, string];
+    const { pacer, advance, turn } = fullWithTurn();
+    advance(turn.waitMs);
+    const [at, mac] = turn.token.split('.') as [string, string];
     for (const token of [at, `${at}.`, `${at}.${mac.slice(0, 10)}`, `${at}.${mac}x`, 'nonsense']) {
       expect(pacer.admit({}, 'reader', { token })).toEqual({ admitted: true, byTurn: false });
     }
   });
 
   it('a turn brought back again (a second tab) is honoured, and leaves the viewer\'s newer turn held', () => {
-    const { pacer, advance } = setup(1, 100, 100);
-    for (let i = 0; i < 2; i++) pacer.admit({ avatars: 1 }, `v${i}`);
-    const first = pacer.admit({ avatars: 1 }, 'reader');
-    if (first.admitted) throw new Error('expected a turn');
+    const { pacer, advance, turn } = fullWithTurn();
+    const first = { turn };
     advance(first.turn.waitMs);
     expect(pacer.admit({ avatars: 1 }, 'reader', { token: first.turn.token })).toEqual({ admitted: true, byTurn: true });
     expect(pacer.turnsHeld()).toBe(0);
