@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { defaultFlagDocument, KILL_SWITCH, THEME } from '../../server/flags/catalog.js';
 import type { AuditEntry } from '../../server/flags/audit.js';
-import { toAuditEntry } from '../../server/flags/audit.js';
+import { AUDIT_CAPACITY, toAuditEntry } from '../../server/flags/audit.js';
 import { canonicalJson, decide, definitionHash, FlagRepository } from '../../server/flags/repository.js';
 import type { FlagChange, FlagDefinition } from '../../server/flags/types.js';
 import { createLogger } from '../../server/observability/logger.js';
+import { capturingLogger } from '../helpers/app.js';
 import { MemoryBackend } from '../helpers/memory-backend.js';
 
 const logger = createLogger('silent');
@@ -296,9 +297,9 @@ describe('the flag repository, its edges', () => {
   });
 
   it('a listener that fails is logged and does not keep the others from hearing of the change', async () => {
-    const lines: string[] = [];
+    const { logger: warnings, lines } = capturingLogger('warn');
     const backend = new MemoryBackend(defaultFlagDocument());
-    const repository = new FlagRepository(backend, { ...logger, error: (_fields: unknown, message: string) => void lines.push(message) } as unknown as typeof logger);
+    const repository = new FlagRepository(backend, warnings);
     await repository.start();
     const heard: number[] = [];
     repository.onChange(() => {
@@ -307,10 +308,10 @@ describe('the flag repository, its edges', () => {
     repository.onChange((batch) => heard.push(batch[0]!.version));
     await repository.update(KILL_SWITCH, kill, { actor });
     expect(heard).toEqual([2]);
-    expect(lines).toEqual(['a flag change listener failed']);
+    expect(lines.map((line) => (JSON.parse(line) as { msg: string }).msg)).toEqual(['a flag change listener failed']);
   });
 
-  it('keeps the newest AUDIT_CAPACITY (500) audit lines', async () => {
+  it(`keeps the newest AUDIT_CAPACITY (${AUDIT_CAPACITY}) audit lines`, async () => {
     const { repository } = await open();
     const flip = (current: FlagDefinition): FlagDefinition => ({ ...current, state: current.state === 'ENABLED' ? 'DISABLED' : 'ENABLED' });
     for (let i = 0; i < 501; i++) await repository.update(KILL_SWITCH, flip, { actor });
