@@ -56,10 +56,13 @@ if (mode === 'bare') {
   io.on('connection', (socket) => socket.emit('flag_snapshot', { 'show-avatars-and-reccs': true, 'recommendations-flavour': 'classic', theme: 'light' }));
   http.on('request', (req, res) => {
     if (req.method === 'POST' && req.url?.startsWith('/flip')) {
-      const value = new URL(req.url, 'http://x').searchParams.get('value') === 'true';
+      const query = new URL(req.url, 'http://x').searchParams;
+      const key = query.get('key') ?? 'show-avatars-and-reccs';
+      // The kill switch's value is a boolean; another flag's (the theme) is its variant's name.
+      const value = key === 'show-avatars-and-reccs' ? query.get('value') === 'true' : query.get('value');
       // A restore carries the window the app would give at its defaults (32 in flight, ~120 ms).
-      const refetch = value ? { refetchWithinMs: Math.ceil((io.engine.clientsCount * 120) / 32) } : {};
-      io.emit('flag_update', { key: 'show-avatars-and-reccs', value, version: ++version, ...refetch });
+      const refetch = value === true ? { refetchWithinMs: Math.ceil((io.engine.clientsCount * 120) / 32) } : {};
+      io.emit('flag_update', { key, value, version: ++version, ...refetch });
       res.end('{}');
     } else if (req.method === 'GET' && req.url?.startsWith('/fragments/feed')) {
       // What a page fetches after a restore: answered at once, live and whole (no third party).

@@ -28,10 +28,14 @@ interface ViewerGroup {
  * the last browsers, for nobody (10,000 browsers: the last write 20-50 ms later).
  */
 const SLICE = 2500;
-/** Browsers are spread over this many rooms (round-robin) so that a push to all is sent in slices. */
-const SLICE_ROOMS = 64;
-const sliceRoom = (index: number) => `slice:${index}`;
-
+/**
+ * Browsers join the push's rooms in connection order, this many to a room ("blocks"), so that a
+ * push to all writes to the sockets in the order they were made, as a bare `io.emit` does. Spread
+ * round-robin over 64 rooms instead, the same writes to 10,000 sockets on one core took 127 ms
+ * against 95 ms in order (blocks) and 78-99 ms for one `io.emit`: each socket's write walks a
+ * dozen objects, and in connection order they sit next to each other in memory.
+ */
+const BLOCK = 250;
 /** Whether a browser that last received `a` holds `b`: by identity, or by content for a JSON value. */
 export function sameValue(a: FlagValue | undefined, b: FlagValue): boolean {
   if (a === b) return true;
@@ -51,7 +55,14 @@ export class FlagPusher {
   // A hung evaluation (a provider that never answers) must not hold every new browser's snapshot.
   private readonly queue = new SerialQueue({ deadlineMs: 10_000 });
   private readonly keys = pageFlagKeys;
-  private registered = 0;
+  /**
+   * The push's rooms, oldest first, each holding up to BLOCK browsers in connection order. A
+   * room the adapter deleted (its last browser left) is dropped at the next push. Churn leaves
+   * old blocks thinner, never more than a few times as many as when full: one broadcast a block.
+   */
+  private readonly blocks: string[] = [];
+  private openBlock = { room: '', joined: BLOCK };
+  private blocksMade = 0;
   private browsers = 0;
   /**
    * Per key, the value (its JSON) that every registered browser last received, while they all
@@ -106,7 +117,7 @@ export class FlagPusher {
       let group = this.groups.get(viewer.key);
       if (!group) this.groups.set(viewer.key, (group = { context, sockets: new Set() }));
       group.sockets.add(socket);
-      void socket.join(sliceRoom(this.registered++ % SLICE_ROOMS));
+      void socket.join(this.blockToJoin());
       for (const key of this.keys) {
         const id = JSON.stringify(snapshot[key]);
         if (this.browsers === 0) this.uniform.set(key, id);
@@ -124,6 +135,16 @@ export class FlagPusher {
     this.browsers--;
     this.deps.metrics.connectedBrowsers.dec();
     if (group.sockets.size === 0) this.groups.delete(socket.data.viewer.key);
+  }
+
+  /** The block a new browser joins: the newest, until it has had BLOCK browsers. */
+  private blockToJoin(): string {
+    if (this.openBlock.joined >= BLOCK) {
+      this.openBlock = { room: `block:${this.blocksMade++}`, joined: 0 };
+      this.blocks.push(this.openBlock.room);
+    }
+    this.openBlock.joined++;
+    return this.openBlock.room;
   }
 
   /** Resolves once every push and snapshot queued so far has been handed to the sockets. */
@@ -241,8 +262,9 @@ export class FlagPusher {
 
   /**
    * Sends one update to `ids` (or to every browser), SLICE browsers at a time, letting the loop
-   * turn in between when `yieldBetween` and a request is waiting. Every browser changing to the same value (a kill, a restore) goes to the
-   * slice rooms in turn: a broadcast each, with no room set of N socket ids to build and walk.
+   * turn in between when `yieldBetween` and a request is waiting. Every browser changing to the
+   * same value (a kill, a restore) is reached block by block, in connection order: a broadcast
+   * each, with no room set of N socket ids to build and walk.
    */
   private async emitInSlices(ids: string[] | undefined, update: Parameters<ServerToClientEvents['flag_update']>[0], yieldBetween: boolean): Promise<void> {
     const { io } = this.deps;
@@ -250,16 +272,22 @@ export class FlagPusher {
       if (yieldBetween && (this.deps.requestsWaiting?.() ?? true)) await nextTurnOfTheLoop();
     };
     if (ids === undefined) {
+      const { rooms } = io.of('/').adapter;
       let sent = 0;
-      for (let index = 0; index < SLICE_ROOMS; index++) {
-        const room = sliceRoom(index);
-        io.local.to(room).emit('flag_update', update);
-        sent += io.of('/').adapter.rooms.get(room)?.size ?? 0;
-        if (sent >= SLICE && index < SLICE_ROOMS - 1) {
+      let kept = 0;
+      for (const room of this.blocks) {
+        const size = rooms.get(room)?.size;
+        if (size === undefined && room !== this.openBlock.room) continue; // emptied: dropped below
+        this.blocks[kept++] = room;
+        if (!size) continue;
+        if (sent >= SLICE) {
           sent = 0;
           await turn();
         }
+        io.local.to(room).emit('flag_update', update);
+        sent += size;
       }
+      this.blocks.length = kept;
       return;
     }
     for (let start = 0; start < ids.length; start += SLICE) {
