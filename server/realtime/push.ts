@@ -274,6 +274,8 @@ export class FlagPusher {
     if (ids === undefined) {
       const { rooms } = io.of('/').adapter;
       let sent = 0;
+      // Emptied blocks are dropped in place as the walk passes them. No block is added during the
+      // walk's turns: registrations wait in the same queue as this push.
       let kept = 0;
       for (const room of this.blocks) {
         const size = rooms.get(room)?.size;
