@@ -9,7 +9,7 @@
  */
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BENCH_TOKEN } from './lib/app.js';
+import { patchFlag } from './lib/app.js';
 import { Fleet, median, percentile, wallClock } from './lib/fleet.js';
 import { pinToBrowserCore, startServerProcess } from './lib/pin.js';
 pinToBrowserCore();
@@ -35,14 +35,7 @@ for (const mode of modes) {
     const value = f % 2 === 0 ? 'dark' : 'light';
     const sent = wallClock();
     if (mode === 'bare') await fetch(`${server.url}/flip?key=theme&value=${value}`, { method: 'POST' }).then((r) => r.text());
-    else {
-      const response = await fetch(`${server.url}/api/flags/theme`, {
-        method: 'PATCH',
-        headers: { authorization: `Bearer ${BENCH_TOKEN}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ defaultVariant: value }),
-      });
-      if (!response.ok) throw new Error(`PATCH ${response.status}: ${await response.text()}`);
-    }
+    else await patchFlag(server.url, 'theme', { defaultVariant: value });
     let times: number[] = [];
     while (times.length < N) {
       await sleep(25);
@@ -52,7 +45,10 @@ for (const mode of modes) {
     const reply = once(server.child, 'message');
     server.child.send({ type: 'trace', browsers: N });
     const [t] = (await reply) as [{ first: number; last: number; gcMs: number }];
-    firsts.push(t.first); lasts.push(t.last); p99s.push(percentile(lat, 99)); gcs.push(t.gcMs);
+    firsts.push(t.first);
+    lasts.push(t.last);
+    p99s.push(percentile(lat, 99));
+    gcs.push(t.gcMs);
     console.log(`${mode} flip ${f}: server first ${t.first.toFixed(1)} last ${t.last.toFixed(1)} gc ${t.gcMs.toFixed(1)}; p99 ${percentile(lat, 99).toFixed(1)}`);
     await sleep(1500);
   }

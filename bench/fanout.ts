@@ -19,7 +19,7 @@ import { once } from 'node:events';
 import { writeFile, mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BENCH_TOKEN } from './lib/app.js';
+import { patchFlag } from './lib/app.js';
 import { Fleet, median, percentile, wallClock } from './lib/fleet.js';
 import { PINNED, pinToBrowserCore, startServerProcess } from './lib/pin.js';
 
@@ -50,12 +50,7 @@ async function trigger(mode: string, url: string, round: number): Promise<void> 
     return;
   }
   const body = mode === 'app' ? { state: kill ? 'DISABLED' : 'ENABLED' } : { targeting: kill ? { fractional: [['off', 50], ['on', 50]] } : null };
-  const response = await fetch(`${url}/api/flags/${KEY}`, {
-    method: 'PATCH',
-    headers: { authorization: `Bearer ${BENCH_TOKEN}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  if (!response.ok) throw new Error(`PATCH ${response.status}: ${await response.text()}`);
+  await patchFlag(url, KEY, body);
 }
 
 const save = async () => {

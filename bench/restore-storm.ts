@@ -24,7 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { KILL_SWITCH } from '../server/flags/catalog.js';
 import type { SimulatorStats } from '../server/upstream/simulator.js';
-import { BENCH_TOKEN } from './lib/app.js';
+import { patchFlag } from './lib/app.js';
 import { Fleet, percentile, wallClock } from './lib/fleet.js';
 import { loadPage } from './lib/light-page.js';
 import { PINNED, pinToBrowserCore, startServerProcess } from './lib/pin.js';
@@ -42,12 +42,7 @@ async function ask<T>(child: ChildProcess, message: object): Promise<T> {
 }
 
 async function flip(url: string, state: 'ENABLED' | 'DISABLED') {
-  const response = await fetch(`${url}/api/flags/${KILL_SWITCH}`, {
-    method: 'PATCH',
-    headers: { authorization: `Bearer ${BENCH_TOKEN}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ state }),
-  });
-  if (!response.ok) throw new Error(`PATCH ${response.status}: ${await response.text()}`);
+  await patchFlag(url, KILL_SWITCH, { state });
 }
 
 /**

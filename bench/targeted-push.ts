@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KILL_SWITCH } from '../server/flags/catalog.js';
-import { BENCH_TOKEN, startBenchApp } from './lib/app.js';
+import { startBenchApp } from './lib/app.js';
 import { Fleet, median, percentile, wallClock } from './lib/fleet.js';
 
 const PEOPLE = 500;
@@ -23,12 +23,7 @@ console.log(`${viewers.length} browsers of ${PEOPLE} viewers connected`);
 async function flip(patch: unknown, expected: number) {
   await fleet.collect(); // clear
   const sent = wallClock();
-  const response = await fetch(`${app.url}/api/flags/${KILL_SWITCH}`, {
-    method: 'PATCH',
-    headers: { authorization: `Bearer ${BENCH_TOKEN}`, 'content-type': 'application/json' },
-    body: JSON.stringify(patch),
-  });
-  if (!response.ok) throw new Error(`PATCH failed: ${response.status} ${await response.text()}`);
+  await app.patch(KILL_SWITCH, patch);
   await app.realtime.pusher.idle();
   let received: number[] = [];
   for (let waited = 0; waited < 5000 && received.length < expected; waited += 20) {

@@ -31,6 +31,17 @@ export async function startLocalApp(
   return { app, dir, env: fullEnv };
 }
 
+/** A flag changed as an operator does it: PATCH /api/flags/:key with the benchmarks' admin token. */
+export async function patchFlag(url: string, key: string, body: unknown): Promise<unknown> {
+  const response = await fetch(`${url}/api/flags/${key}`, {
+    method: 'PATCH',
+    headers: { authorization: `Bearer ${BENCH_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (!response.ok) throw new Error(`PATCH ${key}: ${response.status} ${await response.text()}`);
+  return response.json();
+}
+
 /** The real app, for a benchmark: the defaults a user gets, logging at info to /dev/null. */
 export async function startBenchApp(env: Record<string, string> = {}): Promise<RunningApp & { stop(): Promise<void>; patch(key: string, body: unknown): Promise<unknown> }> {
   const { app, dir } = await startLocalApp(
@@ -42,14 +53,6 @@ export async function startBenchApp(env: Record<string, string> = {}): Promise<R
       await app.close();
       await rm(dir, { recursive: true, force: true });
     },
-    async patch(key: string, body: unknown) {
-      const response = await fetch(`${app.url}/api/flags/${key}`, {
-        method: 'PATCH',
-        headers: { authorization: `Bearer ${BENCH_TOKEN}`, 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-      });
-      if (!response.ok) throw new Error(`PATCH ${key}: ${response.status} ${await response.text()}`);
-      return response.json();
-    },
+    patch: (key: string, body: unknown) => patchFlag(app.url, key, body),
   });
 }

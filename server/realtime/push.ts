@@ -31,8 +31,8 @@ const SLICE = 2500;
 /**
  * Browsers join the push's rooms in connection order, this many to a room ("blocks"), so that a
  * push to all writes to the sockets in the order they were made, as a bare `io.emit` does. Spread
- * round-robin over 64 rooms instead, the same writes to 10,000 sockets on one core took 127 ms
- * against 95 ms in order (blocks) and 78-99 ms for one `io.emit`: each socket's write walks a
+ * round-robin over 64 rooms instead, the same writes to 10,000 sockets on one core took 139-149 ms
+ * against 77-87 ms in order (blocks) and 62-101 ms for a bare `io.emit`: each socket's write walks a
  * dozen objects, and in connection order they sit next to each other in memory.
  */
 const BLOCK = 250;
