@@ -56,15 +56,23 @@ function render() {
   );
 
   $('flags-body').replaceChildren(
-    ...state.flags.map(({ key, version, definition: d }) =>
-      el('tr', {}, [
+    ...state.flags.map(({ key, version, definition: d, problem }) =>
+      problem
+        ? el('tr', { 'data-problem': 'true' }, [
+            el('td', {}, [el('code', {}, [key])]),
+            el('td', {}, [el('span', { class: 'pill off' }, ['NOT SERVED'])]),
+            el('td', { colspan: '2' }, [`${problem}: it answers its safe default until the flag file is fixed`]),
+            el('td', {}, [String(version)]),
+            el('td', {}, ['']),
+          ])
+        : el('tr', {}, [
         el('td', {}, [el('code', {}, [key])]),
         el('td', {}, [d ? el('span', { class: `pill ${d.state === 'ENABLED' ? 'ok' : 'off'}` }, [d.state]) : 'in LaunchDarkly']),
         el('td', {}, [!d ? '—' : typeof d.defaultVariant === 'string' ? `${d.defaultVariant} = ${JSON.stringify(d.variants[d.defaultVariant])}` : 'code default']),
         el('td', {}, [d?.targeting ? 'yes' : '—']),
         el('td', {}, [String(version)]),
         el('td', {}, [d ? editor.button(key, !state.source.writable || readOnly) : '']),
-      ]),
+          ]),
     ),
   );
 

@@ -60,7 +60,8 @@ export function restorePatch(definition) {
  * server builds it with these types, the page reads it with them.
  *
  * @typedef {{ state: string, defaultVariant?: string | null, variants: Record<string, unknown>, targeting?: object, metadata?: object }} FlagDefinition
- * @typedef {{ key: string, version: number, description: string, definition: FlagDefinition | null }} AdminFlag
+ * @typedef {{ key: string, version: number, description: string, definition: FlagDefinition | null, problem?: string }} AdminFlag
+ *   `problem`: why the server cannot serve the flag as written (it answers its safe default).
  * @typedef {{ source: string, name: string, note?: string, address?: string }} AdminActor
  * @typedef {{ id: string, at: string, key: string, version: number, summary: string, actor: AdminActor }} AdminAuditEntry
  * @typedef {{ service: string, breaker: string, calls: Record<string, number>, skipped: Record<string, number> }} UpstreamState

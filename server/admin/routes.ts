@@ -41,9 +41,10 @@ export function createAdminState({
     return {
       source: { kind: provider.kind, writable: repository !== undefined, ...readinessOf(provider) },
       // A read-only source (LaunchDarkly) has no definitions to show: the app's flags, by key.
-      flags: (repository?.list() ?? Object.keys(flagCatalog).map((key) => ({ key, version: provider.versionOf(key), definition: null }))).map(
-        (record) => ({ ...record, description: flagCatalog[record.key]?.description ?? '' }),
-      ),
+      flags: (repository?.list() ?? Object.keys(flagCatalog).map((key) => ({ key, version: provider.versionOf(key), definition: null }))).map((record) => {
+        const problem = provider.flagProblems().get(record.key);
+        return { ...record, description: flagCatalog[record.key]?.description ?? '', ...(problem ? { problem } : {}) };
+      }),
       audit: repository?.audit.recent(30) ?? [],
       browsers,
       upstream: upstream.map((client) => ({ service: client.service, breaker: client.breakerState(), ...of(client.service) })),

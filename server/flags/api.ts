@@ -4,7 +4,9 @@ import { authenticatedOf, type Access } from '../access/auth.js';
 import type { Principal } from '../access/tokens.js';
 import { BadRequestError, NotFoundError, PreconditionFailedError, ReadOnlyError, UnsupportedMediaTypeError } from '../errors.js';
 import type { EvaluationContext } from '@openfeature/server-sdk';
+import { flagCatalog } from './catalog.js';
 import { explainFlags } from './explain.js';
+import { MAX_FLAG_DEPTH, nestsDeeperThan } from './json-depth.js';
 import { applyMergePatch } from './merge-patch.js';
 import type { FlagsProvider } from './provider.js';
 import type { FlagRepository } from './repository.js';
@@ -130,6 +132,8 @@ export function createFlagsApi(deps: FlagsApiDeps): Router {
       }
       const key = req.params.key as string;
       if (req.body === undefined) throw new BadRequestError('The body must be a JSON Merge Patch object.');
+      // Before anything walks it: the merge, zod and flagd's compiler all recurse.
+      if (nestsDeeperThan(req.body, MAX_FLAG_DEPTH)) throw new BadRequestError(`The body nests deeper than ${MAX_FLAG_DEPTH} levels, the limit for a flag.`, { field: '' });
       const tags = parseIfMatch(req.get('if-match'));
       let ifMatch: number | undefined;
       if (tags !== undefined) {
@@ -146,7 +150,8 @@ export function createFlagsApi(deps: FlagsApiDeps): Router {
       }
       const record = await store.update(
         key,
-        (current) => validateFlagDefinition(key, applyMergePatch(current, req.body), flagType(current), store.document().$evaluators),
+        // The type the app's code reads the flag as, else the one its variants have.
+        (current) => validateFlagDefinition(key, applyMergePatch(current, req.body), (Object.hasOwn(flagCatalog, key) ? flagCatalog[key]!.type : flagType(current)), store.document().$evaluators),
         { ifMatch, actor: actorOf(req, authenticatedOf(res).principal) },
       );
       sendRecord(res, record);

@@ -92,6 +92,11 @@ class BoundedLaunchDarklyProvider implements FlagsProvider {
     return this.current;
   }
 
+  /** LaunchDarkly serves what it holds; a flag it cannot evaluate answers its own error per call. */
+  flagProblems(): ReadonlyMap<string, string> {
+    return new Map();
+  }
+
   versionOf(key: string): number {
     return this.versions.get(key) ?? 1;
   }

@@ -28,15 +28,16 @@ export interface FlagEvaluator {
   ): ResolutionDetails<T> | Promise<ResolutionDetails<T>>;
 }
 
-/** A resolution's value, or the flag's safe default when it failed or gave none. */
 /**
  * Reasons that, by the OpenFeature spec, give the same value whatever the context: one
- * evaluation answers for every viewer. FLAG_NOT_FOUND likewise (the code default for all).
+ * evaluation answers for every viewer. FLAG_NOT_FOUND and PARSE_ERROR likewise (the code default
+ * for all).
  */
 export function isContextFree(details: ResolutionDetails<FlagValue>): boolean {
-  return details.reason === 'STATIC' || details.reason === 'DISABLED' || details.errorCode === 'FLAG_NOT_FOUND';
+  return details.reason === 'STATIC' || details.reason === 'DISABLED' || details.errorCode === 'FLAG_NOT_FOUND' || details.errorCode === 'PARSE_ERROR';
 }
 
+/** A resolution's value, or the flag's safe default when it failed or gave none. */
 export function valueOrSafeDefault<T extends FlagValue>(details: ResolutionDetails<T>, safeDefault: T): T {
   return details.errorCode || details.value === undefined ? safeDefault : details.value;
 }
@@ -55,6 +56,8 @@ export interface FlagsProvider extends Provider, FlagEvaluator {
   /** The version pushed with flag_update; it grows with every change of the flag. */
   versionOf(key: string): number;
   health(): ProviderHealth;
+  /** The flags it holds but cannot serve (they answer their safe default), and why. */
+  flagProblems(): ReadonlyMap<string, string>;
 }
 
 /** Ready for traffic when the flags are current or stale (the last known serve); not while loading or in error. */
@@ -107,7 +110,7 @@ export class FlagRepositoryProvider implements FlagsProvider {
 
   constructor(
     private readonly repository: FlagRepository,
-    logger: Logger,
+    private readonly logger: Logger,
   ) {
     this.kind = repository.kind;
     this.engine = new FlagdEngine(openFeatureLogger(logger));
@@ -115,11 +118,11 @@ export class FlagRepositoryProvider implements FlagsProvider {
 
   async initialize(): Promise<void> {
     if (this.subscriptions.length === 0) {
-      this.engine.load(this.repository.document());
+      this.report(this.engine.load(this.repository.document()));
       this.subscriptions = [
         this.repository.onChange((changes) => {
           const keys = changes.map((change) => change.key);
-          this.engine.update(this.repository.document(), keys);
+          this.report(this.engine.update(this.repository.document(), keys));
           this.events.emit(ProviderEvents.ConfigurationChanged, { flagsChanged: keys });
         }),
         this.repository.onHealth((health) => emitHealth(this.events, health)),
@@ -136,6 +139,16 @@ export class FlagRepositoryProvider implements FlagsProvider {
 
   health(): ProviderHealth {
     return this.repository.health();
+  }
+
+  flagProblems(): ReadonlyMap<string, string> {
+    return this.engine.problems();
+  }
+
+  private report(problems: Map<string, string>): void {
+    for (const [key, problem] of problems) {
+      this.logger.error({ flag: key, problem }, `flag "${key}" ${problem}: it is not served, and answers its safe default (PARSE_ERROR)`);
+    }
   }
 
   versionOf(key: string): number {

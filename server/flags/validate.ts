@@ -2,12 +2,11 @@ import { MemoryStorage } from '@openfeature/flagd-core';
 import type { FlagValueType, JsonValue } from '@openfeature/server-sdk';
 import { z } from 'zod';
 import { FlagValidationError } from '../errors.js';
-import { flagCatalog } from './catalog.js';
-import { compileFlag } from './engine.js';
+import { compileFlag, expandRefs, FLAG_KEY_PATTERN, ruleProblem, targetingUnparsable } from './engine.js';
+import { MAX_FLAG_DEPTH, nestsDeeperThan } from './json-depth.js';
 import type { FlagDefinition, FlagdDocument } from './types.js';
 
-/** flagd flag keys: what flagd's schema allows, and safe in a URL path segment. */
-export const FLAG_KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+export { FLAG_KEY_PATTERN };
 
 const jsonObject = z.record(z.string(), z.json());
 
@@ -89,8 +88,10 @@ function schemaIssues(text: string): { instancePath: string; message: string }[]
 }
 
 /**
- * What flagd's schema cannot say: every variant a rule can return exists (otherwise the viewers it
- * picks get an ERROR, not a value), and a rollout's weights are whole, non-negative numbers.
+ * What flagd's schema cannot say: every variant a rule can return by name exists (otherwise the
+ * viewers it picks get an ERROR, not a value), and a rollout's literal weights are whole,
+ * non-negative numbers. A variant or weight may also be a rule of its own (flagd's nested
+ * `fractional`): it is walked like the rest.
  */
 function checkTargetingVariants(definition: FlagDefinition): void {
   const variants = new Set(Object.keys(definition.variants));
@@ -109,7 +110,9 @@ function checkTargetingVariants(definition: FlagDefinition): void {
           // A bucket is [variant, weight]; the first argument may instead be the bucketing expression.
           if (!Array.isArray(bucket)) return walk(bucket, `${at}.${index}`);
           named(bucket[0], `${at}.${index}.0`);
+          walk(bucket[0], `${at}.${index}.0`);
           const weight: unknown = bucket[1];
+          if (weight !== null && typeof weight === 'object') return walk(weight, `${at}.${index}.1`);
           if (bucket.length > 1 && !(Number.isInteger(weight) && (weight as number) >= 0)) {
             throw new FlagValidationError(`${at}.${index}.1`, `must be a whole number of 0 or more (a rollout's weights are relative shares), not ${JSON.stringify(weight)}`);
           }
@@ -129,17 +132,31 @@ function checkTargetingVariants(definition: FlagDefinition): void {
   walk(definition.targeting, 'targeting');
 }
 
-/** Whether flagd-core compiles the targeting rule (compiled on its own: no engine serves it). */
+/** The shared rules (`$evaluators`) a rule names with `$ref`, directly or through another one. */
+function usedEvaluators(rule: unknown, evaluators: unknown): Record<string, unknown> | undefined {
+  if (rule === undefined || !evaluators || typeof evaluators !== 'object') return undefined;
+  const shared = evaluators as Record<string, unknown>;
+  const used: Record<string, unknown> = {};
+  let texts = [JSON.stringify(rule)];
+  while (texts.length > 0) {
+    const found = Object.keys(shared).filter((name) => !Object.hasOwn(used, name) && texts.some((text) => text.includes(`{"$ref":${JSON.stringify(name)}}`)));
+    for (const name of found) used[name] = shared[name];
+    texts = found.map((name) => JSON.stringify(shared[name]));
+  }
+  return Object.keys(used).length > 0 ? used : undefined;
+}
+
+/**
+ * Whether flagd's evaluator may compile the rule and does: only its own operators (checked before
+ * anything compiles), every `$ref` defined, and a rule flagd-core can build. Compiled on its own:
+ * no engine serves it.
+ */
 function checkTargetingCompiles(key: string, definition: FlagDefinition, evaluators: unknown): void {
   if (!definition.targeting || Object.keys(definition.targeting).length === 0) return;
-  let compiled;
-  try {
-    compiled = compileFlag(key, definition, evaluators);
-  } catch {
-    throw new FlagValidationError('targeting', 'is not a valid flagd targeting rule');
-  }
-  if (compiled.evaluate({ targetingKey: 'validation-probe' }).errorCode === 'PARSE_ERROR') {
-    throw new FlagValidationError('targeting', 'is not valid JsonLogic (an unknown operator or a malformed rule)');
+  const problem = ruleProblem(expandRefs(definition.targeting, evaluators));
+  if (problem) throw new FlagValidationError('targeting', problem);
+  if (targetingUnparsable(compileFlag(key, definition, evaluators))) {
+    throw new FlagValidationError('targeting', 'is not valid JsonLogic (a malformed rule)');
   }
 }
 
@@ -155,6 +172,7 @@ export function validateFlagDefinition(
   /** The document's shared rules (`$evaluators`), which a targeting rule may name with `$ref`. */
   evaluators?: unknown,
 ): FlagDefinition {
+  if (nestsDeeperThan(candidate, MAX_FLAG_DEPTH)) throw new FlagValidationError('', `nests deeper than ${MAX_FLAG_DEPTH} levels`);
   const parsed = flagSchema.safeParse(candidate);
   if (!parsed.success) throw firstIssue(parsed.error, candidate);
   const definition = parsed.data as FlagDefinition;
@@ -180,15 +198,22 @@ export function validateFlagDefinition(
     );
   }
   checkTargetingVariants(definition);
+  // flagd's own schema before anything compiles: what passes it, flagd reads the same way.
+  // With the shared rules it uses, and only those: one adopted from a hand-edited file that no
+  // flag uses does not block a write.
+  const used = usedEvaluators(definition.targeting, evaluators);
+  checkFlagdSchema({ ...(used ? { $evaluators: used } : {}), flags: { [key]: definition } }, `flags.${key}.`);
   checkTargetingCompiles(key, definition, evaluators);
-  // Last, flagd's own schema: what the checks above let through, flagd reads the same way.
-  checkFlagdSchema({ ...(evaluators ? { $evaluators: evaluators } : {}), flags: { [key]: definition } }, `flags.${key}.`);
   return definition;
 }
 
-/** The type a flag's values have, judged by its first variant. */
-export function flagType(definition: FlagDefinition): FlagValueType {
-  const type = typeOf(Object.values(definition.variants)[0] ?? null);
+/** The type a flag's values have, judged by its first variant; undefined for a flag with no variants to judge by. */
+export function flagType(definition: FlagDefinition): FlagValueType | undefined {
+  const { variants } = definition as { variants?: unknown };
+  if (variants === null || typeof variants !== 'object' || Array.isArray(variants)) return undefined;
+  const first = Object.values(variants)[0] as JsonValue | undefined;
+  if (first === undefined) return undefined;
+  const type = typeOf(first);
   return type === 'null' ? 'object' : type;
 }
 
@@ -196,13 +221,18 @@ const documentSchema = z.looseObject({
   $schema: z.string().optional(),
   flags: z.record(z.string(), z.unknown(), { error: 'the document must have a "flags" object' }),
   $evaluators: z.record(z.string(), z.unknown(), { error: 'must be an object of rule name to JsonLogic' }).optional(),
+  metadata: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]), { error: 'must be an object of strings, numbers and booleans' }).optional(),
 });
 
 /**
- * Checks a whole flagd document (a hand-edited FLAGS_FILE, a Redis value). Flags the app knows
- * must keep the type its code expects; others need only be valid.
+ * Reads a whole flagd document (a hand-edited FLAGS_FILE) as flagd reads it. A document whose
+ * shape is wrong as a whole (not an object, no `flags` object, `$evaluators` or flag-set
+ * `metadata` not what flagd's schema says) is refused; its flags are taken as written, each
+ * judged on its own by the engine, so that one flag flagd cannot serve (it answers its safe
+ * default) never keeps a kill written beside it from being taken. Every member is kept as
+ * written: the app changes flags, never the rest, and a write must not drop what someone put there.
  */
-export function validateFlagDocument(candidate: unknown): FlagdDocument {
+export function readFlagDocument(candidate: unknown): FlagdDocument {
   const parsed = documentSchema.safeParse(candidate);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -210,24 +240,6 @@ export function validateFlagDocument(candidate: unknown): FlagdDocument {
     // The document's own members are checked one level deep: the member is the field.
     throw new FlagValidationError(String(issue.path[0]), issue.message);
   }
-  const flags: Record<string, FlagDefinition> = {};
-  for (const [key, raw] of Object.entries(parsed.data.flags)) {
-    if (!FLAG_KEY_PATTERN.test(key)) {
-      throw new FlagValidationError(`flags.${key}`, 'is not a valid flag key (letters, digits, "_", "." and "-")');
-    }
-    try {
-      flags[key] = validateFlagDefinition(key, raw, flagCatalog[key]?.type, parsed.data.$evaluators);
-    } catch (error) {
-      if (error instanceof FlagValidationError) {
-        throw new FlagValidationError(`flags.${key}${error.field ? `.${error.field}` : ''}`, error.reason);
-      }
-      throw error;
-    }
-  }
-  // Every other member (flag-set `metadata`, `$evaluators`, ...) is kept as written: the app
-  // changes flags, never the rest, and a write must not drop what someone put there.
-  const { flags: _raw, ...rest } = parsed.data;
-  // Each flag passed flagd's schema above; what is left to check is the document's own members.
-  checkFlagdSchema({ ...rest, flags: {} }, '');
-  return { ...rest, flags };
+  const { flags, ...rest } = parsed.data;
+  return { ...rest, flags: flags as Record<string, FlagDefinition> };
 }

@@ -7,17 +7,53 @@ import type { FlagdDocument } from '../../server/flags/types.js';
 const good = { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on' };
 
 describe('the flagd engine', () => {
-  it('serves the flags flagd accepts when one in the same change is refused (that one reads as not found), and says which', () => {
-    const errors: string[] = [];
-    const engine = new FlagdEngine({ error: (message: string) => errors.push(message), warn() {}, info() {}, debug() {} });
+  it('serves the flags it can when one in the same change cannot be served: that one answers its safe default with PARSE_ERROR, and says why', () => {
+    const engine = new FlagdEngine();
     const document = { flags: { good, broken: { state: 'SOMETIMES', variants: { on: true }, defaultVariant: 'on' } } } as unknown as FlagdDocument;
-    engine.load(document);
+    expect(engine.load(document)).toEqual(new Map([['broken', 'state must be "ENABLED" or "DISABLED"']]));
     expect(engine.resolve('boolean', 'good', false, {})).toMatchObject({ value: true, reason: 'STATIC' });
-    expect(engine.resolve('boolean', 'broken', false, {})).toMatchObject({ value: false, errorCode: 'FLAG_NOT_FOUND' });
-    expect(errors).toEqual([expect.stringMatching(/^flag "broken" is not valid flagd and is not served: /)]);
-    // Fixed by the next change: served.
-    engine.update({ flags: { ...document.flags, broken: good } } as FlagdDocument, ['broken']);
+    expect(engine.resolve('boolean', 'broken', false, {})).toMatchObject({ value: false, reason: 'ERROR', errorCode: 'PARSE_ERROR' });
+    expect(engine.problems()).toEqual(new Map([['broken', 'state must be "ENABLED" or "DISABLED"']]));
+    // Fixed by the next change: served, and no longer a problem.
+    expect(engine.update({ flags: { ...document.flags, broken: good } } as FlagdDocument, ['broken'])).toEqual(new Map());
     expect(engine.resolve('boolean', 'broken', false, {})).toMatchObject({ value: true });
+    expect(engine.problems().size).toBe(0);
+  });
+
+  it.each([
+    ['a key flagd does not allow', 'bad key!', good, /is not a valid flag key/],
+    ['not an object', 'k', 3, /is not a JSON object/],
+    ['no variants', 'k', { state: 'ENABLED', variants: {} }, /variants must be an object naming at least one variant/],
+    ['a default variant it does not have', 'k', { ...good, defaultVariant: 'maybe' }, /defaultVariant must name one of the variants/],
+    ['targeting that is not an object', 'k', { ...good, targeting: [1] }, /targeting must be a JsonLogic object/],
+    ['an unknown operator', 'k', { ...good, targeting: { if: [{ no_such_operator: [1] }, 'on', 'off'] } }, /targeting uses "no_such_operator"/],
+    ['an Object.prototype member as operator', 'k', { ...good, targeting: JSON.parse('{"if":[{"__defineGetter__":[1]},"on","off"]}') }, /targeting uses "__defineGetter__"/],
+    ['a shared rule the document does not define', 'k', { ...good, targeting: { if: [{ $ref: 'missing' }, 'on', 'off'] } }, /names the shared rule "missing"/],
+    ['nesting past the limit', 'k', { ...good, targeting: { if: [true, 'on', JSON.parse('['.repeat(100) + ']'.repeat(100))] } }, /nests deeper than 64 levels/],
+  ])('does not serve a flag with %s, and never compiles it', (_, key, flag, problem) => {
+    const engine = new FlagdEngine();
+    const problems = engine.load({ flags: { [key]: flag, good } } as unknown as FlagdDocument);
+    expect(problems.get(key)).toMatch(problem);
+    expect(engine.resolve('boolean', key, false, { targetingKey: 'a' })).toMatchObject({ value: false, errorCode: 'PARSE_ERROR' });
+    expect(engine.resolve('boolean', 'good', false, {})).toMatchObject({ value: true });
+  });
+
+  it('evaluates nested rollouts as flagd does: a weight or a variant that is a rule of its own', () => {
+    const engine = new FlagdEngine();
+    const variants = { red: 'red', blue: 'blue', fallback: 'fallback' };
+    const premium = { '==': [{ var: 'tier' }, 'premium'] };
+    engine.load({
+      flags: {
+        weight: { state: 'ENABLED', variants, defaultVariant: 'fallback', targeting: { fractional: [{ var: 'targetingKey' }, ['red', { if: [premium, 100, 0] }], ['blue', 10]] } },
+        variant: { state: 'ENABLED', variants, defaultVariant: 'fallback', targeting: { fractional: [{ var: 'targetingKey' }, [{ if: [premium, 'red', 'blue'] }, 100], ['blue', 0]] } },
+      },
+    } as unknown as FlagdDocument);
+    for (const targetingKey of ['a', 'b', 'c', 'd']) {
+      expect(engine.resolve('string', 'weight', 'x', { targetingKey, tier: 'premium' }).value).toBe('red');
+      expect(engine.resolve('string', 'weight', 'x', { targetingKey, tier: 'basic' }).value).toBe('blue');
+      expect(engine.resolve('string', 'variant', 'x', { targetingKey, tier: 'premium' }).value).toBe('red');
+      expect(engine.resolve('string', 'variant', 'x', { targetingKey, tier: 'basic' }).value).toBe('blue');
+    }
   });
 
   it('gives each resolution the flag set\'s metadata beside the flag\'s own, as flagd does', () => {

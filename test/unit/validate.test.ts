@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FlagValidationError } from '../../server/errors.js';
-import { flagType, validateFlagDefinition, validateFlagDocument } from '../../server/flags/validate.js';
+import { flagType, readFlagDocument, validateFlagDefinition } from '../../server/flags/validate.js';
 
 const valid = { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on' };
 
@@ -32,7 +32,8 @@ describe('validateFlagDefinition', () => {
     [{ ...valid, defaultVariant: 3 }, /^defaultVariant \| defaultVariant: must be the name of one of the variants, or null$/],
     [{ ...valid, targeting: 'if' }, /^targeting \| /],
     [{ ...valid, targeting: [1] }, /^targeting \| /],
-    [{ ...valid, targeting: { no_such_operator: [1] } }, /^targeting \| targeting: is not valid JsonLogic/],
+    // flagd's schema first, before anything compiles: it names what it does not know.
+    [{ ...valid, targeting: { no_such_operator: [1] } }, /^targeting \| targeting: does not follow flagd's schema: must NOT have additional properties$/],
     [{ variants: { on: true }, defaultVariant: 'on' }, /^state \| state: is required$/],
     [null, /a flag definition must be a JSON object/],
     [[], /a flag definition must be a JSON object/],
@@ -67,11 +68,10 @@ describe('validateFlagDefinition', () => {
       $evaluators: { beta: { in: ['beta', { var: 'groups' }] } },
       flags: { k: { ...valid, targeting: { if: [{ $ref: 'beta' }, 'off', null] } } },
     };
-    expect(validateFlagDocument(document)).toEqual(document);
-    // A $ref to a rule that is not there does not compile.
-    expect(() => validateFlagDocument({ ...document, $evaluators: {} })).toThrow(FlagValidationError);
-    // flagd's own schema decides the rest: a flag set's "version" is a string there.
-    expect(() => validateFlagDocument({ ...document, metadata: { version: 3 } })).toThrow(/metadata\.version: does not follow flagd's schema: must be string/);
+    expect(readFlagDocument(document)).toEqual(document);
+    // A write of that flag may use the shared rule; one naming a rule that is not there is refused.
+    expect(validateFlagDefinition('k', document.flags.k, 'boolean', document.$evaluators)).toEqual(document.flags.k);
+    expect(fieldOf({ ...valid, targeting: { if: [{ $ref: 'alpha' }, 'off', null] } }, 'boolean')).toBe('targeting | targeting: names the shared rule "alpha", which $evaluators does not define');
   });
 
   it('keeps the flag type: a boolean flag cannot get string variants', () => {
@@ -79,75 +79,26 @@ describe('validateFlagDefinition', () => {
   });
 });
 
-describe('validateFlagDocument', () => {
-  it('accepts a flagd document and keeps $schema', () => {
-    const doc = { $schema: 'https://flagd.dev/schema/v0/flags.json', flags: { a: valid, b: { ...valid, variants: { x: 'x' }, defaultVariant: 'x' } } };
-    expect(validateFlagDocument(doc)).toEqual(doc);
-  });
-
-  it('names the flag and field at fault', () => {
-    expect(() => validateFlagDocument({ flags: { a: valid, b: { ...valid, state: 'nope' } } })).toThrow(/^flags\.b\.state: must be/);
-    expect(() => validateFlagDocument({ nothing: true })).toThrow(/flags/);
-    expect(() => validateFlagDocument({ flags: { 'bad key!': valid } })).toThrow(/flags\.bad key!: is not a valid flag key/);
-  });
-
-  it('holds a flag the app knows to the type its code expects', () => {
-    const doc = { flags: { 'show-avatars-and-reccs': { state: 'ENABLED', variants: { on: 'yes' }, defaultVariant: 'on' } } };
-    expect(() => validateFlagDocument(doc)).toThrow(/^flags\.show-avatars-and-reccs\.variants\.on: must be a boolean/);
+describe('readFlagDocument: a hand-edited file, read as flagd reads it', () => {
+  it('takes each flag as written, whatever it holds: the engine judges each one on its own', () => {
+    const doc = { $schema: 'https://flagd.dev/schema/v0/flags.json', flags: { a: valid, b: { ...valid, state: 'nope' }, 'bad key!': valid, c: 3 } };
+    expect(readFlagDocument(doc)).toEqual(doc);
+    // The type the app's code expects is the engine's and the API's to hold a flag to, not the reader's.
+    const typed = { flags: { 'show-avatars-and-reccs': { state: 'ENABLED', variants: { on: 'yes' }, defaultVariant: 'on' } } };
+    expect(readFlagDocument(typed)).toEqual(typed);
   });
 });
 
 describe('validation, edge by edge', () => {
   const fieldOfDocument = (candidate: unknown) => {
     try {
-      validateFlagDocument(candidate);
+      readFlagDocument(candidate);
     } catch (error) {
       expect(error).toBeInstanceOf(FlagValidationError);
       return `${(error as FlagValidationError).field} | ${(error as FlagValidationError).reason}`;
     }
     throw new Error('expected a validation error');
   };
-
-  it('takes flag keys of 1 to 128 letters, digits, "_", "." and "-", starting with a letter or digit', () => {
-    for (const key of ['a', '9', 'a_b.c-d', `a${'b'.repeat(127)}`]) expect(Object.keys(validateFlagDocument({ flags: { [key]: valid } }).flags)).toEqual([key]);
-    for (const key of ['', '_a', '-a', '.a', `a${'b'.repeat(128)}`, 'a/b', 'a b']) {
-      expect(fieldOfDocument({ flags: { [key]: valid } })).toBe(`flags.${key} | is not a valid flag key (letters, digits, "_", "." and "-")`);
-    }
-  });
-
-  it('judges a new flag\'s type by its first variant, for every JSON type', () => {
-    expect(validateFlagDefinition('k', { state: 'ENABLED', variants: { a: 'x', b: 'y' } }).variants).toEqual({ a: 'x', b: 'y' });
-    expect(validateFlagDefinition('k', { state: 'ENABLED', variants: { a: 1, b: 2.5 } }).variants).toEqual({ a: 1, b: 2.5 });
-    expect(validateFlagDefinition('k', { state: 'ENABLED', variants: { a: { n: 1 }, b: { n: 2 } } }).variants).toEqual({ a: { n: 1 }, b: { n: 2 } });
-    expect(fieldOf({ state: 'ENABLED', variants: { a: 'x', b: 2 } })).toBe('variants.b | variants.b: must be a string like the flag\'s other variants (got number)');
-    expect(fieldOf({ state: 'ENABLED', variants: { a: 1, b: '2' } })).toBe('variants.b | variants.b: must be a number like the flag\'s other variants (got string)');
-    expect(fieldOf({ state: 'ENABLED', variants: { a: 'x', b: [1] } })).toBe('variants.b | variants.b: must be a string like the flag\'s other variants (got array)');
-    expect(fieldOf({ state: 'ENABLED', variants: { a: 'x', b: { n: 1 } } })).toBe('variants.b | variants.b: must be a string like the flag\'s other variants (got object)');
-    expect(fieldOf({ state: 'ENABLED', variants: { a: true, b: null } })).toBe('variants.b | variants.b: must be a boolean like the flag\'s other variants (got null)');
-    expect(fieldOf({ state: 'ENABLED', variants: { on: true } }, 'string')).toBe('variants.on | variants.on: must be a string like the flag\'s other variants (got boolean)');
-  });
-
-  it('the type a flag has: its first variant\'s, an object for JSON or no value', () => {
-    expect(flagType({ state: 'ENABLED', variants: { a: true } })).toBe('boolean');
-    expect(flagType({ state: 'ENABLED', variants: { a: 'x' } })).toBe('string');
-    expect(flagType({ state: 'ENABLED', variants: { a: 3 } })).toBe('number');
-    expect(flagType({ state: 'ENABLED', variants: { a: [1] } })).toBe('object');
-    expect(flagType({ state: 'ENABLED', variants: { a: null } })).toBe('object');
-    expect(flagType({ state: 'ENABLED', variants: {} })).toBe('object');
-  });
-
-  it('returns only the members written: no undefined targeting, metadata or default', () => {
-    const definition = validateFlagDefinition('k', { state: 'DISABLED', variants: { on: true }, targeting: undefined, metadata: undefined, defaultVariant: undefined });
-    expect(Object.keys(definition).sort()).toEqual(['state', 'variants']);
-  });
-
-  it('says which member is unknown, and what a flag has', () => {
-    expect(fieldOf({ ...valid, targetting: {} }, 'boolean')).toBe('targetting | targetting: unknown member; a flag has only state, variants, defaultVariant, targeting and metadata');
-    expect(fieldOf({ ...valid, variants: { '': true } }, 'boolean')).toBe('variants | variants: variant names must not be empty');
-    expect(fieldOf({ ...valid, metadata: 'growth' }, 'boolean')).toBe('metadata | metadata: must be an object of strings, numbers and booleans');
-    expect(fieldOf({ state: 'ENABLED' }, 'boolean')).toBe('variants | variants: is required');
-    expect(fieldOf({ ...valid, variants: [true] }, 'boolean')).toBe('variants | variants: must be an object of variant name to value');
-  });
 
   it('walks every rule for the variants it names: nested, in lists, under a bucketing expression', () => {
     const rule = (targeting: unknown) => ({ ...valid, targeting });
@@ -166,18 +117,18 @@ describe('validation, edge by edge', () => {
 
   it('skips an empty targeting rule, and refuses one naming a shared rule that is not there', () => {
     expect(validateFlagDefinition('k', { ...valid, targeting: {} }, 'boolean')).toEqual({ ...valid, targeting: {} });
-    expect(fieldOf({ ...valid, targeting: { if: [{ $ref: 'missing' }, 'on', 'off'] } }, 'boolean')).toBe('targeting | targeting: is not valid JsonLogic (an unknown operator or a malformed rule)');
+    expect(fieldOf({ ...valid, targeting: { if: [{ $ref: 'missing' }, 'on', 'off'] } }, 'boolean')).toBe('targeting | targeting: names the shared rule "missing", which $evaluators does not define');
   });
 
-  it('names the document\'s own member at fault, or the document', () => {
+  it('refuses a document whose shape is wrong as a whole, naming its own member at fault, or the document', () => {
     expect(fieldOfDocument({ nothing: true })).toBe('flags | the document must have a "flags" object');
     expect(fieldOfDocument({ flags: [] })).toBe('flags | the document must have a "flags" object');
     expect(fieldOfDocument({ flags: {}, $evaluators: 'beta' })).toBe('$evaluators | must be an object of rule name to JsonLogic');
+    expect(fieldOfDocument({ flags: {}, metadata: 'growth' })).toBe('metadata | must be an object of strings, numbers and booleans');
+    expect(fieldOfDocument({ flags: {}, metadata: { team: [1] } })).toMatch(/^metadata \| /);
+    expect(fieldOfDocument({ flags: {}, $schema: 3 })).toMatch(/^\$schema \| /);
     expect(fieldOfDocument([])).toBe(' | a flag document must be a JSON object with a "flags" object');
     expect(fieldOfDocument(null)).toBe(' | a flag document must be a JSON object with a "flags" object');
-    // A flag that is not an object: the flag is the field.
-    expect(fieldOfDocument({ flags: { a: 3 } })).toBe('flags.a | a flag definition must be a JSON object');
-    expect(fieldOfDocument({ flags: {}, metadata: { version: 3 } })).toBe("metadata.version | does not follow flagd's schema: must be string");
   });
 
   it('names the deepest field flagd\'s schema refuses, relative to the flag, and the shared rule a flag uses', () => {
@@ -187,7 +138,7 @@ describe('validation, edge by edge', () => {
       "targeting.if.0.starts_with.1 | targeting.if.0.starts_with.1: does not follow flagd's schema: must be string",
     );
     expect(fieldOf({ ...valid, targeting: { in: ['beta'] } }, 'boolean')).toBe("targeting.in | targeting.in: does not follow flagd's schema: must NOT have fewer than 2 items");
-    expect(fieldOfDocument({ flags: { k: { ...valid, targeting: { '==': [1, 2, 3] } } } })).toBe("flags.k.targeting.== | does not follow flagd's schema: must NOT have more than 2 items");
+    expect(fieldOf({ ...valid, targeting: { '==': [1, 2, 3] } }, 'boolean')).toBe("targeting.== | targeting.==: does not follow flagd's schema: must NOT have more than 2 items");
     // A rule shared through $ref is checked as flagd reads it, in the flag, and named where it is written.
     const evaluators = { beta: { starts_with: [{ var: 'email' }, 3] } };
     expect(() => validateFlagDefinition('k', { ...valid, targeting: { if: [{ $ref: 'beta' }, 'off', null] } }, 'boolean', evaluators)).toThrow(
@@ -195,13 +146,8 @@ describe('validation, edge by edge', () => {
     );
   });
 
-  it('names a member whose name holds "/" or "~" as written (not as JSON Pointer escapes it)', () => {
-    expect(fieldOfDocument({ flags: {}, metadata: { 'team/growth': [1] } })).toBe("metadata.team/growth | does not follow flagd's schema: must be string,number,boolean");
-    expect(fieldOfDocument({ flags: {}, metadata: { 'a~b': [1] } })).toBe("metadata.a~b | does not follow flagd's schema: must be string,number,boolean");
-  });
-
-  it('refuses, as a whole, a document flagd cannot read at all (a value JSON cannot hold)', () => {
-    expect(fieldOfDocument({ flags: {}, extra: 10n })).toBe(' | is not valid flagd (Do not know how to serialize a BigInt)');
+  it('names a member whose name holds "/" as written (not as JSON Pointer escapes it)', () => {
+    expect(fieldOf({ ...valid, targeting: { '/': [1, 2, 3] } }, 'boolean')).toBe("targeting./ | targeting./: does not follow flagd's schema: must NOT have more than 2 items");
   });
 
   it('reads the variant an `if` returns, never its conditions, even where a condition is a string', () => {
@@ -210,5 +156,55 @@ describe('validation, edge by edge', () => {
     expect(rule({ if: ['cond'] })).toBeDefined(); // and so is a lone one
     expect(rule({ if: [false, 'on', 'cond', 'off', 'on'] })).toBeDefined(); // every other one too
     expect(fieldOf({ ...valid, targeting: { if: [false, 'on', 'cond', 'nope', 'on'] } }, 'boolean')).toMatch(/^targeting\.if\.3 \| /);
+  });
+});
+
+describe('what reaches flagd\'s compiler through the API', () => {
+  const rule = (targeting: unknown) => ({ state: 'ENABLED', variants: { light: 'light', dark: 'dark' }, defaultVariant: 'light', targeting });
+  const refusal = (candidate: unknown, evaluators?: unknown) => {
+    try {
+      validateFlagDefinition('theme', candidate, 'string', evaluators);
+    } catch (error) {
+      expect(error).toBeInstanceOf(FlagValidationError);
+      return (error as FlagValidationError).field;
+    }
+    throw new Error('expected a validation error');
+  };
+
+  // json-logic-engine looks operators up through Object.prototype: `__defineGetter__` compiled into a
+  // call whose rejected promise nobody handled, and the process died (a 400, then an exit).
+  it.each(Object.getOwnPropertyNames(Object.prototype))('refuses the Object.prototype member %s as an operator, before anything compiles', async (name) => {
+    const rejections: unknown[] = [];
+    const onRejection = (reason: unknown) => rejections.push(reason);
+    process.on('unhandledRejection', onRejection);
+    try {
+      expect(refusal(JSON.parse(`{"state":"ENABLED","variants":{"light":"light","dark":"dark"},"defaultVariant":"light","targeting":{"if":[{${JSON.stringify(name)}:[1]},"dark","light"]}}`))).toMatch(/^targeting/);
+      // A shared rule reaches the compiler too: its operators are checked where a flag uses it.
+      expect(refusal(rule({ if: [{ $ref: 'evil' }, 'dark', 'light'] }), JSON.parse(`{"evil":{${JSON.stringify(name)}:[1]}}`))).toMatch(/^(targeting|\$evaluators)/);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(rejections).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onRejection);
+    }
+  });
+
+  it('takes nested rollouts as flagd evaluates them: a variant or a weight may be a rule of its own', () => {
+    const nestedWeight = rule({ fractional: [{ var: 'targetingKey' }, ['dark', { if: [{ '==': [{ var: 'tier' }, 'premium'] }, 100, 0] }], ['light', 10]] });
+    const nestedVariant = rule({ fractional: [{ var: 'targetingKey' }, [{ if: [{ '==': [{ var: 'tier' }, 'premium'] }, 'dark', 'light'] }, 50], ['light', 50]] });
+    expect(validateFlagDefinition('theme', nestedWeight, 'string')).toEqual(nestedWeight);
+    expect(validateFlagDefinition('theme', nestedVariant, 'string')).toEqual(nestedVariant);
+    // The rules inside are walked like the rest: a variant they name must exist.
+    expect(refusal(rule({ fractional: [[{ if: [true, 'dusk', 'light'] }, 50], ['light', 50]] }))).toBe('targeting.fractional.0.0.if.1');
+  });
+
+  it('refuses a definition nested deeper than 64 levels without walking it recursively', () => {
+    let deep: unknown = 'light';
+    for (let i = 0; i < 5000; i++) deep = [deep];
+    expect(refusal(rule({ if: [true, 'dark', deep] }))).toBe('');
+    expect(() => validateFlagDefinition('theme', rule({ if: [true, 'dark', deep] }), 'string')).toThrow(/nests deeper than 64 levels/);
+    // 60 levels of if-else: a person's rule, taken.
+    let chain: unknown = 'light';
+    for (let i = 0; i < 20; i++) chain = { if: [{ '==': [{ var: 'n' }, i] }, 'dark', chain] };
+    expect(validateFlagDefinition('theme', rule(chain), 'string')).toBeDefined();
   });
 });

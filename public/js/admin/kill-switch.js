@@ -31,7 +31,15 @@ export function createKillSwitchCard({ state, api, readOnly }) {
     const flag = killSwitch();
     const definition = flag?.definition;
     const title = $('switch-title');
-    if (flag && !definition) {
+    if (flag?.problem) {
+      // Not servable as written: the safe default (killed) serves until the file is fixed.
+      title.dataset.state = 'killed';
+      title.textContent = 'Killed: the flag cannot be served';
+      $('switch-detail').textContent = `${KILL_SWITCH} ${flag.problem}. Every viewer gets the safe default (killed) until the flag file is fixed. Version ${flag.version}.`;
+      button.disabled = true;
+      button.textContent = 'Fix the flag file first';
+      button.className = 'switch-button';
+    } else if (flag && !definition) {
       // A read-only source: the switch lives in LaunchDarkly.
       title.dataset.state = 'external';
       title.textContent = `Managed in ${source.kind === 'launchdarkly' ? 'LaunchDarkly' : source.kind}`;
