@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../observability/logger.js';
+import { newToken } from './tokens.js';
 
 /**
  * The token named `admin` (full access). ADMIN_TOKEN wins; otherwise the token kept beside the flag
@@ -21,8 +21,9 @@ export async function resolveAdminToken(options: {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
-  const token = randomBytes(24).toString('base64url');
-  await mkdir(path.dirname(options.file), { recursive: true });
+  // The named tokens' form (`ks_` and 256 bits), which log redaction and secret scanners know.
+  const token = newToken();
+  await mkdir(path.dirname(options.file), { recursive: true, mode: 0o700 });
   // 'w' after a failed read: an unreadable or too short file is replaced.
   await writeFile(options.file, token + '\n', { mode: 0o600 });
   options.logger.warn(

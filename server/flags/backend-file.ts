@@ -1,5 +1,5 @@
-import { watch, type FSWatcher } from 'node:fs';
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { chmod, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { FlagValidationError } from '../errors.js';
@@ -8,7 +8,7 @@ import { AUDIT_CAPACITY, FileAuditLog, type AuditEntry } from './audit.js';
 import type { BackendSnapshot, BackendSubscriber, FlagBackend, FlagWrite, VersionTable, WriteOutcome } from './backend.js';
 import { defaultFlagDocument } from './catalog.js';
 import type { Actor, FlagdDocument } from './types.js';
-import { validateFlagDocument } from './validate.js';
+import { readFlagDocument } from './validate.js';
 
 export interface FileBackendOptions {
   file: string;
@@ -26,9 +26,33 @@ export function storeFiles(flagsFile: string) {
     dir,
     flags: flagsFile,
     versions: path.join(dir, `${stem}.versions.json`),
+    refused: path.join(dir, `${stem}.refused.json`),
     audit: path.join(dir, `${stem}.audit.jsonl`),
     adminToken: path.join(dir, 'admin-token'),
   };
+}
+
+/** Files holding targeting (it lists people), versions, the audit and tokens: the owner's alone. */
+export const PRIVATE_FILE_MODE = 0o600;
+const PRIVATE_DIR_MODE = 0o700;
+/** A flag file larger than this is refused whole: a flag document is a few KB. */
+const MAX_FILE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The store's folder, made if missing, and private: it holds targeting, the audit (with
+ * addresses) and token digests. A folder left readable by others (an older version made it so)
+ * is made private; one the process does not own is left as it is, with a warning.
+ */
+export async function preparePrivateDir(dir: string, logger: Logger): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  const { mode } = await stat(dir);
+  if ((mode & 0o077) === 0) return;
+  try {
+    await chmod(dir, PRIVATE_DIR_MODE);
+    logger.info({ dir }, 'made the flag store folder private (0700)');
+  } catch (error) {
+    logger.warn({ dir, err: error }, 'the flag store folder is readable by other users and cannot be made private');
+  }
 }
 
 export function serializeDocument(document: FlagdDocument): string {
@@ -45,13 +69,14 @@ async function readIfExists(file: string): Promise<string | undefined> {
 }
 
 function parseDocument(text: string): FlagdDocument {
+  if (Buffer.byteLength(text) > MAX_FILE_BYTES) throw new FlagValidationError('', `larger than ${MAX_FILE_BYTES / 1024 / 1024} MB`);
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (error) {
     throw new FlagValidationError('', `not valid JSON (${(error as Error).message})`);
   }
-  return validateFlagDocument(raw);
+  return readFlagDocument(raw);
 }
 
 const FILE_EDIT: Actor = { source: 'file', name: 'edit of the flag file' };
@@ -71,6 +96,8 @@ export class FileBackend implements FlagBackend {
   private readonly auditLog: FileAuditLog;
   /** The text of the file as we last wrote or read it: a watch event for it is our own write. */
   private lastText: string | undefined;
+  /** The text of an edit refused as broken: kept aside before a write replaces it. */
+  private refusedText: string | undefined;
   /** No good document read yet: the next one comes with the remembered versions and the audit. */
   private firstGood = true;
   private prepared = false;
@@ -89,10 +116,12 @@ export class FileBackend implements FlagBackend {
   async load(): Promise<BackendSnapshot> {
     const { logger } = this.options;
     if (!this.prepared) {
-      await mkdir(this.files.dir, { recursive: true });
+      await preparePrivateDir(this.files.dir, logger);
       await this.removeTempFilesOfACrash();
       await this.auditLog.load();
       this.prepared = true;
+      // Only now: the folder watched may not have existed before (a first start).
+      if (this.subscriber) this.watch();
     }
     let text = await readIfExists(this.files.flags);
     let actor = this.firstGood ? { source: 'file' as const, name: 'flag file at start-up' } : FILE_EDIT;
@@ -101,7 +130,7 @@ export class FileBackend implements FlagBackend {
       const defaults = (this.options.defaults ?? defaultFlagDocument)();
       text = serializeDocument(defaults);
       this.lastText = text;
-      await writeFileAtomic(this.files.flags, text, { mode: 0o644 });
+      await writeFileAtomic(this.files.flags, text, { mode: PRIVATE_FILE_MODE });
       logger.info({ file: this.files.flags }, 'flag file missing; created it with the default flags');
       actor = { source: 'system', name: 'default flags' };
     }
@@ -111,6 +140,7 @@ export class FileBackend implements FlagBackend {
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       this.lastText = text;
+      this.refusedText = text;
       this.broken = this.firstGood;
       logger.error(
         { file: this.files.flags, reason },
@@ -135,16 +165,23 @@ export class FileBackend implements FlagBackend {
    * in between is harmless: the next start finds the document's hashes newer than the table).
    */
   async compareAndSet(write: FlagWrite): Promise<WriteOutcome> {
+    // An edit by hand not loaded yet (its watch event still to come, or no watch at all) must
+    // not be written over: the repository loads it and makes the write again on top of it.
+    if (this.editedOutside()) return { outcome: 'stale' };
     const text = serializeDocument(write.document);
     const previousText = this.lastText;
+    const refused = this.refusedText !== undefined && previousText === this.refusedText ? this.refusedText : undefined;
+    this.refusedText = undefined;
     // Set first: the watch event of our own rename must find the text already known.
     this.lastText = text;
     const durable = new Promise<void>((resolve, reject) => {
       setImmediate(() => {
-        writeFileAtomic(this.files.flags, text, { mode: 0o644 }).then(resolve, (error: unknown) => {
-          if (this.lastText === text) this.lastText = previousText;
-          reject(error as Error);
-        });
+        this.keepRefusedEdit(refused)
+          .then(() => writeFileAtomic(this.files.flags, text, { mode: PRIVATE_FILE_MODE }))
+          .then(resolve, (error: unknown) => {
+            if (this.lastText === text) this.lastText = previousText;
+            reject(error as Error);
+          });
       });
     });
     durable.then(
@@ -158,13 +195,13 @@ export class FileBackend implements FlagBackend {
     for (const entry of found.entries) this.auditLog.append(entry).catch(() => undefined);
     const text = JSON.stringify(found.versions, null, 2) + '\n';
     this.saving = this.saving.then(() =>
-      writeFileAtomic(this.files.versions, text, { mode: 0o644 }).catch((error: unknown) => this.options.logger.error({ err: error }, 'could not save flag versions')),
+      writeFileAtomic(this.files.versions, text, { mode: PRIVATE_FILE_MODE }).catch((error: unknown) => this.options.logger.error({ err: error }, 'could not save flag versions')),
     );
   }
 
   subscribe(subscriber: BackendSubscriber): () => void {
     this.subscriber = subscriber;
-    this.watch();
+    if (this.prepared) this.watch();
     return () => {
       this.subscriber = undefined;
       this.stopWatching();
@@ -175,6 +212,27 @@ export class FileBackend implements FlagBackend {
     this.stopWatching();
     await this.saving;
     await this.auditLog.flush();
+  }
+
+  /** A broken edit about to be written over is kept beside the file, so that no edit is ever lost. */
+  private async keepRefusedEdit(text: string | undefined): Promise<void> {
+    if (text === undefined) return;
+    await writeFileAtomic(this.files.refused, text, { mode: PRIVATE_FILE_MODE });
+    this.options.logger.warn({ file: this.files.refused }, `a write replaced a broken edit of the flag file; the edit is kept in ${this.files.refused}`);
+  }
+
+  /**
+   * Whether the file holds something other than what was last read or written here. Read
+   * synchronously: a flag document is a few KB in the page cache (microseconds), and the check
+   * must happen exactly where the write is decided.
+   */
+  private editedOutside(): boolean {
+    try {
+      return readFileSync(this.files.flags, 'utf8') !== this.lastText;
+    } catch {
+      // Gone, or unreadable: the write puts it back, or says why it cannot.
+      return false;
+    }
   }
 
   private async rememberedVersions(): Promise<VersionTable> {

@@ -32,7 +32,9 @@ export type WriteOutcome =
   /** Written; `durable` settles once it would survive a crash (and rejects if it will not). */
   | { outcome: 'written'; durable: Promise<void> }
   /** Someone else wrote first: the flag as the backend has it now (undefined: it is gone). */
-  | { outcome: 'conflict'; current: { version: number; definition: FlagDefinition } | undefined };
+  | { outcome: 'conflict'; current: { version: number; definition: FlagDefinition } | undefined }
+  /** The backend was changed outside this instance and not loaded since: load it, then write again. */
+  | { outcome: 'stale' };
 
 /** What a backend tells the repository; the repository handles each in its own order of writes. */
 export type BackendEvent =

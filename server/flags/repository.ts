@@ -169,6 +169,10 @@ export class FlagRepository {
         const document: FlagdDocument = { ...this.doc, flags: { ...this.doc.flags, [key]: next } };
         const versions: VersionTable = { ...this.versions, [key]: { version: change.version, hash: definitionHash(next) } };
         const result = await this.backend.compareAndSet({ key, expected: current.version, entry, document, versions });
+        if (result.outcome === 'stale') {
+          await this.reload();
+          continue;
+        }
         if (result.outcome === 'conflict') {
           this.applyOne(key, result.current?.definition, result.current?.version, { source: 'system', name: `reload from ${this.kind}` });
           continue;

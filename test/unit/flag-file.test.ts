@@ -98,7 +98,8 @@ describe('the flag repository over the file backend', () => {
     const { store, changes } = await open(storeLogger);
     await writeFile(file, '{"flags": {"show-avatars-and-reccs": {"state": "ENABLED", "variants": {}');
     await waitFor(() => refusals() === 1, 3000, 'the truncated edit to be refused');
-    await writeFile(file, JSON.stringify({ flags: { [KILL_SWITCH]: { state: 'SOMETIMES', variants: { on: true }, defaultVariant: 'on' } } }));
+    // Wrong as a whole (no "flags" object). One flag that cannot be served is not this: see test/integration/flag-file.test.ts.
+    await writeFile(file, JSON.stringify({ flags: [{ [KILL_SWITCH]: { state: 'DISABLED', variants: { on: true }, defaultVariant: 'on' } }] }));
     await waitFor(() => refusals() === 2, 3000, 'the invalid edit to be refused');
     expect(store.get(KILL_SWITCH)).toMatchObject({ version: 1, definition: { state: 'ENABLED' } });
     expect(store.health()).toEqual({ state: 'ready' });
