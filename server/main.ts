@@ -4,6 +4,7 @@
  */
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './observability/logger.js';
+import { guardProcess } from './observability/process-guards.js';
 import { startApp, type RunningApp } from './runtime.js';
 
 let config: Config;
@@ -35,16 +36,31 @@ function adminTokenBanner(token: string, adminUrl: string): string {
 }
 let app: RunningApp | undefined;
 let stopRequested = false;
+let stopping: Promise<void> | undefined;
 
-async function shutDown(): Promise<void> {
-  try {
-    await app?.close();
-    process.exit(0);
-  } catch (error) {
-    logger.error({ err: error }, 'shutdown failed');
-    process.exit(1);
-  }
+function shutDown(exitCode = 0): Promise<void> {
+  stopping ??= (async () => {
+    try {
+      await app?.close();
+      process.exit(exitCode);
+    } catch (error) {
+      logger.error({ err: error }, 'shutdown failed');
+      process.exit(1);
+    }
+  })();
+  return stopping;
 }
+
+guardProcess({
+  process,
+  logger,
+  counted: (fault) => app?.metrics.processFaults.inc({ kind: fault }),
+  stop: (exitCode) => {
+    // Not started yet, or already stopping: nothing left to drain gracefully.
+    if (!app || stopping) process.exit(exitCode);
+    void shutDown(exitCode);
+  },
+});
 
 // Installed before anything starts: a signal during start-up is a graceful stop too, never the
 // default action (which kills the process mid-write).

@@ -3,7 +3,6 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export type UpstreamService = 'avatars' | 'recommendations';
 /** What became of one third-party call that was actually made. */
 export type UpstreamOutcome = 'ok' | 'error' | 'timeout' | 'invalid';
-/** Why a third-party call was not made at all (so it is not in upstream_requests_total). */
 /**
  * Why a third-party call was not made at all (so it is not in upstream_requests_total): the kill
  * switch, an open breaker, no free slot in time, or a render deferred to its turn by the pacer.
@@ -72,6 +71,12 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}) {
       name: 'upstream_pacing_total',
       help: 'Live renders asked of the pacer: admitted now, admitted on a turn handed out earlier, or deferred to a turn',
       labelNames: ['decision'] as const,
+      registers: [registry],
+    }),
+    processFaults: new Counter({
+      name: 'process_faults_total',
+      help: 'Faults nobody caught: unhandled promise rejections (logged; the server keeps serving) and uncaught exceptions (logged; graceful stop)',
+      labelNames: ['kind'] as const,
       registers: [registry],
     }),
     pageViews: new Counter({

@@ -20,7 +20,8 @@ export function runScript(script: string, args: string[], env: Record<string, st
   const compiled = script.replace(/^server\//, 'dist/server/').replace(/\.ts$/, '.js');
   return spawn(process.execPath, [compiled, ...args], {
     cwd: projectRoot,
-    env: { ...process.env, ...env, NODE_OPTIONS: '' },
+    // Only what the test asks for: not the NODE_OPTIONS of the runner that started the suite.
+    env: { ...process.env, ...env, NODE_OPTIONS: env.NODE_OPTIONS ?? '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }
