@@ -26,7 +26,7 @@ const document = {
 };
 const dir = await mkdtemp(path.join(tmpdir(), 'evaluate-'));
 const logger = createLogger('silent');
-const repository = new FlagRepository(new FileBackend({ file: path.join(dir, 'flags.json'), logger, defaults: () => document as FlagdDocument }), logger);
+const repository = new FlagRepository(new FileBackend({ file: path.join(dir, 'flags.json'), logger }), logger, () => document as FlagdDocument);
 await repository.start();
 const provider = new FlagRepositoryProvider(repository, logger);
 await OpenFeature.setProviderAndWait('bench', provider);

@@ -14,12 +14,13 @@ import { ConfigError, type Config } from './config.js';
 import { createFeedBuilder, createRefetchWindow } from './feed/feed.js';
 import { evaluationContext, isValidViewerKey, viewerFor } from './feed/viewer.js';
 import type { LDOptions } from '@launchdarkly/node-server-sdk';
-import { flagCatalog, THEME } from './flags/catalog.js';
+import { defaultFlagDocument, flagCatalog, THEME } from './flags/catalog.js';
 import { FileBackend, storeFiles } from './flags/backend-file.js';
 import { RedisBackend } from './flags/backend-redis.js';
 import { killedForEveryone } from './flags/kill-switch.js';
 import { createLaunchDarklyProvider } from './flags/launchdarkly.js';
-import { FlagRepositoryProvider, readinessOf, type FlagsProvider } from './flags/provider.js';
+import { FlagRepositoryProvider, type FlagsProvider } from './flags/provider.js';
+import { followReadiness, sourceName } from './flags/readiness.js';
 import { FlagRepository } from './flags/repository.js';
 import type { Logger } from './observability/logger.js';
 import { followLogLevelFlag } from './observability/log-level.js';
@@ -116,7 +117,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       const backend = config.redisUrl
         ? new RedisBackend({ url: config.redisUrl, logger, connectTimeoutMs: config.redisConnectTimeoutMs })
         : new FileBackend({ file: config.flagsFile, logger: logger.child({ component: 'flag-file' }) });
-      const flagRepository = new FlagRepository(backend, logger.child({ component: 'flags' }));
+      const flagRepository = new FlagRepository(backend, logger.child({ component: 'flags' }), defaultFlagDocument);
       await flagRepository.start();
       cleanups.push(() => flagRepository.close());
       repository = flagRepository;
@@ -125,6 +126,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
 
     // A domain per app instance: OpenFeature's API is global, and tests run several apps in one process.
     const domain = `killswitch-${randomUUID()}`;
+    const flagsReadiness = followReadiness(OpenFeature.getClient(domain), sourceName(provider.kind));
     // Fails when the flags could not be loaded: the provider has said why, the safe defaults
     // serve, /readyz answers 503, and the provider tells OpenFeature when it is ready.
     await OpenFeature.setProviderAndWait(domain, provider).catch(() => undefined);
@@ -197,10 +199,10 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     }
 
     let shuttingDown = false;
-    const readiness = () => (shuttingDown ? { ready: false, detail: 'shutting down' } : readinessOf(provider));
+    const readiness = () => (shuttingDown ? { ready: false, detail: 'shutting down' } : flagsReadiness());
     // The launch-control page is themed like the feed: the `theme` flag, for a context of its own.
     const adminTheme = () => flags.getStringValue(THEME, flagCatalog[THEME]!.safeDefault as string, { targetingKey: 'launch-control' });
-    const adminState = createAdminState({ provider, repository, upstream: upstreamClients, metrics, theme: adminTheme });
+    const adminState = createAdminState({ provider, repository, readiness: flagsReadiness, upstream: upstreamClients, metrics, theme: adminTheme });
 
     // Socket.IO, then the app (which shows its count of browsers), then the HTTP server serving both.
     const realtime = createRealtime({

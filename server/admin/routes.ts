@@ -5,7 +5,8 @@ import { ForbiddenError } from '../errors.js';
 import { THEMES } from '../../public/js/common.js';
 import { flagCatalog, KILL_SWITCH } from '../flags/catalog.js';
 import { people } from '../feed/content.js';
-import { readinessOf, type FlagsProvider } from '../flags/provider.js';
+import type { FlagsProvider } from '../flags/provider.js';
+import type { Readiness } from '../flags/readiness.js';
 import type { FlagRepository } from '../flags/repository.js';
 import type { AdminState } from '../realtime/events.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -15,11 +16,14 @@ import type { UpstreamClient } from '../upstream/client.js';
 export function createAdminState({
   provider,
   repository,
+  readiness,
   upstream = [],
   metrics,
   theme = async () => THEMES[0]!,
 }: {
   provider: FlagsProvider;
+  /** Whether the flags can be trusted, and why not (see flags/readiness.ts). */
+  readiness: () => Readiness;
   /** Absent when the flags are read-only here (LaunchDarkly). */
   repository: FlagRepository | undefined;
   upstream?: readonly UpstreamClient[];
@@ -39,7 +43,7 @@ export function createAdminState({
   return async (browsers: number): Promise<AdminState> => {
     const [of, look] = await Promise.all([counts(), theme()]);
     return {
-      source: { kind: provider.kind, writable: repository !== undefined, ...readinessOf(provider) },
+      source: { kind: provider.kind, writable: repository !== undefined, ...readiness() },
       // A read-only source (LaunchDarkly) has no definitions to show: the app's flags, by key.
       flags: (repository?.list() ?? Object.keys(flagCatalog).map((key) => ({ key, version: provider.versionOf(key), definition: null }))).map((record) => {
         const problem = provider.flagProblems().get(record.key);

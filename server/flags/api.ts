@@ -2,7 +2,7 @@ import express, { Router, type Request, type RequestHandler } from 'express';
 import { rateLimit } from 'express-rate-limit';
 import { authenticatedOf, type Access } from '../access/auth.js';
 import type { Principal } from '../access/tokens.js';
-import { BadRequestError, NotFoundError, PreconditionFailedError, ReadOnlyError, UnsupportedMediaTypeError } from '../errors.js';
+import { BadRequestError, NotFoundError, ReadOnlyError, UnsupportedMediaTypeError } from '../errors.js';
 import type { EvaluationContext } from '@openfeature/server-sdk';
 import { flagCatalog } from './catalog.js';
 import { explainFlags } from './explain.js';
@@ -134,20 +134,8 @@ export function createFlagsApi(deps: FlagsApiDeps): Router {
       if (req.body === undefined) throw new BadRequestError('The body must be a JSON Merge Patch object.');
       // Before anything walks it: the merge, zod and flagd's compiler all recurse.
       if (nestsDeeperThan(req.body, MAX_FLAG_DEPTH)) throw new BadRequestError(`The body nests deeper than ${MAX_FLAG_DEPTH} levels, the limit for a flag.`, { field: '' });
-      const tags = parseIfMatch(req.get('if-match'));
-      let ifMatch: number | undefined;
-      if (tags !== undefined) {
-        const current = store.get(key);
-        if (!current) throw new NotFoundError(`Unknown flag "${key}".`);
-        if (!tags.includes(current.version)) {
-          throw new PreconditionFailedError(
-            `Flag "${key}" is at version ${current.version} (ETag "${current.version}"), which If-Match does not name: someone changed it first. Read it again and retry.`,
-            { currentVersion: current.version },
-          );
-        }
-        // The store then compares and sets that version atomically (a write in between is a 412).
-        ifMatch = current.version;
-      }
+      // If-Match is compared in the repository, in the flag's turn, with the rest of the write.
+      const ifMatch = parseIfMatch(req.get('if-match'));
       const record = await store.update(
         key,
         // The type the app's code reads the flag as, else the one its variants have.

@@ -5,15 +5,13 @@ import writeFileAtomic from 'write-file-atomic';
 import { FlagValidationError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { AUDIT_CAPACITY, FileAuditLog, type AuditEntry } from './audit.js';
-import type { BackendSnapshot, BackendSubscriber, FlagBackend, FlagWrite, VersionTable, WriteOutcome } from './backend.js';
-import { defaultFlagDocument } from './catalog.js';
+import type { BackendEvent, BackendSeed, BackendSnapshot, FlagBackend, FlagWrite, VersionTable, WriteOutcome } from './backend.js';
 import type { Actor, FlagdDocument } from './types.js';
 import { readFlagDocument } from './validate.js';
 
 export interface FileBackendOptions {
   file: string;
   logger: Logger;
-  defaults?: () => FlagdDocument;
   /** How long to wait for an outside edit to settle before reading it. */
   watchDebounceMs?: number;
 }
@@ -87,22 +85,23 @@ const FILE_EDIT: Actor = { source: 'file', name: 'edit of the flag file' };
  * the audit (JSON lines), which the file cannot hold. A broken edit is refused (logged), and the
  * last good flags keep serving; a broken file at start-up is an error until it is fixed.
  *
- * Its compare-and-set needs no check of its own: one process writes the file, and the repository
- * orders its writes and the reloads of outside edits in one queue.
+ * One process writes the file, and the repository orders its writes and the reloads of outside
+ * edits in one queue; its compare-and-set only checks that no edit came in meanwhile.
  */
 export class FileBackend implements FlagBackend {
   readonly kind = 'file' as const;
+  readonly keepsHistory = false;
   private readonly files: ReturnType<typeof storeFiles>;
   private readonly auditLog: FileAuditLog;
   /** The text of the file as we last wrote or read it: a watch event for it is our own write. */
   private lastText: string | undefined;
   /** The text of an edit refused as broken: kept aside before a write replaces it. */
   private refusedText: string | undefined;
-  /** No good document read yet: the next one comes with the remembered versions and the audit. */
+  /** No good document read yet: the next one comes with the recorded versions and the audit. */
   private firstGood = true;
   private prepared = false;
   private broken = false;
-  private subscriber: BackendSubscriber | undefined;
+  private listener: ((event: BackendEvent) => void) | undefined;
   private watcher: FSWatcher | undefined;
   private debounce: NodeJS.Timeout | undefined;
   /** The version table and audit lines being saved, in order. */
@@ -113,7 +112,7 @@ export class FileBackend implements FlagBackend {
     this.auditLog = new FileAuditLog(this.files.audit, options.logger.child({ component: 'audit' }), AUDIT_CAPACITY);
   }
 
-  async load(): Promise<BackendSnapshot> {
+  async load(): Promise<BackendSnapshot | undefined> {
     const { logger } = this.options;
     if (!this.prepared) {
       await preparePrivateDir(this.files.dir, logger);
@@ -121,18 +120,13 @@ export class FileBackend implements FlagBackend {
       await this.auditLog.load();
       this.prepared = true;
       // Only now: the folder watched may not have existed before (a first start).
-      if (this.subscriber) this.watch();
+      if (this.listener) this.watch();
     }
-    let text = await readIfExists(this.files.flags);
-    let actor = this.firstGood ? { source: 'file' as const, name: 'flag file at start-up' } : FILE_EDIT;
+    const text = await readIfExists(this.files.flags);
+    const actor = this.firstGood ? { source: 'file' as const, name: 'flag file at start-up' } : FILE_EDIT;
     if (text === undefined) {
-      if (!this.firstGood) throw new Error(`${this.files.flags} is gone: the last good flags keep serving until it is back`);
-      const defaults = (this.options.defaults ?? defaultFlagDocument)();
-      text = serializeDocument(defaults);
-      this.lastText = text;
-      await writeFileAtomic(this.files.flags, text, { mode: PRIVATE_FILE_MODE });
-      logger.info({ file: this.files.flags }, 'flag file missing; created it with the default flags');
-      actor = { source: 'system', name: 'default flags' };
+      if (this.firstGood) return undefined;
+      throw new Error(`${this.files.flags} is gone: the last good flags keep serving until it is back`);
     }
     let document: FlagdDocument;
     try {
@@ -155,7 +149,18 @@ export class FileBackend implements FlagBackend {
     this.lastText = text;
     if (!this.firstGood) return { document, actor };
     this.firstGood = false;
-    return { document, actor, remembered: await this.rememberedVersions(), audit: this.auditLog.recent(AUDIT_CAPACITY) };
+    return { document, actor, recorded: await this.recordedVersions(), audit: this.auditLog.recent(AUDIT_CAPACITY) };
+  }
+
+  /** A first start: the flag file, its versions and its audit lines, written whole. */
+  async seed(seed: BackendSeed): Promise<void> {
+    const text = serializeDocument(seed.document);
+    this.lastText = text;
+    await writeFileAtomic(this.files.flags, text, { mode: PRIVATE_FILE_MODE });
+    this.recordChanges({ entries: seed.audit, versions: seed.versions });
+    await this.saving;
+    await this.auditLog.flush();
+    this.options.logger.info({ file: this.files.flags }, 'flag file created with the default flags');
   }
 
   /**
@@ -185,13 +190,13 @@ export class FileBackend implements FlagBackend {
       });
     });
     durable.then(
-      () => this.keep({ entries: [write.entry], versions: write.versions }),
+      () => this.recordChanges({ entries: [write.entry], versions: write.versions }),
       () => undefined,
     );
     return { outcome: 'written', durable };
   }
 
-  keep(found: { entries: AuditEntry[]; versions: VersionTable }): void {
+  recordChanges(found: { entries: AuditEntry[]; versions: VersionTable }): void {
     for (const entry of found.entries) this.auditLog.append(entry).catch(() => undefined);
     const text = JSON.stringify(found.versions, null, 2) + '\n';
     this.saving = this.saving.then(() =>
@@ -199,11 +204,11 @@ export class FileBackend implements FlagBackend {
     );
   }
 
-  subscribe(subscriber: BackendSubscriber): () => void {
-    this.subscriber = subscriber;
+  subscribe(listener: (event: BackendEvent) => void): () => void {
+    this.listener = listener;
     if (this.prepared) this.watch();
     return () => {
-      this.subscriber = undefined;
+      this.listener = undefined;
       this.stopWatching();
     };
   }
@@ -235,7 +240,7 @@ export class FileBackend implements FlagBackend {
     }
   }
 
-  private async rememberedVersions(): Promise<VersionTable> {
+  private async recordedVersions(): Promise<VersionTable> {
     const text = await readIfExists(this.files.versions);
     try {
       return text ? (JSON.parse(text) as VersionTable) : {};
@@ -286,7 +291,7 @@ export class FileBackend implements FlagBackend {
     try {
       const text = await readIfExists(this.files.flags);
       if (text === undefined || text === this.lastText) return;
-      this.subscriber?.event({ type: 'reload' });
+      this.listener?.({ type: 'reload' });
     } catch (error) {
       this.options.logger.error({ err: error }, 'could not read the flag file; the last good flags keep serving');
     }

@@ -1,9 +1,8 @@
 import { Redis } from 'ioredis';
 import { ServiceUnavailableError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import { AUDIT_CAPACITY, toAuditEntry, type AuditEntry } from './audit.js';
-import type { BackendSnapshot, BackendSubscriber, FlagBackend, FlagWrite, WriteOutcome } from './backend.js';
-import { defaultFlagDocument } from './catalog.js';
+import { AUDIT_CAPACITY, type AuditEntry } from './audit.js';
+import type { BackendEvent, BackendSeed, BackendSnapshot, FlagBackend, FlagWrite, WriteOutcome } from './backend.js';
 import type { Actor, FlagDefinition, FlagdDocument } from './types.js';
 
 const PREFIX = 'killswitch:';
@@ -57,12 +56,15 @@ export interface RedisBackendOptions {
 
 const RELOAD: Actor = { source: 'system', name: 'reload from Redis' };
 
-/** What seeds an empty Redis: flags and versions as Redis keeps them, and the audit lines. */
-function seedOf(document: FlagdDocument, versions: Record<string, number>, audit: AuditEntry[]) {
+/** A seed as Redis keeps it: definitions as JSON, plain version numbers, the audit newest first. */
+function asRedisSeed(seed: BackendSeed) {
   return {
-    flags: Object.fromEntries(Object.entries(document.flags).map(([key, definition]) => [key, JSON.stringify(definition)])),
-    versions,
-    audit: audit.map((entry) => JSON.stringify(entry)),
+    flags: Object.fromEntries(Object.entries(seed.document.flags).map(([key, definition]) => [key, JSON.stringify(definition)])),
+    versions: Object.fromEntries(Object.entries(seed.versions).map(([key, stamp]) => [key, stamp.version])),
+    audit: seed.audit
+      .slice()
+      .reverse()
+      .map((entry) => JSON.stringify(entry)),
   };
 }
 
@@ -70,15 +72,16 @@ function seedOf(document: FlagdDocument, versions: Record<string, number>, audit
  * Flags in Redis, for several instances. A write is a compare-and-set on the flag's version in one
  * Lua script that also appends the audit line and publishes it; each instance hears of the others'
  * writes on the channel. While Redis is down commands fail at once (a write answers 503, never a
- * silent success); when it is back, the repository loads it again. Redis found empty is seeded,
- * once: from the defaults at first start, or, if it lost its data, from what this instance
- * holds, so that a kill is never undone by a Redis restart.
+ * silent success); when it is back, the repository loads it again. Redis found empty is reported
+ * as such, and the repository seeds it (one seed wins when several instances try at once).
  */
 export class RedisBackend implements FlagBackend {
   readonly kind = 'redis' as const;
+  /** The write's script records the version and the audit line itself. */
+  readonly keepsHistory = true;
   private readonly redis: RedisWithScripts;
   private readonly subscriberClient: Redis;
-  private subscriber: BackendSubscriber | undefined;
+  private listener: ((event: BackendEvent) => void) | undefined;
   private connecting: Promise<boolean> | undefined;
   private connected = false;
   private closed = false;
@@ -102,49 +105,44 @@ export class RedisBackend implements FlagBackend {
     this.redis.on('close', () => {
       if (this.connected && !this.closed) {
         this.log.warn('Redis connection lost: serving the last known flags; writes answer 503');
-        this.subscriber?.event({ type: 'unreachable', problem: 'Redis unreachable: serving the last known flags; writes answer 503' });
+        this.listener?.({ type: 'unreachable', problem: 'Redis unreachable: serving the last known flags; writes answer 503' });
       }
       this.connected = false;
     });
     this.redis.on('ready', () => {
       this.connected = true;
       // Back after an outage (or first up after a start that gave up waiting): load again.
-      if (!this.connecting) this.subscriber?.event({ type: 'reload' });
+      if (!this.connecting) this.listener?.({ type: 'reload' });
     });
     this.subscriberClient.on('message', (_channel, message) => {
       try {
         const entry = JSON.parse(message) as AuditEntry;
         if (typeof entry.key !== 'string' || typeof entry.version !== 'number') throw new Error('not a change message');
-        this.subscriber?.event({ type: 'change', entry: { ...entry, after: entry.after ?? null } });
+        this.listener?.({ type: 'change', entry: { ...entry, after: entry.after ?? null } });
       } catch (error) {
         this.log.error({ err: error }, 'ignored a malformed change message');
       }
     });
   }
 
-  subscribe(subscriber: BackendSubscriber): () => void {
-    this.subscriber = subscriber;
+  subscribe(listener: (event: BackendEvent) => void): () => void {
+    this.listener = listener;
     void this.subscriberClient.connect().catch(() => undefined);
     void this.subscriberClient.subscribe(REDIS_KEYS.channel).catch(() => undefined);
     return () => {
-      this.subscriber = undefined;
+      this.listener = undefined;
     };
   }
 
-  /** Connects at the first load (waiting at most connectTimeoutMs), seeds Redis if empty, reads it whole. */
-  async load(): Promise<BackendSnapshot> {
+  /** Connects at the first load (waiting at most connectTimeoutMs) and reads Redis whole; undefined when it holds no flags. */
+  async load(): Promise<BackendSnapshot | undefined> {
     if (!(await this.connect())) {
       throw new Error(`Redis unreachable since start-up (no answer within ${this.options.connectTimeoutMs} ms)`);
     }
-    const held = this.subscriber?.held();
-    const seed = held ? seedOf(held.document, held.versions, held.audit) : this.defaultsForSeed();
     let flags: Record<string, string>;
     let versions: Record<string, string>;
     let audit: string[];
     try {
-      if ((await this.redis.seedIfEmpty(REDIS_KEYS.flags, REDIS_KEYS.versions, REDIS_KEYS.audit, JSON.stringify(seed))) === 1) {
-        this.log[held ? 'warn' : 'info'](held ? "Redis came back empty: re-seeded it from this instance's last known flags" : 'Redis was empty: seeded it with the default flags');
-      }
       [flags, versions, audit] = await Promise.all([
         this.redis.hgetall(REDIS_KEYS.flags),
         this.redis.hgetall(REDIS_KEYS.versions),
@@ -153,6 +151,7 @@ export class RedisBackend implements FlagBackend {
     } catch (error) {
       throw new Error(`Redis failed while loading the flags (${(error as Error).message})`);
     }
+    if (Object.keys(flags).length === 0) return undefined;
     const document: FlagdDocument = { flags: {} };
     const table: Record<string, number> = {};
     for (const [key, json] of Object.entries(flags)) {
@@ -220,12 +219,10 @@ export class RedisBackend implements FlagBackend {
     }
   }
 
-  private defaultsForSeed() {
-    const defaults = defaultFlagDocument();
-    const at = new Date().toISOString();
-    const actor: Actor = { source: 'system', name: 'default flags' };
-    const versions = Object.fromEntries(Object.keys(defaults.flags).map((key) => [key, 1]));
-    const audit = Object.entries(defaults.flags).map(([key, definition]) => toAuditEntry({ key, version: 1, before: undefined, after: definition, actor, at }));
-    return seedOf(defaults, versions, audit);
+  async seed(seed: BackendSeed): Promise<void> {
+    await this.command(() => this.redis.seedIfEmpty(REDIS_KEYS.flags, REDIS_KEYS.versions, REDIS_KEYS.audit, JSON.stringify(asRedisSeed(seed))));
   }
+
+  /** Nothing to do: the write's script has recorded the version and the audit line already. */
+  recordChanges(): void {}
 }

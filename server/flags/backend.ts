@@ -1,20 +1,34 @@
 import type { AuditEntry } from './audit.js';
 import type { Actor, FlagDefinition, FlagdDocument } from './types.js';
 
-/** A flag's version and the hash of the definition it belongs to; `hash: null` once removed. */
-export type VersionTable = Record<string, { version: number; hash: string | null }>;
+/** A flag's version and the hash of the definition it was given to; `hash: null` once removed. */
+export interface VersionStamp {
+  version: number;
+  hash: string | null;
+}
+
+/** Every flag's stamp, by key. */
+export type VersionTable = Record<string, VersionStamp>;
 
 /** What a backend holds, read whole: at start, after an outside edit, after a reconnect. */
 export interface BackendSnapshot {
   document: FlagdDocument;
   /** Who the changes found in it are from ("edit of the flag file", "reload from Redis"). */
   actor: Actor;
-  /** Each flag's version, when the backend keeps versions itself (Redis); otherwise the repository counts. */
+  /** Each flag's version, when the backend's writers keep them (Redis); otherwise the repository counts. */
   versions?: Record<string, number>;
-  /** The version table the repository last asked this backend to keep (the file's), at start. */
-  remembered?: VersionTable;
-  /** The backend's own audit, newest first, when it keeps one that others write to (Redis). */
+  /** The stamps the repository last had recorded here (the file's table), at start. */
+  recorded?: VersionTable;
+  /** The audit kept here, newest first (read at start, or whenever other writers add to it). */
   audit?: AuditEntry[];
+}
+
+/** What a backend is seeded with when it holds nothing yet (a first start, a Redis that lost its data). */
+export interface BackendSeed {
+  document: FlagdDocument;
+  versions: VersionTable;
+  /** Oldest first. */
+  audit: AuditEntry[];
 }
 
 /** One write, for the backend to make only if the flag is still at `expected`. */
@@ -45,27 +59,28 @@ export type BackendEvent =
   /** The backend cannot be reached: what is held serves on, writes fail meanwhile. */
   | { type: 'unreachable'; problem: string };
 
-export interface BackendSubscriber {
-  event(event: BackendEvent): void;
-  /** What the repository holds now (to re-seed a backend that lost its data). */
-  held(): { document: FlagdDocument; versions: Record<string, number>; audit: AuditEntry[] } | undefined;
-}
-
 /**
- * Where the flags are kept: the small part that differs between a file and Redis. Everything
- * else (versions, what changed, compare-and-set, listeners, the audit kept in memory) is the
- * repository's, once, over any backend.
+ * Where the flags are kept: the small part that differs between a file and Redis. The seam runs
+ * one way: the repository tells a backend what to write (a flag with its version and audit line,
+ * a seed, the changes it found), and the backend tells the repository, through its events, what
+ * changed outside. Everything else (versions, what changed, compare-and-set, listeners, the audit
+ * in memory) is the repository's, once, over any backend.
  */
 export interface FlagBackend {
   readonly kind: 'file' | 'redis';
-  /** Reads the whole state; throws (with the reason) when it cannot. */
-  load(): Promise<BackendSnapshot>;
-  compareAndSet(write: FlagWrite): Promise<WriteOutcome>;
-  subscribe(subscriber: BackendSubscriber): () => void;
   /**
-   * Keeps what the repository found in a snapshot (its audit lines, the new version table), for a
-   * backend that does not keep them itself: the file. Redis's writers record their own.
+   * Whether its own writers record versions and audit lines (Redis, in the write's script). When
+   * not (the file), the repository counts versions and has it record the changes it finds.
    */
-  keep?(found: { entries: AuditEntry[]; versions: VersionTable }): void;
+  readonly keepsHistory: boolean;
+  /** Reads the whole state; undefined when it holds nothing yet. Throws (with the reason) when it cannot. */
+  load(): Promise<BackendSnapshot | undefined>;
+  /** Stores this state if it still holds nothing (several instances may seed at once: one wins). */
+  seed(seed: BackendSeed): Promise<void>;
+  compareAndSet(write: FlagWrite): Promise<WriteOutcome>;
+  /** For a backend that does not keep history itself: record these changes found outside, and the new stamps. */
+  recordChanges(found: { entries: AuditEntry[]; versions: VersionTable }): void;
+  /** Starts telling `listener` of outside changes; returns the way to stop. */
+  subscribe(listener: (event: BackendEvent) => void): () => void;
   close(): Promise<void>;
 }

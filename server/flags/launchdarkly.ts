@@ -13,7 +13,7 @@ import {
 } from '@openfeature/server-sdk';
 import type { Logger } from '../observability/logger.js';
 import { pageFlagKeys } from './catalog.js';
-import { emitHealth, type FlagsProvider, type ProviderHealth } from './provider.js';
+import { changedKeys, type FlagsProvider } from './provider.js';
 
 export interface LaunchDarklySourceOptions {
   sdkKey: string;
@@ -54,7 +54,8 @@ class BoundedLaunchDarklyProvider implements FlagsProvider {
   readonly runsOn = 'server' as const;
   readonly kind = 'launchdarkly' as const;
   readonly events = new OpenFeatureEventEmitter();
-  private current: ProviderHealth = { state: 'loading' };
+  /** How LaunchDarkly's own initialization ended, once it has: why it failed, or nothing. */
+  private initialized: { failure: string | undefined } | undefined;
   /** LaunchDarkly's versions are per environment and not given to the provider: changes are counted here. */
   private readonly versions = new Map<string, number>();
   private readonly inner: LaunchDarklyOpenFeatureProvider;
@@ -75,21 +76,12 @@ class BoundedLaunchDarklyProvider implements FlagsProvider {
       // The SDK's own wait runs on in the background for as long as it takes.
       24 * 3600,
     );
-    this.inner.events.addHandler(ProviderEvents.ConfigurationChanged, (details) => this.changed(Array.isArray(details?.flagsChanged) ? (details.flagsChanged as string[]) : [...pageFlagKeys]));
+    this.inner.events.addHandler(ProviderEvents.ConfigurationChanged, (details) => this.changed([...changedKeys(details, pageFlagKeys)]));
   }
 
   private changed(keys: string[]): void {
     for (const key of keys) this.versions.set(key, this.versionOf(key) + 1);
     this.events.emit(ProviderEvents.ConfigurationChanged, { flagsChanged: keys });
-  }
-
-  private setHealth(health: ProviderHealth): void {
-    this.current = health;
-    emitHealth(this.events, health);
-  }
-
-  health(): ProviderHealth {
-    return this.current;
   }
 
   /** LaunchDarkly serves what it holds; a flag it cannot evaluate answers its own error per call. */
@@ -106,7 +98,8 @@ class BoundedLaunchDarklyProvider implements FlagsProvider {
     let late = false;
     const initialized = this.inner.initialize().then(
       () => {
-        this.setHealth({ state: 'ready' });
+        this.initialized = { failure: undefined };
+        this.events.emit(ProviderEvents.Ready);
         log.info('LaunchDarkly connected: flags come from LaunchDarkly');
         // After a late start, browsers hold the safe defaults: announce every page flag.
         if (late) this.changed([...pageFlagKeys]);
@@ -114,7 +107,8 @@ class BoundedLaunchDarklyProvider implements FlagsProvider {
       (error: unknown) => {
         const problem = `LaunchDarkly failed to initialize: ${(error as Error).message}`;
         log.error({ err: error }, `${problem}; serving the safe defaults (kill switch killed)`);
-        this.setHealth({ state: 'error', problem });
+        this.initialized = { failure: problem };
+        this.events.emit(ProviderEvents.Error, { message: problem });
       },
     );
     let timer: NodeJS.Timeout | undefined;
@@ -123,13 +117,13 @@ class BoundedLaunchDarklyProvider implements FlagsProvider {
     });
     await Promise.race([initialized, bound]);
     clearTimeout(timer);
-    if (this.current.state === 'loading') {
+    if (!this.initialized) {
       late = true;
       const problem = `LaunchDarkly has not answered after ${this.options.initTimeoutMs} ms`;
       log.warn(`${problem}: serving the safe defaults (kill switch killed) until it does; /readyz answers 503`);
-      this.current = { state: 'error', problem };
+      throw new GeneralError(problem);
     }
-    if (this.current.state === 'error') throw new GeneralError(this.current.problem);
+    if (this.initialized.failure) throw new GeneralError(this.initialized.failure);
   }
 
   async onClose(): Promise<void> {

@@ -2,7 +2,9 @@ import {
   GeneralError,
   OpenFeatureEventEmitter,
   ProviderEvents,
+  ProviderStatus,
   type EvaluationContext,
+  type EventDetails,
   type FlagValue,
   type FlagValueType,
   type JsonValue,
@@ -12,7 +14,7 @@ import {
 } from '@openfeature/server-sdk';
 import type { Logger } from '../observability/logger.js';
 import { FlagdEngine } from './engine.js';
-import type { FlagRepository, FlagsHealth } from './repository.js';
+import type { FlagRepository, RepositoryStatus } from './repository.js';
 
 /**
  * The fast path of evaluation, for the push layer: the provider's own resolve, without the
@@ -42,44 +44,28 @@ export function valueOrSafeDefault<T extends FlagValue>(details: ResolutionDetai
   return details.errorCode || details.value === undefined ? safeDefault : details.value;
 }
 
-/** How a provider's flags stand: the repository's health, or LaunchDarkly's connection. */
-export type ProviderHealth = FlagsHealth;
-
 /**
  * What the app needs of a flag provider, whatever it is (our repository, LaunchDarkly): an
  * OpenFeature provider with the fast path, its events (ConfigurationChanged with the changed
- * keys; Ready, Stale and Error for its health), each flag's version, and its health.
+ * keys; Ready, Stale and Error for its status, which OpenFeature tracks and readiness reads), and
+ * each flag's version.
  */
 export interface FlagsProvider extends Provider, FlagEvaluator {
   readonly events: OpenFeatureEventEmitter;
   readonly kind: 'file' | 'redis' | 'launchdarkly';
   /** The version pushed with flag_update; it grows with every change of the flag. */
   versionOf(key: string): number;
-  health(): ProviderHealth;
   /** The flags it holds but cannot serve (they answer their safe default), and why. */
   flagProblems(): ReadonlyMap<string, string>;
 }
 
-/** Ready for traffic when the flags are current or stale (the last known serve); not while loading or in error. */
-export function readinessOf(provider: FlagsProvider): { ready: boolean; detail: string } {
-  const health = provider.health();
-  switch (health.state) {
-    case 'ready':
-      return { ready: true, detail: provider.kind === 'launchdarkly' ? 'flags from LaunchDarkly' : `flags from the ${provider.kind} store` };
-    case 'stale':
-      return { ready: true, detail: health.problem };
-    case 'loading':
-      return { ready: false, detail: `flags from ${provider.kind} loading` };
-    default:
-      return { ready: false, detail: `${health.problem}; serving safe defaults` };
-  }
-}
-
-/** Tells OpenFeature of a change of health, as its provider events. */
-export function emitHealth(events: OpenFeatureEventEmitter, health: ProviderHealth): void {
-  if (health.state === 'ready') events.emit(ProviderEvents.Ready);
-  else if (health.state === 'stale') events.emit(ProviderEvents.Stale, { message: health.problem });
-  else if (health.state === 'error') events.emit(ProviderEvents.Error, { message: health.problem });
+/**
+ * The keys a ConfigurationChanged event names; every key the caller follows when it names none
+ * (OpenFeature makes `flagsChanged` optional: a provider may only say that something changed).
+ */
+export function changedKeys(details: EventDetails | undefined, all: readonly string[]): readonly string[] {
+  const changed = details?.flagsChanged;
+  return Array.isArray(changed) ? (changed as string[]) : all;
 }
 
 export function openFeatureLogger(logger: Logger): OpenFeatureLogger {
@@ -95,10 +81,10 @@ export function openFeatureLogger(logger: Logger): OpenFeatureLogger {
  * Our OpenFeature provider: the app's flagd engine serving the repository's flags. It takes the
  * repository's changes as they are: the changed flags are compiled again (only they), and their
  * keys go out as PROVIDER_CONFIGURATION_CHANGED, the event any OpenFeature provider
- * (LaunchDarkly's) emits, so the push cannot tell them apart. The repository's health is the
- * provider's: Ready, Stale or Error, as events and from `health()`. Initialize fails when nothing
- * could be loaded (OpenFeature's status is then ERROR; every flag serves its safe default) and
- * Ready follows once the flags load.
+ * (LaunchDarkly's) emits, so the push cannot tell them apart. The repository's status is the
+ * provider's, told as Ready, Stale and Error events. Initialize fails when nothing could be loaded
+ * (OpenFeature's status is then ERROR; every flag serves its safe default) and Ready follows once
+ * the flags load.
  */
 export class FlagRepositoryProvider implements FlagsProvider {
   readonly metadata = { name: 'flag repository (flagd-core)' } as const;
@@ -125,20 +111,22 @@ export class FlagRepositoryProvider implements FlagsProvider {
           this.report(this.engine.update(this.repository.document(), keys));
           this.events.emit(ProviderEvents.ConfigurationChanged, { flagsChanged: keys });
         }),
-        this.repository.onHealth((health) => emitHealth(this.events, health)),
+        this.repository.onStatus((status) => this.emitStatus(status)),
       ];
     }
-    const health = this.repository.health();
-    if (health.state === 'error') throw new GeneralError(health.problem);
+    const { status, message } = this.repository.status();
+    if (status === ProviderStatus.ERROR) throw new GeneralError(message);
+  }
+
+  private emitStatus({ status, message }: RepositoryStatus): void {
+    if (status === ProviderStatus.READY) this.events.emit(ProviderEvents.Ready);
+    else if (status === ProviderStatus.STALE) this.events.emit(ProviderEvents.Stale, { message });
+    else if (status === ProviderStatus.ERROR) this.events.emit(ProviderEvents.Error, { message });
   }
 
   async onClose(): Promise<void> {
     for (const unsubscribe of this.subscriptions) unsubscribe();
     this.subscriptions = [];
-  }
-
-  health(): ProviderHealth {
-    return this.repository.health();
   }
 
   flagProblems(): ReadonlyMap<string, string> {

@@ -1,15 +1,19 @@
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
+import { ProviderStatus } from '@openfeature/server-sdk';
 import { SerialQueue } from '../concurrency/serial-queue.js';
 import { NotFoundError, PreconditionFailedError, ServiceUnavailableError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { AUDIT_CAPACITY, toAuditEntry, type AuditEntry, type AuditReader } from './audit.js';
-import type { BackendEvent, BackendSnapshot, FlagBackend, VersionTable } from './backend.js';
+import type { BackendEvent, BackendSeed, BackendSnapshot, FlagBackend, VersionStamp, VersionTable } from './backend.js';
 import type { Actor, FlagChange, FlagDefinition, FlagdDocument, FlagRecord } from './types.js';
 
 export interface UpdateOptions {
-  /** Compare-and-set: the write happens only if the flag is still at this version. */
-  ifMatch?: number | undefined;
+  /**
+   * If-Match: the versions the caller names (RFC 9110's entity-tags, opaque); the write happens
+   * only if the flag is at one of them when its turn comes. Undefined: no precondition.
+   */
+  ifMatch?: readonly number[] | undefined;
   actor: Actor;
 }
 
@@ -19,11 +23,15 @@ export type FlagUpdater = (current: FlagDefinition) => FlagDefinition;
 export type ChangeListener = (changes: FlagChange[]) => void;
 
 /**
- * Whether the flags can be trusted: `ready`; `stale` (the backend is out of reach: the last flags
- * it gave serve on, writes fail); `error` (nothing could be loaded: every flag serves its safe
- * code default, the kill switch killed); `loading` before the first load ends.
+ * Whether the flags can be trusted, in OpenFeature's words: READY; STALE (the backend is out of
+ * reach: the last flags it gave serve on, writes fail); ERROR (nothing could be loaded: every flag
+ * serves its safe code default, the kill switch killed); NOT_READY before the first load ends.
+ * `message` says why, for STALE and ERROR.
  */
-export type FlagsHealth = { state: 'loading' } | { state: 'ready' } | { state: 'stale'; problem: string } | { state: 'error'; problem: string };
+export interface RepositoryStatus {
+  status: ProviderStatus;
+  message?: string;
+}
 
 /** JSON with object members sorted, so that equal definitions hash equally whatever their order. */
 export function canonicalJson(value: unknown): string {
@@ -49,16 +57,16 @@ export function definitionHash(definition: FlagDefinition): string {
  * the backend's when the backend keeps versions (Redis), otherwise one more than held.
  */
 export function decide(
-  known: VersionTable[string] | undefined,
+  known: VersionStamp | undefined,
   after: FlagDefinition | undefined,
   backendVersion: number | undefined,
-): { changed: boolean; entry: VersionTable[string] | undefined } {
+): { changed: boolean; stamp: VersionStamp | undefined } {
   const hash = after ? definitionHash(after) : null;
   if ((known?.hash ?? null) === hash) {
     const version = backendVersion ?? known?.version;
-    return { changed: false, entry: version === undefined ? undefined : { version, hash } };
+    return { changed: false, stamp: version === undefined ? undefined : { version, hash } };
   }
-  return { changed: true, entry: { version: backendVersion ?? (known?.version ?? 0) + 1, hash } };
+  return { changed: true, stamp: { version: backendVersion ?? (known?.version ?? 0) + 1, hash } };
 }
 
 /**
@@ -71,42 +79,38 @@ export function decide(
 export class FlagRepository {
   readonly kind: FlagBackend['kind'];
   private doc: FlagdDocument = { flags: {} };
-  private versions: VersionTable = {};
+  private stamps: VersionTable = {};
   /** Newest first. */
-  private entries: AuditEntry[] = [];
-  private current: FlagsHealth = { state: 'loading' };
+  private auditEntries: AuditEntry[] = [];
+  private state: RepositoryStatus = { status: ProviderStatus.NOT_READY };
   private loaded = false;
   private readonly queue = new SerialQueue();
   private readonly changeListeners = new Set<ChangeListener>();
-  private readonly healthListeners = new Set<(health: FlagsHealth) => void>();
+  private readonly statusListeners = new Set<(status: RepositoryStatus) => void>();
   private unsubscribe: (() => void) | undefined;
 
   constructor(
     private readonly backend: FlagBackend,
     private readonly logger: Logger,
+    /** What an empty backend is seeded with at a first start. */
+    private readonly defaults: () => FlagdDocument,
   ) {
     this.kind = backend.kind;
   }
 
   /** Loads the flags (or records why it cannot: the safe defaults serve meanwhile) and follows the backend. */
   async start(): Promise<void> {
-    this.unsubscribe ??= this.backend.subscribe({
-      event: (event) => this.handle(event),
-      held: () =>
-        this.loaded
-          ? { document: this.doc, versions: Object.fromEntries(Object.entries(this.versions).map(([key, { version }]) => [key, version])), audit: this.entries }
-          : undefined,
-    });
+    this.unsubscribe ??= this.backend.subscribe((event) => this.handle(event));
     await this.queue.run(() => this.reload());
   }
 
-  health(): FlagsHealth {
-    return this.current;
+  status(): RepositoryStatus {
+    return this.state;
   }
 
-  onHealth(listener: (health: FlagsHealth) => void): () => void {
-    this.healthListeners.add(listener);
-    return () => this.healthListeners.delete(listener);
+  onStatus(listener: (status: RepositoryStatus) => void): () => void {
+    this.statusListeners.add(listener);
+    return () => this.statusListeners.delete(listener);
   }
 
   document(): FlagdDocument {
@@ -127,11 +131,11 @@ export class FlagRepository {
 
   /** The version pushed with flag_update: it grows with every change of the flag (1 when none is recorded). */
   versionOf(key: string): number {
-    return this.versions[key]?.version ?? 1;
+    return this.stamps[key]?.version ?? 1;
   }
 
   readonly audit: AuditReader = {
-    recent: (limit = 50) => this.entries.slice(0, limit),
+    recent: (limit = 50) => this.auditEntries.slice(0, limit),
   };
 
   onChange(listener: ChangeListener): () => void {
@@ -148,16 +152,15 @@ export class FlagRepository {
    */
   update(key: string, updater: FlagUpdater, options: UpdateOptions): Promise<FlagRecord> {
     return this.queue.run(async () => {
-      // Not loaded: still loading, or nothing could be loaded (the only time health is `error`).
       if (!this.loaded) {
-        throw new ServiceUnavailableError(`The flags could not be loaded (${'problem' in this.current ? this.current.problem : 'still loading'}): fix that before writing; nothing was changed.`);
+        throw new ServiceUnavailableError(`The flags could not be loaded (${this.state.message ?? 'still loading'}): fix that before writing; nothing was changed.`);
       }
       for (let attempt = 0; attempt < 20; attempt++) {
         const current = this.get(key);
         if (!current) throw new NotFoundError(`Unknown flag "${key}".`);
-        if (options.ifMatch !== undefined && options.ifMatch !== current.version) {
+        if (options.ifMatch !== undefined && !options.ifMatch.includes(current.version)) {
           throw new PreconditionFailedError(
-            `Flag "${key}" is at version ${current.version}, not ${options.ifMatch}: someone changed it first. Read it again and retry.`,
+            `Flag "${key}" is at version ${current.version} (ETag "${current.version}"), which If-Match does not name: someone changed it first. Read it again and retry.`,
             { currentVersion: current.version },
           );
         }
@@ -167,8 +170,8 @@ export class FlagRepository {
         const change: FlagChange = { key, version: current.version + 1, before: current.definition, after: next, actor: options.actor, at: new Date().toISOString() };
         const entry = toAuditEntry(change);
         const document: FlagdDocument = { ...this.doc, flags: { ...this.doc.flags, [key]: next } };
-        const versions: VersionTable = { ...this.versions, [key]: { version: change.version, hash: definitionHash(next) } };
-        const result = await this.backend.compareAndSet({ key, expected: current.version, entry, document, versions });
+        const stamps: VersionTable = { ...this.stamps, [key]: { version: change.version, hash: definitionHash(next) } };
+        const result = await this.backend.compareAndSet({ key, expected: current.version, entry, document, versions: stamps });
         if (result.outcome === 'stale') {
           await this.reload();
           continue;
@@ -177,9 +180,9 @@ export class FlagRepository {
           this.applyOne(key, result.current?.definition, result.current?.version, { source: 'system', name: `reload from ${this.kind}` });
           continue;
         }
-        const previous = { doc: this.doc, versions: this.versions };
+        const previous = { doc: this.doc, stamps: this.stamps };
         this.doc = document;
-        this.versions = versions;
+        this.stamps = stamps;
         this.remember([entry]);
         this.announce([change]);
         try {
@@ -212,58 +215,79 @@ export class FlagRepository {
       const { entry } = event;
       void this.queue.run(async () => {
         // A change message older than what is held (sent before a reload that already had it).
-        if (entry.version <= (this.versions[entry.key]?.version ?? 0)) return;
+        if (entry.version <= (this.stamps[entry.key]?.version ?? 0)) return;
         this.applyOne(entry.key, entry.after ?? undefined, entry.version, entry.actor, entry);
       });
     } else if (this.loaded) {
-      this.setHealth({ state: 'stale', problem: event.problem });
+      this.setStatus({ status: ProviderStatus.STALE, message: event.problem });
     }
   }
 
   private async reload(): Promise<void> {
     let snapshot: BackendSnapshot;
     try {
-      snapshot = await this.backend.load();
+      snapshot = (await this.backend.load()) ?? (await this.seedEmptyBackend());
     } catch (error) {
-      const problem = (error as Error).message;
+      const message = (error as Error).message;
       // Loaded before: the last good flags serve on (the backend has said why).
-      if (!this.loaded) this.setHealth({ state: 'error', problem });
-      else if (this.current.state === 'stale') this.setHealth({ state: 'stale', problem });
+      if (!this.loaded) this.setStatus({ status: ProviderStatus.ERROR, message });
+      else if (this.state.status === ProviderStatus.STALE) this.setStatus({ status: ProviderStatus.STALE, message });
       return;
     }
-    if (!this.loaded && snapshot.remembered) this.versions = snapshot.remembered;
-    const at = new Date().toISOString();
-    const versions: VersionTable = { ...this.versions };
-    const changes: FlagChange[] = [];
-    for (const key of new Set([...Object.keys(this.versions), ...Object.keys(this.doc.flags), ...Object.keys(snapshot.document.flags)])) {
-      const after = snapshot.document.flags[key];
-      const { changed, entry } = decide(versions[key], after, snapshot.versions?.[key]);
-      if (entry) versions[key] = entry;
-      if (changed) changes.push({ key, version: entry!.version, before: this.doc.flags[key], after, actor: snapshot.actor, at });
-    }
+    if (!this.loaded && snapshot.recorded) this.stamps = snapshot.recorded;
+    const changes = this.changesIn(snapshot);
     this.doc = snapshot.document;
-    this.versions = versions;
-    if (snapshot.audit) this.entries = snapshot.audit.slice(0, AUDIT_CAPACITY);
-    // A backend that keeps its own audit has the lines of what was found; the file is told of them.
-    if (this.backend.keep && changes.length > 0) {
+    if (snapshot.audit) this.auditEntries = snapshot.audit.slice(0, AUDIT_CAPACITY);
+    // A backend that keeps no history of its own is told of what was found.
+    if (!this.backend.keepsHistory && changes.length > 0) {
       const entries = changes.map(toAuditEntry);
       this.remember(entries);
-      this.backend.keep({ entries, versions });
+      this.backend.recordChanges({ entries, versions: this.stamps });
     }
     const first = !this.loaded;
     this.loaded = true;
-    if (this.current.state !== 'ready') this.setHealth({ state: 'ready' });
+    if (this.state.status !== ProviderStatus.READY) this.setStatus({ status: ProviderStatus.READY });
     this.logger.info({ flags: Object.keys(this.doc.flags).length, changed: changes.length }, first ? `flags loaded from ${this.kind}` : `flags reloaded from ${this.kind}`);
     this.announce(changes);
   }
 
+  /** Every flag whose definition differs from the one held, by the one rule; the stamps are updated. */
+  private changesIn(snapshot: BackendSnapshot): FlagChange[] {
+    const at = new Date().toISOString();
+    const stamps: VersionTable = { ...this.stamps };
+    const changes: FlagChange[] = [];
+    for (const key of new Set([...Object.keys(this.stamps), ...Object.keys(this.doc.flags), ...Object.keys(snapshot.document.flags)])) {
+      const after = snapshot.document.flags[key];
+      const { changed, stamp } = decide(stamps[key], after, snapshot.versions?.[key]);
+      if (stamp) stamps[key] = stamp;
+      if (changed) changes.push({ key, version: stamp!.version, before: this.doc.flags[key], after, actor: snapshot.actor, at });
+    }
+    this.stamps = stamps;
+    return changes;
+  }
+
+  /**
+   * An empty backend is seeded: with what this instance holds if it held anything (a Redis that
+   * lost its data: a kill is never undone by it), else the defaults. Then it is read again: with
+   * several instances seeding at once, one seed wins.
+   */
+  private async seedEmptyBackend(): Promise<BackendSnapshot> {
+    await this.backend.seed(this.loaded ? { document: this.doc, versions: this.stamps, audit: this.auditEntries.slice().reverse() } : defaultSeed(this.defaults()));
+    this.logger[this.loaded ? 'warn' : 'info'](
+      this.loaded ? `${this.kind} came back empty: seeded it with this instance's last known flags` : `${this.kind} held no flags: seeded it with the default flags`,
+    );
+    const snapshot = await this.backend.load();
+    if (!snapshot) throw new Error(`${this.kind} is still empty after seeding it`);
+    return snapshot;
+  }
+
   /** One flag as the backend has it now (another instance's write), by the same rule. */
   private applyOne(key: string, after: FlagDefinition | undefined, backendVersion: number | undefined, actor: Actor, entry?: AuditEntry): void {
-    const { changed, entry: version } = decide(this.versions[key], after, backendVersion);
-    if (!version) return;
-    this.versions = { ...this.versions, [key]: version };
+    const { changed, stamp } = decide(this.stamps[key], after, backendVersion);
+    if (!stamp) return;
+    this.stamps = { ...this.stamps, [key]: stamp };
     if (!changed) return;
-    const change: FlagChange = { key, version: version.version, before: this.doc.flags[key], after, actor, at: entry?.at ?? new Date().toISOString() };
+    const change: FlagChange = { key, version: stamp.version, before: this.doc.flags[key], after, actor, at: entry?.at ?? new Date().toISOString() };
     const flags = { ...this.doc.flags };
     if (after) flags[key] = after;
     else delete flags[key];
@@ -272,10 +296,10 @@ export class FlagRepository {
     this.announce([change]);
   }
 
-  private undo(change: FlagChange, previous: { doc: FlagdDocument; versions: VersionTable }, failure: Error): never {
+  private undo(change: FlagChange, previous: { doc: FlagdDocument; stamps: VersionTable }, failure: Error): never {
     this.logger.error({ err: failure }, `could not save the flags to ${this.kind}: the change is undone`);
     this.doc = previous.doc;
-    this.versions = previous.versions;
+    this.stamps = previous.stamps;
     const undo: FlagChange = {
       key: change.key,
       // Back to the version it had: the write was made at the one after it.
@@ -287,19 +311,19 @@ export class FlagRepository {
     };
     const entry = toAuditEntry(undo);
     this.remember([entry]);
-    this.backend.keep?.({ entries: [entry], versions: previous.versions });
+    if (!this.backend.keepsHistory) this.backend.recordChanges({ entries: [entry], versions: previous.stamps });
     // Announced like any change, so the audit says exactly what browsers saw.
     this.announce([undo]);
     throw new ServiceUnavailableError(`Could not save the flags: ${failure.message}. Nothing was changed.`);
   }
 
   private remember(entries: AuditEntry[]): void {
-    this.entries = [...entries.slice().reverse(), ...this.entries].slice(0, AUDIT_CAPACITY);
+    this.auditEntries = [...entries.slice().reverse(), ...this.auditEntries].slice(0, AUDIT_CAPACITY);
   }
 
-  private setHealth(health: FlagsHealth): void {
-    this.current = health;
-    for (const listener of this.healthListeners) listener(health);
+  private setStatus(status: RepositoryStatus): void {
+    this.state = status;
+    for (const listener of this.statusListeners) listener(status);
   }
 
   private announce(changes: FlagChange[]): void {
@@ -312,4 +336,16 @@ export class FlagRepository {
       }
     }
   }
+}
+
+/** The defaults as a first start records them: every flag at version 1, created by the system. */
+export function defaultSeed(document: FlagdDocument): BackendSeed {
+  const at = new Date().toISOString();
+  const actor: Actor = { source: 'system', name: 'default flags' };
+  const flags = Object.entries(document.flags);
+  return {
+    document,
+    versions: Object.fromEntries(flags.map(([key, definition]) => [key, { version: 1, hash: definitionHash(definition) }])),
+    audit: flags.map(([key, definition]) => toAuditEntry({ key, version: 1, before: undefined, after: definition, actor, at })),
+  };
 }

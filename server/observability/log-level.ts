@@ -1,6 +1,6 @@
 import { ProviderEvents, type EventDetails } from '@openfeature/server-sdk';
 import { LOG_LEVEL } from '../flags/catalog.js';
-import type { FlagsProvider } from '../flags/provider.js';
+import { changedKeys, type FlagsProvider } from '../flags/provider.js';
 import type { Logger } from './logger.js';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -22,8 +22,7 @@ export function followLogLevelFlag(provider: FlagsProvider, logger: Logger, conf
     }
   };
   const onChange = (details?: EventDetails) => {
-    const changed = details?.flagsChanged;
-    if (!Array.isArray(changed) || changed.includes(LOG_LEVEL)) void apply();
+    if (changedKeys(details, [LOG_LEVEL]).includes(LOG_LEVEL)) void apply();
   };
   provider.events.addHandler(ProviderEvents.ConfigurationChanged, onChange);
   void apply();

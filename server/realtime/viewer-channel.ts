@@ -1,7 +1,7 @@
 import { ProviderEvents, type EventDetails } from '@openfeature/server-sdk';
 import type { Socket } from 'socket.io';
 import { pageFlagKeys } from '../flags/catalog.js';
-import type { FlagsProvider } from '../flags/provider.js';
+import { changedKeys, type FlagsProvider } from '../flags/provider.js';
 import type { Logger } from '../observability/logger.js';
 import type { ClientToServerEvents, InterServerEvents, ServerToClientEvents, SocketData } from './events.js';
 import type { FlagPusher } from './push.js';
@@ -29,9 +29,7 @@ export function createViewerChannel(deps: {
 }): ViewerChannel {
   const { pusher } = deps;
   const onConfigurationChanged = (details?: EventDetails) => {
-    const changed = details?.flagsChanged;
-    const keys = Array.isArray(changed) ? (changed as string[]) : pageFlagKeys;
-    pusher.flagsChanged(keys).catch((error: unknown) => deps.logger.error({ err: error }, 'flag push failed'));
+    pusher.flagsChanged(changedKeys(details, pageFlagKeys)).catch((error: unknown) => deps.logger.error({ err: error }, 'flag push failed'));
     deps.onFlagsChanged();
   };
   deps.provider.events.addHandler(ProviderEvents.ConfigurationChanged, onConfigurationChanged);

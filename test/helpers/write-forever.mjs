@@ -7,13 +7,13 @@
  *   node test/helpers/write-forever.mjs <flags-file>
  */
 import { FileBackend } from '../../dist/server/flags/backend-file.js';
-import { KILL_SWITCH } from '../../dist/server/flags/catalog.js';
+import { defaultFlagDocument, KILL_SWITCH } from '../../dist/server/flags/catalog.js';
 import { FlagRepository } from '../../dist/server/flags/repository.js';
 import { createLogger } from '../../dist/server/observability/logger.js';
 
 const file = process.argv[2];
 const logger = createLogger('silent');
-const store = new FlagRepository(new FileBackend({ file, logger }), logger);
+const store = new FlagRepository(new FileBackend({ file, logger }), logger, defaultFlagDocument);
 await store.start();
 process.send?.('writing');
 for (let i = 0; ; i++) {

@@ -1,6 +1,7 @@
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { ProviderStatus } from '@openfeature/server-sdk';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveAdminToken } from '../../server/access/admin-token.js';
 import { TOKEN_IN_TEXT } from '../../server/access/tokens.js';
@@ -74,7 +75,7 @@ describe('the flag file, edited by hand', () => {
     const { app, file } = await firstStart();
     const broken = '{ "flags": { oops';
     await writeFile(file, broken);
-    await waitFor(() => app.repository!.health().state === 'ready' && app.repository!.get(KILL_SWITCH) !== undefined, 5000, 'the refusal');
+    await waitFor(() => app.repository!.status().status === ProviderStatus.READY && app.repository!.get(KILL_SWITCH) !== undefined, 5000, 'the refusal');
     const refused = path.join(path.dirname(file), 'flags.refused.json');
     await waitFor(async () => (await app.patchFlag(THEME, { defaultVariant: 'dark' })).status === 200, 5000, 'the write');
     expect(await readFile(refused, 'utf8')).toBe(broken);

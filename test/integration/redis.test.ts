@@ -1,3 +1,4 @@
+import { ProviderStatus } from '@openfeature/server-sdk';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { defaultFlagDocument, KILL_SWITCH } from '../../server/flags/catalog.js';
 import { REDIS_KEYS } from '../../server/flags/backend-redis.js';
@@ -90,7 +91,7 @@ describe('Redis going away and coming back', () => {
 
     const downAt = Date.now();
     await redis.stop();
-    await waitFor(() => a.provider.health().state === 'stale' && b.provider.health().state === 'stale', 5000, 'both instances to see Redis down');
+    await waitFor(() => a.repository!.status().status === ProviderStatus.STALE && b.repository!.status().status === ProviderStatus.STALE, 5000, 'both instances to see Redis down');
     const write = await a.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
     expect(write.status).toBe(503);
     expect(write.body.message).toMatch(/Redis is unavailable: the flag was not changed/);

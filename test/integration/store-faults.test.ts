@@ -5,7 +5,8 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KILL_SWITCH } from '../../server/flags/catalog.js';
+import { ProviderStatus } from '@openfeature/server-sdk';
+import { defaultFlagDocument, KILL_SWITCH } from '../../server/flags/catalog.js';
 import { FileBackend } from '../../server/flags/backend-file.js';
 import { FlagRepository } from '../../server/flags/repository.js';
 import { FlagdEngine } from '../../server/flags/engine.js';
@@ -57,9 +58,9 @@ describe('a crash in the middle of a write', () => {
       expect(document.flags[KILL_SWITCH]).toBeDefined();
       expect(new FlagdEngine().load(document)).toEqual(new Map());
       // And the store starts from it, healthy, at a version that never goes back.
-      const store = new FlagRepository(new FileBackend({ file, logger }), logger);
+      const store = new FlagRepository(new FileBackend({ file, logger }), logger, defaultFlagDocument);
       await store.start();
-      expect(store.health()).toEqual({ state: 'ready' });
+      expect(store.status()).toEqual({ status: ProviderStatus.READY });
       const { version } = store.get(KILL_SWITCH)!;
       expect(version).toBeGreaterThanOrEqual(versionBefore);
       versionBefore = version;

@@ -2,7 +2,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { KILL_SWITCH } from '../../server/flags/catalog.js';
+import { ProviderStatus } from '@openfeature/server-sdk';
+import { defaultFlagDocument, KILL_SWITCH } from '../../server/flags/catalog.js';
 import { FileBackend } from '../../server/flags/backend-file.js';
 import { FlagRepository } from '../../server/flags/repository.js';
 import type { FlagChange } from '../../server/flags/types.js';
@@ -19,7 +20,7 @@ describe('the flag repository over the file backend', () => {
   const stores: FlagRepository[] = [];
 
   async function open(storeLogger = logger) {
-    const store = new FlagRepository(new FileBackend({ file, logger: storeLogger, watchDebounceMs: 10 }), storeLogger);
+    const store = new FlagRepository(new FileBackend({ file, logger: storeLogger, watchDebounceMs: 10 }), storeLogger, defaultFlagDocument);
     await store.start();
     stores.push(store);
     const changes: FlagChange[][] = [];
@@ -42,7 +43,7 @@ describe('the flag repository over the file backend', () => {
     expect(onDisk.flags[KILL_SWITCH]).toEqual({ state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on' });
     expect(onDisk.flags[KILL_SWITCH].version).toBeUndefined();
     expect(store.get(KILL_SWITCH)).toMatchObject({ key: KILL_SWITCH, version: 1 });
-    expect(store.health()).toEqual({ state: 'ready' });
+    expect(store.status()).toEqual({ status: ProviderStatus.READY });
   });
 
   it('writes atomically, versions each write, audits it, and announces it once', async () => {
@@ -65,7 +66,7 @@ describe('the flag repository over the file backend', () => {
 
   it('refuses a stale If-Match and an unknown key', async () => {
     const { store } = await open();
-    await expect(store.update(KILL_SWITCH, disable, { actor: admin, ifMatch: 7 })).rejects.toMatchObject({ status: 412 });
+    await expect(store.update(KILL_SWITCH, disable, { actor: admin, ifMatch: [7] })).rejects.toMatchObject({ status: 412 });
     await expect(store.update('nope', disable, { actor: admin })).rejects.toMatchObject({ status: 404 });
   });
 
@@ -102,18 +103,18 @@ describe('the flag repository over the file backend', () => {
     await writeFile(file, JSON.stringify({ flags: [{ [KILL_SWITCH]: { state: 'DISABLED', variants: { on: true }, defaultVariant: 'on' } }] }));
     await waitFor(() => refusals() === 2, 3000, 'the invalid edit to be refused');
     expect(store.get(KILL_SWITCH)).toMatchObject({ version: 1, definition: { state: 'ENABLED' } });
-    expect(store.health()).toEqual({ state: 'ready' });
+    expect(store.status()).toEqual({ status: ProviderStatus.READY });
     expect(changes).toHaveLength(0);
   });
 
   it('starts unhealthy with no flags (safe defaults) on a broken file, and recovers when it is fixed', async () => {
     await writeFile(file, 'this is not json');
     const { store, changes } = await open();
-    expect(store.health()).toMatchObject({ state: 'error', problem: expect.stringContaining('not valid JSON') });
+    expect(store.status()).toMatchObject({ status: ProviderStatus.ERROR, message: expect.stringContaining('not valid JSON') });
     expect(store.list()).toEqual([]);
     await expect(store.update(KILL_SWITCH, disable, { actor: admin })).rejects.toMatchObject({ status: 503 });
     await writeFile(file, JSON.stringify({ flags: { [KILL_SWITCH]: disable() } }));
-    await waitFor(() => store.health().state === 'ready', 3000, 'recovery');
+    await waitFor(() => store.status().status === ProviderStatus.READY, 3000, 'recovery');
     expect(store.get(KILL_SWITCH)!.definition.state).toBe('DISABLED');
     expect(changes.flat().map((c) => c.key)).toEqual([KILL_SWITCH]);
   });

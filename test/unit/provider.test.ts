@@ -1,8 +1,9 @@
-import { ProviderEvents } from '@openfeature/server-sdk';
+import { randomUUID } from 'node:crypto';
+import { OpenFeature, ProviderEvents, type EventDetails } from '@openfeature/server-sdk';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../server/observability/logger.js';
-import { OpenFeatureEventEmitter } from '@openfeature/server-sdk';
-import { emitHealth, FlagRepositoryProvider, openFeatureLogger, readinessOf, valueOrSafeDefault, type FlagsProvider, type ProviderHealth } from '../../server/flags/provider.js';
+import { changedKeys, FlagRepositoryProvider, openFeatureLogger, valueOrSafeDefault } from '../../server/flags/provider.js';
+import { followReadiness, sourceName } from '../../server/flags/readiness.js';
 import { FlagRepository } from '../../server/flags/repository.js';
 import type { FlagdDocument } from '../../server/flags/types.js';
 import { capturingLogger } from '../helpers/app.js';
@@ -15,7 +16,7 @@ const actor = { source: 'api' as const, name: 'test' };
 async function providerOn(initial: FlagdDocument, options: { loadFailure?: Error } = {}) {
   const backend = new MemoryBackend(initial);
   backend.loadFailure = options.loadFailure;
-  const repository = new FlagRepository(backend, logger);
+  const repository = new FlagRepository(backend, logger, () => initial);
   await repository.start();
   const provider = new FlagRepositoryProvider(repository, logger);
   const changes: unknown[] = [];
@@ -82,21 +83,25 @@ describe('the repository provider (the app\'s flagd engine over the repository)'
     expect(provider.resolve('string', 'extra', '', {})).toMatchObject({ value: 'x' });
   });
 
-  it('its health is the repository\'s: an initialize that fails (nothing loaded), then Ready; Stale while the backend is away', async () => {
+  it('its status is the repository\'s, told to OpenFeature, whose status readiness reads: an initialize that fails (nothing loaded), then Ready; Stale while the backend is away', async () => {
     const { backend, repository, provider, health } = await providerOn(doc(), { loadFailure: new Error('disk on fire') });
-    await expect(provider.initialize()).rejects.toThrow('disk on fire');
-    expect(readinessOf(provider)).toEqual({ ready: false, detail: 'disk on fire; serving safe defaults' });
+    const domain = `test-${randomUUID()}`;
+    const readiness = followReadiness(OpenFeature.getClient(domain), sourceName(provider.kind));
+    await expect(OpenFeature.setProviderAndWait(domain, provider)).rejects.toThrow('disk on fire');
+    expect(readiness()).toEqual({ ready: false, detail: 'disk on fire; serving safe defaults' });
     expect(provider.resolve('boolean', 'kill', false, {})).toMatchObject({ value: false, errorCode: 'FLAG_NOT_FOUND' });
     backend.loadFailure = undefined;
     backend.reconnected();
     await repository.idle();
     expect(provider.resolve('boolean', 'kill', false, {})).toMatchObject({ value: true });
+    expect(readiness()).toEqual({ ready: true, detail: 'flags from the file store' });
     backend.unreachable('backend away');
-    expect(readinessOf(provider)).toEqual({ ready: true, detail: 'backend away' });
+    expect(readiness()).toEqual({ ready: true, detail: 'backend away' });
     backend.reconnected();
     await repository.idle();
-    expect(readinessOf(provider)).toEqual({ ready: true, detail: 'flags from the file store' });
+    expect(readiness()).toEqual({ ready: true, detail: 'flags from the file store' });
     expect(health).toEqual([ProviderEvents.Ready, ProviderEvents.Stale, ProviderEvents.Ready]);
+    await OpenFeature.clearProviders();
   });
 
   it('stops following the repository once closed (and initializing twice subscribes once)', async () => {
@@ -116,30 +121,24 @@ describe('the repository provider (the app\'s flagd engine over the repository)'
   });
 });
 
-describe('readinessOf and emitHealth', () => {
-  const withHealth = (kind: FlagsProvider['kind'], health: ProviderHealth) => ({ kind, health: () => health }) as FlagsProvider;
-
-  it('ready says where the flags come from; loading and error are not ready; stale is, with the reason', () => {
-    expect(readinessOf(withHealth('redis', { state: 'ready' }))).toEqual({ ready: true, detail: 'flags from the redis store' });
-    expect(readinessOf(withHealth('launchdarkly', { state: 'ready' }))).toEqual({ ready: true, detail: 'flags from LaunchDarkly' });
-    expect(readinessOf(withHealth('redis', { state: 'loading' }))).toEqual({ ready: false, detail: 'flags from redis loading' });
-    expect(readinessOf(withHealth('launchdarkly', { state: 'error', problem: 'bad key' }))).toEqual({ ready: false, detail: 'bad key; serving safe defaults' });
-    expect(readinessOf(withHealth('file', { state: 'stale', problem: 'gone' }))).toEqual({ ready: true, detail: 'gone' });
+describe('readiness before the flags load, and where they come from', () => {
+  it('is not ready while a provider initializes, and names the source in words', async () => {
+    const { provider } = await providerOn(doc());
+    const domain = `test-${randomUUID()}`;
+    const readiness = followReadiness(OpenFeature.getClient(domain), sourceName('redis'));
+    expect(readiness()).toEqual({ ready: false, detail: 'flags from the redis store loading' });
+    await OpenFeature.setProviderAndWait(domain, provider);
+    expect(readiness()).toEqual({ ready: true, detail: 'flags from the redis store' });
+    expect(sourceName('launchdarkly')).toBe('LaunchDarkly');
+    await OpenFeature.clearProviders();
   });
+});
 
-  it('tells OpenFeature Ready, Stale or Error with the reason, and nothing while loading', () => {
-    const events = new OpenFeatureEventEmitter();
-    const seen: unknown[] = [];
-    for (const event of [ProviderEvents.Ready, ProviderEvents.Stale, ProviderEvents.Error]) events.addHandler(event, (details) => seen.push([event, details?.message]));
-    emitHealth(events, { state: 'loading' });
-    emitHealth(events, { state: 'stale', problem: 'Redis unreachable' });
-    emitHealth(events, { state: 'error', problem: 'broken file' });
-    emitHealth(events, { state: 'ready' });
-    expect(seen).toEqual([
-      [ProviderEvents.Stale, 'Redis unreachable'],
-      [ProviderEvents.Error, 'broken file'],
-      [ProviderEvents.Ready, undefined],
-    ]);
+describe('changedKeys', () => {
+  it('gives the keys an event names, or every key followed when it names none', () => {
+    expect(changedKeys({ flagsChanged: ['a'] } as EventDetails, ['a', 'b'])).toEqual(['a']);
+    expect(changedKeys({} as EventDetails, ['a', 'b'])).toEqual(['a', 'b']);
+    expect(changedKeys(undefined, ['a'])).toEqual(['a']);
   });
 });
 

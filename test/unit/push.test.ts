@@ -24,7 +24,7 @@ interface HarnessOptions {
 }
 
 async function harness(options: HarnessOptions = {}) {
-  const repository = new FlagRepository(new MemoryBackend(defaultFlagDocument()), createLogger('silent'));
+  const repository = new FlagRepository(new MemoryBackend(defaultFlagDocument()), createLogger('silent'), defaultFlagDocument);
   await repository.start();
   const provider = new FlagRepositoryProvider(repository, createLogger('silent'));
   await provider.initialize();
