@@ -11,7 +11,8 @@ import { createTokenRegistry } from './access/tokens.js';
 import { createAdminState } from './admin/routes.js';
 import { createApp } from './app.js';
 import { ConfigError, type Config } from './config.js';
-import { createFeedBuilder, createRefetchWindow } from './feed/feed.js';
+import { createFeedBuilder } from './feed/feed.js';
+import { createRefetchPolicy } from './feed/refetch-policy.js';
 import { evaluationContext, isValidViewerKey, viewerFor } from './feed/viewer.js';
 import type { LDOptions } from '@launchdarkly/node-server-sdk';
 import { defaultFlagDocument, flagCatalog, THEME } from './flags/catalog.js';
@@ -211,7 +212,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       logger,
       adminState,
       redisUrl: config.redisUrl,
-      refetchWindow: createRefetchWindow(pacer),
+      refetchPolicy: createRefetchPolicy(pacer),
       adminAccess: { authorize: access.socketPrincipal, isCurrent: registry.isCurrent, onChange: registry.onChange },
     });
     for (const upstreamClient of upstreamClients) upstreamClient.onBreakerStateChange(() => realtime.announceAdminState());

@@ -6,7 +6,6 @@ import { FALLBACK_AVATAR, type Avatar, type AvatarService } from '../upstream/av
 import type { CallPlan, Pacer, Turn } from '../upstream/pacing.js';
 import { FALLBACK_RECOMMENDATIONS, type RecommendationService, type Recommendations } from '../upstream/recommendations.js';
 import { findPerson, people, posts, type Person, type Post } from './content.js';
-import type { RefetchWindow } from '../realtime/events.js';
 import { evaluationContext, type Viewer } from './viewer.js';
 
 export interface FeedView {
@@ -121,23 +120,3 @@ export function createFeedBuilder(deps: {
 }
 
 export type FeedBuilder = ReturnType<typeof createFeedBuilder>;
-
-/**
- * Which flag changes make an open page fetch its live content again, and over what window the
- * pages that got one should spread their fetches: a restore needs each page's own avatar and
- * recommendations (the authors' avatars are shared, and cached after the first page); a new
- * recommendations flavour needs the recommendations alone. A kill needs nothing: the page holds
- * the killed state already.
- */
-export function createRefetchWindow(pacer: Pacer): RefetchWindow {
-  return (key, value, pages, everyone) => {
-    if (key === KILL_SWITCH) {
-      if (value === true) return pacer.spreadMs(pages, { avatars: 1, recommendations: 1, renderer: 1 });
-      // Every page killed: no turn handed out will be used; a restore must not queue behind them.
-      if (everyone) pacer.releaseAll();
-      return undefined;
-    }
-    if (key === RECS_FLAVOUR) return pacer.spreadMs(pages, { recommendations: 1, renderer: 1 });
-    return undefined;
-  };
-}

@@ -13,13 +13,6 @@ export interface FlagUpdate {
   refetchWithinMs?: number;
 }
 
-/**
- * For a flag's new value, and the number of pages getting it (`everyone`: every page open here):
- * the window over which they should spread their refetch of live content, or undefined when the
- * value needs none. Told of every value pushed, kills included.
- */
-export type RefetchWindow = (key: string, value: FlagValue, pages: number, everyone: boolean) => number | undefined;
-
 /** What the admin page shows live: one type, declared beside the page that reads it. */
 export type { AdminState } from '../../public/js/common.js';
 import type { AdminState } from '../../public/js/common.js';

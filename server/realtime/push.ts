@@ -1,14 +1,16 @@
 import type { EvaluationContext, FlagValue, ResolutionDetails } from '@openfeature/server-sdk';
 import { setImmediate as nextTurnOfTheLoop } from 'node:timers/promises';
-import type { Server, Socket } from 'socket.io';
+import type { Socket } from 'socket.io';
 import { flagCatalog, pageFlagKeys } from '../flags/catalog.js';
 import { isContextFree, valueOrSafeDefault, type FlagsProvider } from '../flags/provider.js';
 import { SerialQueue } from '../concurrency/serial-queue.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { ClientToServerEvents, InterServerEvents, RefetchWindow, ServerToClientEvents, SocketData } from './events.js';
+import type { RefetchPolicy } from '../feed/refetch-policy.js';
+import type { ClientToServerEvents, FlagUpdate, InterServerEvents, ServerToClientEvents, SocketData } from './events.js';
+import type { AppIo } from './io.js';
+import { ConnectionOrderBlocks } from './push-blocks.js';
 
-type AppServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 type AppSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 
 /** All the tabs of one viewer: one evaluation serves them all. */
@@ -18,24 +20,16 @@ interface ViewerGroup {
 }
 
 /**
- * A push hands this many browsers at most to the sockets before it lets the event loop turn, while
- * page loads are waiting: a flip to 10,000 browsers on one core writes for ~100 ms, and a page load
- * arriving meanwhile (a new viewer during a kill) would wait for all of it. Between slices, it
- * waits for one slice at most. Not smaller: whatever runs in between (the write's own completion,
- * the audit, the admin page's state) delays the browsers of the next slice. With a turn every 1,000
- * browsers, before any emit too, a flip reached 2,000 browsers at p99 1.69x a bare broadcast (1.09x
- * without). With no page load waiting, the loop does not turn: each turn puts that work before
- * the last browsers, for nobody (10,000 browsers: the last write 20-50 ms later).
+ * A push hands this many browsers at most to the sockets before it lets the event loop turn, and
+ * only while a page load waits: a flip to 10,000 browsers on one core writes for ~100 ms, which a
+ * new viewer's page would otherwise wait behind. Not smaller, and no turn when nobody waits:
+ * whatever runs in a turn delays the browsers still to be written (BENCHMARKS.md).
  */
 const SLICE = 2500;
-/**
- * Browsers join the push's rooms in connection order, this many to a room ("blocks"), so that a
- * push to all writes to the sockets in the order they were made, as a bare `io.emit` does. Spread
- * round-robin over 64 rooms instead, the same writes to 10,000 sockets on one core took 139-149 ms
- * against 77-87 ms in order (blocks) and 62-101 ms for a bare `io.emit`: each socket's write walks a
- * dozen objects, and in connection order they sit next to each other in memory.
- */
-const BLOCK = 250;
+
+/** Who one update goes to: every browser here, or these sockets. */
+type Audience = { everyone: true; pages: number } | { everyone: false; ids: string[] };
+
 /** Whether a browser that last received `a` holds `b`: by identity, or by content for a JSON value. */
 export function sameValue(a: FlagValue | undefined, b: FlagValue): boolean {
   if (a === b) return true;
@@ -55,39 +49,33 @@ export class FlagPusher {
   // A hung evaluation (a provider that never answers) must not hold every new browser's snapshot.
   private readonly queue = new SerialQueue({ deadlineMs: 10_000 });
   private readonly keys = pageFlagKeys;
-  /**
-   * The push's rooms, oldest first, each holding up to BLOCK browsers in connection order. A
-   * room the adapter deleted (its last browser left) is dropped at the next push. Churn leaves
-   * old blocks thinner, never more than a few times as many as when full: one broadcast a block.
-   */
-  private readonly blocks: string[] = [];
-  private openBlock = { room: '', joined: BLOCK };
-  private blocksMade = 0;
+  private readonly blocks: ConnectionOrderBlocks;
   private browsers = 0;
   /**
    * Per key, the value (its JSON) that every registered browser last received, while they all
    * hold the same one; absent once they differ. A kill or a restore of a switch that everyone
-   * holds the same way then reaches everyone with no walk over the browsers before the first
-   * write: 10,000 of them took 4-19 ms on one core, before the first browser got anything.
+   * holds alike then reaches everyone with no walk over the browsers before the first write.
    */
   private readonly uniform = new Map<string, string>();
 
   constructor(
     private readonly deps: {
-      io: AppServer;
+      io: AppIo;
       /** Evaluates, and numbers each flag's versions. */
       flags: Pick<FlagsProvider, 'resolve' | 'versionOf'>;
       metrics: Metrics;
       logger: Logger;
-      /** For a value that makes pages refetch their live content: the window they spread over. */
-      refetchWindow?: RefetchWindow | undefined;
+      /** Which values make pages refetch their live content, and over what window. */
+      refetchPolicy?: RefetchPolicy | undefined;
       /**
        * Whether a request (a page, a fragment) is waiting for an answer: a push lets the loop turn
        * between its slices only then. Without it, it always does.
        */
       requestsWaiting?: () => boolean;
     },
-  ) {}
+  ) {
+    this.blocks = new ConnectionOrderBlocks(deps.io);
+  }
 
   /** The value of one flag for one context; any error gives the flag's safe code default. */
   private async evaluate(key: string, context: EvaluationContext): Promise<ResolutionDetails<FlagValue>> {
@@ -117,7 +105,7 @@ export class FlagPusher {
       let group = this.groups.get(viewer.key);
       if (!group) this.groups.set(viewer.key, (group = { context, sockets: new Set() }));
       group.sockets.add(socket);
-      void socket.join(this.blockToJoin());
+      void socket.join(this.blocks.roomToJoin());
       for (const key of this.keys) {
         const id = JSON.stringify(snapshot[key]);
         if (this.browsers === 0) this.uniform.set(key, id);
@@ -135,16 +123,6 @@ export class FlagPusher {
     this.browsers--;
     this.deps.metrics.connectedBrowsers.dec();
     if (group.sockets.size === 0) this.groups.delete(socket.data.viewer.key);
-  }
-
-  /** The block a new browser joins: the newest, until it has had BLOCK browsers. */
-  private blockToJoin(): string {
-    if (this.openBlock.joined >= BLOCK) {
-      this.openBlock = { room: `block:${this.blocksMade++}`, joined: 0 };
-      this.blocks.push(this.openBlock.room);
-    }
-    this.openBlock.joined++;
-    return this.openBlock.room;
   }
 
   /** Resolves once every push and snapshot queued so far has been handed to the sockets. */
@@ -184,8 +162,7 @@ export class FlagPusher {
 
   /** Every browser holds another value than `value`, the same for all: each gets it, sent first, recorded after. */
   private async pushToEveryone(key: string, value: FlagValue, id: string, version: number): Promise<void> {
-    const everyone = this.browsers;
-    await this.send(key, value, version, undefined, everyone, true);
+    await this.send({ key, value, version }, { everyone: true, pages: this.browsers });
     // Nothing reads what a browser last received until this push is done (snapshots and pushes
     // wait in the queue): recording it after the writes keeps the walk off the flip's path.
     for (const group of this.groups.values()) for (const socket of group.sockets) socket.data.last[key] = value;
@@ -245,56 +222,49 @@ export class FlagPusher {
     else if (uniform) this.uniform.set(key, common!);
     else this.uniform.delete(key);
 
-    const everyone = this.browsers;
-    for (const { value, ids } of partitions.values()) await this.send(key, value, version, ids, ids.length, ids.length === everyone);
+    for (const { value, ids } of partitions.values()) {
+      await this.send({ key, value, version }, ids.length === this.browsers ? { everyone: true, pages: ids.length } : { everyone: false, ids });
+    }
     this.deps.logger.debug({ key, version, partitions: partitions.size }, 'flag pushed');
   }
 
-  /** One value's update to `ids` (to every browser when `all`), with the refetch window it calls for. */
-  private async send(key: string, value: FlagValue, version: number, ids: string[] | undefined, pages: number, all: boolean): Promise<void> {
-    const refetchWithinMs = this.deps.refetchWindow?.(key, value, pages, all);
-    const update = refetchWithinMs === undefined ? { key, value, version } : { key, value, version, refetchWithinMs };
-    // A push that makes pages refetch is sent whole: let the loop turn in between and the pages
-    // that got it first would fetch while the rest still wait for it (measured: +60 % at 2,000).
-    await this.emitInSlices(all ? undefined : ids, update, refetchWithinMs === undefined);
-    this.deps.metrics.flagUpdatesSent.inc({ key }, pages);
+  /** One value's update to its audience, with the refetch window it calls for. */
+  private async send(update: Pick<FlagUpdate, 'key' | 'value' | 'version'>, audience: Audience): Promise<void> {
+    const pages = audience.everyone ? audience.pages : audience.ids.length;
+    const refetchWithinMs = this.deps.refetchPolicy?.windowFor(update.key, update.value, pages);
+    // A push that makes pages refetch is sent whole: with turns in between, the pages that got it
+    // first would fetch while the rest still wait for it.
+    const yieldBetweenSlices = refetchWithinMs === undefined;
+    const full: FlagUpdate = refetchWithinMs === undefined ? update : { ...update, refetchWithinMs };
+    if (audience.everyone) await this.emitToEveryone(full, yieldBetweenSlices);
+    else await this.emitTo(audience.ids, full, yieldBetweenSlices);
+    if (audience.everyone) this.deps.refetchPolicy?.reachedEveryone(update.key, update.value);
+    this.deps.metrics.flagUpdatesSent.inc({ key: update.key }, pages);
   }
 
-  /**
-   * Sends one update to `ids` (or to every browser), SLICE browsers at a time, letting the loop
-   * turn in between when `yieldBetween` and a request is waiting. Every browser changing to the
-   * same value (a kill, a restore) is reached block by block, in connection order: a broadcast
-   * each, with no room set of N socket ids to build and walk.
-   */
-  private async emitInSlices(ids: string[] | undefined, update: Parameters<ServerToClientEvents['flag_update']>[0], yieldBetween: boolean): Promise<void> {
-    const { io } = this.deps;
-    const turn = async () => {
-      if (yieldBetween && (this.deps.requestsWaiting?.() ?? true)) await nextTurnOfTheLoop();
-    };
-    if (ids === undefined) {
-      const { rooms } = io.of('/').adapter;
-      let sent = 0;
-      // Emptied blocks are dropped in place as the walk passes them. No block is added during the
-      // walk's turns: registrations wait in the same queue as this push.
-      let kept = 0;
-      for (const room of this.blocks) {
-        const size = rooms.get(room)?.size;
-        if (size === undefined && room !== this.openBlock.room) continue; // emptied: dropped below
-        this.blocks[kept++] = room;
-        if (!size) continue;
-        if (sent >= SLICE) {
-          sent = 0;
-          await turn();
-        }
-        io.local.to(room).emit('flag_update', update);
-        sent += size;
+  /** Lets the loop turn between slices, when asked to and a page load is waiting. */
+  private async turn(yieldBetweenSlices: boolean): Promise<void> {
+    if (yieldBetweenSlices && (this.deps.requestsWaiting?.() ?? true)) await nextTurnOfTheLoop();
+  }
+
+  /** Every browser, block by block in connection order: a broadcast each, with no room of N ids to build. */
+  private async emitToEveryone(update: FlagUpdate, yieldBetweenSlices: boolean): Promise<void> {
+    let sent = 0;
+    await this.blocks.walk(async (room, size) => {
+      if (sent >= SLICE) {
+        sent = 0;
+        await this.turn(yieldBetweenSlices);
       }
-      this.blocks.length = kept;
-      return;
-    }
+      this.deps.io.local.to(room).emit('flag_update', update);
+      sent += size;
+    });
+  }
+
+  /** These browsers, SLICE at a time. */
+  private async emitTo(ids: string[], update: FlagUpdate, yieldBetweenSlices: boolean): Promise<void> {
     for (let start = 0; start < ids.length; start += SLICE) {
-      if (start > 0) await turn();
-      io.local.to(ids.slice(start, start + SLICE)).emit('flag_update', update);
+      if (start > 0) await this.turn(yieldBetweenSlices);
+      this.deps.io.local.to(ids.slice(start, start + SLICE)).emit('flag_update', update);
     }
   }
 }

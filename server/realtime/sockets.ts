@@ -5,7 +5,8 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { createAdminChannel, type AdminAccess } from './admin-channel.js';
 import { createClusterCount } from './cluster-count.js';
-import type { AdminState, RefetchWindow } from './events.js';
+import type { RefetchPolicy } from '../feed/refetch-policy.js';
+import type { AdminState } from './events.js';
 import { createIo, type AppIo } from './io.js';
 import { FlagPusher } from './push.js';
 import { countReadsInProgress } from './reads-in-progress.js';
@@ -39,8 +40,8 @@ export function createRealtime(deps: {
   adminState: (browsers: number) => Promise<AdminState>;
   /** With Redis: the adapter carries what must cross instances (the cluster-wide figures). */
   redisUrl?: string | undefined;
-  /** For a value that makes pages refetch their live content: the window they spread over. */
-  refetchWindow?: RefetchWindow;
+  /** Which values make pages refetch their live content, and over what window. */
+  refetchPolicy?: RefetchPolicy;
   /** Who may join the admin channel (see access/auth.ts), and when to check again. */
   adminAccess: AdminAccess;
 }): Realtime {
@@ -52,7 +53,7 @@ export function createRealtime(deps: {
     flags: deps.provider,
     metrics: deps.metrics,
     logger: deps.logger,
-    refetchWindow: deps.refetchWindow,
+    refetchPolicy: deps.refetchPolicy,
     requestsWaiting: () => readsInProgress() > 0,
   });
   const cluster = createClusterCount({ io, own: () => pusher.browserCount, shared: deps.redisUrl !== undefined });

@@ -17,8 +17,8 @@ import { MemoryBackend } from '../helpers/memory-backend.js';
  */
 interface HarnessOptions {
   requestsWaiting?: () => boolean;
-  /** false: the pusher is given no refetch window. */
-  refetchWindow?: false;
+  /** false: the pusher is given no refetch policy. */
+  refetchPolicy?: false;
   /** Runs before each evaluation: it may throw (the evaluation fails), hang, or close a socket. */
   onEvaluate?: (key: string, context: EvaluationContext) => void | Promise<void>;
 }
@@ -58,6 +58,8 @@ async function harness(options: HarnessOptions = {}) {
     of: (name: string) => ({ adapter: { rooms: name === '/' ? rooms : new Map() } }),
   };
   const windows: unknown[][] = [];
+  /** Every value the pusher said had reached every browser. */
+  const reached: unknown[][] = [];
   /** What the pusher logged, parsed (it logs at debug). */
   const logs: Record<string, unknown>[] = [];
   const metrics = createMetrics({ collectDefaults: false });
@@ -66,12 +68,15 @@ async function harness(options: HarnessOptions = {}) {
     flags: counting,
     metrics,
     logger: createLogger('debug', { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) }),
-    refetchWindow:
-      options.refetchWindow === false
+    refetchPolicy:
+      options.refetchPolicy === false
         ? undefined
-        : (key, value, pages, everyone) => {
-            windows.push([key, value, pages, everyone]);
-            return key === KILL_SWITCH && value === true ? 5000 : undefined;
+        : {
+            windowFor: (key, value, pages) => {
+              windows.push([key, value, pages]);
+              return key === KILL_SWITCH && value === true ? 5000 : undefined;
+            },
+            reachedEveryone: (key, value) => void reached.push([key, value]),
           },
     ...(options.requestsWaiting ? { requestsWaiting: options.requestsWaiting } : {}),
   });
@@ -125,7 +130,7 @@ async function harness(options: HarnessOptions = {}) {
   const metric = async (name: 'flagUpdatesSent' | 'connectedBrowsers') => (await metrics[name].get()).values;
   /** How many pushes the push-duration histogram has timed. */
   const pushesTimed = async () => (await metrics.pushDuration.get()).values.find((v) => v.metricName === 'flag_push_duration_seconds_count')?.value;
-  return { provider, pusher, connect, open, close, socketsOf, change, updates, emits, sentTotal, windows, recordedAtEmit, logs, metric, pushesTimed, evaluations: () => evaluations };
+  return { provider, pusher, connect, open, close, socketsOf, change, updates, emits, sentTotal, windows, reached, recordedAtEmit, logs, metric, pushesTimed, evaluations: () => evaluations };
 }
 
 describe('the per-viewer push, without sockets', () => {
@@ -148,7 +153,8 @@ describe('the per-viewer push, without sockets', () => {
     expect(h.evaluations() - before).toBe(1); // DISABLED cannot depend on the viewer
     // No refetch window for a kill: the update carries no such field at all.
     for (const tab of tabs) expect(h.updates(tab)).toStrictEqual([{ key: KILL_SWITCH, value: false, version: 2 }]);
-    expect(h.windows).toEqual([[KILL_SWITCH, false, 4, true]]);
+    expect(h.windows).toEqual([[KILL_SWITCH, false, 4]]);
+    expect(h.reached).toEqual([[KILL_SWITCH, false]]);
     expect(await h.metric('flagUpdatesSent')).toEqual([expect.objectContaining({ labels: { key: KILL_SWITCH }, value: 4 })]);
     await h.change(KILL_SWITCH, { state: 'DISABLED', defaultVariant: 'off' });
     for (const tab of tabs) expect(h.updates(tab)).toHaveLength(1);
@@ -211,7 +217,8 @@ describe('the per-viewer push, without sockets', () => {
     expect(h.evaluations() - before).toBe(2); // maya and sam: one each, not one per tab
     for (const tab of mayaTabs) expect(h.updates(tab)).toEqual([{ key: KILL_SWITCH, value: false, version: 2 }]);
     expect(h.updates(sam)).toEqual([]);
-    expect(h.windows.at(-1)).toEqual([KILL_SWITCH, false, 2, false]); // not everyone: no release of every turn
+    expect(h.windows.at(-1)).toEqual([KILL_SWITCH, false, 2]);
+    expect(h.reached).toEqual([]); // not everyone: no release of every turn
     expect(h.logs).toContainEqual(expect.objectContaining({ level: 20, msg: 'flag pushed', key: KILL_SWITCH, version: 2, partitions: 1 }));
   });
 
@@ -347,15 +354,16 @@ describe('the per-viewer push, without sockets', () => {
     // A rule that reads the viewer, and kills every one of them.
     await h.change(KILL_SWITCH, { targeting: { if: [{ '==': [{ var: 'targetingKey' }, 'nobody'] }, 'on', 'off'] } });
     for (const tab of tabs) expect(h.updates(tab)).toStrictEqual([{ key: KILL_SWITCH, value: false, version: 2 }]);
-    expect(h.windows.at(-1)).toEqual([KILL_SWITCH, false, 3, true]); // every browser: a push to all
+    expect(h.windows.at(-1)).toEqual([KILL_SWITCH, false, 3]);
+    expect(h.reached.at(-1)).toEqual([KILL_SWITCH, false]); // every browser: a push to all
     h.recordedAtEmit.length = 0;
     await h.change(KILL_SWITCH, { targeting: null }); // restored for all, by a value no viewer changes
     expect(h.recordedAtEmit).toEqual([0]); // written before any browser was walked
     for (const tab of tabs) expect(h.updates(tab).at(-1)).toStrictEqual({ key: KILL_SWITCH, value: true, version: 3, refetchWithinMs: 5000 });
   });
 
-  it('without a refetch window, a restore carries none', async () => {
-    const h = await harness({ refetchWindow: false });
+  it('without a refetch policy, a restore carries none', async () => {
+    const h = await harness({ refetchPolicy: false });
     const tab = await h.open('a');
     await h.change(KILL_SWITCH, { state: 'DISABLED' });
     await h.change(KILL_SWITCH, { state: 'ENABLED' });
