@@ -65,6 +65,8 @@ export interface StartOptions {
   collectDefaultMetrics?: boolean;
   /** Extra LaunchDarkly SDK options (the tests' TestData data source). */
   launchDarkly?: LDOptions;
+  /** The admin sessions' clock (their expiry): tests move it forward instead of waiting 12 h. */
+  now?: () => number;
 }
 
 export async function startApp(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningApp> {
@@ -160,9 +162,11 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       loadTimeoutMs: config.redisConnectTimeoutMs,
     });
     cleanups.push(() => registry.close());
+    const now = options.now ?? Date.now;
+    const sessions = accessRedis ? createRedisSessionStore(accessRedis, now) : createMemorySessionStore(now);
     const access = createAccess({
       registry,
-      sessions: accessRedis ? createRedisSessionStore(accessRedis) : createMemorySessionStore(),
+      sessions,
       failures: createAuthFailures({ limit: config.authFailureLimit, windowSeconds: 15 * 60, redis: accessRedis }),
     });
     const metrics = createMetrics({ collectDefaults: options.collectDefaultMetrics ?? true });
@@ -210,7 +214,8 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       adminState,
       redisUrl: config.redisUrl,
       refetchWindow: createRefetchWindow(pacer),
-      adminAccess: { authorize: access.socketPrincipal, isCurrent: registry.isCurrent, onChange: registry.onChange },
+      adminAccess: { authorize: access.socketPrincipal, isCurrent: registry.isCurrent, onChange: registry.onChange, onSessionsEnded: sessions.onEnded },
+      now,
     });
     for (const upstreamClient of upstreamClients) upstreamClient.onBreakerStateChange(() => realtime.announceAdminState());
 

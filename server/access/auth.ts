@@ -5,7 +5,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { ForbiddenError, TooManyFailuresError, UnauthorizedError } from '../errors.js';
-import { SESSION_COOKIE, type Session, type SessionStore } from './sessions.js';
+import { SESSION_COOKIE, sessionKeyOf, type Session, type SessionStore } from './sessions.js';
 import type { Principal, TokenRegistry } from './tokens.js';
 
 /**
@@ -81,6 +81,12 @@ export interface Authenticated {
 
 export const authenticatedOf = (res: Response): Authenticated => res.locals as Authenticated;
 
+/** Who an admin socket is, and, when a session opened it, which one and until when. */
+export interface SocketCredential {
+  principal: Principal;
+  session?: { key: string; expiresAt: number };
+}
+
 /**
  * Who may do what: a bearer token (any named token, or ADMIN_TOKEN), or the admin page's
  * session cookie. Express middleware for `/api`, and the same check for the admin socket.
@@ -139,13 +145,14 @@ export function createAccess(deps: { registry: TokenRegistry; sessions: SessionS
 
   /**
    * The admin socket's credential: `auth.token`, or the admin page's session cookie (from a
-   * page of our own origin). Resolves to who it is, or to why not.
+   * page of our own origin). Resolves to who it is (and the session, which the socket must not
+   * outlive), or to why not.
    */
   const socketPrincipal = async (handshake: {
     auth: Record<string, unknown> | undefined;
     headers: IncomingHttpHeaders;
     address: string;
-  }): Promise<{ principal: Principal } | { refused: string }> => {
+  }): Promise<SocketCredential | { refused: string }> => {
     const wait = await failures.blockedFor(handshake.address);
     if (wait > 0) return { refused: `Too many failed authentications from this address. Try again in ${wait} s.` };
     const token = handshake.auth?.token;
@@ -159,7 +166,7 @@ export function createAccess(deps: { registry: TokenRegistry; sessions: SessionS
     const host = handshake.headers.host;
     const sameOrigin = host !== undefined && [`http://${host}`, `https://${host}`].some((origin) => fromOwnOrigin(handshake.headers, origin));
     const session = id !== undefined && sameOrigin ? await liveSession(id) : undefined;
-    if (session) return { principal: session.principal };
+    if (id !== undefined && session) return { principal: session.principal, session: { key: sessionKeyOf(id), expiresAt: session.expiresAt } };
     return { refused: 'The admin events need a token (auth: { role: "admin", token }) or a signed-in admin page.' };
   };
 

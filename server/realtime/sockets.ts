@@ -43,6 +43,8 @@ export function createRealtime(deps: {
   refetchWindow?: RefetchWindow;
   /** Who may join the admin channel (see access/auth.ts), and when to check again. */
   adminAccess: AdminAccess;
+  /** The admin sessions' clock (the session store's). */
+  now?: () => number;
 }): Realtime {
   const { io, closeAdapter } = createIo({ redisUrl: deps.redisUrl, logger: deps.logger });
   // Until attached, no request can wait.
@@ -64,6 +66,8 @@ export function createRealtime(deps: {
     pushesDone: () => pusher.idle(),
     metrics: deps.metrics,
     logger: deps.logger,
+    shared: deps.redisUrl !== undefined,
+    now: deps.now ?? Date.now,
   });
   cluster.onTotal(admin.announceBrowsers);
   const viewers = createViewerChannel({
