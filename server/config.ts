@@ -32,6 +32,7 @@ const schema = z.object({
   AUTO_KILL: z.preprocess(emptyAsUnset, z.enum(['true', 'false', '1', '0']).default('false').transform((v) => v === 'true' || v === '1')),
   API_RATE_LIMIT_PER_MIN: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).default(120)),
   AUTH_FAILURES_PER_15_MIN: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).max(100_000).default(10)),
+  SIGN_INS_PER_15_MIN: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).max(100_000).default(30)),
   SIMULATOR_PORT: z.preprocess(emptyAsUnset, port.default(3001)),
   SIMULATOR_LATENCY_MS: z.preprocess(emptyAsUnset, z.coerce.number().min(0).max(60_000).default(120)),
   SIMULATOR_ERROR_RATE: z.preprocess(emptyAsUnset, z.coerce.number().min(0).max(1).default(0)),
@@ -64,6 +65,8 @@ export interface Config {
   apiRateLimitPerMin: number;
   /** Failed authentications from one address in 15 minutes before it is refused (429) until the window ends. */
   authFailureLimit: number;
+  /** Admin sign-ins (successful ones) from one address in 15 minutes before it is refused (429) until the window ends. */
+  signInLimit: number;
   autoKill: boolean;
   simulator: { port: number; latencyMs: number; errorRate: number };
   logLevel: Env['LOG_LEVEL'];
@@ -104,6 +107,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     recommendationsCacheTtlMs: e.RECOMMENDATIONS_CACHE_TTL_MS,
     apiRateLimitPerMin: e.API_RATE_LIMIT_PER_MIN,
     authFailureLimit: e.AUTH_FAILURES_PER_15_MIN,
+    signInLimit: e.SIGN_INS_PER_15_MIN,
     autoKill: e.AUTO_KILL,
     simulator: { port: e.SIMULATOR_PORT, latencyMs: e.SIMULATOR_LATENCY_MS, errorRate: e.SIMULATOR_ERROR_RATE },
     logLevel: e.LOG_LEVEL,

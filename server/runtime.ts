@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { OpenFeature } from '@openfeature/server-sdk';
 import { Redis } from 'ioredis';
 import { resolveAdminToken } from './access/admin-token.js';
-import { createAccess, createAuthFailures } from './access/auth.js';
+import { createAccess, createAuthFailures, createSignInLimit } from './access/auth.js';
 import { createMemorySessionStore, createRedisSessionStore } from './access/sessions.js';
 import { createFileTokenStore, createRedisTokenStore } from './access/token-store.js';
 import { createTokenRegistry } from './access/tokens.js';
@@ -168,6 +168,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       registry,
       sessions,
       failures: createAuthFailures({ limit: config.authFailureLimit, windowSeconds: 15 * 60, redis: accessRedis }),
+      signIns: createSignInLimit({ limit: config.signInLimit, windowSeconds: 15 * 60, redis: accessRedis }),
     });
     const metrics = createMetrics({ collectDefaults: options.collectDefaultMetrics ?? true });
     repository?.onChange((changes) => {

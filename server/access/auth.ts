@@ -3,16 +3,24 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { parse as parseCookies } from 'cookie';
 import type { Request, RequestHandler, Response } from 'express';
 import type { Redis } from 'ioredis';
-import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { ForbiddenError, TooManyFailuresError, UnauthorizedError } from '../errors.js';
 import { SESSION_COOKIE, sessionKeyOf, type Session, type SessionStore } from './sessions.js';
 import type { Principal, TokenRegistry } from './tokens.js';
+
+/** A limit per client address in a window, shared by every instance with Redis (kept in memory while Redis is down). */
+function limiterPerAddress(options: { points: number; windowSeconds: number; keyPrefix: string; redis: Redis | undefined }): RateLimiterAbstract {
+  const settings = { points: options.points, duration: options.windowSeconds, keyPrefix: options.keyPrefix };
+  const memory = new RateLimiterMemory(settings);
+  return options.redis ? new RateLimiterRedis({ ...settings, storeClient: options.redis, insuranceLimiter: memory }) : memory;
+}
+
+const secondsUntil = (msBeforeNext: number) => Math.max(1, Math.ceil(msBeforeNext / 1000));
 
 /**
  * Failed authentications per client address: over the limit in the window, every attempt from
  * that address is refused until the window ends, right ones included (a guesser learns nothing).
  * Only a credential that was presented and refused counts; a request with none is not an attempt.
- * With Redis the count is shared by every instance (and kept in memory while Redis is down).
  */
 export interface AuthFailures {
   /** Seconds until this address may try again; 0 when it may now. */
@@ -21,20 +29,39 @@ export interface AuthFailures {
 }
 
 export function createAuthFailures(options: { limit: number; windowSeconds: number; redis?: Redis | undefined }): AuthFailures {
-  const settings = { points: options.limit, duration: options.windowSeconds, keyPrefix: 'killswitch:auth-failures' };
-  const memory = new RateLimiterMemory(settings);
-  const limiter: RateLimiterAbstract = options.redis
-    ? new RateLimiterRedis({ ...settings, storeClient: options.redis, insuranceLimiter: memory })
-    : memory;
+  const limiter = limiterPerAddress({ points: options.limit, windowSeconds: options.windowSeconds, keyPrefix: 'killswitch:auth-failures', redis: options.redis });
   return {
     async blockedFor(address) {
       const state = await limiter.get(address);
-      return state && state.consumedPoints >= options.limit ? Math.max(1, Math.ceil(state.msBeforeNext / 1000)) : 0;
+      return state && state.consumedPoints >= options.limit ? secondsUntil(state.msBeforeNext) : 0;
     },
     async failed(address) {
       // Rejects once over the limit: that is what blockedFor then reports.
       await limiter.consume(address).catch(() => undefined);
     },
+  };
+}
+
+/**
+ * Successful admin sign-ins per client address: each one is a session kept for hours, so an
+ * address may start only so many in the window (a token's own cap bounds what they can end).
+ */
+export interface SignInLimit {
+  /** Counts a sign-in from this address: 0 when it may go ahead, else the seconds until it may. */
+  take(address: string): Promise<number>;
+}
+
+export function createSignInLimit(options: { limit: number; windowSeconds: number; redis?: Redis | undefined }): SignInLimit {
+  const limiter = limiterPerAddress({ points: options.limit, windowSeconds: options.windowSeconds, keyPrefix: 'killswitch:sign-ins', redis: options.redis });
+  return {
+    take: (address) =>
+      limiter.consume(address).then(
+        () => 0,
+        (refusal: unknown) => {
+          if (refusal instanceof RateLimiterRes) return secondsUntil(refusal.msBeforeNext);
+          throw refusal;
+        },
+      ),
   };
 }
 
@@ -91,8 +118,8 @@ export interface SocketCredential {
  * Who may do what: a bearer token (any named token, or ADMIN_TOKEN), or the admin page's
  * session cookie. Express middleware for `/api`, and the same check for the admin socket.
  */
-export function createAccess(deps: { registry: TokenRegistry; sessions: SessionStore; failures: AuthFailures }) {
-  const { registry, sessions, failures } = deps;
+export function createAccess(deps: { registry: TokenRegistry; sessions: SessionStore; failures: AuthFailures; signIns: SignInLimit }) {
+  const { registry, sessions, failures, signIns } = deps;
 
   /** The session of this cookie, if it is live and its token still valid. */
   const liveSession = async (id: string | undefined): Promise<Session | undefined> => {
@@ -146,7 +173,7 @@ export function createAccess(deps: { registry: TokenRegistry; sessions: SessionS
   /**
    * The admin socket's credential: `auth.token`, or the admin page's session cookie (from a
    * page of our own origin). Resolves to who it is (and the session, which the socket must not
-   * outlive), or to why not.
+   * outlive), or to why not. `address` is the client's, as `req.ip` would have it.
    */
   const socketPrincipal = async (handshake: {
     auth: Record<string, unknown> | undefined;
@@ -170,7 +197,7 @@ export function createAccess(deps: { registry: TokenRegistry; sessions: SessionS
     return { refused: 'The admin events need a token (auth: { role: "admin", token }) or a signed-in admin page.' };
   };
 
-  return { registry, sessions, failures, authenticate, requireWriter, socketPrincipal, liveSession };
+  return { registry, sessions, failures, signIns, authenticate, requireWriter, socketPrincipal, liveSession };
 }
 
 export type Access = ReturnType<typeof createAccess>;

@@ -94,6 +94,32 @@ describe('sessions per token', { timeout: 60_000 }, () => {
   });
 });
 
+describe('sign-ins per address', { timeout: 60_000 }, () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp({ SIGN_INS_PER_15_MIN: '3' });
+  });
+  afterAll(() => app.stop());
+
+  it('are limited, right tokens included: past the limit the sign-in page answers 429 with Retry-After, and starts no session', async () => {
+    for (let i = 0; i < 3; i++) expect((await app.signIn()).status).toBe(303);
+    const refused = await fetch(`${app.url}/admin/sign-in`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: app.url },
+      body: new URLSearchParams({ token: TEST_TOKEN }),
+      redirect: 'manual',
+    });
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(800);
+    expect(refused.headers.getSetCookie()).toEqual([]);
+    const page = await refused.text();
+    expect(page).toContain('id="sign-in-form"');
+    expect(page).toMatch(/Too many sign-ins from this address\. Try again in \d+ s\./);
+    // A token used directly is not a sign-in.
+    expect((await get(app, '/api/flags', bearer(TEST_TOKEN))).status).toBe(200);
+  });
+});
+
 describe('admin sessions on two instances sharing Redis', { timeout: 60_000 }, () => {
   let redis: TestRedis;
   let a: TestApp;
