@@ -33,6 +33,7 @@ const schema = z.object({
   API_RATE_LIMIT_PER_MIN: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).default(120)),
   AUTH_FAILURES_PER_15_MIN: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).max(100_000).default(10)),
   SIGN_INS_PER_15_MIN: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).max(100_000).default(30)),
+  MAX_SOCKETS_PER_ADDRESS: z.preprocess(emptyAsUnset, z.coerce.number().int().min(0).max(10_000_000).default(1000)),
   SIMULATOR_PORT: z.preprocess(emptyAsUnset, port.default(3001)),
   SIMULATOR_LATENCY_MS: z.preprocess(emptyAsUnset, z.coerce.number().min(0).max(60_000).default(120)),
   SIMULATOR_ERROR_RATE: z.preprocess(emptyAsUnset, z.coerce.number().min(0).max(1).default(0)),
@@ -67,6 +68,8 @@ export interface Config {
   authFailureLimit: number;
   /** Admin sign-ins (successful ones) from one address in 15 minutes before it is refused (429) until the window ends. */
   signInLimit: number;
+  /** Socket.IO connections from one client address on this instance; 0: no cap. */
+  maxSocketsPerAddress: number;
   autoKill: boolean;
   simulator: { port: number; latencyMs: number; errorRate: number };
   logLevel: Env['LOG_LEVEL'];
@@ -108,6 +111,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiRateLimitPerMin: e.API_RATE_LIMIT_PER_MIN,
     authFailureLimit: e.AUTH_FAILURES_PER_15_MIN,
     signInLimit: e.SIGN_INS_PER_15_MIN,
+    maxSocketsPerAddress: e.MAX_SOCKETS_PER_ADDRESS,
     autoKill: e.AUTO_KILL,
     simulator: { port: e.SIMULATOR_PORT, latencyMs: e.SIMULATOR_LATENCY_MS, errorRate: e.SIMULATOR_ERROR_RATE },
     logLevel: e.LOG_LEVEL,

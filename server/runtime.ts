@@ -216,6 +216,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       redisUrl: config.redisUrl,
       refetchWindow: createRefetchWindow(pacer),
       adminAccess: { authorize: access.socketPrincipal, isCurrent: registry.isCurrent, onChange: registry.onChange, onSessionsEnded: sessions.onEnded },
+      maxSocketsPerAddress: config.maxSocketsPerAddress,
       now,
     });
     for (const upstreamClient of upstreamClients) upstreamClient.onBreakerStateChange(() => realtime.announceAdminState());

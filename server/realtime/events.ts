@@ -48,6 +48,8 @@ export type ClientToServerEvents = Record<string, never>;
 
 export interface SocketData {
   role: 'viewer' | 'admin';
+  /** The client's address: what the cap on sockets per address counts. */
+  address: string;
   /** For an admin socket: the token it proved (checked again whenever tokens change). */
   principal?: Principal;
   /** For an admin socket opened with the admin page's session: which one (its store key), and when it expires. */

@@ -9,6 +9,7 @@ import type { AdminState, RefetchWindow } from './events.js';
 import { createIo, type AppIo } from './io.js';
 import { FlagPusher } from './push.js';
 import { countReadsInProgress } from './reads-in-progress.js';
+import { createSocketCap } from './socket-cap.js';
 import { createViewerChannel } from './viewer-channel.js';
 
 export interface Realtime {
@@ -43,6 +44,8 @@ export function createRealtime(deps: {
   refetchWindow?: RefetchWindow;
   /** Who may join the admin channel (see access/auth.ts), and when to check again. */
   adminAccess: AdminAccess;
+  /** Connections from one client address on this instance; 0: no cap. */
+  maxSocketsPerAddress: number;
   /** The admin sessions' clock (the session store's). */
   now?: () => number;
 }): Realtime {
@@ -78,17 +81,28 @@ export function createRealtime(deps: {
     onFlagsChanged: () => admin.announceState(),
   });
 
+  const cap = createSocketCap(deps.maxSocketsPerAddress);
   io.use((socket, next) => {
-    const auth = socket.handshake.auth as Record<string, unknown> | undefined;
+    const { handshake } = socket;
+    const auth = handshake.auth as Record<string, unknown> | undefined;
     const role = auth?.role === 'admin' ? 'admin' : 'viewer';
-    const viewer = viewerFor(viewerKeyFromCookieHeader(socket.handshake.headers.cookie) ?? newAnonymousKey());
-    socket.data = { role, viewer, context: evaluationContext(viewer), last: {} };
+    const viewer = viewerFor(viewerKeyFromCookieHeader(handshake.headers.cookie) ?? newAnonymousKey());
+    socket.data = { role, address: handshake.address, viewer, context: evaluationContext(viewer), last: {} };
     if (role === 'viewer') next();
     else admin.authorize(socket, next);
+  });
+  // Last: Socket.IO connects an admitted socket on the same turn of the loop (a nextTick later), so
+  // none gets in past the cap, and a socket refused for its credential takes no place.
+  io.use((socket, next) => {
+    if (cap.admits(socket.data.address)) return next();
+    next(Object.assign(new Error(`Too many connections from this address (${deps.maxSocketsPerAddress} at most): close some tabs, or try again later.`), { data: { reason: 'too_many_connections' } }));
   });
   io.on('connection', (socket) => {
     // The viewer context is taken; the stored handshake request is ~KBs a socket we never read.
     (socket.conn as unknown as { request: unknown }).request = null;
+    const { address } = socket.data;
+    cap.opened(address);
+    socket.on('disconnect', () => cap.closed(address));
     if (socket.data.role === 'admin') admin.join(socket);
     else viewers.join(socket);
   });

@@ -59,6 +59,9 @@ export async function startTestApp(
       // limit has a test of its own.
       AUTH_FAILURES_PER_15_MIN: '100000',
       SIGN_INS_PER_15_MIN: '100000',
+      // Every socket of every test comes from loopback: the launch-scale tests' tabs and pages, a
+      // few dozen at most, against a cap of thousands (the cap has tests of its own, with a small one).
+      MAX_SOCKETS_PER_ADDRESS: '5000',
       ...env,
     },
     { logger: options.logger ?? createLogger('silent'), dir: options.dir, start: options.start },
