@@ -8,6 +8,7 @@ import { createAccess, createAuthFailures, createSignInLimit } from './access/au
 import { createMemorySessionStore, createRedisSessionStore } from './access/sessions.js';
 import { createFileTokenStore, createRedisTokenStore } from './access/token-store.js';
 import { createTokenRegistry } from './access/tokens.js';
+import type { TrustProxyFn } from './access/client-address.js';
 import { createAdminState } from './admin/routes.js';
 import { createApp } from './app.js';
 import { ConfigError, type Config } from './config.js';
@@ -230,6 +231,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
         repository,
         access,
         rateLimitPerMin: config.apiRateLimitPerMin,
+        logger,
         contextFor: (user) => (isValidViewerKey(user) ? evaluationContext(viewerFor(user)) : undefined),
       },
       adminState: () => adminState(realtime.clusterBrowsers()),
@@ -237,10 +239,11 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       readiness,
       imageOrigins: avatars.imageOrigins,
       viewCache: !config.development,
+      trustProxy: config.trustProxy,
     });
 
     const httpServer = createServer(app);
-    realtime.attach(httpServer);
+    realtime.attach(httpServer, app.get('trust proxy fn') as TrustProxyFn);
     await new Promise<void>((resolve, reject) => {
       httpServer.once('error', (error: NodeJS.ErrnoException) => {
         // A real conflict: one line naming the variable to set, never a stack trace.

@@ -89,7 +89,7 @@ export function createAdminChannel(deps: {
   return {
     authorize(socket, next) {
       const { handshake } = socket;
-      deps.access.authorize({ auth: handshake.auth as Record<string, unknown> | undefined, headers: handshake.headers, address: handshake.address }).then(
+      deps.access.authorize({ auth: handshake.auth as Record<string, unknown> | undefined, headers: handshake.headers, address: socket.data.address }).then(
         (result) => {
           if ('refused' in result) return next(Object.assign(new Error(result.refused), { data: { reason: 'unauthorized' } }));
           socket.data.principal = result.principal;

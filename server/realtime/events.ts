@@ -48,7 +48,7 @@ export type ClientToServerEvents = Record<string, never>;
 
 export interface SocketData {
   role: 'viewer' | 'admin';
-  /** The client's address: what the cap on sockets per address counts. */
+  /** The client's address, as `req.ip` has it for the same client (see access/client-address.ts). */
   address: string;
   /** For an admin socket: the token it proved (checked again whenever tokens change). */
   principal?: Principal;

@@ -1,4 +1,5 @@
 import type { Server as HttpServer } from 'node:http';
+import { handshakeClientAddress, type TrustProxyFn } from '../access/client-address.js';
 import { evaluationContext, newAnonymousKey, viewerFor, viewerKeyFromCookieHeader } from '../feed/viewer.js';
 import type { FlagsProvider } from '../flags/provider.js';
 import type { Logger } from '../observability/logger.js';
@@ -15,8 +16,11 @@ import { createViewerChannel } from './viewer-channel.js';
 export interface Realtime {
   io: AppIo;
   pusher: FlagPusher;
-  /** Serves Socket.IO on the app's HTTP server (its requests reach Socket.IO first). */
-  attach(httpServer: HttpServer): void;
+  /**
+   * Serves Socket.IO on the app's HTTP server (its requests reach Socket.IO first), with the
+   * app's own trust function (`app.get('trust proxy fn')`) for each socket's client address.
+   */
+  attach(httpServer: HttpServer, trustProxy: TrustProxyFn): void;
   /** Browsers connected across every instance (this one alone without Redis). */
   clusterBrowsers(): number;
   /** Pushes the admin page's state again (soon, coalesced). */
@@ -81,13 +85,15 @@ export function createRealtime(deps: {
     onFlagsChanged: () => admin.announceState(),
   });
 
+  // Until attached, no socket can arrive.
+  let trustProxy: TrustProxyFn = () => false;
   const cap = createSocketCap(deps.maxSocketsPerAddress);
   io.use((socket, next) => {
     const { handshake } = socket;
     const auth = handshake.auth as Record<string, unknown> | undefined;
     const role = auth?.role === 'admin' ? 'admin' : 'viewer';
     const viewer = viewerFor(viewerKeyFromCookieHeader(handshake.headers.cookie) ?? newAnonymousKey());
-    socket.data = { role, address: handshake.address, viewer, context: evaluationContext(viewer), last: {} };
+    socket.data = { role, address: handshakeClientAddress(handshake, trustProxy), viewer, context: evaluationContext(viewer), last: {} };
     if (role === 'viewer') next();
     else admin.authorize(socket, next);
   });
@@ -110,7 +116,8 @@ export function createRealtime(deps: {
   return {
     io,
     pusher,
-    attach(httpServer) {
+    attach(httpServer, trust) {
+      trustProxy = trust;
       io.attach(httpServer);
       readsInProgress = countReadsInProgress(httpServer, `${io.path()}/`);
     },
