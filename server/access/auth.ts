@@ -97,6 +97,10 @@ export function fromOwnOrigin(headers: IncomingHttpHeaders, ownOrigin: string): 
 
 export const ownOriginOf = (req: Request) => `${req.protocol}://${req.get('host')}`;
 
+/** A Socket.IO handshake from a page of our own origin: its Host, over either scheme (the handshake has no `req.protocol`). */
+const handshakeFromOwnOrigin = (headers: IncomingHttpHeaders) =>
+  headers.host !== undefined && [`http://${headers.host}`, `https://${headers.host}`].some((origin) => fromOwnOrigin(headers, origin));
+
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** What `authenticate` leaves in `res.locals`. */
@@ -190,9 +194,7 @@ export function createAccess(deps: { registry: TokenRegistry; sessions: SessionS
       return { refused: 'The token was not accepted: it is wrong, or it was revoked.' };
     }
     const id = sessionIdFrom(handshake.headers);
-    const host = handshake.headers.host;
-    const sameOrigin = host !== undefined && [`http://${host}`, `https://${host}`].some((origin) => fromOwnOrigin(handshake.headers, origin));
-    const session = id !== undefined && sameOrigin ? await liveSession(id) : undefined;
+    const session = id !== undefined && handshakeFromOwnOrigin(handshake.headers) ? await liveSession(id) : undefined;
     if (id !== undefined && session) return { principal: session.principal, session: { key: sessionKeyOf(id), expiresAt: session.expiresAt } };
     return { refused: 'The admin events need a token (auth: { role: "admin", token }) or a signed-in admin page.' };
   };

@@ -4,14 +4,17 @@ import { evaluationContext, newAnonymousKey, viewerFor, viewerKeyFromCookieHeade
 import type { FlagsProvider } from '../flags/provider.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { createAdminChannel, type AdminAccess } from './admin-channel.js';
+import { createAdminChannel, type AdminAccess, type AdminChannel } from './admin-channel.js';
 import { createClusterCount } from './cluster-count.js';
 import type { AdminState, RefetchWindow } from './events.js';
 import { createIo, type AppIo } from './io.js';
 import { FlagPusher } from './push.js';
 import { countReadsInProgress } from './reads-in-progress.js';
 import { createSocketCap } from './socket-cap.js';
-import { createViewerChannel } from './viewer-channel.js';
+import { createViewerChannel, type ViewerChannel } from './viewer-channel.js';
+
+/** What a socket's client address is computed from. */
+type Handshake = Parameters<typeof handshakeClientAddress>[0];
 
 export interface Realtime {
   io: AppIo;
@@ -87,31 +90,8 @@ export function createRealtime(deps: {
 
   // Until attached, no socket can arrive.
   let trustProxy: TrustProxyFn = () => false;
-  const cap = createSocketCap(deps.maxSocketsPerAddress);
-  io.use((socket, next) => {
-    const { handshake } = socket;
-    const auth = handshake.auth as Record<string, unknown> | undefined;
-    const role = auth?.role === 'admin' ? 'admin' : 'viewer';
-    const viewer = viewerFor(viewerKeyFromCookieHeader(handshake.headers.cookie) ?? newAnonymousKey());
-    socket.data = { role, address: handshakeClientAddress(handshake, trustProxy), viewer, context: evaluationContext(viewer), last: {} };
-    if (role === 'viewer') next();
-    else admin.authorize(socket, next);
-  });
-  // Last: Socket.IO connects an admitted socket on the same turn of the loop (a nextTick later), so
-  // none gets in past the cap, and a socket refused for its credential takes no place.
-  io.use((socket, next) => {
-    if (cap.admits(socket.data.address)) return next();
-    next(Object.assign(new Error(`Too many connections from this address (${deps.maxSocketsPerAddress} at most): close some tabs, or try again later.`), { data: { reason: 'too_many_connections' } }));
-  });
-  io.on('connection', (socket) => {
-    // The viewer context is taken; the stored handshake request is ~KBs a socket we never read.
-    (socket.conn as unknown as { request: unknown }).request = null;
-    const { address } = socket.data;
-    cap.opened(address);
-    socket.on('disconnect', () => cap.closed(address));
-    if (socket.data.role === 'admin') admin.join(socket);
-    else viewers.join(socket);
-  });
+  const clientAddress = (handshake: Handshake) => handshakeClientAddress(handshake, trustProxy);
+  admitSockets(io, { admin, viewers, maxSocketsPerAddress: deps.maxSocketsPerAddress, clientAddress });
 
   return {
     io,
@@ -135,4 +115,46 @@ export function createRealtime(deps: {
       closeAdapter();
     },
   };
+}
+
+/**
+ * Each handshake in turn: who it is (a viewer, or an admin with a credential), from which client
+ * address, then whether that address has room; on connection, the socket joins its channel, and
+ * holds its place under the cap until it leaves.
+ */
+function admitSockets(
+  io: AppIo,
+  deps: {
+    admin: AdminChannel;
+    viewers: ViewerChannel;
+    maxSocketsPerAddress: number;
+    clientAddress: (handshake: Handshake) => string;
+  },
+): void {
+  const { admin, viewers } = deps;
+  const cap = createSocketCap(deps.maxSocketsPerAddress);
+  io.use((socket, next) => {
+    const { handshake } = socket;
+    const auth = handshake.auth as Record<string, unknown> | undefined;
+    const role = auth?.role === 'admin' ? 'admin' : 'viewer';
+    const viewer = viewerFor(viewerKeyFromCookieHeader(handshake.headers.cookie) ?? newAnonymousKey());
+    socket.data = { role, address: deps.clientAddress(handshake), viewer, context: evaluationContext(viewer), last: {} };
+    if (role === 'viewer') next();
+    else admin.authorize(socket, next);
+  });
+  // Last: Socket.IO connects an admitted socket on the same turn of the loop (a nextTick later), so
+  // none gets in past the cap, and a socket refused for its credential takes no place.
+  io.use((socket, next) => {
+    if (cap.admits(socket.data.address)) return next();
+    next(Object.assign(new Error(`Too many connections from this address (${deps.maxSocketsPerAddress} at most): close some tabs, or try again later.`), { data: { reason: 'too_many_connections' } }));
+  });
+  io.on('connection', (socket) => {
+    // The viewer context is taken; the stored handshake request is ~KBs a socket we never read.
+    (socket.conn as unknown as { request: unknown }).request = null;
+    const { address } = socket.data;
+    cap.opened(address);
+    socket.on('disconnect', () => cap.closed(address));
+    if (socket.data.role === 'admin') admin.join(socket);
+    else viewers.join(socket);
+  });
 }
