@@ -18,6 +18,9 @@ const viewsPerSecond = Number(process.env.DEMO_VIEWS_PER_SECOND ?? 25);
 // Short caches, so that the third-party traffic is there to see (and to stop).
 process.env.RECOMMENDATIONS_CACHE_TTL_MS ??= '2000';
 process.env.LOG_LEVEL ??= 'warn';
+// Every simulated browser comes from this machine's address, as the admin page's tab does: a cap on
+// sockets per address that lets them all in.
+process.env.MAX_SOCKETS_PER_ADDRESS ??= String(Math.max(1000, browsers + 100));
 
 let config;
 try {

@@ -17,7 +17,7 @@ const DEFAULT_TIMEOUT_MS = 30_000;
 const OWN_TIMEOUTS = { '10 SIGKILLs': 120_000, '50 writers with If-Match': 90_000, 'after every random edit': 60_000, 'concurrent If-Match writers on both': 60_000,
 };
 // Files whose describe blocks set a timeout for each of their tests.
-const FILE_TIMEOUTS = { 'test/integration/access.test.ts': 60_000, 'test/integration/process.test.ts': 90_000 };
+const FILE_TIMEOUTS = { 'test/integration/access.test.ts': 60_000, 'test/integration/admin-sessions.test.ts': 60_000, 'test/integration/process.test.ts': 90_000 };
 // The browser tests' describe blocks set this for each of their tests.
 const BROWSER_TIMEOUT_MS = 90_000;
 

@@ -2,6 +2,7 @@ import express, { type ErrorRequestHandler, type Express } from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import type { Access } from './access/auth.js';
+import type { TrustProxy } from './config.js';
 import { createAdminRoutes } from './admin/routes.js';
 import { HttpError, NotFoundError, TooManyFailuresError } from './errors.js';
 import { createFlagsApi, type FlagsApiDeps } from './flags/api.js';
@@ -25,6 +26,8 @@ export interface AppDeps {
   imageOrigins: string[];
   /** Compiled templates kept in memory (off only under `npm run dev`, so edits show at once). */
   viewCache: boolean;
+  /** Express's `trust proxy` (TRUST_PROXY): which proxies' X-Forwarded-For and X-Forwarded-Proto to believe. */
+  trustProxy: TrustProxy;
 }
 
 /** Body-parser errors carry a `type`; each one is the client's fault, and says so. */
@@ -45,6 +48,9 @@ export function createApp(deps: AppDeps): Express {
   app.set('etag', false);
   // Express turns this on only when NODE_ENV=production; without it every render recompiles the EJS.
   app.set('view cache', deps.viewCache);
+  // req.ip (every limit per address) and req.secure (Secure cookies) behind a load balancer. The
+  // Socket.IO handshakes use the function Express compiles from it (`trust proxy fn`).
+  app.set('trust proxy', deps.trustProxy);
 
   const requestLogger = pinoHttp({
     logger: deps.logger,

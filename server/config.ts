@@ -1,4 +1,5 @@
 import path from 'node:path';
+import proxyaddr from 'proxy-addr';
 import { z } from 'zod';
 import { projectRoot } from './paths.js';
 
@@ -9,6 +10,27 @@ import { projectRoot } from './paths.js';
 const emptyAsUnset = (value: unknown) => (value === '' ? undefined : value);
 
 const port = z.coerce.number().int().min(0).max(65535);
+
+/**
+ * Express's `trust proxy`: `true`/`false`, a hop count, or a comma list of addresses, subnets and
+ * the names `loopback`, `linklocal`, `uniquelocal`. Kept as Express takes it (a list stays a
+ * string), so that Express compiles it and express-rate-limit can still tell a permissive `true`.
+ */
+export type TrustProxy = boolean | number | string;
+const trustProxy = z.string().transform((text, context): TrustProxy => {
+  const value = text.trim();
+  if (value === 'true' || value === 'false') return value === 'true';
+  if (/^\d+$/.test(value)) return Number(value);
+  const list = value.split(',').map((entry) => entry.trim());
+  try {
+    // Compiled here only to refuse a typo at start ("lopback"): Express compiles it again.
+    proxyaddr.compile(list);
+  } catch (error) {
+    context.addIssue({ code: 'custom', message: `true, false, a hop count, or a comma list of addresses, subnets, loopback, linklocal, uniquelocal (${(error as Error).message})` });
+    return z.NEVER;
+  }
+  return list.join(',');
+});
 const httpUrl = z.url({ protocol: /^https?$/ });
 
 const schema = z.object({
@@ -32,6 +54,9 @@ const schema = z.object({
   AUTO_KILL: z.preprocess(emptyAsUnset, z.enum(['true', 'false', '1', '0']).default('false').transform((v) => v === 'true' || v === '1')),
   API_RATE_LIMIT_PER_MIN: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).default(120)),
   AUTH_FAILURES_PER_15_MIN: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).max(100_000).default(10)),
+  SIGN_INS_PER_15_MIN: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).max(100_000).default(30)),
+  MAX_SOCKETS_PER_ADDRESS: z.preprocess(emptyAsUnset, z.coerce.number().int().min(0).max(10_000_000).default(1000)),
+  TRUST_PROXY: z.preprocess(emptyAsUnset, trustProxy.optional()),
   SIMULATOR_PORT: z.preprocess(emptyAsUnset, port.default(3001)),
   SIMULATOR_LATENCY_MS: z.preprocess(emptyAsUnset, z.coerce.number().min(0).max(60_000).default(120)),
   SIMULATOR_ERROR_RATE: z.preprocess(emptyAsUnset, z.coerce.number().min(0).max(1).default(0)),
@@ -64,6 +89,12 @@ export interface Config {
   apiRateLimitPerMin: number;
   /** Failed authentications from one address in 15 minutes before it is refused (429) until the window ends. */
   authFailureLimit: number;
+  /** Admin sign-ins (successful ones) from one address in 15 minutes before it is refused (429) until the window ends. */
+  signInLimit: number;
+  /** Socket.IO connections from one client address on this instance; 0: no cap. */
+  maxSocketsPerAddress: number;
+  /** Express's `trust proxy`: which hops' X-Forwarded-For and X-Forwarded-Proto to believe (false: none). */
+  trustProxy: TrustProxy;
   autoKill: boolean;
   simulator: { port: number; latencyMs: number; errorRate: number };
   logLevel: Env['LOG_LEVEL'];
@@ -104,6 +135,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     recommendationsCacheTtlMs: e.RECOMMENDATIONS_CACHE_TTL_MS,
     apiRateLimitPerMin: e.API_RATE_LIMIT_PER_MIN,
     authFailureLimit: e.AUTH_FAILURES_PER_15_MIN,
+    signInLimit: e.SIGN_INS_PER_15_MIN,
+    maxSocketsPerAddress: e.MAX_SOCKETS_PER_ADDRESS,
+    trustProxy: e.TRUST_PROXY ?? false,
     autoKill: e.AUTO_KILL,
     simulator: { port: e.SIMULATOR_PORT, latencyMs: e.SIMULATOR_LATENCY_MS, errorRate: e.SIMULATOR_ERROR_RATE },
     logLevel: e.LOG_LEVEL,

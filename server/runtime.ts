@@ -4,10 +4,11 @@ import type { AddressInfo } from 'node:net';
 import { OpenFeature } from '@openfeature/server-sdk';
 import { Redis } from 'ioredis';
 import { resolveAdminToken } from './access/admin-token.js';
-import { createAccess, createAuthFailures } from './access/auth.js';
+import { createAccess, createAuthFailures, createSignInLimit } from './access/auth.js';
 import { createMemorySessionStore, createRedisSessionStore } from './access/sessions.js';
 import { createFileTokenStore, createRedisTokenStore } from './access/token-store.js';
 import { createTokenRegistry } from './access/tokens.js';
+import type { TrustProxyFn } from './access/client-address.js';
 import { createAdminState } from './admin/routes.js';
 import { createApp } from './app.js';
 import { ConfigError, type Config } from './config.js';
@@ -67,6 +68,8 @@ export interface StartOptions {
   collectDefaultMetrics?: boolean;
   /** Extra LaunchDarkly SDK options (the tests' TestData data source). */
   launchDarkly?: LDOptions;
+  /** The admin sessions' clock (their expiry): tests move it forward instead of waiting 12 h. */
+  now?: () => number;
 }
 
 export async function startApp(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningApp> {
@@ -163,10 +166,13 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       loadTimeoutMs: config.redisConnectTimeoutMs,
     });
     cleanups.push(() => registry.close());
+    const now = options.now ?? Date.now;
+    const sessions = accessRedis ? createRedisSessionStore(accessRedis, now) : createMemorySessionStore(now);
     const access = createAccess({
       registry,
-      sessions: accessRedis ? createRedisSessionStore(accessRedis) : createMemorySessionStore(),
+      sessions,
       failures: createAuthFailures({ limit: config.authFailureLimit, windowSeconds: 15 * 60, redis: accessRedis }),
+      signIns: createSignInLimit({ limit: config.signInLimit, windowSeconds: 15 * 60, redis: accessRedis }),
     });
     const metrics = createMetrics({ collectDefaults: options.collectDefaultMetrics ?? true });
     repository?.onChange((changes) => {
@@ -213,7 +219,9 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       adminState,
       redisUrl: config.redisUrl,
       refetchPolicy: createRefetchPolicy(pacer),
-      adminAccess: { authorize: access.socketPrincipal, isCurrent: registry.isCurrent, onChange: registry.onChange },
+      adminAccess: { authorize: access.socketPrincipal, isCurrent: registry.isCurrent, onChange: registry.onChange, onSessionsEnded: sessions.onEnded },
+      maxSocketsPerAddress: config.maxSocketsPerAddress,
+      now,
     });
     for (const upstreamClient of upstreamClients) upstreamClient.onBreakerStateChange(() => realtime.announceAdminState());
 
@@ -226,6 +234,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
         repository,
         access,
         rateLimitPerMin: config.apiRateLimitPerMin,
+        logger,
         contextFor: (user) => (isValidViewerKey(user) ? evaluationContext(viewerFor(user)) : undefined),
       },
       adminState: () => adminState(realtime.clusterBrowsers()),
@@ -233,10 +242,11 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       readiness,
       imageOrigins: avatars.imageOrigins,
       viewCache: !config.development,
+      trustProxy: config.trustProxy,
     });
 
     const httpServer = createServer(app);
-    realtime.attach(httpServer);
+    realtime.attach(httpServer, app.get('trust proxy fn') as TrustProxyFn);
     await new Promise<void>((resolve, reject) => {
       httpServer.once('error', (error: NodeJS.ErrnoException) => {
         // A real conflict: one line naming the variable to set, never a stack trace.

@@ -9,8 +9,9 @@
  * Server -> parent: { type: 'listening', url } | { type: 'memory', heapUsed, rss } | { type: 'simulator', stats } | { type: 'breakers', states } | { type: 'trace', ... }
  * BENCH_TRACE=1: the server's own side of the last flip: when its request arrived, and when the
  * server handed the first, the middle and the last of its next `browsers` socket writes to the kernel.
- * The app's environment: the defaults a user gets (LOG_LEVEL info, logs to /dev/null), plus the
- * JSON object in argv[3], if any.
+ * The app's environment: the defaults a user gets (LOG_LEVEL info, logs to /dev/null), with
+ * startBenchApp's cap on sockets per address (every client is on loopback), plus the JSON object
+ * in argv[3], if any.
  */
 import { subscribe } from 'node:diagnostics_channel';
 import { PerformanceObserver } from 'node:perf_hooks';

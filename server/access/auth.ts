@@ -3,16 +3,24 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { parse as parseCookies } from 'cookie';
 import type { Request, RequestHandler, Response } from 'express';
 import type { Redis } from 'ioredis';
-import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { ForbiddenError, TooManyFailuresError, UnauthorizedError } from '../errors.js';
-import { SESSION_COOKIE, type Session, type SessionStore } from './sessions.js';
+import { SESSION_COOKIE, sessionKeyOf, type Session, type SessionStore } from './sessions.js';
 import type { Principal, TokenRegistry } from './tokens.js';
+
+/** A limit per client address in a window, shared by every instance with Redis (kept in memory while Redis is down). */
+function limiterPerAddress(options: { points: number; windowSeconds: number; keyPrefix: string; redis: Redis | undefined }): RateLimiterAbstract {
+  const settings = { points: options.points, duration: options.windowSeconds, keyPrefix: options.keyPrefix };
+  const memory = new RateLimiterMemory(settings);
+  return options.redis ? new RateLimiterRedis({ ...settings, storeClient: options.redis, insuranceLimiter: memory }) : memory;
+}
+
+const secondsUntil = (msBeforeNext: number) => Math.max(1, Math.ceil(msBeforeNext / 1000));
 
 /**
  * Failed authentications per client address: over the limit in the window, every attempt from
  * that address is refused until the window ends, right ones included (a guesser learns nothing).
  * Only a credential that was presented and refused counts; a request with none is not an attempt.
- * With Redis the count is shared by every instance (and kept in memory while Redis is down).
  */
 export interface AuthFailures {
   /** Seconds until this address may try again; 0 when it may now. */
@@ -21,20 +29,39 @@ export interface AuthFailures {
 }
 
 export function createAuthFailures(options: { limit: number; windowSeconds: number; redis?: Redis | undefined }): AuthFailures {
-  const settings = { points: options.limit, duration: options.windowSeconds, keyPrefix: 'killswitch:auth-failures' };
-  const memory = new RateLimiterMemory(settings);
-  const limiter: RateLimiterAbstract = options.redis
-    ? new RateLimiterRedis({ ...settings, storeClient: options.redis, insuranceLimiter: memory })
-    : memory;
+  const limiter = limiterPerAddress({ points: options.limit, windowSeconds: options.windowSeconds, keyPrefix: 'killswitch:auth-failures', redis: options.redis });
   return {
     async blockedFor(address) {
       const state = await limiter.get(address);
-      return state && state.consumedPoints >= options.limit ? Math.max(1, Math.ceil(state.msBeforeNext / 1000)) : 0;
+      return state && state.consumedPoints >= options.limit ? secondsUntil(state.msBeforeNext) : 0;
     },
     async failed(address) {
       // Rejects once over the limit: that is what blockedFor then reports.
       await limiter.consume(address).catch(() => undefined);
     },
+  };
+}
+
+/**
+ * Successful admin sign-ins per client address: each one is a session kept for hours, so an
+ * address may start only so many in the window (a token's own cap bounds what they can end).
+ */
+export interface SignInLimit {
+  /** Counts a sign-in from this address: 0 when it may go ahead, else the seconds until it may. */
+  take(address: string): Promise<number>;
+}
+
+export function createSignInLimit(options: { limit: number; windowSeconds: number; redis?: Redis | undefined }): SignInLimit {
+  const limiter = limiterPerAddress({ points: options.limit, windowSeconds: options.windowSeconds, keyPrefix: 'killswitch:sign-ins', redis: options.redis });
+  return {
+    take: (address) =>
+      limiter.consume(address).then(
+        () => 0,
+        (refusal: unknown) => {
+          if (refusal instanceof RateLimiterRes) return secondsUntil(refusal.msBeforeNext);
+          throw refusal;
+        },
+      ),
   };
 }
 
@@ -70,6 +97,10 @@ export function fromOwnOrigin(headers: IncomingHttpHeaders, ownOrigin: string): 
 
 export const ownOriginOf = (req: Request) => `${req.protocol}://${req.get('host')}`;
 
+/** A Socket.IO handshake from a page of our own origin: its Host, over either scheme (the handshake has no `req.protocol`). */
+const handshakeFromOwnOrigin = (headers: IncomingHttpHeaders) =>
+  headers.host !== undefined && [`http://${headers.host}`, `https://${headers.host}`].some((origin) => fromOwnOrigin(headers, origin));
+
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** What `authenticate` leaves in `res.locals`. */
@@ -81,12 +112,18 @@ export interface Authenticated {
 
 export const authenticatedOf = (res: Response): Authenticated => res.locals as Authenticated;
 
+/** Who an admin socket is, and, when a session opened it, which one and until when. */
+export interface SocketCredential {
+  principal: Principal;
+  session?: { key: string; expiresAt: number };
+}
+
 /**
  * Who may do what: a bearer token (any named token, or ADMIN_TOKEN), or the admin page's
  * session cookie. Express middleware for `/api`, and the same check for the admin socket.
  */
-export function createAccess(deps: { registry: TokenRegistry; sessions: SessionStore; failures: AuthFailures }) {
-  const { registry, sessions, failures } = deps;
+export function createAccess(deps: { registry: TokenRegistry; sessions: SessionStore; failures: AuthFailures; signIns: SignInLimit }) {
+  const { registry, sessions, failures, signIns } = deps;
 
   /** The session of this cookie, if it is live and its token still valid. */
   const liveSession = async (id: string | undefined): Promise<Session | undefined> => {
@@ -139,13 +176,14 @@ export function createAccess(deps: { registry: TokenRegistry; sessions: SessionS
 
   /**
    * The admin socket's credential: `auth.token`, or the admin page's session cookie (from a
-   * page of our own origin). Resolves to who it is, or to why not.
+   * page of our own origin). Resolves to who it is (and the session, which the socket must not
+   * outlive), or to why not. `address` is the client's, as `req.ip` would have it.
    */
   const socketPrincipal = async (handshake: {
     auth: Record<string, unknown> | undefined;
     headers: IncomingHttpHeaders;
     address: string;
-  }): Promise<{ principal: Principal } | { refused: string }> => {
+  }): Promise<SocketCredential | { refused: string }> => {
     const wait = await failures.blockedFor(handshake.address);
     if (wait > 0) return { refused: `Too many failed authentications from this address. Try again in ${wait} s.` };
     const token = handshake.auth?.token;
@@ -156,14 +194,12 @@ export function createAccess(deps: { registry: TokenRegistry; sessions: SessionS
       return { refused: 'The token was not accepted: it is wrong, or it was revoked.' };
     }
     const id = sessionIdFrom(handshake.headers);
-    const host = handshake.headers.host;
-    const sameOrigin = host !== undefined && [`http://${host}`, `https://${host}`].some((origin) => fromOwnOrigin(handshake.headers, origin));
-    const session = id !== undefined && sameOrigin ? await liveSession(id) : undefined;
-    if (session) return { principal: session.principal };
+    const session = id !== undefined && handshakeFromOwnOrigin(handshake.headers) ? await liveSession(id) : undefined;
+    if (id !== undefined && session) return { principal: session.principal, session: { key: sessionKeyOf(id), expiresAt: session.expiresAt } };
     return { refused: 'The admin events need a token (auth: { role: "admin", token }) or a signed-in admin page.' };
   };
 
-  return { registry, sessions, failures, authenticate, requireWriter, socketPrincipal, liveSession };
+  return { registry, sessions, failures, signIns, authenticate, requireWriter, socketPrincipal, liveSession };
 }
 
 export type Access = ReturnType<typeof createAccess>;

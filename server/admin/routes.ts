@@ -62,7 +62,8 @@ export function createAdminState({
  * nothing of the flags or the audit). POST /admin/sign-in takes a token, checks it at once, and
  * starts a session: an HttpOnly, SameSite=Strict cookie, so no script ever holds the credential.
  * POST /admin/sign-out ends it. Both forms must come from this origin (and sign-out carries the
- * session's CSRF token); failed sign-ins count against the address like any failed authentication.
+ * session's CSRF token); failed sign-ins count against the address like any failed authentication,
+ * and successful ones against its own limit of sign-ins.
  */
 export function createAdminRoutes(deps: { adminState: () => Promise<AdminState>; access: Access }): Router {
   const router = Router();
@@ -96,6 +97,8 @@ export function createAdminRoutes(deps: { adminState: () => Promise<AdminState>;
       await access.failures.failed(address);
       return void (await signIn(res, 401, 'That token was not accepted: it is wrong, or it was revoked.'));
     }
+    const signInWait = await access.signIns.take(address);
+    if (signInWait > 0) return void (await signIn(res.set('Retry-After', String(signInWait)), 429, `Too many sign-ins from this address. Try again in ${signInWait} s.`));
     const { id } = await access.sessions.create(principal);
     res.cookie(SESSION_COOKIE, id, { ...cookieOptions(req), maxAge: SESSION_TTL_MS });
     res.redirect(303, '/admin');

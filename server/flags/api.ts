@@ -8,6 +8,7 @@ import { flagCatalog } from './catalog.js';
 import { explainFlags } from './explain.js';
 import { MAX_FLAG_DEPTH, nestsDeeperThan } from './json-depth.js';
 import { applyMergePatch } from './merge-patch.js';
+import type { Logger } from '../observability/logger.js';
 import type { FlagsProvider } from './provider.js';
 import type { FlagRepository } from './repository.js';
 import type { Actor, ChangeSource, FlagRecord } from './types.js';
@@ -23,6 +24,8 @@ export interface FlagsApiDeps {
   /** Who may read (any valid token or admin session) and who may write (a full one). */
   access: Pick<Access, 'authenticate' | 'requireWriter'>;
   rateLimitPerMin: number;
+  /** Where express-rate-limit reports what it finds wrong (a permissive or unset `trust proxy`). */
+  logger: Logger;
   /** The evaluation context of a viewer key, or undefined for a key that is not valid. */
   contextFor: (user: string) => EvaluationContext | undefined;
 }
@@ -88,6 +91,7 @@ export function createFlagsApi(deps: FlagsApiDeps): Router {
     limit: deps.rateLimitPerMin,
     standardHeaders: 'draft-7',
     legacyHeaders: false,
+    logger: deps.logger,
     handler: (_req, res, _next, options) => {
       res.status(options.statusCode).json({
         error: 'rate_limited',

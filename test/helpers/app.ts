@@ -55,8 +55,13 @@ export async function startTestApp(
       ADMIN_TOKEN: TEST_TOKEN,
       LOG_LEVEL: 'silent',
       SHUTDOWN_GRACE_MS: '2000',
-      // Many tests on one address present wrong tokens on purpose; the limit has a test of its own.
+      // Many tests on one address present wrong tokens on purpose, or sign in again and again; each
+      // limit has a test of its own.
       AUTH_FAILURES_PER_15_MIN: '100000',
+      SIGN_INS_PER_15_MIN: '100000',
+      // Every socket of every test comes from loopback: the launch-scale tests' tabs and pages, a
+      // few dozen at most, against a cap of thousands (the cap has tests of its own, with a small one).
+      MAX_SOCKETS_PER_ADDRESS: '5000',
       ...env,
     },
     { logger: options.logger ?? createLogger('silent'), dir: options.dir, start: options.start },

@@ -1,65 +1,21 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { io as connect } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TOKEN_IN_TEXT } from '../../server/access/tokens.js';
 import { KILL_SWITCH, pageFlagKeys } from '../../server/flags/catalog.js';
+import { adminSocket, bearer, createToken, get, tokenCli } from '../helpers/access.js';
 import { nextEvent, startTestApp, TEST_TOKEN, waitFor, type TestApp } from '../helpers/app.js';
-import { runToEnd } from '../helpers/process.js';
 import { TestRedis } from '../helpers/redis.js';
 
 // Each describe allows 60 s a test: the tests run the token CLI, a Node start each (0.4 s here,
 // 5 s with two busy loops beside the suite). See FILE_TIMEOUTS in scripts/test-under-load.mjs.
 const READS = ['/api/flags', `/api/flags/${KILL_SWITCH}`, '/api/audit', '/api/explain?user=maya'];
 
-/** `npm run token -- ...` against this app's store (its flag folder, or its Redis). */
-async function tokenCli(app: TestApp, ...args: string[]) {
-  const env: Record<string, string> = { FLAGS_FILE: app.flagsFile, LOG_LEVEL: 'silent' };
-  if (app.env.REDIS_URL) env.REDIS_URL = app.env.REDIS_URL;
-  return runToEnd('server/access/cli.ts', args, env);
-}
-
-/**
- * Creates a token with the CLI, as a user would, and gives the token it printed once, after the
- * app has seen it (its store watcher reloads a few milliseconds after the CLI exits).
- */
-async function createToken(app: TestApp, name: string, ...flags: string[]): Promise<string> {
-  const created = await tokenCli(app, 'create', name, ...flags);
-  expect(created.code, created.stderr).toBe(0);
-  const token = TOKEN_IN_TEXT.exec(created.stdout)?.[0];
-  expect(token).toBeDefined();
-  await waitFor(async () => (await get(app, '/api/audit?limit=1', bearer(token!))).status === 200, 10_000, `the token ${name} to be known`);
-  return token!;
-}
-
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
-const get = (app: TestApp, pathname: string, headers: Record<string, string> = {}) => fetch(`${app.url}${pathname}`, { headers });
 const patch = (app: TestApp, headers: Record<string, string>, body: unknown = { state: 'ENABLED' }) =>
   fetch(`${app.url}/api/flags/${KILL_SWITCH}`, {
     method: 'PATCH',
     headers: { 'content-type': 'application/merge-patch+json', ...headers },
     body: JSON.stringify(body),
   });
-
-/** An admin socket with exactly these credentials: resolves to it, or to the reason it was refused. */
-function adminSocket(app: TestApp, options: { token?: string; cookie?: string; origin?: string } = {}) {
-  const socket = connect(app.url, {
-    transports: ['websocket'],
-    forceNew: true,
-    reconnection: false,
-    auth: options.token === undefined ? { role: 'admin' } : { role: 'admin', token: options.token },
-    extraHeaders: { ...(options.cookie ? { cookie: options.cookie } : {}), ...(options.origin ? { origin: options.origin } : {}) },
-  });
-  const states: unknown[] = [];
-  socket.on('admin_state', (state) => states.push(state));
-  return new Promise<{ socket: typeof socket; states: unknown[] } | { refused: string }>((resolve) => {
-    socket.once('connect', () => resolve({ socket, states }));
-    socket.once('connect_error', (error) => {
-      socket.close();
-      resolve({ refused: error.message });
-    });
-  });
-}
 
 describe('who may read and who may write', { timeout: 60_000 }, () => {
   let app: TestApp;

@@ -1,0 +1,26 @@
+/**
+ * Socket.IO connections per client address on this instance: each holds ~22 KB, so one address
+ * must not hold thousands. Generous (an office shares one address); 0 means no cap. Counted on
+ * connection and disconnection, so a refused handshake never takes a place.
+ */
+export interface SocketCap {
+  /** Whether one more connection from this address fits. */
+  admits(address: string): boolean;
+  opened(address: string): void;
+  closed(address: string): void;
+}
+
+export function createSocketCap(max: number): SocketCap {
+  const open = new Map<string, number>();
+  return {
+    admits: (address) => max === 0 || (open.get(address) ?? 0) < max,
+    opened(address) {
+      open.set(address, (open.get(address) ?? 0) + 1);
+    },
+    closed(address) {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left > 0) open.set(address, left);
+      else open.delete(address);
+    },
+  };
+}
