@@ -2,7 +2,11 @@ import type { Metrics } from '../observability/metrics.js';
 
 /** One second of the launch: what the dashboard's charts plot. */
 export interface StatsSample {
-  /** Unix time in seconds, at the end of the second. */
+  /**
+   * Unix time in seconds, to the millisecond, when the second ended. Not rounded: the flips the
+   * charts mark carry their exact time, and a sample stamped up to half a second ahead put a flip
+   * made just after it before it (off the chart's left edge when it was the chart's first).
+   */
   t: number;
   /** Third-party calls made in that second, by outcome (both services). */
   calls: { ok: number; error: number; timeout: number; invalid: number };
@@ -53,7 +57,7 @@ export function createStatsSampler(options: {
       const delta = (name: string) => (now.calls[name] ?? 0) - (before.calls[name] ?? 0);
       const count = now.durationCount - before.durationCount;
       const point: StatsSample = {
-        t: Math.round(Date.now() / 1000),
+        t: Date.now() / 1000,
         calls: { ok: delta('ok'), error: delta('error'), timeout: delta('timeout'), invalid: delta('invalid') },
         latencyMs: count > 0 ? Math.round(((now.durationSum - before.durationSum) / count) * 1000) : null,
         browsers: options.browsers(),

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { io } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -129,16 +129,26 @@ describe('graceful shutdown', () => {
     const grace = 300;
     const app = await startTestApp({ SHUTDOWN_GRACE_MS: String(grace) });
     // A client that sends half a request and stalls: the connection is busy, never idle.
+    const accepted = once(app.realtime.io.httpServer, 'connection') as Promise<[Socket]>;
     const { port } = new URL(app.url);
     const stalled = connect(Number(port), '127.0.0.1');
+    // Listened to from the start, and never a promise that rejects while the shutdown is awaited.
+    const errors: Error[] = [];
+    stalled.on('error', (error) => errors.push(error));
+    const cut = new Promise<void>((resolve) => stalled.once('close', () => resolve()));
     await once(stalled, 'connect');
-    stalled.write('GET /?user=stalled HTTP/1.1\r\nHost: localhost\r\n');
-    const cut = once(stalled, 'close');
-    stalled.on('error', () => undefined);
+    const head = 'GET /?user=stalled HTTP/1.1\r\nHost: localhost\r\n';
+    stalled.write(head);
+    // Busy only once the server has read those bytes: a connection it has read nothing from is
+    // idle, and Node 26 closes it at once (with the bytes unread, the kernel sends a reset).
+    const [serverSide] = await accepted;
+    await waitFor(() => serverSide.bytesRead === Buffer.byteLength(head), 3000, 'the server to read the half request');
     const started = performance.now();
     await app.stop();
     await cut;
     const took = performance.now() - started;
+    // Ended, not reset: the server had read everything the client sent.
+    expect(errors).toEqual([]);
     // Cut at the end of the grace period: not before it (it had its chance), and not much after.
     expect(took).toBeGreaterThanOrEqual(grace - 50);
     expect(took).toBeLessThan(grace + 2000);
