@@ -151,6 +151,24 @@ describe('the kill switch in a real browser', { timeout: 90_000 }, () => {
     await feed.waitForSelector('#feed[data-show-avatars="true"]', { timeout: 3000 });
   });
 
+  it('kills with a note beyond Latin-1 ("Łukasz — on call"), and the audit keeps the note exactly', async () => {
+    const admin = await (await newContext(ctx.browser)).newPage();
+    await signInAdmin(admin, ctx.app.url, TEST_TOKEN);
+    await admin.fill('input[name=actor]', 'Łukasz — on call');
+    await admin.press('input[name=actor]', 'Tab');
+    await admin.waitForSelector('#access-message:has-text("Your changes will carry this note.")');
+
+    await admin.click('#switch-button');
+    await admin.click('#confirm-button');
+    // The answer to the PATCH, then the page's state (pushed over the socket, maybe before it).
+    await admin.waitForSelector('#switch-message:has-text("Done in")', { timeout: 10_000 });
+    expect(await admin.getAttribute('#switch-message', 'class')).not.toContain('error');
+    await admin.waitForFunction(() => document.getElementById('switch-title')?.dataset.state === 'killed');
+    const { body } = await ctx.app.request('/api/audit?limit=1');
+    expect(body.entries[0]).toMatchObject({ key: KILL_SWITCH, summary: 'killed (disabled)', actor: { source: 'admin', name: 'admin', note: 'Łukasz — on call' } });
+    await admin.waitForFunction(() => document.getElementById('switch-last')?.textContent?.includes('by admin (Łukasz — on call) from the admin page'));
+  });
+
   it('shows the connection on the page and converges after being offline during a flip', async () => {
     const page = await openFeed(ctx.browser, ctx.app, 'lena');
     expect(await page.textContent('.connection-label')).toBe('Connected');

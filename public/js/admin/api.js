@@ -6,6 +6,20 @@
  */
 
 /**
+ * X-Actor's value for the person's note. fetch refuses a header with anything beyond Latin-1
+ * ("Łukasz"), and the server reads header bytes as UTF-8 anyway: a note that is not printable
+ * ASCII goes as RFC 8187's ext-value, `UTF-8''` and percent-encoded UTF-8, which the server
+ * decodes (server/flags/actor-note.ts). So does one that would read as an ext-value itself.
+ * @param {string} note
+ */
+export function actorHeader(note) {
+  if (/^[\x20-\x7e]*$/.test(note) && !/^UTF-8'/i.test(note)) return note;
+  // A lone surrogate (half an emoji, pasted) has no UTF-8: encodeURIComponent would throw on it.
+  const wellFormed = note.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+  return `UTF-8''${encodeURIComponent(wellFormed).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)}`;
+}
+
+/**
  * @param {{ csrf: string, versionOf: (key: string) => number | undefined, note: () => string }} options
  *   `note`: what the person at this page adds to the audit beside their token's name.
  */
@@ -28,7 +42,7 @@ export function createFlagApi({ csrf, versionOf, note }) {
           'content-type': 'application/merge-patch+json',
           'if-match': `"${version}"`,
           'x-csrf-token': csrf,
-          'x-actor': note(),
+          'x-actor': actorHeader(note()),
           'x-change-source': 'admin',
         },
         body: JSON.stringify(patch),
