@@ -4,6 +4,7 @@ import { authenticatedOf, type Access } from '../access/auth.js';
 import type { Principal } from '../access/tokens.js';
 import { BadRequestError, NotFoundError, ReadOnlyError, UnsupportedMediaTypeError } from '../errors.js';
 import type { EvaluationContext } from '@openfeature/server-sdk';
+import { actorNoteOf } from './actor-note.js';
 import { flagCatalog } from './catalog.js';
 import { explainFlags } from './explain.js';
 import { MAX_FLAG_DEPTH, nestsDeeperThan } from './json-depth.js';
@@ -59,11 +60,12 @@ export function parseIfMatch(header: string | undefined): number[] | undefined {
 
 /**
  * Who is writing: the name of the token that authenticated the request. What the caller says of
- * itself (X-Actor: "Maya, on call") is kept as a note beside it, never in its place.
+ * itself (X-Actor: "Maya, on call", or `UTF-8''%C5%81ukasz` for text a header cannot carry as
+ * is: actor-note.ts) is kept as a note beside it, never in its place.
  */
 function actorOf(req: Request, principal: Principal): Actor {
   const claimed = req.get('x-change-source') as ChangeSource | undefined;
-  const note = (req.get('x-actor') ?? '').replace(/[\u0000-\u001f\u007f]/g, '').trim().slice(0, 80);
+  const note = actorNoteOf(req.get('x-actor'));
   return {
     source: claimed && SOURCES_A_CALLER_MAY_CLAIM.includes(claimed) ? claimed : 'api',
     name: principal.name,

@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { minuteOf, table } from '../cli/table.js';
 import { ConfigError, loadConfig } from '../config.js';
+import { encodeActorNote } from './actor-note.js';
 import { flagCatalog, KILL_SWITCH } from './catalog.js';
 import { KILL_PATCH, restorePatch } from './kill-switch.js';
 import { storeFiles } from './backend-file.js';
@@ -107,7 +108,8 @@ async function main(argv: string[]): Promise<number> {
         headers: {
           'content-type': 'application/merge-patch+json',
           'if-match': `"${record.version}"`,
-          'x-actor': `${os.userInfo().username}@${os.hostname()}`,
+          // A user or host name beyond ASCII would make fetch refuse the header: sent as an ext-value.
+          'x-actor': encodeActorNote(`${os.userInfo().username}@${os.hostname()}`),
           'x-change-source': 'cli',
         },
         body: JSON.stringify(body),

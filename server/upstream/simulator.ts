@@ -116,6 +116,48 @@ function send(res: ServerResponse, status: number, type: string, body: string) {
   res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' }).end(body);
 }
 
+/** The most a knobs body may weigh: all three knobs together take about 50 bytes. */
+export const KNOBS_BODY_LIMIT = 4096;
+/** How long a refused request's connection stays half-open for its client to read the answer. */
+const LINGER_MS = 2000;
+
+/** 127.0.0.0/8 and ::1, also as a dual-stack socket reports IPv4 (::ffff:127.0.0.1). */
+export function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  return address === '::1' || /^(?:::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/i.test(address);
+}
+
+/**
+ * Reads a request body of at most `limit` bytes. Past the limit it stops reading at once (the
+ * request is paused and what was read is dropped) and resolves undefined, so that a huge body
+ * costs the limit in memory, not its size.
+ */
+function readAtMost(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    let chunks: Buffer[] = [];
+    let size = 0;
+    const done = () => req.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) return void chunks.push(chunk);
+      done();
+      req.pause();
+      chunks = [];
+      resolve(undefined);
+    };
+    const onEnd = () => {
+      done();
+      resolve(Buffer.concat(chunks));
+    };
+    const onError = (error: Error) => {
+      done();
+      reject(error);
+    };
+    const onClose = () => onError(new Error('the request ended before its body'));
+    req.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
+  });
+}
+
 export async function startSimulator(options: {
   port?: number;
   host?: string;
@@ -137,13 +179,57 @@ export async function startSimulator(options: {
     });
 
   const setKnobs = (next: Partial<SimulatorKnobs>): SimulatorKnobs => {
-    const merged = { ...knobs, ...next };
-    if (!MODES.includes(merged.mode)) throw new Error(`mode must be one of ${MODES.join(', ')}`);
-    if (!(merged.latencyMs >= 0) || !(merged.errorRate >= 0 && merged.errorRate <= 1)) {
-      throw new Error('latencyMs must be >= 0 and errorRate between 0 and 1');
+    // Only the three knobs, whatever else a JSON body carries: nothing unknown lands in `knobs`.
+    const { latencyMs = knobs.latencyMs, errorRate = knobs.errorRate, mode = knobs.mode } = next ?? {};
+    if (!MODES.includes(mode)) throw new Error(`mode must be one of ${MODES.join(', ')}`);
+    if (!(typeof latencyMs === 'number' && Number.isFinite(latencyMs) && latencyMs >= 0) || !(typeof errorRate === 'number' && errorRate >= 0 && errorRate <= 1)) {
+      throw new Error('latencyMs must be a number >= 0 and errorRate a number between 0 and 1');
     }
-    knobs = merged;
+    knobs = { latencyMs, errorRate, mode };
     return knobs;
+  };
+
+  /**
+   * Why a knobs write is refused, or undefined. The knobs can make the third party hang for every
+   * app that uses it, so they answer only to this machine (the simulator may listen on a public
+   * HOST for its images), never to a page of another site (no form post, no no-cors fetch: an
+   * Origin or Sec-Fetch-Site not our own is refused, and only JSON, which a form cannot send
+   * and a no-cors fetch may not declare), and never read more than a few KB.
+   */
+  const knobsRefusal = (req: IncomingMessage, origin: string): [number, string] | undefined => {
+    if (!isLoopback(req.socket.remoteAddress)) return [403, 'knobs are set from this machine only'];
+    const from = req.headers.origin;
+    const site = req.headers['sec-fetch-site'];
+    if ((from !== undefined && from !== origin) || (site !== undefined && site !== 'same-origin' && site !== 'none')) {
+      return [403, 'cross-site requests may not set knobs'];
+    }
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json') return [415, 'send the knobs as application/json'];
+    if (Number(req.headers['content-length']) > KNOBS_BODY_LIMIT) return [413, `a knobs body is at most ${KNOBS_BODY_LIMIT} bytes`];
+    return undefined;
+  };
+
+  /**
+   * Answers a refused write and closes its connection, reading no more of its body. Node ends a
+   * `Connection: close` answer by destroying the socket once the answer is written; with a body
+   * still arriving that is a TCP reset, which can reach the client before the answer does (it
+   * sees EPIPE, never the 413). So while a body is unread we close only our half, and cut the
+   * socket LINGER_MS later: the client has the answer by then, and the paused socket reads
+   * nothing meanwhile.
+   */
+  const refuse = (req: IncomingMessage, res: ServerResponse, [status, error]: [number, string]) => {
+    req.pause();
+    if (!req.complete) {
+      const { socket } = req;
+      socket.destroySoon = () => socket.end();
+      res.once('finish', () => {
+        const cut = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+        socket.once('close', () => clearTimeout(cut));
+      });
+    }
+    res
+      .writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', connection: 'close' })
+      .end(JSON.stringify({ error }));
   };
 
   /** An API call: latency, then misbehaviour by the knobs, then the real answer. */
@@ -189,10 +275,15 @@ export async function startSimulator(options: {
       return send(res, 200, 'application/json', JSON.stringify({ knobs, stats }));
     }
     if (url.pathname === '/_sim/knobs' && (req.method === 'POST' || req.method === 'PUT')) {
-      let body = '';
-      for await (const chunk of req) body += chunk;
+      const refusal = knobsRefusal(req, origin);
+      if (refusal) return refuse(req, res, refusal);
+      // Content-Length may be absent (chunked) or lie: the limit holds while reading, too.
+      const body = await readAtMost(req, KNOBS_BODY_LIMIT);
+      if (body === undefined) return refuse(req, res, [413, `a knobs body is at most ${KNOBS_BODY_LIMIT} bytes`]);
       try {
-        return send(res, 200, 'application/json', JSON.stringify(setKnobs(JSON.parse(body || '{}'))));
+        const next: unknown = JSON.parse(body.toString('utf8') || '{}');
+        if (typeof next !== 'object' || next === null || Array.isArray(next)) throw new Error('send the knobs as a JSON object');
+        return send(res, 200, 'application/json', JSON.stringify(setKnobs(next)));
       } catch (error) {
         return send(res, 400, 'application/json', JSON.stringify({ error: (error as Error).message }));
       }

@@ -3,7 +3,7 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { KILL_SWITCH, THEME } from '../../server/flags/catalog.js';
-import { TEST_TOKEN, waitFor, type TestApp } from '../helpers/app.js';
+import { startTestApp, TEST_TOKEN, waitFor, type TestApp } from '../helpers/app.js';
 import { appAndBrowserForThisBlock, signInAdmin } from '../helpers/browser.js';
 
 const contexts: BrowserContext[] = [];
@@ -149,6 +149,48 @@ describe('the kill switch in a real browser', { timeout: 90_000 }, () => {
     await admin.click('#switch-button');
     await admin.click('#confirm-button');
     await feed.waitForSelector('#feed[data-show-avatars="true"]', { timeout: 3000 });
+  });
+
+  it('kills with a note beyond Latin-1 ("Łukasz — on call"), and the audit keeps the note exactly', async () => {
+    const admin = await (await newContext(ctx.browser)).newPage();
+    await signInAdmin(admin, ctx.app.url, TEST_TOKEN);
+    await admin.fill('input[name=actor]', 'Łukasz — on call');
+    await admin.press('input[name=actor]', 'Tab');
+    await admin.waitForSelector('#access-message:has-text("Your changes will carry this note.")');
+
+    await admin.click('#switch-button');
+    await admin.click('#confirm-button');
+    // The answer to the PATCH, then the page's state (pushed over the socket, maybe before it).
+    await admin.waitForSelector('#switch-message:has-text("Done in")', { timeout: 10_000 });
+    expect(await admin.getAttribute('#switch-message', 'class')).not.toContain('error');
+    await admin.waitForFunction(() => document.getElementById('switch-title')?.dataset.state === 'killed');
+    const { body } = await ctx.app.request('/api/audit?limit=1');
+    expect(body.entries[0]).toMatchObject({ key: KILL_SWITCH, summary: 'killed (disabled)', actor: { source: 'admin', name: 'admin', note: 'Łukasz — on call' } });
+    await admin.waitForFunction(() => document.getElementById('switch-last')?.textContent?.includes('by admin (Łukasz — on call) from the admin page'));
+  });
+
+  it('says so on the page when a write cannot be sent (the server stopped): the kill button and the targeting editor', async () => {
+    // An app of its own, stopped half-way; the block's app stays up for the other tests.
+    const app = await startTestApp();
+    try {
+      const admin = await (await newContext(ctx.browser)).newPage();
+      await signInAdmin(admin, app.url, TEST_TOKEN);
+      await app.stop();
+      await admin.click('#switch-button');
+      await admin.click('#confirm-button');
+      await admin.waitForSelector('#switch-message.error:has-text("could not be sent")', { timeout: 10_000 });
+      expect(await admin.textContent('#switch-title')).toBe('Live: third party on');
+
+      await admin.click(`[data-edit="${THEME}"]`);
+      await admin.click('#add-group');
+      await admin.fill('#editor-groups .rule:last-child input', 'staff');
+      await admin.selectOption('#editor-groups .rule:last-child select', 'dark');
+      await admin.click('#editor-save');
+      await admin.waitForSelector('#editor-message:has-text("could not be sent")', { timeout: 10_000 });
+      expect(await admin.isVisible('#editor-dialog')).toBe(true); // the rules stay, to save again
+    } finally {
+      await app.stop();
+    }
   });
 
   it('shows the connection on the page and converges after being offline during a flip', async () => {

@@ -1,9 +1,35 @@
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KILL_SWITCH } from '../../server/flags/catalog.js';
-import { startTestApp, type TestApp } from '../helpers/app.js';
+import { TEST_TOKEN, startTestApp, type TestApp } from '../helpers/app.js';
+
+/**
+ * A PATCH whose X-Actor goes on the wire as the UTF-8 bytes of `note`, as `curl -H 'X-Actor: ...'`
+ * sends what was typed in a UTF-8 terminal (fetch refuses such a header: Node's http writes a
+ * header's characters as bytes, so the bytes go as Latin-1 characters). Resolves with the status.
+ */
+function patchWithRawUtf8Actor(app: TestApp, key: string, patch: unknown, note: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${app.url}/api/flags/${key}`, {
+      method: 'PATCH',
+      headers: {
+        authorization: `Bearer ${TEST_TOKEN}`,
+        'content-type': 'application/merge-patch+json',
+        'x-actor': Buffer.from(note, 'utf8').toString('latin1'),
+      },
+    });
+    req.on('response', (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode!));
+    });
+    req.on('error', reject);
+    // A Buffer: with a string body, Node sends the headers in the body's encoding (UTF-8).
+    req.end(Buffer.from(JSON.stringify(patch)));
+  });
+}
 
 describe('the flags API', () => {
   let app: TestApp;
@@ -122,6 +148,37 @@ describe('the flags API', () => {
       after: { state: 'DISABLED' },
     });
     await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
+  });
+
+  it('reads an X-Actor beyond ASCII as curl sends it (raw UTF-8) and as the admin page does (RFC 8187 ext-value)', async () => {
+    let killed = false;
+    /** Flips the kill switch (so that every write is a change, and audited) and gives the note the audit kept. */
+    const noteOf = async (send: (patch: unknown) => Promise<number>) => {
+      killed = !killed;
+      expect(await send({ state: killed ? 'DISABLED' : 'ENABLED' })).toBe(200);
+      return (await app.request('/api/audit?limit=1')).body.entries[0].actor.note as string | undefined;
+    };
+    const raw = (note: string) => noteOf((patch) => patchWithRawUtf8Actor(app, KILL_SWITCH, patch, note));
+    const header = (value: string) => noteOf(async (patch) => (await app.patchFlag(KILL_SWITCH, patch, { 'x-actor': value })).status);
+
+    expect(await raw('Łukasz — on call')).toBe('Łukasz — on call');
+    expect(await raw('Zoë 🚒 Müller')).toBe('Zoë 🚒 Müller');
+    expect(await header("UTF-8''%C5%81ukasz%20%E2%80%94%20on%20call")).toBe('Łukasz — on call');
+    expect(await header("utf-8'pl'%C5%81ukasz")).toBe('Łukasz');
+    // Latin-1 bytes that are not UTF-8 (a client sending ISO-8859-1): read as Latin-1, as before.
+    expect(await header('Caf\u00e9 night shift')).toBe('Café night shift');
+    // Percent-encoding that is not UTF-8, or not an ext-value at all: kept as sent.
+    expect(await header("UTF-8''%C5")).toBe("UTF-8''%C5");
+    expect(await header('50%25 rollout')).toBe('50%25 rollout');
+    // Control characters go after decoding too (no forged lines, no terminal escapes in the audit).
+    expect(await header("UTF-8''Maya%0A%1B%5B31m%C2%85on%20call%7F")).toBe('Maya[31mon call');
+    expect(await raw('Maya\u0085 on call')).toBe('Maya on call');
+    // 80 characters, counted after decoding, never half of one: not half an emoji, nor half a grapheme.
+    expect(await raw('Ł'.repeat(100))).toBe('Ł'.repeat(80));
+    expect(await header(`UTF-8''a${'%F0%9F%8E%89'.repeat(100)}`)).toBe(`a${'🎉'.repeat(79)}`);
+    expect(await raw(`${'x'.repeat(79)}👩‍💻 done`)).toBe('x'.repeat(79));
+    expect(await raw(`${'x'.repeat(78)}🇵🇱 done`)).toBe(`${'x'.repeat(78)}🇵🇱`);
+    if (killed) await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
   });
 });
 

@@ -6,39 +6,68 @@
  */
 
 /**
+ * X-Actor's value for the person's note. fetch refuses a header with anything beyond Latin-1
+ * ("Łukasz"), and the server reads header bytes as UTF-8 anyway: a note that is not printable
+ * ASCII goes as RFC 8187's ext-value, `UTF-8''` and percent-encoded UTF-8, which the server
+ * decodes (server/flags/actor-note.ts). So does one that would read as an ext-value itself.
+ * @param {string} note
+ */
+export function actorHeader(note) {
+  if (/^[\x20-\x7e]*$/.test(note) && !/^UTF-8'/i.test(note)) return note;
+  // A lone surrogate (half an emoji, pasted) has no UTF-8: encodeURIComponent would throw on it.
+  const wellFormed = note.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+  return `UTF-8''${encodeURIComponent(wellFormed).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)}`;
+}
+
+/**
+ * What to tell the person when a write could not be sent or its answer never came (the server
+ * stopped, the network dropped, anything thrown on the way): it may or may not have been applied.
+ * @param {unknown} error
+ */
+export function notSentText(error) {
+  const why = error instanceof Error ? error.message : String(error);
+  return `The change could not be sent, or its answer never came (${why}). Check the connection; the page shows the server's state once it is back.`;
+}
+
+/**
  * @param {{ csrf: string, versionOf: (key: string) => number | undefined, note: () => string }} options
  *   `note`: what the person at this page adds to the audit beside their token's name.
  */
 export function createFlagApi({ csrf, versionOf, note }) {
+  /** @param {string} key @param {Record<string, unknown>} patch */
+  async function send(key, patch) {
+    const version = versionOf(key);
+    if (version === undefined) return { ok: false, text: `Unknown flag ${key}.` };
+    const started = performance.now();
+    const response = await fetch(`/api/flags/${encodeURIComponent(key)}`, {
+      method: 'PATCH',
+      credentials: 'same-origin',
+      headers: {
+        'content-type': 'application/merge-patch+json',
+        'if-match': `"${version}"`,
+        'x-csrf-token': csrf,
+        'x-actor': actorHeader(note()),
+        'x-change-source': 'admin',
+      },
+      body: JSON.stringify(patch),
+    });
+    const body = await response.json().catch(() => ({}));
+    if (response.ok) return { ok: true, text: `Done in ${Math.round(performance.now() - started)} ms. Every open browser has been told.` };
+    if (response.status === 401) return { ok: false, text: 'Your session has ended. Reload the page to sign in again.' };
+    if (response.status === 412) return { ok: false, text: 'Someone changed this flag first; the page now shows their change. Try again if still needed.' };
+    return { ok: false, text: body.message || `Failed with HTTP ${response.status}.` };
+  }
+
   return {
     /**
      * PATCHes a flag with a JSON merge patch.
      * @param {string} key
      * @param {Record<string, unknown>} patch
-     * @returns {Promise<{ ok: boolean, text: string }>} what to tell the person
+     * @returns {Promise<{ ok: boolean, text: string }>} what to tell the person. Never rejects:
+     *   a write that could not go out (the server gone, a header fetch refuses, anything thrown)
+     *   is said too, not lost in an event handler nobody awaits.
      */
-    async patch(key, patch) {
-      const version = versionOf(key);
-      if (version === undefined) return { ok: false, text: `Unknown flag ${key}.` };
-      const started = performance.now();
-      const response = await fetch(`/api/flags/${encodeURIComponent(key)}`, {
-        method: 'PATCH',
-        credentials: 'same-origin',
-        headers: {
-          'content-type': 'application/merge-patch+json',
-          'if-match': `"${version}"`,
-          'x-csrf-token': csrf,
-          'x-actor': note(),
-          'x-change-source': 'admin',
-        },
-        body: JSON.stringify(patch),
-      });
-      const body = await response.json().catch(() => ({}));
-      if (response.ok) return { ok: true, text: `Done in ${Math.round(performance.now() - started)} ms. Every open browser has been told.` };
-      if (response.status === 401) return { ok: false, text: 'Your session has ended. Reload the page to sign in again.' };
-      if (response.status === 412) return { ok: false, text: 'Someone changed this flag first; the page now shows their change. Try again if still needed.' };
-      return { ok: false, text: body.message || `Failed with HTTP ${response.status}.` };
-    },
+    patch: (key, patch) => send(key, patch).catch((error) => ({ ok: false, text: notSentText(error) })),
   };
 }
 

@@ -1,5 +1,6 @@
 // @ts-check
 import { buildTargeting, checkRules, emptyRules, mergePatchFor, parseTargeting } from '../targeting.js';
+import { notSentText } from './api.js';
 import { $, el, message } from './dom.js';
 
 /** @typedef {import('../common.js').AdminFlag} AdminFlag */
@@ -147,7 +148,13 @@ export function createTargetingEditor({ flagOf, api }) {
     if (!editing) return;
     const problem = checkRules(editing.rules, editing.variants);
     if (problem) return message('editor-message', problem, true);
-    const result = await api.patch(editing.key, patch());
+    // Nobody awaits an event handler: whatever fails here is said in the dialog, or nowhere.
+    let result;
+    try {
+      result = await api.patch(editing.key, patch());
+    } catch (error) {
+      return message('editor-message', notSentText(error), true);
+    }
     if (!result.ok) return message('editor-message', result.text, true);
     dialog.close();
     message('flags-message', `${editing.key}: ${result.text}`);

@@ -1,6 +1,7 @@
 // @ts-check
 import { isKilled, KILL_PATCH, KILL_SWITCH, restorePatch } from '../common.js';
 import { switchState } from '../switch-state.js';
+import { notSentText } from './api.js';
 import { $, ago, message } from './dom.js';
 
 /** @typedef {import('../common.js').AdminState} AdminState */
@@ -77,11 +78,16 @@ export function createKillSwitchCard({ state, api, readOnly }) {
   });
   dialog.addEventListener('close', async () => {
     if (dialog.returnValue !== 'confirm') return;
-    const definition = killSwitch()?.definition;
-    // The server's own patches (common.js): restoring a flag killed by serving `false` serves `true` again.
-    const patch = !isKilled(definition) ? KILL_PATCH : definition ? restorePatch(definition) : { state: 'ENABLED' };
-    const result = await api.patch(KILL_SWITCH, { ...patch });
-    message('switch-message', result.text, !result.ok);
+    // Nobody awaits an event handler: whatever fails here is said beside the button, or nowhere.
+    try {
+      const definition = killSwitch()?.definition;
+      // The server's own patches (common.js): restoring a flag killed by serving `false` serves `true` again.
+      const patch = !isKilled(definition) ? KILL_PATCH : definition ? restorePatch(definition) : { state: 'ENABLED' };
+      const result = await api.patch(KILL_SWITCH, { ...patch });
+      message('switch-message', result.text, !result.ok);
+    } catch (error) {
+      message('switch-message', notSentText(error), true);
+    }
   });
 
   return {
