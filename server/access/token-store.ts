@@ -68,7 +68,7 @@ const writeSecret = (file: string, value: unknown) => writeFileAtomic(file, JSON
  * `npm run token` at once, or two servers recording uses, must not lose each other's write.
  */
 async function update<T>(file: string, change: () => Promise<T>): Promise<T> {
-  await mkdir(path.dirname(file), { recursive: true });
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const release = await lockfile.lock(file, { realpath: false, stale: 10_000, retries: { retries: 50, minTimeout: 20, maxTimeout: 200 } });
   try {
     return await change();
@@ -110,7 +110,7 @@ export function createFileTokenStore(options: { dir: string; logger: Logger; wat
         await writeSecret(files.usage, { ...usage, [name]: at });
       }),
     async watch(onChange) {
-      await mkdir(files.dir, { recursive: true });
+      await mkdir(files.dir, { recursive: true, mode: 0o700 });
       let debounce: NodeJS.Timeout | undefined;
       const watcher = watch(files.dir, (_event, filename) => {
         if (filename !== path.basename(files.tokens)) return;

@@ -72,7 +72,7 @@ export class FileAuditLog implements AuditReader {
   ) {}
 
   async load(): Promise<void> {
-    await mkdir(path.dirname(this.file), { recursive: true });
+    await mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
     let text = '';
     try {
       text = await readFile(this.file, 'utf8');

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { ProviderStatus } from '@openfeature/server-sdk';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveAdminToken } from '../../server/access/admin-token.js';
-import { TOKEN_IN_TEXT } from '../../server/access/tokens.js';
+import { createFileTokenStore } from '../../server/access/token-store.js';
+import { digestOf, newToken, TOKEN_IN_TEXT } from '../../server/access/tokens.js';
 import { defaultFlagDocument, KILL_SWITCH, THEME } from '../../server/flags/catalog.js';
 import type { FlagdDocument } from '../../server/flags/types.js';
 import { createLogger } from '../../server/observability/logger.js';
@@ -102,6 +103,16 @@ describe('the flag file, edited by hand', () => {
     await writeFile(path.join(dir, 'flags.json'), JSON.stringify(defaultFlagDocument()), { mode: 0o644 });
     apps.push(await startTestApp({}, { dir }));
     expect(await modeOf(dir)).toBe(0o700);
+  });
+
+  it('keeps named tokens (`npm run token` on a fresh clone) in a private folder too', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'killswitch-tokens-'));
+    dirs.push(dir);
+    const folder = path.join(dir, 'data');
+    const store = createFileTokenStore({ dir: folder, logger: createLogger('silent') });
+    expect(await store.add({ name: 'ci-bot', scope: 'full', digest: digestOf(newToken()), createdAt: new Date().toISOString() })).toBe(true);
+    expect(await modeOf(folder)).toBe(0o700);
+    expect(await modeOf(path.join(folder, 'tokens.json'))).toBe(0o600);
   });
 
   it('generates an admin token in the named tokens\' form, in a private folder', async () => {
