@@ -8,8 +8,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KILL_SWITCH } from '../server/flags/catalog.js';
-import { TestRedis } from '../test/helpers/redis.js';
-import { startBenchApp } from './lib/app.js';
+import { TestRedis } from '../testing/redis.js';
+import { startBenchApp } from '../testing/app.js';
 import { Fleet, median, percentile, wallClock } from './lib/fleet.js';
 
 const BROWSERS = 1000;

@@ -9,7 +9,7 @@
  */
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { patchFlag } from './lib/app.js';
+import { patchFlag } from '../testing/app.js';
 import { Fleet, median, percentile, wallClock } from './lib/fleet.js';
 import { pinToBrowserCore, startServerProcess } from './lib/pin.js';
 pinToBrowserCore();

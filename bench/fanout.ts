@@ -19,7 +19,7 @@ import { once } from 'node:events';
 import { writeFile, mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { patchFlag } from './lib/app.js';
+import { patchFlag } from '../testing/app.js';
 import { Fleet, median, percentile, wallClock } from './lib/fleet.js';
 import { PINNED, pinToBrowserCore, startServerProcess } from './lib/pin.js';
 

@@ -7,9 +7,9 @@
  */
 import { KILL_SWITCH } from '../server/flags/catalog.js';
 import type { SimulatorMode } from '../server/upstream/simulator.js';
-import { startBenchApp } from './lib/app.js';
+import { startBenchApp } from '../testing/app.js';
 import { percentile } from './lib/fleet.js';
-import { loadPage } from './lib/light-page.js';
+import { loadPage } from '../testing/light-page.js';
 
 const TIMEOUT = 800;
 const app = await startBenchApp({ UPSTREAM_TIMEOUT_MS: String(TIMEOUT), SIMULATOR_LATENCY_MS: '60' });

@@ -16,9 +16,9 @@ import { people, posts } from '../server/feed/content.js';
 import { KILL_SWITCH } from '../server/flags/catalog.js';
 import { viewsDir } from '../server/paths.js';
 import { FALLBACK_AVATAR } from '../server/upstream/avatars.js';
-import { FALLBACK_RECOMMENDATIONS } from '../server/upstream/recommendations.js';
+import { FALLBACK_RECOMMENDATIONS } from '../server/feed/content.js';
 import { viewerFor } from '../server/feed/viewer.js';
-import { startBenchApp } from './lib/app.js';
+import { startBenchApp } from '../testing/app.js';
 
 async function load(url: string, headers: Record<string, string> = {}) {
   await autocannon({ url, connections: 20, duration: 2, headers });

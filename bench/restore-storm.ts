@@ -24,9 +24,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { KILL_SWITCH } from '../server/flags/catalog.js';
 import type { SimulatorStats } from '../server/upstream/simulator.js';
-import { patchFlag } from './lib/app.js';
+import { patchFlag } from '../testing/app.js';
 import { Fleet, percentile, wallClock } from './lib/fleet.js';
-import { loadPage } from './lib/light-page.js';
+import { loadPage } from '../testing/light-page.js';
 import { PINNED, pinToBrowserCore, startServerProcess } from './lib/pin.js';
 
 pinToBrowserCore(); // the pages and this process on core 1, the app on core 0

@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KILL_SWITCH } from '../server/flags/catalog.js';
-import { startBenchApp } from './lib/app.js';
+import { startBenchApp } from '../testing/app.js';
 import { Fleet, median, percentile, wallClock } from './lib/fleet.js';
 
 const PEOPLE = 500;

@@ -11,7 +11,7 @@ import type { FeedBuilder } from './feed/feed.js';
 import type { Logger } from './observability/logger.js';
 import type { Metrics } from './observability/metrics.js';
 import path from 'node:path';
-import { projectRoot, publicDir, viewsDir } from './paths.js';
+import { projectRoot, protocolDir, publicDir, viewsDir } from './paths.js';
 import type { AdminState } from './realtime/events.js';
 
 export interface AppDeps {
@@ -54,7 +54,7 @@ export function createApp(deps: AppDeps): Express {
 
   const requestLogger = pinoHttp({
     logger: deps.logger,
-    autoLogging: { ignore: (req) => ['/healthz', '/readyz', '/metrics'].includes(req.url ?? '') || (req.url ?? '').startsWith('/static/') },
+    autoLogging: { ignore: (req) => ['/healthz', '/readyz', '/metrics'].includes(req.url ?? '') || /^\/(static|protocol)\//.test(req.url ?? '') },
     customLogLevel: (_req, res, error) => {
       // A page told to come back on its turn (503 + Refetch-Turn) is pacing at work, not a failure.
       if (res.statusCode === 503 && res.hasHeader(REFETCH_TURN_HEADER)) return 'info';
@@ -97,6 +97,8 @@ export function createApp(deps: AppDeps): Express {
   });
 
   app.use('/static', express.static(publicDir, { maxAge: '5m', index: false }));
+  // At the root, so that a page's module (/static/js/feed.js) reaches it as ../../protocol/, as on disk.
+  app.use('/protocol', express.static(protocolDir, { maxAge: '5m', index: false }));
   // The chart library, from npm, served by us (no CDN): uPlot, ~50 KB.
   app.use('/static/vendor/uplot', express.static(path.join(projectRoot, 'node_modules/uplot/dist'), { maxAge: '1d', index: false }));
   app.use(createFeedRoutes({ buildFeed: deps.buildFeed, metrics: deps.metrics }));

@@ -14,10 +14,12 @@ import { createApp } from './app.js';
 import { ConfigError, type Config } from './config.js';
 import { createFeedBuilder } from './feed/feed.js';
 import { createRefetchPolicy } from './feed/refetch-policy.js';
+import { FALLBACK_RECOMMENDATIONS } from './feed/content.js';
 import { evaluationContext, isValidViewerKey, viewerFor } from './feed/viewer.js';
 import type { LDOptions } from '@launchdarkly/node-server-sdk';
 import { defaultFlagDocument, flagCatalog, THEME } from './flags/catalog.js';
-import { FileBackend, storeFiles } from './flags/backend-file.js';
+import { FileBackend } from './flags/backend-file.js';
+import { storeFiles } from './store-files.js';
 import { RedisBackend } from './flags/backend-redis.js';
 import { killedForEveryone } from './flags/kill-switch.js';
 import { createLaunchDarklyProvider } from './flags/launchdarkly.js';
@@ -25,7 +27,7 @@ import { FlagRepositoryProvider, type FlagsProvider } from './flags/provider.js'
 import { followReadiness, sourceName } from './flags/readiness.js';
 import { FlagRepository } from './flags/repository.js';
 import type { Logger } from './observability/logger.js';
-import { followLogLevelFlag } from './observability/log-level.js';
+import { followLogLevelFlag } from './flags/log-level-flag.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createRealtime, type Realtime } from './realtime/sockets.js';
 import { autoKillOnBreakerOpen } from './upstream/auto-kill.js';
@@ -199,6 +201,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       client: upstreamClients[1],
       logger,
       ttlMs: config.recommendationsCacheTtlMs,
+      fallback: FALLBACK_RECOMMENDATIONS,
     });
     if (config.autoKill) {
       if (repository) autoKillOnBreakerOpen({ clients: [...upstreamClients], flags: repository, logger });

@@ -10,7 +10,7 @@
  * Worker -> parent: { type: 'ready', count } | { type: 'received', ... } | { type: 'state', ... }
  */
 import WebSocket from 'ws';
-import { createLightPage, type LightPage, type PageContent } from './light-page.js';
+import { createLightPage, type LightPage, type PageContent } from '../../testing/light-page.js';
 
 interface Browser {
   socket: WebSocket;

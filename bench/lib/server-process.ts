@@ -19,7 +19,7 @@ import { createServer } from 'node:http';
 import { Socket as NetSocket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Server } from 'socket.io';
-import { startBenchApp } from './app.js';
+import { startBenchApp } from '../../testing/app.js';
 
 const mode = process.argv[2];
 const gc = (globalThis as { gc?: () => void }).gc;

@@ -13,7 +13,7 @@ import { startDashboard } from './dashboard.js';
  * module wires the page's parts (admin/) to its state; each part renders from that state.
  */
 
-/** @typedef {import('./common.js').AdminState} AdminState */
+/** @typedef {import('../../protocol/wire.js').AdminState} AdminState */
 
 const storage = window.localStorage;
 /** A read-only token watches: every control that would write stays disabled. */

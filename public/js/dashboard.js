@@ -1,5 +1,5 @@
 // @ts-check
-import { KILL_SWITCH } from './common.js';
+import { KILL_SWITCH } from '../../protocol/flags.js';
 
 /**
  * The launch dashboard: three live charts (uPlot, served by our server) fed once a second over
@@ -7,7 +7,7 @@ import { KILL_SWITCH } from './common.js';
  * glance: the third-party call rate drops to zero.
  */
 
-/** @typedef {{ t: number, calls: { ok: number, error: number, timeout: number, invalid: number }, latencyMs: number | null, browsers: number, pageViews: number }} Sample */
+/** @typedef {import('../../protocol/wire.js').StatsSample} Sample */
 /** @typedef {{ at: string, key: string, summary: string }} Flip */
 
 const WINDOW = 300; // seconds kept on screen

@@ -1,7 +1,8 @@
 // @ts-check
 import { showConnection } from './connection.js';
 import { createLiveSync, fetchFragment } from './live-sync.js';
-import { FALLBACK_AVATAR, THEMES } from './common.js';
+import { THEMES } from '../../protocol/flags.js';
+import { FALLBACK_AVATAR } from '../../protocol/wire.js';
 
 /**
  * The feed page's live side: the DOM for the policy in live-sync.js (shared with the
@@ -118,8 +119,8 @@ if (turn?.turn) sync.comeBackOn({ token: turn.turn, waitMs: Number(turn.turnWait
 const socket = window.io({ transports: ['websocket', 'polling'] });
 showConnection(socket);
 // Sent on every (re)connect: a browser that was away during a flip converges here.
-socket.on('flag_snapshot', (/** @type {Record<string, unknown>} */ values) => sync.snapshot(values));
-socket.on('flag_update', (/** @type {{ key: string, value: unknown, version: number, refetchWithinMs?: number }} */ update) => sync.update(update));
+socket.on('flag_snapshot', (/** @type {import('../../protocol/wire.js').FlagSnapshot} */ values) => sync.snapshot(values));
+socket.on('flag_update', (/** @type {import('../../protocol/wire.js').FlagUpdate} */ update) => sync.update(update));
 
 byId('viewer-select')?.addEventListener('change', (event) => {
   /** @type {HTMLSelectElement} */ (event.target).form?.submit();

@@ -15,7 +15,8 @@
  * - A change that arrives while a fetch is under way wins: the older answer is dropped.
  */
 
-import { KILL_SWITCH, RECS_FLAVOUR, REFETCH_AFTER_HEADER, REFETCH_TURN_HEADER, THEME } from './common.js';
+import { KILL_SWITCH, RECS_FLAVOUR, THEME } from '../../protocol/flags.js';
+import { REFETCH_AFTER_HEADER, REFETCH_TURN_HEADER } from '../../protocol/wire.js';
 
 export { KILL_SWITCH, RECS_FLAVOUR, THEME };
 
@@ -154,7 +155,7 @@ export function createLiveSync(options) {
   }
 
   return {
-    /** @param {{ key: string, value: unknown, refetchWithinMs?: number }} update a flag_update */
+    /** @param {Pick<import('../../protocol/wire.js').FlagUpdate, 'key' | 'value' | 'refetchWithinMs'>} update a flag_update (its version is not read) */
     update(update) {
       apply(update.key, update.value, update.refetchWithinMs);
     },

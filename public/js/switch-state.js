@@ -1,5 +1,5 @@
 // @ts-check
-import { parseTargeting } from './targeting.js';
+import { parseTargeting } from '../../protocol/targeting.js';
 
 /**
  * What the kill switch does right now, in words: killed for everyone, live for everyone, or

@@ -6,7 +6,7 @@
 import { Redis } from 'ioredis';
 import { table, minuteOf } from '../cli/table.js';
 import { ConfigError, loadConfig } from '../config.js';
-import { storeFiles } from '../flags/backend-file.js';
+import { storeFiles } from '../store-files.js';
 import { createLogger } from '../observability/logger.js';
 import { createFileTokenStore, createRedisTokenStore, type TokenStore } from './token-store.js';
 import { ADMIN_TOKEN_NAME, digestOf, newToken, TOKEN_NAME, type TokenInfo } from './tokens.js';

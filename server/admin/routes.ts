@@ -2,13 +2,13 @@ import express, { Router, type Request, type Response } from 'express';
 import { csrfMatches, fromOwnOrigin, ownOriginOf, sessionIdFrom, type Access } from '../access/auth.js';
 import { SESSION_COOKIE, SESSION_TTL_MS } from '../access/sessions.js';
 import { ForbiddenError } from '../errors.js';
-import { THEMES } from '../../public/js/common.js';
+import { THEMES } from '../../protocol/flags.js';
 import { flagCatalog, KILL_SWITCH } from '../flags/catalog.js';
 import { people } from '../feed/content.js';
 import type { FlagsProvider } from '../flags/provider.js';
 import type { Readiness } from '../flags/readiness.js';
 import type { FlagRepository } from '../flags/repository.js';
-import type { AdminState } from '../realtime/events.js';
+import type { AdminState } from '../../protocol/wire.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { UpstreamClient } from '../upstream/client.js';
 

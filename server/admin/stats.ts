@@ -1,22 +1,8 @@
 import type { Metrics } from '../observability/metrics.js';
 
-/** One second of the launch: what the dashboard's charts plot. */
-export interface StatsSample {
-  /**
-   * Unix time in seconds, to the millisecond, when the second ended. Not rounded: the flips the
-   * charts mark carry their exact time, and a sample stamped up to half a second ahead put a flip
-   * made just after it before it (off the chart's left edge when it was the chart's first).
-   */
-  t: number;
-  /** Third-party calls made in that second, by outcome (both services). */
-  calls: { ok: number; error: number; timeout: number; invalid: number };
-  /** Mean duration of those calls, in ms (null when none were made). */
-  latencyMs: number | null;
-  /** Browsers connected (across every instance). */
-  browsers: number;
-  /** Feed pages and live-region fragments rendered in that second. */
-  pageViews: number;
-}
+import type { StatsSample } from '../../protocol/wire.js';
+
+export type { StatsSample };
 
 const HISTORY = 300;
 

@@ -1,3 +1,5 @@
+import type { Recommendation, Recommendations } from '../upstream/recommendations.js';
+
 /**
  * The demo cast and their posts. Written for this app; nothing here comes from the third party.
  * The third party knows these people only by key (for avatars and recommendations).
@@ -40,19 +42,15 @@ export const posts: readonly Post[] = [
   { id: 'p8', author: 'jonas', minutesAgo: 140, likes: 203, replies: 19, text: 'New series: doors of the old town. Forty doors, forty colours, zero explanations.' },
 ];
 
-export interface Recommendation {
-  id: string;
-  title: string;
-  kind: string;
-  blurb: string;
-}
-
 /** What the panel shows when the third party is off or failing: the same for everyone. */
 export const genericRecommendations: readonly Recommendation[] = [
   { id: 'g1', kind: 'topic', title: 'Trending this week', blurb: 'What people across the network are talking about.' },
   { id: 'g2', kind: 'community', title: 'Photography circle', blurb: 'A friendly place to share your best shot of the day.' },
   { id: 'g3', kind: 'guide', title: 'Getting the most from your feed', blurb: 'Five small settings that make a big difference.' },
 ];
+
+/** The recommendations a viewer gets while the third party is killed or failing. */
+export const FALLBACK_RECOMMENDATIONS: Recommendations = { source: 'fallback', items: genericRecommendations };
 
 export function findPerson(key: string): Person | undefined {
   return people.find((person) => person.key === key);

@@ -1,11 +1,11 @@
 import type { Client } from '@openfeature/server-sdk';
-import { THEMES } from '../../public/js/common.js';
+import { THEMES } from '../../protocol/flags.js';
 import { flagCatalog, KILL_SWITCH, RECS_FLAVOUR, THEME } from '../flags/catalog.js';
 import type { Metrics } from '../observability/metrics.js';
 import { FALLBACK_AVATAR, type Avatar, type AvatarService } from '../upstream/avatars.js';
 import type { CallPlan, Pacer, Turn } from '../upstream/pacing.js';
-import { FALLBACK_RECOMMENDATIONS, type RecommendationService, type Recommendations } from '../upstream/recommendations.js';
-import { findPerson, people, posts, type Person, type Post } from './content.js';
+import type { RecommendationService, Recommendations } from '../upstream/recommendations.js';
+import { FALLBACK_RECOMMENDATIONS, findPerson, people, posts, type Person, type Post } from './content.js';
 import { evaluationContext, type Viewer } from './viewer.js';
 
 export interface FeedView {

@@ -1,8 +1,8 @@
 import { Router, type Request, type Response } from 'express';
-import { REFETCH_AFTER_HEADER, REFETCH_TURN_HEADER } from '../../public/js/common.js';
+import { REFETCH_AFTER_HEADER, REFETCH_TURN_HEADER } from '../../protocol/wire.js';
 import { BadRequestError } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
-import { FALLBACK_RECOMMENDATIONS } from '../upstream/recommendations.js';
+import { FALLBACK_RECOMMENDATIONS } from './content.js';
 import type { FeedBuilder } from './feed.js';
 import { isValidViewerKey, newAnonymousKey, VIEWER_COOKIE, viewerFor, viewerKeyFromCookieHeader, type Viewer } from './viewer.js';
 

@@ -2,8 +2,9 @@
  * X-Actor, the note a writer adds beside its token's name in the audit ("Maya, on call"). A
  * header carries bytes, not text: browsers refuse to send anything beyond Latin-1 in one, and
  * Node hands every header over as Latin-1. So a note that is not plain ASCII travels as RFC
- * 8187's ext-value (`UTF-8''` then percent-encoded UTF-8), which the admin page and the CLI send;
- * and a raw UTF-8 header, as curl sends what was typed, is read as the UTF-8 it is.
+ * 8187's ext-value (`UTF-8''` then percent-encoded UTF-8), which the admin page and the CLI send
+ * (protocol/actor-note.js); and a raw UTF-8 header, as curl sends what was typed, is read as the
+ * UTF-8 it is.
  */
 
 /** The longest note the audit keeps, in characters. */
@@ -13,13 +14,6 @@ export const NOTE_MAX_CHARACTERS = 80;
 const EXT_VALUE = /^UTF-8'[A-Za-z0-9-]*'((?:%[0-9A-Fa-f]{2}|[A-Za-z0-9!#$&+\-.^_`|~])*)$/i;
 const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
 const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
-
-/** X-Actor's value for `note`: as is when printable ASCII (and not itself like an ext-value), else an ext-value. */
-export function encodeActorNote(note: string): string {
-  if (/^[\x20-\x7e]*$/.test(note) && !/^UTF-8'/i.test(note)) return note;
-  const wellFormed = note.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
-  return `UTF-8''${encodeURIComponent(wellFormed).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)}`;
-}
 
 /** The text an X-Actor header carries: an ext-value decoded, raw UTF-8 bytes read as UTF-8, anything else as sent. */
 function textOf(header: string): string {

@@ -1,9 +1,10 @@
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
-import { chmod, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { FlagValidationError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import { preparePrivateDir, PRIVATE_FILE_MODE, storeFiles } from '../store-files.js';
 import { AUDIT_CAPACITY, FileAuditLog, type AuditEntry } from './audit.js';
 import type { BackendEvent, BackendSeed, BackendSnapshot, FlagBackend, FlagWrite, VersionTable, WriteOutcome } from './backend.js';
 import type { Actor, FlagdDocument } from './types.js';
@@ -14,43 +15,6 @@ export interface FileBackendOptions {
   logger: Logger;
   /** How long to wait for an outside edit to settle before reading it. */
   watchDebounceMs?: number;
-}
-
-/** Where the files that belong to a file store live: all beside FLAGS_FILE. */
-export function storeFiles(flagsFile: string) {
-  const dir = path.dirname(flagsFile);
-  const stem = path.basename(flagsFile).replace(/\.json$/i, '');
-  return {
-    dir,
-    flags: flagsFile,
-    versions: path.join(dir, `${stem}.versions.json`),
-    refused: path.join(dir, `${stem}.refused.json`),
-    audit: path.join(dir, `${stem}.audit.jsonl`),
-    adminToken: path.join(dir, 'admin-token'),
-  };
-}
-
-/** Files holding targeting (it lists people), versions, the audit and tokens: the owner's alone. */
-export const PRIVATE_FILE_MODE = 0o600;
-const PRIVATE_DIR_MODE = 0o700;
-/** A flag file larger than this is refused whole: a flag document is a few KB. */
-const MAX_FILE_BYTES = 4 * 1024 * 1024;
-
-/**
- * The store's folder, made if missing, and private: it holds targeting, the audit (with
- * addresses) and token digests. A folder left readable by others (an older version made it so)
- * is made private; one the process does not own is left as it is, with a warning.
- */
-export async function preparePrivateDir(dir: string, logger: Logger): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
-  const { mode } = await stat(dir);
-  if ((mode & 0o077) === 0) return;
-  try {
-    await chmod(dir, PRIVATE_DIR_MODE);
-    logger.info({ dir }, 'made the flag store folder private (0700)');
-  } catch (error) {
-    logger.warn({ dir, err: error }, 'the flag store folder is readable by other users and cannot be made private');
-  }
 }
 
 export function serializeDocument(document: FlagdDocument): string {
@@ -65,6 +29,9 @@ async function readIfExists(file: string): Promise<string | undefined> {
     throw error;
   }
 }
+
+/** A flag file larger than this is refused whole: a flag document is a few KB. */
+const MAX_FILE_BYTES = 4 * 1024 * 1024;
 
 function parseDocument(text: string): FlagdDocument {
   if (Buffer.byteLength(text) > MAX_FILE_BYTES) throw new FlagValidationError('', `larger than ${MAX_FILE_BYTES / 1024 / 1024} MB`);

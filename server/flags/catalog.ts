@@ -1,8 +1,8 @@
 import type { FlagValue, FlagValueType } from '@openfeature/server-sdk';
 import type { FlagdDocument } from './types.js';
 
-// The keys the pages react to are shared with them (public/js/common.js): one source.
-import { KILL_SWITCH, RECS_FLAVOUR, THEME } from '../../public/js/common.js';
+// The keys the pages react to are shared with them (protocol/flags.js): one source.
+import { KILL_SWITCH, RECS_FLAVOUR, THEME } from '../../protocol/flags.js';
 
 export { KILL_SWITCH, RECS_FLAVOUR, THEME };
 /** The server's own log level, changed live without a restart. */

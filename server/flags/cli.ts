@@ -10,10 +10,10 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { minuteOf, table } from '../cli/table.js';
 import { ConfigError, loadConfig } from '../config.js';
-import { encodeActorNote } from './actor-note.js';
+import { actorHeader } from '../../protocol/actor-note.js';
 import { flagCatalog, KILL_SWITCH } from './catalog.js';
 import { KILL_PATCH, restorePatch } from './kill-switch.js';
-import { storeFiles } from './backend-file.js';
+import { storeFiles } from '../store-files.js';
 import type { FlagRecord } from './types.js';
 
 const USAGE = `usage: npm run flag -- <command> [key]
@@ -109,7 +109,7 @@ async function main(argv: string[]): Promise<number> {
           'content-type': 'application/merge-patch+json',
           'if-match': `"${record.version}"`,
           // A user or host name beyond ASCII would make fetch refuse the header: sent as an ext-value.
-          'x-actor': encodeActorNote(`${os.userInfo().username}@${os.hostname()}`),
+          'x-actor': actorHeader(`${os.userInfo().username}@${os.hostname()}`),
           'x-change-source': 'cli',
         },
         body: JSON.stringify(body),

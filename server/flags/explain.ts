@@ -2,8 +2,9 @@ import type { EvaluationContext, FlagValue, JsonValue } from '@openfeature/serve
 import { flagCatalog } from './catalog.js';
 import { valueOrSafeDefault, type FlagsProvider } from './provider.js';
 import type { FlagRepository } from './repository.js';
-import type { FlagDefinition } from './types.js';
+import { parseTargeting, type Share, type TargetingRules } from '../../protocol/targeting.js';
 import { compileFlag } from './engine.js';
+import type { FlagDefinition } from './types.js';
 
 export interface Explanation {
   key: string;
@@ -19,12 +20,12 @@ export interface Explanation {
 
 const SPLIT_SENTINEL = '__rollout__';
 
-/** A copy of some JsonLogic with every `fractional` rule replaced by the sentinel variant. */
 /** The default, in words: a variant, or none (the code's safe default). */
 function defaultOf(definition: FlagDefinition): string {
   return typeof definition.defaultVariant === 'string' ? `the default variant (${definition.defaultVariant})` : "no default variant: the code's safe default";
 }
 
+/** A copy of some JsonLogic with every `fractional` rule replaced by the sentinel variant. */
 function withoutFractional(logic: JsonValue): JsonValue {
   if (Array.isArray(logic)) return logic.map(withoutFractional);
   if (logic && typeof logic === 'object') {
@@ -33,7 +34,6 @@ function withoutFractional(logic: JsonValue): JsonValue {
   }
   return logic;
 }
-
 
 /**
  * flagd-core reports a percentage rollout as TARGETING_MATCH. To tell SPLIT apart, whatever the
@@ -51,55 +51,46 @@ function cameFromRollout(key: string, definition: FlagDefinition, context: Evalu
   return compileFlag(key, probeFlag as FlagDefinition).evaluate(context).variant === SPLIT_SENTINEL;
 }
 
-/** Whether one JsonLogic condition holds for a context (evaluated by flagd-core, as the flag would be). */
-function holds(condition: JsonValue, context: EvaluationContext): boolean {
-  const probe = compileFlag('probe', { state: 'ENABLED', variants: { yes: true, no: false }, defaultVariant: 'no', targeting: { if: [condition, 'yes', 'no'] } });
-  return probe.evaluate(context).value === true;
-}
-
-/** A condition in words, for the shapes the admin page writes; anything else as its JSON. */
-function conditionInWords(condition: JsonValue): string {
-  const inList = (condition as { in?: JsonValue[] } | null)?.in;
-  if (Array.isArray(inList) && inList.length === 2) {
-    const [left, right] = inList;
-    if ((left as { var?: string } | null)?.var === 'targetingKey' && Array.isArray(right)) return 'the viewer is listed by key';
-    if (typeof left === 'string' && (right as { var?: string } | null)?.var === 'groups') return `in group ${left}`;
-  }
-  return JSON.stringify(condition);
-}
-
-/** The rollout's bucket that served a variant: "rollout: trending (20 %)". */
-function bucketInWords(fractional: JsonValue, variant: string | undefined): string {
-  const buckets = (Array.isArray(fractional) ? fractional : []).filter((entry): entry is [string, number] => Array.isArray(entry) && typeof entry[0] === 'string');
-  const total = buckets.reduce((sum, [, weight]) => sum + (typeof weight === 'number' ? weight : 1), 0) || 1;
-  const bucket = buckets.find(([name]) => name === variant);
-  return bucket ? `rollout: ${variant} (${Math.round((100 * (typeof bucket[1] === 'number' ? bucket[1] : 1)) / total)} %)` : 'rollout';
+/** The rollout's share that served a variant: "rollout: trending (20 %)". */
+function shareInWords(rollout: Share[], variant: string | undefined): string {
+  const total = rollout.reduce((sum, share) => sum + share.weight, 0) || 1;
+  const share = rollout.find((candidate) => candidate.variant === variant);
+  return share ? `rollout: ${variant} (${Math.round((100 * share.weight) / total)} %)` : 'rollout';
 }
 
 /**
- * Which rule decided, in words: the first `if` condition that holds (numbered), a rollout bucket,
- * or the default. For a flag's own reason (DISABLED, STATIC, ...) the sentence says what it means.
+ * The rules of targeting the admin page's editor writes (protocol/targeting.js reads them, for the
+ * editor and here alike), as flagd evaluates them: one rule per variant given to listed viewers,
+ * then one per group, in order; the first that matches decides.
+ */
+function ruleThatMatched(rules: TargetingRules, context: EvaluationContext): { rule: number; of: number; words: string } | undefined {
+  const listed = new Map<string, string[]>();
+  for (const { key, variant } of rules.overrides) listed.set(variant, [...(listed.get(variant) ?? []), key]);
+  const ordered = [
+    ...[...listed.values()].map((keys) => ({ matches: keys.includes(String(context.targetingKey)), words: 'the viewer is listed by key' })),
+    ...rules.groups.map(({ group }) => ({ matches: Array.isArray(context.groups) && context.groups.includes(group), words: `in group ${group}` })),
+  ];
+  const index = ordered.findIndex((rule) => rule.matches);
+  return index < 0 ? undefined : { rule: index + 1, of: ordered.length, words: ordered[index]!.words };
+}
+
+/**
+ * Which rule decided, in words: the first rule that matches (numbered), a rollout's share, or the
+ * default. For a flag's own reason (DISABLED, STATIC, ...) the sentence says what it means.
  */
 function because(definition: FlagDefinition | undefined, reason: string, variant: string | undefined, context: EvaluationContext, sourceKind: string): string {
   if (!definition) return reason === 'ERROR' ? 'the flag is missing or failed: the safe default' : `decided by ${sourceKind} (${reason})`;
   if (reason === 'DISABLED') return 'the flag is disabled: the safe default for everyone';
   if (reason === 'ERROR') return 'the evaluation failed: the safe default';
-  const targeting = definition.targeting as JsonValue | undefined;
-  if (!targeting || (typeof targeting === 'object' && Object.keys(targeting).length === 0)) return `no targeting: ${defaultOf(definition)}`;
-  const top = targeting as { if?: JsonValue[]; fractional?: JsonValue };
-  if (top.fractional !== undefined) return bucketInWords(top.fractional, variant);
-  if (Array.isArray(top.if)) {
-    const parts = top.if;
-    const rules = Math.floor(parts.length / 2);
-    for (let i = 0; i < rules; i++) {
-      if (holds(parts[2 * i]!, context)) return `${conditionInWords(parts[2 * i]!)} (rule ${i + 1} of ${rules})`;
-    }
-    const otherwise = parts.length % 2 ? parts[parts.length - 1] : null;
-    const fractional = (otherwise as { fractional?: JsonValue } | null)?.fractional;
-    if (fractional !== undefined) return `no rule matched; ${bucketInWords(fractional, variant)}`;
-    return `no rule matched: ${defaultOf(definition)}`;
-  }
-  return reason === 'DEFAULT' ? `custom targeting gave no variant: ${defaultOf(definition)}` : 'custom targeting';
+  const targeting = definition.targeting;
+  if (!targeting || Object.keys(targeting).length === 0) return `no targeting: ${defaultOf(definition)}`;
+  const rules = parseTargeting(targeting);
+  if (!rules) return reason === 'DEFAULT' ? `custom targeting gave no variant: ${defaultOf(definition)}` : 'custom targeting';
+  const matched = ruleThatMatched(rules, context);
+  if (matched) return `${matched.words} (rule ${matched.rule} of ${matched.of})`;
+  const noRules = rules.overrides.length === 0 && rules.groups.length === 0;
+  if (rules.rollout) return noRules ? shareInWords(rules.rollout, variant) : `no rule matched; ${shareInWords(rules.rollout, variant)}`;
+  return `no rule matched: ${defaultOf(definition)}`;
 }
 
 /** Every flag the app uses, evaluated for one context, with the reason. */

@@ -3,9 +3,9 @@ import { isContextFree, valueOrSafeDefault, type FlagEvaluator } from './provide
 
 /**
  * The kill switch's own patches: what "kill" and "restore" write, and what "killed" means. One
- * source for the server, the CLI and the admin page (public/js/common.js).
+ * source for the server, the CLI and the admin page (protocol/flags.js).
  */
-export { isKilled, KILL_PATCH, restorePatch } from '../../public/js/common.js';
+export { isKilled, KILL_PATCH, restorePatch } from '../../protocol/flags.js';
 
 /**
  * Whether the kill switch is off for every viewer, as served now: one evaluation with no context,

@@ -1,15 +1,8 @@
-import type { JsonValue } from '@openfeature/server-sdk';
 
-/** One flag in flagd's format. `targeting` is JsonLogic. */
-export interface FlagDefinition {
-  state: 'ENABLED' | 'DISABLED';
-  variants: Record<string, JsonValue>;
-  /** Absent or null: the code's default value (flagd's own meaning). */
-  defaultVariant?: string | null;
-  targeting?: Record<string, JsonValue>;
-  /** flagd's flag metadata: kept as written, never read by the app. */
-  metadata?: Record<string, string | number | boolean>;
-}
+import type { FlagDefinition } from '../../protocol/wire.js';
+
+/** One flag in flagd's format: typed once, for the server and the pages (protocol/wire.js). */
+export type { FlagDefinition };
 
 /**
  * A flagd flag-definition document, as in FLAGS_FILE. Members besides `flags` (flag-set

@@ -1,28 +1,14 @@
 import type { EvaluationContext, FlagValue } from '@openfeature/server-sdk';
+import type { AdminState, FlagSnapshot, FlagUpdate, StatsSample } from '../../protocol/wire.js';
+import type { Principal } from '../access/tokens.js';
 import type { Viewer } from '../feed/viewer.js';
 
-export interface FlagUpdate {
-  key: string;
-  value: FlagValue;
-  version: number;
-  /**
-   * When the new value makes the page fetch its live content again (a restore, a new
-   * recommendations flavour): the window, in ms, over which the pages that got this update spread
-   * their fetches, sized by the server to the third party's measured capacity.
-   */
-  refetchWithinMs?: number;
-}
-
-/** What the admin page shows live: one type, declared beside the page that reads it. */
-export type { AdminState } from '../../public/js/common.js';
-import type { AdminState } from '../../public/js/common.js';
-
-import type { StatsSample } from '../admin/stats.js';
-import type { Principal } from '../access/tokens.js';
+/** The wire's payloads are typed once, in protocol/wire.js, for the server and the pages. */
+export type { AdminState, FlagUpdate };
 
 export interface ServerToClientEvents {
   admin_stats: (samples: StatsSample[]) => void;
-  flag_snapshot: (values: Record<string, FlagValue>) => void;
+  flag_snapshot: (values: FlagSnapshot) => void;
   flag_update: (update: FlagUpdate) => void;
   admin_state: (state: AdminState) => void;
   admin_browsers: (count: number) => void;

@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
-import { FALLBACK_AVATAR } from '../../public/js/common.js';
+import { FALLBACK_AVATAR } from '../../protocol/wire.js';
 import type { Logger } from '../observability/logger.js';
 import { catchesUp, type UpstreamClient } from './client.js';
 import { SingleFlight } from './single-flight.js';

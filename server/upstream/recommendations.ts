@@ -1,9 +1,16 @@
 import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
-import { genericRecommendations, type Recommendation } from '../feed/content.js';
 import type { Logger } from '../observability/logger.js';
 import { catchesUp, type UpstreamClient } from './client.js';
 import { SingleFlight } from './single-flight.js';
+
+/** One recommendation, as the third party answers it (and as the feed's generic ones are written). */
+export interface Recommendation {
+  id: string;
+  title: string;
+  kind: string;
+  blurb: string;
+}
 
 export interface Recommendations {
   source: 'live' | 'fallback';
@@ -19,7 +26,6 @@ export interface RecommendationService {
   cached(viewer: { key: string; groups: readonly string[] }, flavour: string): Recommendations | undefined;
 }
 
-export const FALLBACK_RECOMMENDATIONS: Recommendations = { source: 'fallback', items: genericRecommendations };
 
 const text = (max: number) => z.string().min(1).max(max);
 const body = z.object({
@@ -40,6 +46,8 @@ export function createRecommendationService(options: {
   client: UpstreamClient;
   logger: Logger;
   ttlMs: number;
+  /** What a viewer gets when the third party cannot answer: the feed's generic recommendations. */
+  fallback: Recommendations;
 }): RecommendationService {
   const flights = new SingleFlight<Recommendations>();
   const cache = options.ttlMs > 0 ? new LRUCache<string, Recommendations>({ max: 20_000, ttl: options.ttlMs }) : undefined;
@@ -63,7 +71,7 @@ export function createRecommendationService(options: {
         return await options.client.within(call);
       } catch (error) {
         options.logger.debug({ err: error, viewer: viewer.key }, 'recommendations fell back');
-        return { ...FALLBACK_RECOMMENDATIONS, catchUp: catchesUp(error) };
+        return { ...options.fallback, catchUp: catchesUp(error) };
       }
     },
   };

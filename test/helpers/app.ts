@@ -5,7 +5,7 @@ import { createLogger, type Logger } from '../../server/observability/logger.js'
 import type { FlagValue } from '@openfeature/server-sdk';
 import type { ServerToClientEvents } from '../../server/realtime/events.js';
 import type { RunningApp, StartOptions } from '../../server/runtime.js';
-import { startLocalApp } from '../../bench/lib/app.js';
+import { startLocalApp } from '../../testing/app.js';
 
 export const TEST_TOKEN = 'test-admin-token-0123456789';
 /** The marker `delivered` sends; no page listens for it. */

@@ -1,10 +1,10 @@
-import { createLightPage, type LightPage } from '../../bench/lib/light-page.js';
+import { createLightPage, type LightPage } from '../../testing/light-page.js';
 import type { TestApp } from './app.js';
 
-export type { LightPage, PageContent } from '../../bench/lib/light-page.js';
+export type { LightPage, PageContent } from '../../testing/light-page.js';
 
 /**
- * A feed page without the DOM (bench/lib/light-page.ts: the page's own policy with counters) on a
+ * A feed page without the DOM (testing/light-page.ts: the page's own policy with counters) on a
  * real Socket.IO connection with the viewer's cookie.
  */
 export async function openLightPage(app: TestApp, viewer: string): Promise<LightPage> {

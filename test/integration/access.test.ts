@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KILL_SWITCH, pageFlagKeys } from '../../server/flags/catalog.js';
 import { adminSocket, bearer, createToken, get, tokenCli } from '../helpers/access.js';
 import { nextEvent, startTestApp, TEST_TOKEN, waitFor, type TestApp } from '../helpers/app.js';
-import { TestRedis } from '../helpers/redis.js';
+import { TestRedis } from '../../testing/redis.js';
 
 // Each describe allows 60 s a test: the tests run the token CLI, a Node start each (0.4 s here,
 // 5 s with two busy loops beside the suite). See FILE_TIMEOUTS in scripts/test-under-load.mjs.

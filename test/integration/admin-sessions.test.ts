@@ -3,7 +3,7 @@ import { SESSION_TTL_MS, SESSIONS_PER_TOKEN } from '../../server/access/sessions
 import { digestOf } from '../../server/access/tokens.js';
 import { bearer, createToken, get, openAdminSocket, signOut } from '../helpers/access.js';
 import { nextEvent, record, startTestApp, TEST_TOKEN, type TestApp } from '../helpers/app.js';
-import { TestRedis } from '../helpers/redis.js';
+import { TestRedis } from '../../testing/redis.js';
 
 // Each describe allows 60 s a test: some run the token CLI, a Node start each (0.4 s here, 5 s
 // with two busy loops beside the suite). See FILE_TIMEOUTS in scripts/test-under-load.mjs.

@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KILL_SWITCH } from '../../server/flags/catalog.js';
 import { waitFor } from '../helpers/app.js';
 import { killLeftoverAppProcesses, runToEnd, startAppProcess } from '../helpers/process.js';
-import { freePort } from '../helpers/redis.js';
+import { freePort } from '../../testing/redis.js';
 
 // Every test starts Node processes (the server, the CLI): about 1 s each here, 5 s with two busy
 // loops beside the suite (35 s for the CLI test at worst). 90 s a test; see FILE_TIMEOUTS in scripts/test-under-load.mjs.

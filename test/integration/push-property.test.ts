@@ -3,7 +3,7 @@ import { FlagdCore } from '@openfeature/flagd-core';
 import type { FlagValue } from '@openfeature/server-sdk';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTargeting, mergePatchFor } from '../../public/js/targeting.js';
+import { buildTargeting, mergePatchFor } from '../../protocol/targeting.js';
 import { flagCatalog, KILL_SWITCH, pageFlagKeys, RECS_FLAVOUR, THEME } from '../../server/flags/catalog.js';
 import { evaluationContext, viewerFor } from '../../server/feed/viewer.js';
 import { sleep, startTestApp, type TestApp } from '../helpers/app.js';

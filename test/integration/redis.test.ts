@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { defaultFlagDocument, KILL_SWITCH } from '../../server/flags/catalog.js';
 import { REDIS_KEYS } from '../../server/flags/backend-redis.js';
 import { record, startTestApp, waitFor, type TestApp } from '../helpers/app.js';
-import { TestRedis } from '../helpers/redis.js';
+import { TestRedis } from '../../testing/redis.js';
 
 const instance = (redis: TestRedis, env: Record<string, string> = {}) =>
   startTestApp({ REDIS_URL: redis.url, REDIS_CONNECT_TIMEOUT_MS: '2000', API_RATE_LIMIT_PER_MIN: '100000', ...env });

@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { KILL_SWITCH } from '../../server/flags/catalog.js';
 import type { SimulatorMode } from '../../server/upstream/simulator.js';
 import { counterValue, record, startTestApp, waitFor, type TestApp } from '../helpers/app.js';
-import { createLightPage, turnOfPage } from '../../bench/lib/light-page.js';
+import { createLightPage, turnOfPage } from '../../testing/light-page.js';
 import { openLightPage } from '../helpers/light-page.js';
 
 const TIMEOUT = 300;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMemorySessionStore, createRedisSessionStore, SESSIONS_PER_TOKEN, type EndedSessions, type SessionStore } from '../../server/access/sessions.js';
 import type { Principal } from '../../server/access/tokens.js';
-import { TestRedis } from '../helpers/redis.js';
+import { TestRedis } from '../../testing/redis.js';
 
 const admin: Principal = { name: 'admin', scope: 'full', digest: 'a'.repeat(64) };
 const kiosk: Principal = { name: 'kiosk', scope: 'read-only', digest: 'b'.repeat(64) };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { switchState } from '../../public/js/switch-state.js';
-import { buildTargeting } from '../../public/js/targeting.js';
+import { buildTargeting } from '../../protocol/targeting.js';
 
 const VARIANTS = { on: true, off: false };
 const flag = (over: Record<string, unknown> = {}) => ({ state: 'ENABLED', variants: VARIANTS, defaultVariant: 'on', ...over }) as Parameters<typeof switchState>[0];

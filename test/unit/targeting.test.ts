@@ -1,7 +1,7 @@
 import { FlagdCore } from '@openfeature/flagd-core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { buildTargeting, checkRules, emptyRules, mergePatchFor, parseTargeting } from '../../public/js/targeting.js';
+import { buildTargeting, checkRules, emptyRules, mergePatchFor, parseTargeting } from '../../protocol/targeting.js';
 import { applyMergePatch } from '../../server/flags/merge-patch.js';
 import { defaultFlagDocument, RECS_FLAVOUR } from '../../server/flags/catalog.js';
 import { validateFlagDefinition } from '../../server/flags/validate.js';

@@ -1,23 +1,10 @@
 // @ts-check
+import { actorHeader } from '../../../protocol/actor-note.js';
 /**
  * The admin page's writes: the same API as `npm run flag`, carried by the page's session (an
  * HttpOnly cookie no script can read) with its CSRF token, and If-Match on the version the page
  * shows, so that a change made meanwhile by someone else is never overwritten unseen.
  */
-
-/**
- * X-Actor's value for the person's note. fetch refuses a header with anything beyond Latin-1
- * ("Łukasz"), and the server reads header bytes as UTF-8 anyway: a note that is not printable
- * ASCII goes as RFC 8187's ext-value, `UTF-8''` and percent-encoded UTF-8, which the server
- * decodes (server/flags/actor-note.ts). So does one that would read as an ext-value itself.
- * @param {string} note
- */
-export function actorHeader(note) {
-  if (/^[\x20-\x7e]*$/.test(note) && !/^UTF-8'/i.test(note)) return note;
-  // A lone surrogate (half an emoji, pasted) has no UTF-8: encodeURIComponent would throw on it.
-  const wellFormed = note.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
-  return `UTF-8''${encodeURIComponent(wellFormed).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)}`;
-}
 
 /**
  * What to tell the person when a write could not be sent or its answer never came (the server

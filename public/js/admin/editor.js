@@ -1,9 +1,9 @@
 // @ts-check
-import { buildTargeting, checkRules, emptyRules, mergePatchFor, parseTargeting } from '../targeting.js';
+import { buildTargeting, checkRules, emptyRules, mergePatchFor, parseTargeting } from '../../../protocol/targeting.js';
 import { notSentText } from './api.js';
 import { $, el, message } from './dom.js';
 
-/** @typedef {import('../common.js').AdminFlag} AdminFlag */
+/** @typedef {import('../../../protocol/wire.js').AdminFlag} AdminFlag */
 /** @typedef {import('./api.js').FlagApi} FlagApi */
 
 /** JSON with object members sorted: two definitions that say the same thing read the same. */
@@ -20,7 +20,7 @@ function canonical(/** @type {unknown} */ value) {
 export function createTargetingEditor({ flagOf, api }) {
   const dialog = /** @type {HTMLDialogElement} */ ($('editor-dialog'));
   const form = /** @type {HTMLFormElement} */ ($('editor-form'));
-  /** @type {{ key: string, variants: string[], rules: import('../targeting.js').TargetingRules } | undefined} */
+  /** @type {{ key: string, variants: string[], rules: import('../../../protocol/targeting.js').TargetingRules } | undefined} */
   let editing;
 
   const field = (/** @type {string} */ name) => /** @type {HTMLInputElement & HTMLSelectElement} */ (form.elements.namedItem(name));

@@ -1,11 +1,11 @@
 // @ts-check
-import { isKilled, KILL_PATCH, KILL_SWITCH, restorePatch } from '../common.js';
+import { isKilled, KILL_PATCH, KILL_SWITCH, restorePatch } from '../../../protocol/flags.js';
 import { switchState } from '../switch-state.js';
 import { notSentText } from './api.js';
 import { $, ago, message } from './dom.js';
 
-/** @typedef {import('../common.js').AdminState} AdminState */
-/** @typedef {import('../common.js').AdminActor} AdminActor */
+/** @typedef {import('../../../protocol/wire.js').AdminState} AdminState */
+/** @typedef {import('../../../protocol/wire.js').AdminActor} AdminActor */
 /** @typedef {import('./api.js').FlagApi} FlagApi */
 
 /** @type {Record<string, string>} */
@@ -81,7 +81,7 @@ export function createKillSwitchCard({ state, api, readOnly }) {
     // Nobody awaits an event handler: whatever fails here is said beside the button, or nowhere.
     try {
       const definition = killSwitch()?.definition;
-      // The server's own patches (common.js): restoring a flag killed by serving `false` serves `true` again.
+      // The server's own patches (protocol/flags.js): restoring a flag killed by serving `false` serves `true` again.
       const patch = !isKilled(definition) ? KILL_PATCH : definition ? restorePatch(definition) : { state: 'ENABLED' };
       const result = await api.patch(KILL_SWITCH, { ...patch });
       message('switch-message', result.text, !result.ok);

@@ -4,7 +4,8 @@
  * tests feed it Socket.IO events from their own transport (raw WebSockets there, socket.io-client
  * here); either way it makes exactly the requests a page makes, and says what the page would show.
  */
-import { createLiveSync, fetchFragment } from '../../public/js/live-sync.js';
+import type { FlagSnapshot, FlagUpdate } from '../protocol/wire.js';
+import { createLiveSync, fetchFragment } from '../public/js/live-sync.js';
 
 /** What a page shows: killed, live and whole, live but short (fallbacks), or waiting for its content. */
 export type PageContent = 'killed' | 'live' | 'short' | 'waiting';
@@ -87,11 +88,11 @@ export function createLightPage(url: string, viewer: string, clock: () => number
     async settled() {
       while (page.busy()) await new Promise((resolve) => setTimeout(resolve, 5));
     },
-    snapshot(values: Record<string, unknown>) {
+    snapshot(values: FlagSnapshot) {
       sync.snapshot(values);
       if (!sync.live) content = 'killed';
     },
-    update(update: { key: string; value: unknown; refetchWithinMs?: number }) {
+    update(update: FlagUpdate) {
       sync.update(update);
     },
   };

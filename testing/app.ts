@@ -2,9 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import { loadConfig } from '../../server/config.js';
-import { createLogger, type Logger } from '../../server/observability/logger.js';
-import { startApp, type RunningApp, type StartOptions } from '../../server/runtime.js';
+import { loadConfig } from '../server/config.js';
+import { createLogger, type Logger } from '../server/observability/logger.js';
+import { startApp, type RunningApp, type StartOptions } from '../server/runtime.js';
 
 export const BENCH_TOKEN = 'bench-token-0123456789';
 

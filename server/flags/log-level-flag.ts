@@ -1,7 +1,7 @@
 import { ProviderEvents, type EventDetails } from '@openfeature/server-sdk';
-import { LOG_LEVEL } from '../flags/catalog.js';
-import { changedKeys, type FlagsProvider } from '../flags/provider.js';
-import type { Logger } from './logger.js';
+import { LOG_LEVEL } from './catalog.js';
+import { changedKeys, type FlagsProvider } from './provider.js';
+import type { Logger } from '../observability/logger.js';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 /** The server evaluates its own flags as this context. */

@@ -1,0 +1,58 @@
+// @ts-check
+/**
+ * What travels between the server and the pages, typed once: the Socket.IO events' payloads, the
+ * flag definition as flagd writes it, the headers of a turn. The pages load this module as it is;
+ * the server imports it (its build compiles it beside the server), so the two never disagree.
+ */
+
+/** What an avatar shows when the third party is not called (killed, failed, not yet fetched). */
+export const FALLBACK_AVATAR = '/static/img/fallback-avatar.svg';
+/** A fragment's turn: when to come back (the page catches up at the third party's pace). */
+export const REFETCH_TURN_HEADER = 'Refetch-Turn';
+export const REFETCH_AFTER_HEADER = 'Refetch-After-Ms';
+
+/**
+ * @typedef {{ [member: string]: JsonValue }} JsonObject
+ * @typedef {JsonValue[]} JsonArray
+ * @typedef {null | boolean | number | string | JsonArray | JsonObject} JsonValue
+ *
+ * One flag in flagd's format. `defaultVariant` absent or null: the code's default value (flagd's
+ * own meaning). `targeting` is JsonLogic. `metadata` is kept as written, never read by the app.
+ * @typedef {object} FlagDefinition
+ * @property {'ENABLED' | 'DISABLED'} state
+ * @property {Record<string, JsonValue>} variants
+ * @property {string | null} [defaultVariant]
+ * @property {Record<string, JsonValue>} [targeting]
+ * @property {Record<string, string | number | boolean>} [metadata]
+ */
+
+/**
+ * `flag_snapshot`, on every (re)connect: the page's flags as this viewer gets them.
+ * @typedef {Record<string, JsonValue>} FlagSnapshot
+ *
+ * `flag_update`, to each browser whose own value changed. `refetchWithinMs`: the new value makes
+ * the page fetch its live content again, at a random moment in this window (sized by the server to
+ * the third party's measured capacity).
+ * @typedef {{ key: string, value: JsonValue, version: number, refetchWithinMs?: number }} FlagUpdate
+ */
+
+/**
+ * What the launch-control page is sent (`admin_state`, and its initial state in the page).
+ * `problem`: why the server cannot serve a flag as written (it answers its safe default).
+ * @typedef {{ key: string, version: number, description: string, definition: FlagDefinition | null, problem?: string }} AdminFlag
+ * @typedef {{ source: string, name: string, note?: string, address?: string }} AdminActor
+ * @typedef {{ id: string, at: string, key: string, version: number, summary: string, actor: AdminActor }} AdminAuditEntry
+ * @typedef {{ service: string, breaker: string, calls: Record<string, number>, skipped: Record<string, number> }} UpstreamState
+ * @typedef {{ kind: string, writable: boolean, ready: boolean, detail: string }} SourceState
+ * @typedef {{ source: SourceState, flags: AdminFlag[], audit: AdminAuditEntry[], browsers: number, upstream: UpstreamState[], theme: string }} AdminState
+ */
+
+/**
+ * `admin_stats`: one second of the launch, what the dashboard's charts plot. `t`: Unix time in
+ * seconds, to the millisecond, when the second ended (the flips marked carry their exact time);
+ * `calls`: third-party calls made in that second by outcome; `latencyMs`: their mean duration (null
+ * when none); `browsers`: connected across every instance; `pageViews`: pages and fragments rendered.
+ * @typedef {{ t: number, calls: { ok: number, error: number, timeout: number, invalid: number }, latencyMs: number | null, browsers: number, pageViews: number }} StatsSample
+ */
+
+export {};
