@@ -10,7 +10,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError, loadConfig } from '../server/config.js';
 import { createLogger } from '../server/observability/logger.js';
-import { startApp } from '../server/runtime.js';
+import { startApp } from '../server/runtime/start.js';
 import { Fleet } from './lib/fleet.js';
 
 const browsers = Number(process.env.DEMO_BROWSERS ?? 300);

@@ -5,7 +5,7 @@
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './observability/logger.js';
 import { guardProcess } from './observability/process-guards.js';
-import { startApp, type RunningApp } from './runtime.js';
+import { startApp, type RunningApp } from './runtime/start.js';
 
 let config: Config;
 try {

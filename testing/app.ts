@@ -4,7 +4,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { loadConfig } from '../server/config.js';
 import { createLogger, type Logger } from '../server/observability/logger.js';
-import { startApp, type RunningApp, type StartOptions } from '../server/runtime.js';
+import { startApp, type RunningApp, type StartOptions } from '../server/runtime/start.js';
 
 export const BENCH_TOKEN = 'bench-token-0123456789';
 

@@ -1,5 +1,6 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { ServiceUnavailableError } from '../errors.js';
+import { connectWithin, createRedisClient } from '../redis.js';
 import type { Logger } from '../observability/logger.js';
 import { AUDIT_CAPACITY, type AuditEntry } from './audit.js';
 import type { BackendEvent, BackendSeed, BackendSnapshot, FlagBackend, FlagWrite, WriteOutcome } from './backend.js';
@@ -89,19 +90,11 @@ export class RedisBackend implements FlagBackend {
 
   constructor(private readonly options: RedisBackendOptions) {
     this.log = options.logger.child({ component: 'redis-flags' });
-    const common = {
-      lazyConnect: true,
-      connectTimeout: Math.max(500, Math.min(options.connectTimeoutMs, 5000)),
-      // Backoff between reconnection attempts: 100 ms, 200 ms, ... up to 2 s, forever.
-      retryStrategy: (times: number) => Math.min(times * 100, 2000),
-    };
     // Commands fail at once while disconnected: a write must answer 503, not wait in a queue.
-    this.redis = new Redis(options.url, { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 1 }) as RedisWithScripts;
+    this.redis = createRedisClient(options.url, { logger: this.log, name: 'flags' }) as RedisWithScripts;
     this.redis.defineCommand('writeFlag', { numberOfKeys: 3, lua: WRITE_FLAG });
     this.redis.defineCommand('seedIfEmpty', { numberOfKeys: 3, lua: SEED_IF_EMPTY });
-    this.subscriberClient = new Redis(options.url, common);
-    this.redis.on('error', (error) => this.log.debug({ err: error }, 'redis error'));
-    this.subscriberClient.on('error', (error) => this.log.debug({ err: error }, 'redis subscriber error'));
+    this.subscriberClient = createRedisClient(options.url, { logger: this.log, name: 'flags subscriber', subscriber: true });
     this.redis.on('close', () => {
       if (this.connected && !this.closed) {
         this.log.warn('Redis connection lost: serving the last known flags; writes answer 503');
@@ -192,13 +185,7 @@ export class RedisBackend implements FlagBackend {
   private connect(): Promise<boolean> {
     if (this.connected) return Promise.resolve(true);
     this.connecting ??= (async () => {
-      // Not events.once(): it rejects on the 'error' events an unreachable Redis emits.
-      const ready = new Promise<void>((resolve) => this.redis.once('ready', () => resolve()));
-      void this.redis.connect().catch(() => undefined);
-      let timer: NodeJS.Timeout | undefined;
-      const bound = new Promise((resolve) => (timer = setTimeout(resolve, this.options.connectTimeoutMs)));
-      await Promise.race([ready, bound]);
-      clearTimeout(timer);
+      await connectWithin(this.redis, this.options.connectTimeoutMs);
       if (!this.connected) {
         this.log.warn(`Redis did not answer within ${this.options.connectTimeoutMs} ms: serving the safe defaults (kill switch killed) until it does; /readyz answers 503`);
       }

@@ -11,6 +11,7 @@ import {
   type Logger as OpenFeatureLogger,
   type ResolutionDetails,
 } from '@openfeature/server-sdk';
+import { within } from '../bounded-wait.js';
 import type { Logger } from '../observability/logger.js';
 import { pageFlagKeys } from './catalog.js';
 import { changedKeys, type FlagsProvider } from './provider.js';
@@ -111,12 +112,7 @@ class BoundedLaunchDarklyProvider implements FlagsProvider {
         this.events.emit(ProviderEvents.Error, { message: problem });
       },
     );
-    let timer: NodeJS.Timeout | undefined;
-    const bound = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, this.options.initTimeoutMs);
-    });
-    await Promise.race([initialized, bound]);
-    clearTimeout(timer);
+    await within(initialized, this.options.initTimeoutMs);
     if (!this.initialized) {
       late = true;
       const problem = `LaunchDarkly has not answered after ${this.options.initTimeoutMs} ms`;

@@ -1,5 +1,6 @@
 import { createAdapter } from '@socket.io/redis-adapter';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { createRedisClient } from '../redis.js';
 import { Server } from 'socket.io';
 import type { Logger } from '../observability/logger.js';
 import type { ClientToServerEvents, InterServerEvents, ServerToClientEvents, SocketData } from './events.js';
@@ -35,8 +36,8 @@ export function createIo(deps: { redisUrl?: string | undefined; logger: Logger }
   });
   const clients: Redis[] = [];
   if (deps.redisUrl) {
-    const pub = new Redis(deps.redisUrl, { retryStrategy: (times) => Math.min(times * 100, 2000), enableOfflineQueue: false });
-    const sub = new Redis(deps.redisUrl, { retryStrategy: (times) => Math.min(times * 100, 2000) });
+    const pub = createRedisClient(deps.redisUrl, { logger: deps.logger, name: 'socket.io adapter', lazy: false });
+    const sub = createRedisClient(deps.redisUrl, { logger: deps.logger, name: 'socket.io adapter subscriber', subscriber: true, lazy: false });
     // The adapter never catches its own commands: a failed publish (while Redis is down), or the
     // (un)subscriptions it sends at start and at close and that a client closing rejects, would
     // each be an unhandled rejection, which stops a Node 20 process. What it publishes here
@@ -44,7 +45,6 @@ export function createIo(deps: { redisUrl?: string | undefined; logger: Logger }
     // subscriptions are made again by ioredis on every reconnect.
     catchEveryCall(pub, ['publish'], deps.logger);
     catchEveryCall(sub, ['subscribe', 'psubscribe', 'unsubscribe', 'punsubscribe'], deps.logger);
-    for (const client of [pub, sub]) client.on('error', (error) => deps.logger.debug({ err: error }, 'socket.io redis adapter error'));
     clients.push(pub, sub);
     io.adapter(createAdapter(pub, sub, { key: 'killswitch-io' }));
   }

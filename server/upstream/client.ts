@@ -12,6 +12,7 @@ import {
   handleWhen,
   timeout,
 } from 'cockatiel';
+import { TIMED_OUT, within } from '../bounded-wait.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics, UpstreamOutcome, UpstreamService, UpstreamSkipReason } from '../observability/metrics.js';
 import type { LoopStalls } from './loop-stalls.js';
@@ -230,20 +231,10 @@ export function createUpstreamClient(options: {
         clearTimeout(waitLimit);
       }
     },
-    within<T>(call: Promise<T>): Promise<T> {
-      return new Promise<T>((resolve, reject) => {
-        const late = setTimeout(() => reject(new LateError(policy.timeoutMs)), policy.timeoutMs);
-        call.then(
-          (value) => {
-            clearTimeout(late);
-            resolve(value);
-          },
-          (error: unknown) => {
-            clearTimeout(late);
-            reject(error);
-          },
-        );
-      });
+    async within<T>(call: Promise<T>): Promise<T> {
+      const result = await within(call, policy.timeoutMs);
+      if (result === TIMED_OUT) throw new LateError(policy.timeoutMs);
+      return result;
     },
   };
 }

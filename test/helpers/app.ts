@@ -4,7 +4,7 @@ import { io as connect, type Socket } from 'socket.io-client';
 import { createLogger, type Logger } from '../../server/observability/logger.js';
 import type { FlagValue } from '@openfeature/server-sdk';
 import type { ServerToClientEvents } from '../../server/realtime/events.js';
-import type { RunningApp, StartOptions } from '../../server/runtime.js';
+import type { RunningApp, StartOptions } from '../../server/runtime/start.js';
 import { startLocalApp } from '../../testing/app.js';
 
 export const TEST_TOKEN = 'test-admin-token-0123456789';
