@@ -6,7 +6,7 @@
  *   npx tsx bench/faults.ts
  */
 import { KILL_SWITCH } from '../server/flags/catalog.js';
-import type { SimulatorMode } from '../server/upstream/simulator.js';
+import type { SimulatorMode } from '../server/simulator/simulator.js';
 import { startBenchApp } from '../testing/app.js';
 import { percentile } from './lib/fleet.js';
 import { loadPage } from '../testing/light-page.js';

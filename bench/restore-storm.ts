@@ -23,7 +23,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { KILL_SWITCH } from '../server/flags/catalog.js';
-import type { SimulatorStats } from '../server/upstream/simulator.js';
+import type { SimulatorStats } from '../server/simulator/simulator.js';
 import { patchFlag } from '../testing/app.js';
 import { Fleet, percentile, wallClock } from './lib/fleet.js';
 import { loadPage } from '../testing/light-page.js';

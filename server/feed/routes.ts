@@ -35,8 +35,6 @@ function turnOf(req: Request): string | undefined {
   return typeof turn === 'string' && turn.length <= 64 ? turn : undefined;
 }
 
-/** The headers that tell a page when to come back for what it could not have yet (shared with it). */
-export { REFETCH_AFTER_HEADER, REFETCH_TURN_HEADER };
 
 export function createFeedRoutes(deps: { buildFeed: FeedBuilder; metrics: Metrics }): Router {
   const router = Router();

@@ -12,7 +12,7 @@ import { applyMergePatch } from './merge-patch.js';
 import type { Logger } from '../observability/logger.js';
 import type { FlagsProvider } from './provider.js';
 import type { FlagRepository } from './repository.js';
-import type { Actor, ChangeSource, FlagRecord } from './types.js';
+import type { Actor, ChangeSource, FlagDefinition, FlagRecord } from './types.js';
 import { flagType, validateFlagDefinition } from './validate.js';
 
 export const PATCH_CONTENT_TYPES = ['application/json', 'application/merge-patch+json'];
@@ -78,79 +78,71 @@ function sendRecord(res: express.Response, record: FlagRecord) {
   res.set('ETag', `"${record.version}"`).json(record);
 }
 
+/** Writes per client address per minute: over the limit, 429 with Retry-After, before anything else (a flood of bad tokens included). */
+function writeLimit(perMinute: number, logger: Logger): RequestHandler {
+  return rateLimit({
+    windowMs: 60_000,
+    limit: perMinute,
+    standardHeaders: 'draft-7',
+    legacyHeaders: false,
+    logger,
+    handler: (_req, res, _next, options) => {
+      res.status(options.statusCode).json({
+        error: 'rate_limited',
+        message: `Too many writes: at most ${perMinute} a minute from one address. Retry after ${res.get('Retry-After')} s.`,
+      });
+    },
+  });
+}
+
+const requirePatchContentType: RequestHandler = (req, _res, next) => {
+  next(req.is(PATCH_CONTENT_TYPES) ? undefined : new UnsupportedMediaTypeError(`Send the patch as ${PATCH_CONTENT_TYPES.join(' or ')}.`));
+};
+
 /**
- * GET /api/flags, GET /api/flags/:key, PATCH /api/flags/:key (JSON Merge Patch over the flagd
- * definition), GET /api/explain and GET /api/audit. Nothing here is public: targeting lists
- * people, and the audit says who flipped from where. Every route needs a valid token (or the
- * admin page's session); writes need a full one, and are rate limited per client address.
+ * PATCH /api/flags/:key: a JSON Merge Patch over the flag's flagd definition, applied in the
+ * flag's turn (If-Match compared there too), the result held to flagd's schema and semantics and
+ * to the type the app's code reads the flag as.
+ */
+function patchFlag(repository: FlagRepository | undefined, kind: string): RequestHandler {
+  return async (req, res) => {
+    if (!repository) throw new ReadOnlyError(`Flags come from ${kind} and are read-only here; change them at the source.`);
+    const key = req.params.key as string;
+    if (req.body === undefined) throw new BadRequestError('The body must be a JSON Merge Patch object.');
+    // Before anything walks it: the merge, zod and flagd's compiler all recurse.
+    if (nestsDeeperThan(req.body, MAX_FLAG_DEPTH)) throw new BadRequestError(`The body nests deeper than ${MAX_FLAG_DEPTH} levels, the limit for a flag.`, { field: '' });
+    const ifMatch = parseIfMatch(req.get('if-match'));
+    const typeOf = (current: FlagDefinition) => (Object.hasOwn(flagCatalog, key) ? flagCatalog[key]!.type : flagType(current));
+    const record = await repository.update(key, (current) => validateFlagDefinition(key, applyMergePatch(current, req.body), typeOf(current), repository.document().$evaluators), {
+      ifMatch,
+      actor: actorOf(req, authenticatedOf(res).principal),
+    });
+    sendRecord(res, record);
+  };
+}
+
+/**
+ * GET /api/flags, GET /api/flags/:key, PATCH /api/flags/:key, GET /api/explain and GET /api/audit.
+ * Nothing here is public: targeting lists people, and the audit says who flipped from where.
+ * Every route needs a valid token (or the admin page's session); writes need a full one, and are
+ * rate limited per client address.
  */
 export function createFlagsApi(deps: FlagsApiDeps): Router {
   const router = Router();
   const { provider, repository } = deps;
-
-  const writeLimit = rateLimit({
-    windowMs: 60_000,
-    limit: deps.rateLimitPerMin,
-    standardHeaders: 'draft-7',
-    legacyHeaders: false,
-    logger: deps.logger,
-    handler: (_req, res, _next, options) => {
-      res.status(options.statusCode).json({
-        error: 'rate_limited',
-        message: `Too many writes: at most ${deps.rateLimitPerMin} a minute from one address. Retry after ${res.get('Retry-After')} s.`,
-      });
-    },
-  });
-
-  const requirePatchContentType: RequestHandler = (req, _res, next) => {
-    next(
-      req.is(PATCH_CONTENT_TYPES)
-        ? undefined
-        : new UnsupportedMediaTypeError(`Send the patch as ${PATCH_CONTENT_TYPES.join(' or ')}.`),
-    );
-  };
-
-  const list = () => repository?.list() ?? [];
-
-  // Writes are rate limited before anything else (a flood of bad tokens included).
-  router.patch('/api/*path', writeLimit);
+  router.patch('/api/*path', writeLimit(deps.rateLimitPerMin, deps.logger));
   router.use('/api', deps.access.authenticate);
 
   router.get('/api/flags', (_req, res) => {
-    res.json({ flags: list() });
+    res.json({ flags: repository?.list() ?? [] });
   });
-
   router.get('/api/flags/:key', (req, res) => {
     const record = repository?.get(req.params.key);
     if (!record) throw new NotFoundError(`Unknown flag "${req.params.key}".`);
     sendRecord(res, record);
   });
-
-  router.patch(
-    '/api/flags/:key',
-    deps.access.requireWriter,
-    requirePatchContentType,
-    express.json({ type: PATCH_CONTENT_TYPES, limit: '16kb', strict: false }),
-    async (req, res) => {
-      const store = repository;
-      if (!store) {
-        throw new ReadOnlyError(`Flags come from ${provider.kind} and are read-only here; change them at the source.`);
-      }
-      const key = req.params.key as string;
-      if (req.body === undefined) throw new BadRequestError('The body must be a JSON Merge Patch object.');
-      // Before anything walks it: the merge, zod and flagd's compiler all recurse.
-      if (nestsDeeperThan(req.body, MAX_FLAG_DEPTH)) throw new BadRequestError(`The body nests deeper than ${MAX_FLAG_DEPTH} levels, the limit for a flag.`, { field: '' });
-      // If-Match is compared in the repository, in the flag's turn, with the rest of the write.
-      const ifMatch = parseIfMatch(req.get('if-match'));
-      const record = await store.update(
-        key,
-        // The type the app's code reads the flag as, else the one its variants have.
-        (current) => validateFlagDefinition(key, applyMergePatch(current, req.body), (Object.hasOwn(flagCatalog, key) ? flagCatalog[key]!.type : flagType(current)), store.document().$evaluators),
-        { ifMatch, actor: actorOf(req, authenticatedOf(res).principal) },
-      );
-      sendRecord(res, record);
-    },
-  );
+  const json = express.json({ type: PATCH_CONTENT_TYPES, limit: '16kb', strict: false });
+  router.patch('/api/flags/:key', deps.access.requireWriter, requirePatchContentType, json, patchFlag(repository, provider.kind));
 
   /** Every flag the app uses, as one viewer gets it, with the reason (STATIC, TARGETING_MATCH, SPLIT, DISABLED...). */
   router.get('/api/explain', async (req, res) => {
@@ -159,11 +151,9 @@ export function createFlagsApi(deps: FlagsApiDeps): Router {
     if (!context) throw new BadRequestError('user must be a viewer key, e.g. /api/explain?user=maya', { field: 'user' });
     res.json({ user, context, flags: await explainFlags({ provider, repository }, context) });
   });
-
   router.get('/api/audit', (req, res) => {
     const limit = Math.min(Math.max(Number(req.query.limit) || 50, 1), 500);
     res.json({ entries: repository?.audit.recent(limit) ?? [] });
   });
-
   return router;
 }

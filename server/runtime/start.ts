@@ -13,7 +13,7 @@ import type { Logger } from '../observability/logger.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
 import { createRealtime, type Realtime } from '../realtime/sockets.js';
 import type { UpstreamClient } from '../upstream/client.js';
-import type { Simulator } from '../upstream/simulator.js';
+import type { Simulator } from '../simulator/simulator.js';
 import { startAccess, type AccessParts } from './access.js';
 import { Closers } from './closers.js';
 import { startFlags, type Flags } from './flags.js';

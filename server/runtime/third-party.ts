@@ -1,6 +1,6 @@
 import type { Config } from '../config.js';
 import type { Logger } from '../observability/logger.js';
-import { startSimulator, type Simulator } from '../upstream/simulator.js';
+import { startSimulator, type Simulator } from '../simulator/simulator.js';
 import type { Closers } from './closers.js';
 
 export interface ThirdParty {

@@ -89,17 +89,7 @@ export interface UpstreamClient {
   onBreakerStateChange(listener: (state: BreakerState) => void): void;
 }
 
-/**
- * One third-party service behind axios and cockatiel's policies, outermost first: a bulkhead
- * that caps calls in flight (a call holds its slot until its connection is done, even when the
- * page stopped waiting), a circuit breaker that stops calling a service that keeps failing, and
- * a timeout on the call itself (its AbortSignal goes to axios). The breaker sees only the third
- * party's own failures, so a burst of our own cannot open it: a wait for a slot never counts
- * against it, nor a timeout during which our own event loop was stalled for a quarter of the
- * timeout or more (`stalls`; an OwnStallError, which a page catches up from). Every call actually made is counted in upstream_requests_total by outcome; a call the
- * policies refuse is counted in upstream_calls_skipped_total instead.
- */
-export function createUpstreamClient(options: {
+export interface UpstreamClientOptions {
   service: UpstreamService;
   policy: UpstreamPolicyOptions;
   metrics: Metrics;
@@ -113,130 +103,171 @@ export function createUpstreamClient(options: {
    * a kill stops the calls already queued, not only those of later pages.
    */
   stillWanted?: () => boolean | Promise<boolean>;
-}): UpstreamClient {
-  const { service, policy, metrics, logger } = options;
-  const http =
-    options.http ??
-    axios.create({
-      timeout: policy.timeoutMs,
-      maxRedirects: 0,
-      maxContentLength: 256 * 1024,
-      responseType: 'json',
-      headers: { accept: 'application/json' },
-    });
+}
 
-  const slots: BulkheadPolicy = bulkhead(policy.maxConcurrent, policy.maxQueued ?? policy.maxConcurrent * 4);
-  const breaker = circuitBreaker(handleWhen((error) => !(error instanceof OwnStallError)), {
-    halfOpenAfter: policy.breakerHalfOpenAfterMs ?? 5_000,
-    breaker: new ConsecutiveBreaker(policy.breakerFailures ?? 5),
-  });
+const GAUGE_VALUES: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2, isolated: 2 };
+
+/**
+ * The typical duration of one call here, a moving average measured as this process sees it, our
+ * own stalls included: when this process is the bottleneck (a restore of thousands of pages on
+ * one core), the pace slows down with it. Until the first call, a cautious guess (a quarter of
+ * the timeout): a restore right after a start spreads its pages over a window sized by it, and a
+ * window too short would send every page at once.
+ */
+class MovingLatency {
+  private average: number | undefined;
+
+  constructor(private readonly guessMs: number) {}
+
+  measured(ms: number): void {
+    this.average = this.average === undefined ? ms : this.average * 0.8 + ms * 0.2;
+  }
+
+  ms(): number {
+    return this.average ?? this.guessMs;
+  }
+}
+
+/**
+ * One third-party service behind axios and cockatiel's policies, outermost first: a bulkhead
+ * that caps calls in flight (a call holds its slot until its connection is done, even when the
+ * page stopped waiting), a circuit breaker that stops calling a service that keeps failing, and
+ * a timeout on the call itself (its AbortSignal goes to axios). The breaker sees only the third
+ * party's own failures, so a burst of our own cannot open it: a wait for a slot never counts
+ * against it, nor a timeout during which our own event loop was stalled for a quarter of the
+ * timeout or more (`stalls`; an OwnStallError, which a page catches up from). Every call actually
+ * made is counted in upstream_requests_total by outcome; a call the policies refuse is counted in
+ * upstream_calls_skipped_total instead.
+ */
+class PolicedClient implements UpstreamClient {
+  readonly service: UpstreamService;
+  readonly capacity: number;
+  private readonly http: AxiosInstance;
+  private readonly slots: BulkheadPolicy;
+  private readonly breaker;
   // Cooperative: the call is aborted and then awaited, so that its slot is held until it is done.
-  const callTimeout = timeout(policy.timeoutMs, TimeoutStrategy.Cooperative);
-  const gaugeValue: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2, isolated: 2 };
-  metrics.breakerState.set({ service }, 0);
-  breaker.onStateChange((state) => {
-    metrics.breakerState.set({ service }, gaugeValue[breakerStates[state]]);
-    logger.warn({ service, state: breakerStates[state] }, `circuit breaker for ${service} is ${breakerStates[state]}`);
-  });
+  private readonly callTimeout;
+  private readonly latency: MovingLatency;
 
-  // Until the first call is measured, a cautious guess (a quarter of the timeout): a restore right
-  // after a start (kills survive restarts) spreads its pages over a window sized by this guess,
-  // and a window too short sends every page at once, to the third party and to this process.
-  let latency: number | undefined;
-  const measured = (ms: number) => {
-    latency = latency === undefined ? ms : latency * 0.8 + ms * 0.2;
-  };
+  constructor(private readonly options: UpstreamClientOptions) {
+    const { service, policy, metrics, logger } = options;
+    this.service = service;
+    this.capacity = policy.maxConcurrent;
+    this.http = options.http ?? axios.create({ timeout: policy.timeoutMs, maxRedirects: 0, maxContentLength: 256 * 1024, responseType: 'json', headers: { accept: 'application/json' } });
+    this.slots = bulkhead(policy.maxConcurrent, policy.maxQueued ?? policy.maxConcurrent * 4);
+    this.breaker = circuitBreaker(handleWhen((error) => !(error instanceof OwnStallError)), {
+      halfOpenAfter: policy.breakerHalfOpenAfterMs ?? 5_000,
+      breaker: new ConsecutiveBreaker(policy.breakerFailures ?? 5),
+    });
+    this.callTimeout = timeout(policy.timeoutMs, TimeoutStrategy.Cooperative);
+    this.latency = new MovingLatency(policy.timeoutMs / 4);
+    metrics.breakerState.set({ service }, 0);
+    this.breaker.onStateChange((state) => {
+      metrics.breakerState.set({ service }, GAUGE_VALUES[breakerStates[state]]);
+      logger.warn({ service, state: breakerStates[state] }, `circuit breaker for ${service} is ${breakerStates[state]}`);
+    });
+  }
 
-  const skipped = (reason: UpstreamSkipReason) => {
-    metrics.upstreamSkipped.inc({ service, reason });
+  latencyMs(): number {
+    return this.latency.ms();
+  }
+
+  breakerState(): BreakerState {
+    return breakerStates[this.breaker.state];
+  }
+
+  onBreakerStateChange(listener: (state: BreakerState) => void): void {
+    this.breaker.onStateChange((state) => listener(breakerStates[state]));
+  }
+
+  /**
+   * Waiting for a slot ends after one timeout; a call that has started is not cancelled by it. The
+   * wait is bounded here, not with an AbortSignal to the bulkhead: cockatiel rejects an aborted
+   * queued task only when it reaches the head of the queue, and that rejection frees no slot for
+   * the next one. A task given up on runs as a no-op when its turn comes, which passes the slot on.
+   */
+  async getJson<T>(url: string, parse: (body: unknown) => T, params?: Record<string, string>): Promise<T> {
+    let gaveUp = false;
+    let giveUp: (error: Error) => void = () => undefined;
+    const limit = new Promise<never>((_, reject) => (giveUp = reject));
+    // Set before the task can start (a free slot runs it at once), so that starting clears it.
+    const waitLimit = setTimeout(() => {
+      gaveUp = true;
+      slot.catch(() => undefined); // its no-op run rejects later, unobserved
+      giveUp(new TaskCancelledError());
+    }, this.options.policy.timeoutMs);
+    const slot: Promise<T> = this.slots.execute(async () => {
+      clearTimeout(waitLimit);
+      if (gaveUp) throw new TaskCancelledError();
+      if (this.options.stillWanted && !(await this.options.stillWanted())) throw this.skipped('killed');
+      // A signal of its own per call: without one, cockatiel hangs every call's listener on one
+      // shared never-aborting signal (and Node warns past ten concurrent calls).
+      return this.breaker.execute(() => this.callTimeout.execute(({ signal }) => this.request(url, parse, params, signal), new AbortController().signal), new AbortController().signal);
+    });
+    try {
+      return await Promise.race([slot, limit]);
+    } catch (error) {
+      // Only the policies throw these, before a call is made (the cooperative timeout passes on
+      // the call's own failure): a call made is never counted as skipped.
+      if (error instanceof BrokenCircuitError) throw this.skipped('breaker_open');
+      if (error instanceof BulkheadRejectedError || error instanceof TaskCancelledError) throw this.skipped('over_capacity');
+      throw error;
+    } finally {
+      clearTimeout(waitLimit);
+    }
+  }
+
+  async within<T>(call: Promise<T>): Promise<T> {
+    const result = await within(call, this.options.policy.timeoutMs);
+    if (result === TIMED_OUT) throw new LateError(this.options.policy.timeoutMs);
+    return result;
+  }
+
+  private skipped(reason: UpstreamSkipReason): CallSkippedError {
+    this.options.metrics.upstreamSkipped.inc({ service: this.service, reason });
     return new CallSkippedError(reason);
-  };
+  }
 
   /** One request, made: counted, measured, and its slot held until its connection is done. */
-  async function request<T>(url: string, parse: (body: unknown) => T, params: Record<string, string> | undefined, signal: AbortSignal): Promise<T> {
-    const stop = metrics.upstreamDuration.startTimer({ service });
+  private async request<T>(url: string, parse: (body: unknown) => T, params: Record<string, string> | undefined, signal: AbortSignal): Promise<T> {
+    const { metrics } = this.options;
+    const stop = metrics.upstreamDuration.startTimer({ service: this.service });
     const startedAt = performance.now();
     let outcome: UpstreamOutcome = 'ok';
     try {
-      const response = await http.get(url, { params, signal });
+      const response = await this.http.get(url, { params, signal });
       try {
         return parse(response.data);
       } catch (error) {
         outcome = 'invalid';
-        throw new InvalidResponseError(`${service} sent an unexpected body: ${(error as Error).message}`);
+        throw new InvalidResponseError(`${this.service} sent an unexpected body: ${(error as Error).message}`);
       }
     } catch (error) {
       if (outcome === 'ok') outcome = signal.aborted || axios.isCancel(error) || (error as { code?: string }).code === 'ECONNABORTED' ? 'timeout' : 'error';
-      if (outcome !== 'timeout') throw error;
-      // The slot is free again as this returns, and the connection is already closed: axios's http
-      // adapter destroys the request in the same abort that rejects the call, before the rejection
-      // reaches this code, so the third party sees the call end before a waiting call can start.
-      const lostMs = options.stalls?.lostSince(startedAt) ?? 0;
-      if (lostMs >= policy.timeoutMs / OWN_STALL_SHARE) {
-        logger.debug({ service, lostMs: Math.round(lostMs) }, 'a call timed out during a stall of our own: not counted against the breaker');
-        throw new OwnStallError(lostMs, policy.timeoutMs);
-      }
+      if (outcome === 'timeout') throw this.ownStallOr(error, startedAt);
       throw error;
     } finally {
-      metrics.upstreamRequests.inc({ service, outcome });
-      // Measured as this process sees it, our own stalls included: when this process is the
-      // bottleneck (a restore of thousands of pages on one core), the pace slows down with it.
-      measured(stop({ outcome }) * 1000);
+      metrics.upstreamRequests.inc({ service: this.service, outcome });
+      this.latency.measured(stop({ outcome }) * 1000);
     }
   }
 
-  return {
-    service,
-    capacity: policy.maxConcurrent,
-    latencyMs: () => latency ?? policy.timeoutMs / 4,
-    breakerState: () => breakerStates[breaker.state],
-    onBreakerStateChange: (listener) => void breaker.onStateChange((state) => listener(breakerStates[state])),
-    async getJson<T>(url: string, parse: (body: unknown) => T, params?: Record<string, string>): Promise<T> {
-      // Waiting for a slot ends after one timeout; a call that has started is not cancelled by it.
-      // The wait is bounded here, not with an AbortSignal to the bulkhead: cockatiel rejects an
-      // aborted queued task only when it reaches the head of the queue, and that rejection frees no
-      // slot for the next one, so every task queued behind it would wait forever (a stuck call
-      // that its single-flight would hand to every later page). A task given up on runs as a no-op
-      // when its turn comes, which passes the slot on.
-      let gaveUp = false;
-      let giveUp: (error: Error) => void = () => undefined;
-      const limit = new Promise<never>((_, reject) => (giveUp = reject));
-      // Set before the task can start (a free slot runs it at once), so that starting clears it.
-      const waitLimit = setTimeout(() => {
-        gaveUp = true;
-        slot.catch(() => undefined); // its no-op run rejects later, unobserved
-        giveUp(new TaskCancelledError());
-      }, policy.timeoutMs);
-      const slot: Promise<T> = slots.execute(async () => {
-        clearTimeout(waitLimit);
-        if (gaveUp) throw new TaskCancelledError();
-        if (options.stillWanted && !(await options.stillWanted())) throw skipped('killed');
-        // A signal of its own per call: without one, cockatiel hangs every call's listener on one
-        // shared never-aborting signal (and Node warns past ten concurrent calls).
-        return breaker.execute(
-          () =>
-            callTimeout.execute(({ signal }) => request(url, parse, params, signal), new AbortController().signal),
-          new AbortController().signal,
-        );
-      });
-      try {
-        return await Promise.race([slot, limit]);
-      } catch (error) {
-        // Only the policies throw these, before a call is made (the cooperative timeout passes on
-        // the call's own failure): a call made is never counted as skipped.
-        if (error instanceof BrokenCircuitError) throw skipped('breaker_open');
-        if (error instanceof BulkheadRejectedError || error instanceof TaskCancelledError) throw skipped('over_capacity');
-        throw error;
-      } finally {
-        clearTimeout(waitLimit);
-      }
-    },
-    async within<T>(call: Promise<T>): Promise<T> {
-      const result = await within(call, policy.timeoutMs);
-      if (result === TIMED_OUT) throw new LateError(policy.timeoutMs);
-      return result;
-    },
-  };
+  /**
+   * A timeout's error: an OwnStallError when our own loop lost a quarter of the timeout or more
+   * meanwhile (the answer may have been waiting for us), else the timeout itself. The slot is free
+   * as this returns: axios's http adapter destroys the request in the same abort that rejects it.
+   */
+  private ownStallOr(error: unknown, startedAt: number): unknown {
+    const { policy, stalls, logger } = this.options;
+    const lostMs = stalls?.lostSince(startedAt) ?? 0;
+    if (lostMs < policy.timeoutMs / OWN_STALL_SHARE) return error;
+    logger.debug({ service: this.service, lostMs: Math.round(lostMs) }, 'a call timed out during a stall of our own: not counted against the breaker');
+    return new OwnStallError(lostMs, policy.timeoutMs);
+  }
+}
+
+export function createUpstreamClient(options: UpstreamClientOptions): UpstreamClient {
+  return new PolicedClient(options);
 }
 
 /**

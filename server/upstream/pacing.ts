@@ -72,6 +72,13 @@ const SWEEP_EVERY_MS = 250;
 /** A page load (someone waiting) is admitted only within this share of the budget. */
 const FOREGROUND_SHARE = 8;
 
+/** A turn handed out and not yet brought back: when, its token, and the calls reserved for it. */
+interface HeldTurn {
+  at: number;
+  token: string;
+  plan: CallPlan;
+}
+
 /**
  * Paces live renders by the third party's capacity, so that a restore (or any flip that makes
  * thousands of pages refetch) brings every page back live as fast as the third party allows,
@@ -82,126 +89,141 @@ const FOREGROUND_SHARE = 8;
  * third party's pace and a page that comes back on its turn is admitted without asking again.
  * Turns are signed with a key of this process: one cannot be forged to jump the queue.
  */
-export function createPacer(options: {
-  services: readonly PacedService[];
-  /** The wait for a slot an admitted render may face (in the model): a fraction of the timeout. */
-  budgetMs: number;
-  now?: () => number;
-  key?: Buffer;
-}): Pacer {
-  const now = options.now ?? Date.now;
-  const key = options.key ?? randomBytes(32);
-  const busyUntil = new Map<PacedResource, number>();
+class FluidPacer implements Pacer {
+  private readonly busyUntil = new Map<PacedResource, number>();
   // One turn per viewer at most: a viewer asking again before its turn gets the same one, so
   // that a reload (or a client that never comes back) cannot book the same calls twice.
-  const held = new Map<string, { at: number; token: string; plan: CallPlan }>();
-  let sweptAt = Number.NEGATIVE_INFINITY;
-  const costMs = (service: PacedService, calls: number) => (calls * service.latencyMs()) / service.capacity;
-  const needed = (plan: CallPlan) => options.services.filter((service) => (plan[service.service] ?? 0) > 0);
-  const backlogMs = (service: PacedService, at: number) => Math.max(0, (busyUntil.get(service.service) ?? 0) - at);
+  private readonly held = new Map<string, HeldTurn>();
+  private sweptAt = Number.NEGATIVE_INFINITY;
+  private readonly now: () => number;
+  private readonly key: Buffer;
 
-  const reserve = (plan: CallPlan, from: number) => {
-    for (const service of needed(plan)) {
-      const start = Math.max(from, busyUntil.get(service.service) ?? 0);
-      busyUntil.set(service.service, start + costMs(service, plan[service.service]!));
+  constructor(private readonly options: { services: readonly PacedService[]; budgetMs: number; now?: () => number; key?: Buffer }) {
+    this.now = options.now ?? Date.now;
+    this.key = options.key ?? randomBytes(32);
+  }
+
+  admit(plan: CallPlan, viewerKey: string, { token, foreground = false }: { token?: string | undefined; foreground?: boolean } = {}): Admission {
+    if (token !== undefined && this.validTurn(token, viewerKey)) {
+      // Brought back: its calls were reserved when it was handed out (unless it was given up
+      // on, and then there is room for them again by now).
+      if (this.held.get(viewerKey)?.token === token) this.held.delete(viewerKey);
+      return { admitted: true, byTurn: true };
     }
-  };
-
-  /** Gives back what an abandoned turn reserved: every later reservation may start that much sooner. */
-  const release = (plan: CallPlan, at: number) => {
-    for (const service of needed(plan)) {
-      const until = busyUntil.get(service.service) ?? 0;
-      busyUntil.set(service.service, Math.max(at, until - costMs(service, plan[service.service]!)));
+    const at = this.now();
+    this.sweep(at);
+    // A person waiting for a page gets it at once, with a turn for the rest, rather than wait in
+    // line behind a restore: a page load only takes the calls that start almost at once.
+    const budget = foreground ? this.options.budgetMs / FOREGROUND_SHARE : this.options.budgetMs;
+    if (!this.needed(plan).every((service) => this.backlogMs(service, at) <= budget)) {
+      return { admitted: false, turn: this.turnFor(plan, viewerKey, { priority: foreground }) };
     }
-  };
+    // Room now for a viewer that holds a turn (a reload): served now, its turn given back.
+    this.giveBack(viewerKey, at);
+    this.reserve(plan, at);
+    return { admitted: true, byTurn: false };
+  }
 
-  const sweep = (at: number) => {
-    if (at - sweptAt < SWEEP_EVERY_MS) return;
-    sweptAt = at;
-    for (const [viewerKey, turn] of held) {
-      if (at - turn.at > ABANDONED_AFTER_MS) {
-        held.delete(viewerKey);
-        release(turn.plan, at);
-      }
-    }
-  };
-
-  const signature = (viewerKey: string, at: number) => createHmac('sha256', key).update(`${viewerKey}\n${at}`).digest('base64url').slice(0, 22);
-
-  const turnFor = (plan: CallPlan, viewerKey: string, { priority = false } = {}): Turn => {
-    const at = now();
-    sweep(at);
-    // The first moment every service it needs has its backlog down to half the budget; for
-    // someone waiting, no later than half the budget from now (a restore's thousands of open
-    // pages are not waited behind: a new reader's page fills in within a moment).
-    let start = at;
-    for (const service of needed(plan)) start = Math.max(start, at + backlogMs(service, at) - options.budgetMs / 2);
-    if (priority) start = Math.min(start, at + options.budgetMs / 2);
-    start = Math.min(Math.ceil(start), at + MAX_WAIT_MS);
-    const current = held.get(viewerKey);
+  turnFor(plan: CallPlan, viewerKey: string, { priority = false }: { priority?: boolean } = {}): Turn {
+    const at = this.now();
+    this.sweep(at);
+    const start = this.startFor(plan, at, priority);
+    const current = this.held.get(viewerKey);
     if (current && at - current.at <= ABANDONED_AFTER_MS) {
       if (current.at <= start) return { token: current.token, waitMs: Math.max(0, current.at - at) };
       // Someone waiting, with an open page's turn far ahead: the earlier turn replaces it.
-      held.delete(viewerKey);
-      release(current.plan, at);
+      this.giveBack(viewerKey, at);
     }
-    reserve(plan, start);
-    const token = `${start}.${signature(viewerKey, start)}`;
-    held.set(viewerKey, { at: start, token, plan });
+    this.reserve(plan, start);
+    const token = `${start}.${this.signature(viewerKey, start)}`;
+    this.held.set(viewerKey, { at: start, token, plan });
     return { token, waitMs: start - at };
-  };
+  }
 
-  const validTurn = (token: string, viewerKey: string): boolean => {
+  spreadMs(pages: number, perPage: CallPlan): number {
+    const at = this.now();
+    let spread = 0;
+    for (const service of this.needed(perPage)) spread = Math.max(spread, this.backlogMs(service, at) + this.costMs(service, pages * perPage[service.service]!));
+    return Math.min(Math.ceil(spread), MAX_WAIT_MS);
+  }
+
+  releaseAll(): void {
+    const at = this.now();
+    this.held.clear();
+    for (const service of this.options.services) {
+      const inFlight = at + service.latencyMs();
+      if ((this.busyUntil.get(service.service) ?? 0) > inFlight) this.busyUntil.set(service.service, inFlight);
+    }
+  }
+
+  turnsHeld(): number {
+    return this.held.size;
+  }
+
+  /**
+   * The first moment every service the plan needs has its backlog down to half the budget; for
+   * someone waiting, no later than half the budget from now (a restore's thousands of open pages
+   * are not waited behind: a new reader's page fills in within a moment).
+   */
+  private startFor(plan: CallPlan, at: number, priority: boolean): number {
+    let start = at;
+    for (const service of this.needed(plan)) start = Math.max(start, at + this.backlogMs(service, at) - this.options.budgetMs / 2);
+    if (priority) start = Math.min(start, at + this.options.budgetMs / 2);
+    return Math.min(Math.ceil(start), at + MAX_WAIT_MS);
+  }
+
+  private costMs(service: PacedService, calls: number): number {
+    return (calls * service.latencyMs()) / service.capacity;
+  }
+
+  private needed(plan: CallPlan): PacedService[] {
+    return this.options.services.filter((service) => (plan[service.service] ?? 0) > 0);
+  }
+
+  private backlogMs(service: PacedService, at: number): number {
+    return Math.max(0, (this.busyUntil.get(service.service) ?? 0) - at);
+  }
+
+  private reserve(plan: CallPlan, from: number): void {
+    for (const service of this.needed(plan)) {
+      const start = Math.max(from, this.busyUntil.get(service.service) ?? 0);
+      this.busyUntil.set(service.service, start + this.costMs(service, plan[service.service]!));
+    }
+  }
+
+  /** Gives back what a viewer's turn reserved: every later reservation may start that much sooner. */
+  private giveBack(viewerKey: string, at: number): void {
+    const turn = this.held.get(viewerKey);
+    if (!turn) return;
+    this.held.delete(viewerKey);
+    for (const service of this.needed(turn.plan)) {
+      const until = this.busyUntil.get(service.service) ?? 0;
+      this.busyUntil.set(service.service, Math.max(at, until - this.costMs(service, turn.plan[service.service]!)));
+    }
+  }
+
+  private sweep(at: number): void {
+    if (at - this.sweptAt < SWEEP_EVERY_MS) return;
+    this.sweptAt = at;
+    for (const [viewerKey, turn] of this.held) if (at - turn.at > ABANDONED_AFTER_MS) this.giveBack(viewerKey, at);
+  }
+
+  private signature(viewerKey: string, at: number): string {
+    return createHmac('sha256', this.key).update(`${viewerKey}\n${at}`).digest('base64url').slice(0, 22);
+  }
+
+  private validTurn(token: string, viewerKey: string): boolean {
     const [atText, mac] = token.split('.');
     const at = Number(atText);
     if (!Number.isSafeInteger(at) || !mac) return false;
-    const expected = Buffer.from(signature(viewerKey, at));
+    const expected = Buffer.from(this.signature(viewerKey, at));
     const given = Buffer.from(mac);
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return false;
-    const t = now();
+    const t = this.now();
     return at <= t + EARLY_MS && t - at <= STALE_MS;
-  };
+  }
+}
 
-  return {
-    admit(plan, viewerKey, { token, foreground = false } = {}) {
-      if (token !== undefined && validTurn(token, viewerKey)) {
-        // Brought back: its calls were reserved when it was handed out (unless it was given up
-        // on, and then there is room for them again by now).
-        if (held.get(viewerKey)?.token === token) held.delete(viewerKey);
-        return { admitted: true, byTurn: true };
-      }
-      const at = now();
-      sweep(at);
-      // A person waiting for a page gets it at once, with a turn for the rest, rather than wait
-      // in line behind a restore: a page load only takes the calls that start almost at once.
-      const budget = foreground ? options.budgetMs / FOREGROUND_SHARE : options.budgetMs;
-      if (needed(plan).every((service) => backlogMs(service, at) <= budget)) {
-        // Room now for a viewer that holds a turn (a reload): served now, its turn given back.
-        const current = held.get(viewerKey);
-        if (current) {
-          held.delete(viewerKey);
-          release(current.plan, at);
-        }
-        reserve(plan, at);
-        return { admitted: true, byTurn: false };
-      }
-      return { admitted: false, turn: turnFor(plan, viewerKey, { priority: foreground }) };
-    },
-    turnFor,
-    releaseAll() {
-      const at = now();
-      held.clear();
-      for (const service of options.services) {
-        const inFlight = at + service.latencyMs();
-        if ((busyUntil.get(service.service) ?? 0) > inFlight) busyUntil.set(service.service, inFlight);
-      }
-    },
-    spreadMs(pages, perPage) {
-      const at = now();
-      let spread = 0;
-      for (const service of needed(perPage)) spread = Math.max(spread, backlogMs(service, at) + costMs(service, pages * perPage[service.service]!));
-      return Math.min(Math.ceil(spread), MAX_WAIT_MS);
-    },
-    turnsHeld: () => held.size,
-  };
+export function createPacer(options: { services: readonly PacedService[]; budgetMs: number; now?: () => number; key?: Buffer }): Pacer {
+  return new FluidPacer(options);
 }

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSimulator, type Simulator } from '../../server/upstream/simulator.js';
+import { startSimulator, type Simulator } from '../../server/simulator/simulator.js';
 import { launchChromium } from '../helpers/browser.js';
 
 /**

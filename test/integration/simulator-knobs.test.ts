@@ -3,7 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { KNOBS_BODY_LIMIT, startSimulator, type Simulator, type SimulatorKnobs } from '../../server/upstream/simulator.js';
+import { KNOBS_BODY_LIMIT } from '../../server/simulator/knobs.js';
+import { startSimulator, type Simulator, type SimulatorKnobs } from '../../server/simulator/simulator.js';
 import { runScript } from '../helpers/process.js';
 
 const DEFAULTS: SimulatorKnobs = { latencyMs: 120, errorRate: 0, mode: 'normal' };
@@ -145,7 +146,7 @@ describe('the simulator bound to every address', () => {
 
 describe('`npm run simulator`, the simulator as its own process', { timeout: 60_000 }, () => {
   it('stops reading a huge knobs body at the limit: 64 MB sent, 413, and its memory does not grow by it', async () => {
-    const child = runScript('server/upstream/simulator-main.ts', [], { SIMULATOR_PORT: '0', LOG_LEVEL: 'info' });
+    const child = runScript('server/simulator/main.ts', [], { SIMULATOR_PORT: '0', LOG_LEVEL: 'info' });
     try {
       let output = '';
       const origin = await new Promise<string>((resolve, reject) => {

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { KILL_SWITCH } from '../../server/flags/catalog.js';
-import type { SimulatorMode } from '../../server/upstream/simulator.js';
+import type { SimulatorMode } from '../../server/simulator/simulator.js';
 import { counterValue, record, startTestApp, waitFor, type TestApp } from '../helpers/app.js';
 import { createLightPage, turnOfPage } from '../../testing/light-page.js';
 import { openLightPage } from '../helpers/light-page.js';
