@@ -112,6 +112,17 @@ export interface Authenticated {
 
 export const authenticatedOf = (res: Response): Authenticated => res.locals as Authenticated;
 
+/** What became of a presented credential's first check (see `checkToken`). */
+export type TokenCheck =
+  | { outcome: 'blocked'; retryAfterSeconds: number }
+  | { outcome: 'none' }
+  | { outcome: 'wrong' }
+  | { outcome: 'valid'; principal: Principal };
+
+/** The words every refusal of a token uses, whichever way it came (HTTP, sign-in, socket). */
+export const TOKEN_REFUSED = 'The token was not accepted: it is wrong, or it was revoked.';
+export const blockedText = (seconds: number) => `Too many failed authentications from this address. Try again in ${seconds} s.`;
+
 /** Who an admin socket is, and, when a session opened it, which one and until when. */
 export interface SocketCredential {
   principal: Principal;
@@ -131,19 +142,29 @@ export function createAccess(deps: { registry: TokenRegistry; sessions: SessionS
     return session && registry.isCurrent(session.principal) ? session : undefined;
   };
 
+  /**
+   * The one path every credential takes first, over HTTP, at sign-in and on the admin socket: an
+   * address that failed too often is refused outright (the right token included: a guesser learns
+   * nothing); a presented token is verified, and a wrong one is counted against its address. With
+   * no token, the caller goes on to the admin page's session.
+   */
+  const checkToken = async (address: string, token: string | undefined): Promise<TokenCheck> => {
+    const wait = await failures.blockedFor(address);
+    if (wait > 0) return { outcome: 'blocked', retryAfterSeconds: wait };
+    if (token === undefined) return { outcome: 'none' };
+    const principal = registry.verify(token);
+    if (principal) return { outcome: 'valid', principal };
+    await failures.failed(address);
+    return { outcome: 'wrong' };
+  };
+
   /** Any valid credential: 401 without one, 429 for an address that failed too often. */
   const authenticate: RequestHandler = async (req, res, next) => {
-    const address = req.ip ?? 'unknown';
-    const wait = await failures.blockedFor(address);
-    if (wait > 0) throw new TooManyFailuresError(wait);
-    const token = bearer(req);
-    if (token !== undefined) {
-      const principal = registry.verify(token);
-      if (!principal) {
-        await failures.failed(address);
-        throw new UnauthorizedError('The token was not accepted: it is wrong, or it was revoked.');
-      }
-      res.locals.principal = principal;
+    const check = await checkToken(req.ip ?? 'unknown', bearer(req));
+    if (check.outcome === 'blocked') throw new TooManyFailuresError(check.retryAfterSeconds);
+    if (check.outcome === 'wrong') throw new UnauthorizedError(TOKEN_REFUSED);
+    if (check.outcome === 'valid') {
+      res.locals.principal = check.principal;
       return next();
     }
     const id = sessionIdFrom(req.headers);
@@ -184,22 +205,18 @@ export function createAccess(deps: { registry: TokenRegistry; sessions: SessionS
     headers: IncomingHttpHeaders;
     address: string;
   }): Promise<SocketCredential | { refused: string }> => {
-    const wait = await failures.blockedFor(handshake.address);
-    if (wait > 0) return { refused: `Too many failed authentications from this address. Try again in ${wait} s.` };
     const token = handshake.auth?.token;
-    if (typeof token === 'string') {
-      const principal = registry.verify(token);
-      if (principal) return { principal };
-      await failures.failed(handshake.address);
-      return { refused: 'The token was not accepted: it is wrong, or it was revoked.' };
-    }
+    const check = await checkToken(handshake.address, typeof token === 'string' ? token : undefined);
+    if (check.outcome === 'blocked') return { refused: blockedText(check.retryAfterSeconds) };
+    if (check.outcome === 'wrong') return { refused: TOKEN_REFUSED };
+    if (check.outcome === 'valid') return { principal: check.principal };
     const id = sessionIdFrom(handshake.headers);
     const session = id !== undefined && handshakeFromOwnOrigin(handshake.headers) ? await liveSession(id) : undefined;
     if (id !== undefined && session) return { principal: session.principal, session: { key: sessionKeyOf(id), expiresAt: session.expiresAt } };
     return { refused: 'The admin events need a token (auth: { role: "admin", token }) or a signed-in admin page.' };
   };
 
-  return { registry, sessions, failures, signIns, authenticate, requireWriter, socketPrincipal, liveSession };
+  return { registry, sessions, failures, signIns, checkToken, authenticate, requireWriter, socketPrincipal, liveSession };
 }
 
 export type Access = ReturnType<typeof createAccess>;

@@ -1,4 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { within } from '../bounded-wait.js';
 import type { Logger } from '../observability/logger.js';
 import type { TokenRecord, TokenStore } from './token-store.js';
 
@@ -65,86 +66,116 @@ export interface TokenRegistry {
   close(): Promise<void>;
 }
 
-export async function createTokenRegistry(options: {
+export interface TokenRegistryOptions {
   adminToken: string;
   store: TokenStore;
   logger: Logger;
   /** How long start-up waits for the named tokens (Redis may be away); the admin token works meanwhile. */
   loadTimeoutMs?: number;
-}): Promise<TokenRegistry> {
-  const { store, logger } = options;
-  const admin: TokenRecord = { name: ADMIN_TOKEN_NAME, scope: 'full', digest: digestOf(options.adminToken), createdAt: undefined };
-  let known: TokenRecord[] = [admin];
-  const lastUsed = new Map<string, { at: string; writtenAt: number }>();
-  const listeners: (() => void)[] = [];
+}
 
-  const reload = async () => {
-    const stored = (await store.list()).filter((record) => record.name !== ADMIN_TOKEN_NAME);
-    known = [admin, ...stored];
-  };
-  const reloadAndTell = () =>
-    reload().then(
-      () => {
-        for (const listener of listeners) listener();
-      },
-      (error: unknown) => logger.error({ err: error }, 'could not load the access tokens; the last known ones stay valid'),
-    );
-  const unwatch = await store.watch(() => void reloadAndTell());
-  // Bounded: a start with Redis away serves with the admin token alone, and loads the named
-  // tokens when Redis answers (the store tells us then).
-  let waited: NodeJS.Timeout | undefined;
-  await Promise.race([reloadAndTell(), new Promise((resolve) => (waited = setTimeout(resolve, options.loadTimeoutMs ?? 3000)))]);
-  clearTimeout(waited);
+/**
+ * When each token was last used, here: the time, and when it was last written to the store. A use
+ * is written at most once a minute per token; a close writes the last ones, and waits for those
+ * being written, so that none is lost (or leaves its lock) at a stop.
+ */
+class UsageRecorder {
+  readonly lastUsed = new Map<string, { at: string; writtenAt: number }>();
+  private readonly writing = new Set<Promise<void>>();
 
-  // Uses being written now: a close waits for them, so that none is lost (or leaves its lock) at a stop.
-  const writing = new Set<Promise<void>>();
-  const used = (name: string) => {
+  constructor(
+    private readonly store: TokenStore,
+    private readonly logger: Logger,
+  ) {}
+
+  used(name: string): void {
     const at = new Date();
-    const previous = lastUsed.get(name);
+    const previous = this.lastUsed.get(name);
     const due = !previous || at.getTime() - previous.writtenAt >= USAGE_WRITE_EVERY_MS;
-    lastUsed.set(name, { at: at.toISOString(), writtenAt: due ? at.getTime() : previous.writtenAt });
+    this.lastUsed.set(name, { at: at.toISOString(), writtenAt: due ? at.getTime() : previous.writtenAt });
     if (!due) return;
-    const write = store.markUsed(name, at.toISOString()).catch((error: unknown) => logger.warn({ err: error, token: name }, 'could not record a token\'s use'));
-    writing.add(write);
-    void write.finally(() => writing.delete(write));
-  };
+    const write = this.store.markUsed(name, at.toISOString()).catch((error: unknown) => this.logger.warn({ err: error, token: name }, "could not record a token's use"));
+    this.writing.add(write);
+    void write.finally(() => this.writing.delete(write));
+  }
 
-  return {
-    verify(presented) {
-      if (!presented) return undefined;
-      const digest = Buffer.from(digestOf(presented), 'hex');
-      let match: TokenRecord | undefined;
-      for (const record of known) {
-        // Every digest compared, whatever matched: the time taken says nothing of which one did.
-        if (timingSafeEqual(digest, Buffer.from(record.digest, 'hex')) && !match) match = record;
-      }
-      if (!match) return undefined;
-      used(match.name);
-      return { name: match.name, scope: match.scope, digest: match.digest };
-    },
-    isCurrent: (principal) => known.some((record) => record.name === principal.name && record.digest === principal.digest),
-    async list() {
-      const usage = await store.lastUsed().catch(() => ({}) as Record<string, string>);
-      return known.map((record) => {
-        const here = lastUsed.get(record.name)?.at;
-        const there = usage[record.name];
-        return {
-          name: record.name,
-          scope: record.scope,
-          createdAt: record.createdAt,
-          lastUsedAt: here && there ? (here > there ? here : there) : (here ?? there),
-          builtIn: record === admin,
-        };
-      });
-    },
-    onChange: (listener) => void listeners.push(listener),
-    async close() {
-      await unwatch();
-      await Promise.all(writing);
-      // The last uses not yet written.
-      await Promise.all(
-        [...lastUsed].map(([name, use]) => (use.writtenAt < Date.parse(use.at) ? store.markUsed(name, use.at).catch(() => undefined) : undefined)),
-      );
-    },
-  };
+  async flush(): Promise<void> {
+    await Promise.all(this.writing);
+    const unwritten = [...this.lastUsed].filter(([, use]) => use.writtenAt < Date.parse(use.at));
+    await Promise.all(unwritten.map(([name, use]) => this.store.markUsed(name, use.at).catch(() => undefined)));
+  }
+}
+
+class NamedTokens implements TokenRegistry {
+  private known: TokenRecord[];
+  private readonly listeners: (() => void)[] = [];
+  private readonly usage: UsageRecorder;
+  private unwatch: () => Promise<void> = async () => undefined;
+
+  constructor(
+    private readonly admin: TokenRecord,
+    private readonly options: TokenRegistryOptions,
+  ) {
+    this.known = [admin];
+    this.usage = new UsageRecorder(options.store, options.logger);
+  }
+
+  /** Follows the store, and loads the named tokens within the bound (Redis may be away: the store tells when they come). */
+  async start(): Promise<void> {
+    this.unwatch = await this.options.store.watch(() => void this.reloadAndTell());
+    await within(this.reloadAndTell(), this.options.loadTimeoutMs ?? 3000);
+  }
+
+  verify(presented: string | undefined): Principal | undefined {
+    if (!presented) return undefined;
+    const digest = Buffer.from(digestOf(presented), 'hex');
+    let match: TokenRecord | undefined;
+    for (const record of this.known) {
+      // Every digest compared, whatever matched: the time taken says nothing of which one did.
+      if (timingSafeEqual(digest, Buffer.from(record.digest, 'hex')) && !match) match = record;
+    }
+    if (!match) return undefined;
+    this.usage.used(match.name);
+    return { name: match.name, scope: match.scope, digest: match.digest };
+  }
+
+  isCurrent(principal: Principal): boolean {
+    return this.known.some((record) => record.name === principal.name && record.digest === principal.digest);
+  }
+
+  async list(): Promise<TokenInfo[]> {
+    const elsewhere = await this.options.store.lastUsed().catch(() => ({}) as Record<string, string>);
+    return this.known.map((record) => {
+      const here = this.usage.lastUsed.get(record.name)?.at;
+      const there = elsewhere[record.name];
+      const lastUsedAt = here && there ? (here > there ? here : there) : (here ?? there);
+      return { name: record.name, scope: record.scope, createdAt: record.createdAt, lastUsedAt, builtIn: record === this.admin };
+    });
+  }
+
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  async close(): Promise<void> {
+    await this.unwatch();
+    await this.usage.flush();
+  }
+
+  private reloadAndTell(): Promise<void> {
+    return this.options.store.list().then(
+      (stored) => {
+        this.known = [this.admin, ...stored.filter((record) => record.name !== ADMIN_TOKEN_NAME)];
+        for (const listener of this.listeners) listener();
+      },
+      (error: unknown) => this.options.logger.error({ err: error }, 'could not load the access tokens; the last known ones stay valid'),
+    );
+  }
+}
+
+export async function createTokenRegistry(options: TokenRegistryOptions): Promise<TokenRegistry> {
+  const admin: TokenRecord = { name: ADMIN_TOKEN_NAME, scope: 'full', digest: digestOf(options.adminToken), createdAt: undefined };
+  const registry = new NamedTokens(admin, options);
+  await registry.start();
+  return registry;
 }

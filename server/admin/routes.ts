@@ -1,5 +1,5 @@
 import express, { Router, type Request, type Response } from 'express';
-import { csrfMatches, fromOwnOrigin, ownOriginOf, sessionIdFrom, type Access } from '../access/auth.js';
+import { blockedText, csrfMatches, fromOwnOrigin, ownOriginOf, sessionIdFrom, TOKEN_REFUSED, type Access } from '../access/auth.js';
 import { SESSION_COOKIE, SESSION_TTL_MS } from '../access/sessions.js';
 import { ForbiddenError } from '../errors.js';
 import { THEMES } from '../../protocol/flags.js';
@@ -88,15 +88,12 @@ export function createAdminRoutes(deps: { adminState: () => Promise<AdminState>;
   router.post('/admin/sign-in', form, async (req, res) => {
     if (!fromOwnOrigin(req.headers, ownOriginOf(req))) throw new ForbiddenError('Sign in from this server\'s own /admin page.', 'cross_site');
     const address = req.ip ?? 'unknown';
-    const wait = await access.failures.blockedFor(address);
-    if (wait > 0) return void (await signIn(res.set('Retry-After', String(wait)), 429, `Too many failed attempts from this address. Try again in ${wait} s.`));
     const token = typeof req.body?.token === 'string' ? req.body.token.trim() : '';
-    if (!token) return void (await signIn(res, 400, 'Paste a token to sign in.'));
-    const principal = access.registry.verify(token);
-    if (!principal) {
-      await access.failures.failed(address);
-      return void (await signIn(res, 401, 'That token was not accepted: it is wrong, or it was revoked.'));
-    }
+    const check = await access.checkToken(address, token || undefined);
+    if (check.outcome === 'blocked') return void (await signIn(res.set('Retry-After', String(check.retryAfterSeconds)), 429, blockedText(check.retryAfterSeconds)));
+    if (check.outcome === 'none') return void (await signIn(res, 400, 'Paste a token to sign in.'));
+    if (check.outcome === 'wrong') return void (await signIn(res, 401, TOKEN_REFUSED));
+    const { principal } = check;
     const signInWait = await access.signIns.take(address);
     if (signInWait > 0) return void (await signIn(res.set('Retry-After', String(signInWait)), 429, `Too many sign-ins from this address. Try again in ${signInWait} s.`));
     const { id } = await access.sessions.create(principal);

@@ -64,7 +64,12 @@ function startRealtime(config: Config, logger: Logger, parts: { flags: Flags; ac
     adminState,
     redisUrl: config.redisUrl,
     refetchPolicy: createRefetchPolicy(upstream.pacer),
-    adminAccess: { authorize: access.access.socketPrincipal, isCurrent: access.registry.isCurrent, onChange: access.registry.onChange, onSessionsEnded: access.sessions.onEnded },
+    adminAccess: {
+      authorize: access.access.socketPrincipal,
+      isCurrent: (principal) => access.registry.isCurrent(principal),
+      onChange: (listener) => access.registry.onChange(listener),
+      onSessionsEnded: access.sessions.onEnded,
+    },
     maxSocketsPerAddress: config.maxSocketsPerAddress,
     now,
   });
