@@ -27,6 +27,9 @@ export interface RenderCostOptions {
   cpuUsage?: () => NodeJS.CpuUsage;
 }
 
+/** The share of the time on CPU from which this process counts as busy. */
+const BUSY_SHARE = 0.5;
+
 /**
  * Samples the process's CPU time (user and system) every `sampleMs` (an unref'd timer: it never
  * keeps the process alive). While the process is busy (half of the time or more on CPU) it charges
@@ -36,9 +39,6 @@ export interface RenderCostOptions {
  * returns to the first guess, so that other work (killed pages, the admin page) charged to a few
  * live renders does not make it defer new readers' pages for nothing.
  */
-/** The share of the time on CPU from which this process counts as busy. */
-const BUSY_SHARE = 0.5;
-
 export function measureRenderCost(options: RenderCostOptions = {}): RenderCost {
   const sampleMs = options.sampleMs ?? 500;
   const minRenders = options.minRenders ?? 20;
