@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { io as connect } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runTokenCommand } from '../../server/access/token-command.js';
@@ -5,7 +6,7 @@ import { createFileTokenStore } from '../../server/access/token-store.js';
 import { TOKEN_IN_TEXT } from '../../server/access/tokens.js';
 import { KILL_SWITCH } from '../../server/flags/catalog.js';
 import { createLogger } from '../../server/observability/logger.js';
-import { startTestApp, TEST_TOKEN, waitFor, type TestApp } from '../helpers/app.js';
+import { record, startTestApp, TEST_TOKEN, waitFor, type TestApp } from '../helpers/app.js';
 
 // The admin page's session and the origin checks, against the real app in this process (so that a
 // mutation run sees them). Tokens are made and revoked with the token command's own code, on the
@@ -72,6 +73,21 @@ function adminSocket(app: TestApp, options: { token?: string; headers?: Record<s
   });
 }
 
+/** An admin socket that stays open (as a page's): rejects when it is refused. */
+function openAdminSocket(app: TestApp, options: { token?: string; headers?: Record<string, string> }) {
+  const socket = connect(app.url, {
+    transports: ['websocket'],
+    forceNew: true,
+    reconnection: false,
+    auth: options.token === undefined ? { role: 'admin' } : { role: 'admin', token: options.token },
+    extraHeaders: options.headers ?? {},
+  });
+  return new Promise<typeof socket>((resolve, reject) => {
+    socket.once('connect', () => resolve(socket));
+    socket.once('connect_error', reject);
+  });
+}
+
 describe('the admin page session, from this origin only', { timeout: 60_000 }, () => {
   let app: TestApp;
   beforeAll(async () => {
@@ -101,7 +117,7 @@ describe('the admin page session, from this origin only', { timeout: 60_000 }, (
     for (const site of ['same-site', 'cross-site', 'none']) {
       const refused = await patch(app, { ...own, 'sec-fetch-site': site, origin: app.url });
       expect(refused.status, site).toBe(403);
-      expect((await refused.json()).error).toBe('cross_site');
+      expect(await refused.json()).toMatchObject({ error: 'cross_site', message: 'Cross-site writes are refused.' });
     }
     expect((await patch(app, { ...own, origin: 'https://evil.example' })).status).toBe(403);
     expect((await patch(app, { ...own, origin: 'null' })).status).toBe(403);
@@ -111,9 +127,11 @@ describe('the admin page session, from this origin only', { timeout: 60_000 }, (
     expect((await patch(app, { ...own, origin: app.url })).status).toBe(200);
     // Neither header: not a browser, so not a page another site could have made send it.
     expect((await patch(app, own)).status).toBe(200);
-    // A read is no write: the cookie alone reads, from anywhere.
-    expect((await get(app, '/api/flags', { cookie, 'sec-fetch-site': 'cross-site' })).status).toBe(200);
-    expect((await fetch(`${app.url}/api/flags`, { method: 'HEAD', headers: { cookie, 'sec-fetch-site': 'cross-site' } })).status).toBe(200);
+    // A read is no write: the cookie alone reads, from anywhere (SameSite=Strict keeps it from
+    // being sent by another site's page in the first place).
+    for (const method of ['GET', 'HEAD', 'OPTIONS']) {
+      expect((await fetch(`${app.url}/api/flags`, { method, headers: { cookie, 'sec-fetch-site': 'cross-site' } })).status, method).toBe(200);
+    }
   });
 
   it('a write carried by the cookie needs the session\'s own CSRF token', async () => {
@@ -123,7 +141,7 @@ describe('the admin page session, from this origin only', { timeout: 60_000 }, (
     for (const presented of [undefined, '', 'guessed', other.csrf, csrf.slice(0, -1), `${csrf}x`]) {
       const refused = await patch(app, presented === undefined ? site : { ...site, 'x-csrf-token': presented });
       expect(refused.status).toBe(403);
-      expect((await refused.json()).error).toBe('csrf');
+      expect(await refused.json()).toMatchObject({ error: 'csrf', message: 'This write needs the session\'s X-CSRF-Token.' });
     }
     expect((await patch(app, { ...site, 'x-csrf-token': csrf })).status).toBe(200);
   });
@@ -254,13 +272,38 @@ describe('the admin page session, from this origin only', { timeout: 60_000 }, (
     expect(await sessionWorks(app, (await app.signIn(second)).cookie)).toBe(true);
   });
 
+  it('revoking a token closes at once the admin sockets it opened, by the token itself or by its session; no other', async () => {
+    const token = await createToken(app, 'on-call');
+    const { cookie } = await app.signIn(token);
+    const byToken = await openAdminSocket(app, { token });
+    const bySession = await openAdminSocket(app, { headers: { cookie, 'sec-fetch-site': 'same-origin' } });
+    const other = await openAdminSocket(app, { token: TEST_TOKEN });
+    const denied = [byToken, bySession].map((socket) => record(socket, 'admin_denied'));
+    try {
+      await tokenCommand(app, 'revoke', 'on-call');
+      await waitFor(() => !byToken.connected && !bySession.connected, 10_000, 'both sockets closed');
+      for (const events of denied) expect(events.map((event) => event.message)).toEqual(['The token "on-call" was revoked: the admin channel is closed.']);
+      // Everything sent so far has reached the other socket (a close would have come first): it is open.
+      await app.delivered([other]);
+      expect(other.connected).toBe(true);
+    } finally {
+      for (const socket of [byToken, bySession, other]) socket.close();
+    }
+  });
+
   it('a bearer token is read as RFC 6750 says: the scheme in any case, one token, blanks around it', async () => {
     for (const authorization of [`Bearer ${TEST_TOKEN}`, `bearer ${TEST_TOKEN}`, `BEARER  ${TEST_TOKEN}  `, `Bearer\t${TEST_TOKEN}`]) {
       expect((await get(app, '/api/flags', { authorization })).status, authorization).toBe(200);
     }
-    for (const authorization of [`Bearer ${TEST_TOKEN} extra`, `Bearer`, `Token ${TEST_TOKEN}`, `xBearer ${TEST_TOKEN}`, `Bearer ${TEST_TOKEN}x`, TEST_TOKEN]) {
-      expect((await get(app, '/api/flags', { authorization })).status, authorization).toBe(401);
+    for (const authorization of [`Bearer ${TEST_TOKEN} extra`, `Bearer`, `Token ${TEST_TOKEN}`, `xBearer ${TEST_TOKEN}`, TEST_TOKEN]) {
+      const refused = await get(app, '/api/flags', { authorization });
+      expect(refused.status, authorization).toBe(401);
+      // Not a bearer token at all: asked for one.
+      expect((await refused.json()).message, authorization).toMatch(/send "Authorization: Bearer <token>"/);
     }
+    const wrong = await get(app, '/api/flags', { authorization: `Bearer ${TEST_TOKEN}x` });
+    expect(wrong.status).toBe(401);
+    expect((await wrong.json()).message).toBe('The token was not accepted: it is wrong, or it was revoked.');
   });
 
   it('a bearer token wins over a session cookie, and writes without CSRF or origin checks (it is no ambient credential)', async () => {
@@ -313,5 +356,19 @@ describe('failed authentications, counted per address', { timeout: 60_000 }, () 
     expect(await adminSocket(app, { token: TEST_TOKEN })).toEqual({ refused: expect.stringMatching(/^Too many failed authentications from this address. Try again in \d+ s\.$/) });
     // The feed is not behind it.
     expect((await get(app, '/?user=maya')).status).toBe(200);
+    // Nor is another address: the count is this one's.
+    expect(await getFrom(app, '127.0.0.2', '/api/flags', bearer(TEST_TOKEN))).toBe(200);
   });
 });
+
+/** A GET from another loopback address (Linux answers on all of 127/8): its status. */
+function getFrom(app: TestApp, localAddress: string, pathname: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${app.url}${pathname}`, { localAddress, headers }, (res) => {
+      res.resume();
+      res.once('end', () => resolve(res.statusCode!));
+    });
+    req.once('error', reject);
+    req.end();
+  });
+}

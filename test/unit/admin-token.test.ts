@@ -66,5 +66,9 @@ describe('the admin token', () => {
     // A folder where the file should be: not "missing", so nothing is generated over it.
     await mkdir(file, { recursive: true });
     await expect(resolve(undefined).resolved).rejects.toMatchObject({ code: 'EISDIR' });
+    // A file where its folder should be: the reason is the read's, not that of a write tried after it.
+    await rm(path.dirname(file), { recursive: true });
+    await writeFile(path.dirname(file), 'a file, not a folder');
+    await expect(resolve(undefined).resolved).rejects.toMatchObject({ code: 'ENOTDIR', syscall: 'open' });
   });
 });

@@ -6,6 +6,7 @@ import { runTokenCli, USAGE } from '../../server/access/token-command.js';
 import { createFileTokenStore, tokenFiles } from '../../server/access/token-store.js';
 import { digestOf, TOKEN_IN_TEXT } from '../../server/access/tokens.js';
 import { createLogger } from '../../server/observability/logger.js';
+import { waitFor } from '../helpers/app.js';
 import { freePort, TestRedis } from '../helpers/redis.js';
 
 // `npm run token` as its entry point runs it (server/access/cli.ts), in this process: the same
@@ -72,8 +73,11 @@ describe('npm run token, on the token file beside FLAGS_FILE', () => {
     }
     // Nothing was made by a refused create.
     expect((await createFileTokenStore({ dir, logger: createLogger('silent') }).list()).map((t) => t.name)).toEqual(['ci-bot']);
-    // A name of 40 is a name.
-    expect((await token(env, 'create', `a${'b'.repeat(39)}`)).code).toBe(0);
+    for (const name of ['.hidden', '-x', '_x', 'deploy bot', 'ci-bot/2', 'ci-bot\n', 'ci:bot']) {
+      expect(await token(env, 'create', name), JSON.stringify(name)).toMatchObject({ code: 1, stderr: expect.stringMatching(/^token: a token needs a name/) });
+    }
+    // A name of 40 is a name; so are digits, dots, underscores and dashes after the first character.
+    for (const name of [`a${'b'.repeat(39)}`, '0', 'ci.bot_1-a']) expect((await token(env, 'create', name)).code, name).toBe(0);
   });
 
   it('revoke removes the token and says what that does', async () => {
@@ -149,10 +153,27 @@ describe('npm run token, with REDIS_URL', () => {
     expect((await token(env, 'revoke', 'fleet-bot')).code).toBe(0);
   });
 
-  it('says in one line that Redis cannot be reached', async () => {
+  it('says in one line, and soon, that Redis cannot be reached', async () => {
     const url = `redis://127.0.0.1:${await freePort()}`;
+    const started = performance.now();
     const failed = await token({ REDIS_URL: url }, 'list');
+    // One retry, not ioredis's twenty (about ten seconds of them): a person is waiting.
+    expect(performance.now() - started).toBeLessThan(5000);
     expect(failed).toMatchObject({ code: 1, stdout: '' });
     expect(failed.stderr).toMatch(new RegExp(`^token: cannot reach Redis at ${url} \\(.+\\)$`));
+  });
+
+  it('leaves no connection to Redis behind', async () => {
+    const client = redis.client();
+    const connected = async () => Number(/connected_clients:(\d+)/.exec(await client.info('clients'))![1]);
+    try {
+      const before = await connected();
+      for (const args of [['list'], ['revoke', 'nobody']]) {
+        await token({ REDIS_URL: redis.url }, ...args);
+        await waitFor(async () => (await connected()) === before, 5000, 'the CLI\'s connection closed');
+      }
+    } finally {
+      client.disconnect();
+    }
   });
 });

@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createFileTokenStore, createRedisTokenStore, tokenFiles, type TokenRecord, type TokenStore } from '../../server/access/token-store.js';
 import { digestOf, newToken } from '../../server/access/tokens.js';
@@ -20,9 +20,9 @@ const record = (name: string, scope: TokenRecord['scope'] = 'full'): TokenRecord
 });
 
 /** What every token store does, whichever it is. */
-function behavesAsATokenStore(make: () => TokenStore) {
+function behavesAsATokenStore(make: () => TokenStore | Promise<TokenStore>) {
   it('adds a token once per name, lists it as kept, and removes it by name', async () => {
-    const store = make();
+    const store = await make();
     expect(await store.list()).toEqual([]);
     const ci = record('ci-bot');
     const reader = record('dashboards', 'read-only');
@@ -43,7 +43,7 @@ function behavesAsATokenStore(make: () => TokenStore) {
   });
 
   it('records when each token was last used', async () => {
-    const store = make();
+    const store = await make();
     expect(await store.lastUsed()).toEqual({});
     await store.markUsed('ci-bot', '2026-12-07T08:00:00.000Z');
     await store.markUsed('admin', '2026-12-07T08:01:00.000Z');
@@ -52,8 +52,8 @@ function behavesAsATokenStore(make: () => TokenStore) {
   });
 
   it('tells a watcher of a token added or revoked through another store on the same place (another instance, or the CLI)', async () => {
-    const watched = make();
-    const other = make();
+    const watched = await make();
+    const other = await make();
     let calls = 0;
     const stop = await watched.watch(() => calls++);
     try {
@@ -90,8 +90,9 @@ describe('the token store in a file', () => {
     for (const file of [files.tokens, files.usage]) expect((await stat(file)).mode & 0o777).toBe(0o600);
     const text = await readFile(files.tokens, 'utf8');
     expect(text).not.toContain(token);
-    expect(JSON.parse(text)).toEqual({ tokens: [{ name: 'ci-bot', scope: 'full', digest: digestOf(token) }] });
-    expect(JSON.parse(await readFile(files.usage, 'utf8'))).toEqual({ 'ci-bot': '2026-12-07T08:00:00.000Z' });
+    // Written for a person to read too: indented, one line a field, ending in a newline.
+    expect(text).toBe(`${JSON.stringify({ tokens: [{ name: 'ci-bot', scope: 'full', digest: digestOf(token) }] }, null, 2)}\n`);
+    expect(await readFile(files.usage, 'utf8')).toBe(`${JSON.stringify({ 'ci-bot': '2026-12-07T08:00:00.000Z' }, null, 2)}\n`);
   });
 
   it('loses no write when many are made at once, from separate stores (two CLIs, servers recording uses)', async () => {
@@ -140,7 +141,8 @@ describe('the token store in a file', () => {
       [],
     ]) {
       await writeFile(file, JSON.stringify(bad));
-      await expect(store().list()).rejects.toThrow(`${file} is not a token file: `);
+      // With what is wrong, in zod's words.
+      await expect(store().list()).rejects.toThrow(new RegExp(`^${file} is not a token file: (Invalid|Too) `));
       // And no change is written over it.
       await expect(store().add(record('new-bot'))).rejects.toThrow(`${file} is not a token file: `);
       expect(JSON.parse(await readFile(file, 'utf8'))).toEqual(bad);
@@ -191,7 +193,29 @@ describe('the token store in Redis', () => {
     await client().flushall();
   });
 
-  behavesAsATokenStore(() => createRedisTokenStore({ redis: client(), logger }));
+  behavesAsATokenStore(async () => createRedisTokenStore({ redis: await appClient(), logger }));
+
+  /** A connection made as the app makes its access connection: lazy, and no queue while Redis is away. */
+  const appClient = async () => {
+    const made = new Redis(server.url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: () => 100 });
+    made.on('error', () => undefined);
+    clients.push(made);
+    await made.connect();
+    return made;
+  };
+
+  it('a watch started while Redis is away, and stopped before it is back, fails nothing', async () => {
+    await server.stop();
+    try {
+      const store = createRedisTokenStore({ redis: client(), logger });
+      let calls = 0;
+      const stop = await store.watch(() => calls++);
+      await stop();
+      expect(calls).toBe(0);
+    } finally {
+      await server.start();
+    }
+  });
 
   it('keeps each token as a field of one hash, and publishes a change only when there was one', async () => {
     const store = createRedisTokenStore({ redis: client(), logger });

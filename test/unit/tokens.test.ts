@@ -214,6 +214,7 @@ describe('the token registry', () => {
     const reopened = await open(store);
     vi.setSystemTime(T0 + 5_000);
     reopened.verify(writer);
+    reopened.verify(reader);
     // Another server: later for the reader, earlier for the writer.
     await other.markUsed('dashboards', at(9_000));
     await other.markUsed('ci-bot', at(1_000));
@@ -226,18 +227,40 @@ describe('the token registry', () => {
     // With the record of uses unreadable, it lists what it saw here.
     await rm(tokenFiles(dir).usage);
     await mkdir(tokenFiles(dir).usage);
-    expect((await reopened.list()).map((token) => token.lastUsedAt)).toEqual([undefined, at(5_000), undefined, undefined]);
+    expect((await reopened.list()).map((token) => token.lastUsedAt)).toEqual([undefined, at(5_000), at(5_000), undefined]);
   });
 
   it('a use it cannot record is a warning, never a failure of the request or of the close', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
     const { logger: watching, lines } = capturingLogger('warn');
     // A folder where the record of uses should be: every write of it fails.
     await mkdir(tokenFiles(dir).usage, { recursive: true });
     const registry = await createTokenRegistry({ adminToken: ADMIN, store: createFileTokenStore({ dir, logger }), logger: watching });
     expect(registry.verify(ADMIN)).toMatchObject({ name: ADMIN_TOKEN_NAME });
+    // A second use within the minute: left for the close to write, which fails too.
+    vi.setSystemTime(Date.now() + 1000);
+    expect(registry.verify(ADMIN)).toMatchObject({ name: ADMIN_TOKEN_NAME });
     await registry.close();
     expect(lines.map((line) => JSON.parse(line))).toEqual([
       expect.objectContaining({ level: 40, msg: 'could not record a token\'s use', err: expect.objectContaining({ code: 'EISDIR' }) }),
     ]);
+  });
+
+  it('stops watching the store at close: a token created after it is not seen', async () => {
+    const closed = await open();
+    let closedChanges = 0;
+    closed.onChange(() => closedChanges++);
+    await closed.close();
+    registries = [];
+    // A registry opened after it is the signal that the change was seen: the closed one, were it
+    // still watching, would have had the same event first.
+    const open2 = await open();
+    let changes = 0;
+    open2.onChange(() => changes++);
+    const token = await create('after-close');
+    await waitFor(() => changes > 0, 5000, 'the open registry');
+    expect(open2.verify(token)).toMatchObject({ name: 'after-close' });
+    expect(closedChanges).toBe(0);
+    expect(closed.verify(token)).toBeUndefined();
   });
 });
