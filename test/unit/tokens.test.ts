@@ -215,19 +215,22 @@ describe('the token registry', () => {
     vi.setSystemTime(T0 + 5_000);
     reopened.verify(writer);
     reopened.verify(reader);
+    // A second use within the minute: known here, not yet written.
+    vi.setSystemTime(T0 + 7_000);
+    reopened.verify(writer);
     // Another server: later for the reader, earlier for the writer.
     await other.markUsed('dashboards', at(9_000));
     await other.markUsed('ci-bot', at(1_000));
     expect(await reopened.list()).toEqual([
       { name: ADMIN_TOKEN_NAME, scope: 'full', createdAt: undefined, lastUsedAt: at(0), builtIn: true },
-      { name: 'ci-bot', scope: 'full', createdAt: '2026-12-07T08:00:00.000Z', lastUsedAt: at(5_000), builtIn: false },
+      { name: 'ci-bot', scope: 'full', createdAt: '2026-12-07T08:00:00.000Z', lastUsedAt: at(7_000), builtIn: false },
       { name: 'dashboards', scope: 'read-only', createdAt: '2026-12-07T08:00:00.000Z', lastUsedAt: at(9_000), builtIn: false },
       { name: 'never-used', scope: 'full', createdAt: '2026-12-07T08:00:00.000Z', lastUsedAt: undefined, builtIn: false },
     ]);
     // With the record of uses unreadable, it lists what it saw here.
     await rm(tokenFiles(dir).usage);
     await mkdir(tokenFiles(dir).usage);
-    expect((await reopened.list()).map((token) => token.lastUsedAt)).toEqual([undefined, at(5_000), at(5_000), undefined]);
+    expect((await reopened.list()).map((token) => token.lastUsedAt)).toEqual([undefined, at(7_000), at(5_000), undefined]);
   });
 
   it('a use it cannot record is a warning, never a failure of the request or of the close', async () => {
