@@ -147,16 +147,14 @@ describe('the admin page session, from this origin only', { timeout: 60_000 }, (
   });
 
   it('sign-in from a page of another site is refused, same-site included', async () => {
-    for (const headers of [
-      { 'sec-fetch-site': 'same-site', origin: app.url },
-      { 'sec-fetch-site': 'cross-site' },
-      { origin: 'https://evil.example' },
-    ]) {
+    const foreign: Record<string, string>[] = [{ 'sec-fetch-site': 'same-site', origin: app.url }, { 'sec-fetch-site': 'cross-site' }, { origin: 'https://evil.example' }];
+    for (const headers of foreign) {
       const refused = await form(app, '/admin/sign-in', headers, { token: TEST_TOKEN });
       expect(refused.status).toBe(403);
       expect(refused.headers.getSetCookie()).toEqual([]);
     }
-    for (const headers of [{ 'sec-fetch-site': 'same-origin' }, { origin: app.url }, {}]) {
+    const own: Record<string, string>[] = [{ 'sec-fetch-site': 'same-origin' }, { origin: app.url }, {}];
+    for (const headers of own) {
       const accepted = await form(app, '/admin/sign-in', headers, { token: TEST_TOKEN });
       expect(accepted.status).toBe(303);
       expect(accepted.headers.getSetCookie()[0]).toMatch(/^ks_admin=[A-Za-z0-9_-]{43};/);
@@ -185,7 +183,8 @@ describe('the admin page session, from this origin only', { timeout: 60_000 }, (
   it('sign-out without the session\'s CSRF token is refused, and the session goes on', async () => {
     const { cookie, csrf } = await app.signIn();
     const other = await app.signIn();
-    for (const body of [{}, { csrf: '' }, { csrf: 'guessed' }, { csrf: other.csrf }]) {
+    const bodies: Record<string, string>[] = [{}, { csrf: '' }, { csrf: 'guessed' }, { csrf: other.csrf }];
+    for (const body of bodies) {
       const refused = await form(app, '/admin/sign-out', { cookie, origin: app.url, 'sec-fetch-site': 'same-origin' }, body);
       expect(refused.status).toBe(403);
       expect(refused.headers.getSetCookie()).toEqual([]);
@@ -198,11 +197,8 @@ describe('the admin page session, from this origin only', { timeout: 60_000 }, (
 
   it('sign-out from a page of another site is refused, same-site included, and the session goes on', async () => {
     const { cookie, csrf } = await app.signIn();
-    for (const headers of [
-      { 'sec-fetch-site': 'same-site', origin: app.url },
-      { 'sec-fetch-site': 'cross-site' },
-      { origin: 'https://evil.example' },
-    ]) {
+    const foreign: Record<string, string>[] = [{ 'sec-fetch-site': 'same-site', origin: app.url }, { 'sec-fetch-site': 'cross-site' }, { origin: 'https://evil.example' }];
+    for (const headers of foreign) {
       expect((await form(app, '/admin/sign-out', { cookie, ...headers }, { csrf })).status).toBe(403);
       expect(await sessionWorks(app, cookie)).toBe(true);
     }
@@ -214,7 +210,8 @@ describe('the admin page session, from this origin only', { timeout: 60_000 }, (
   });
 
   it('sign-out with no live session just clears the cookie', async () => {
-    for (const headers of [{}, { cookie: 'ks_admin=never-issued' }]) {
+    const cookies: Record<string, string>[] = [{}, { cookie: 'ks_admin=never-issued' }];
+    for (const headers of cookies) {
       const out = await form(app, '/admin/sign-out', { ...headers, 'sec-fetch-site': 'cross-site' }, {});
       expect(out.status).toBe(303);
       expect(out.headers.getSetCookie()[0]).toMatch(/^ks_admin=;/);
@@ -241,12 +238,13 @@ describe('the admin page session, from this origin only', { timeout: 60_000 }, (
     // Behind a TLS proxy the page's origin is https on the same host.
     expect(await adminSocket(app, { headers: { cookie, origin: `https://${host}` } })).toBe('connected');
     expect(await adminSocket(app, { headers: { cookie } })).toBe('connected');
-    for (const headers of [
+    const foreign: Record<string, string>[] = [
       { 'sec-fetch-site': 'same-site', origin: app.url },
       { 'sec-fetch-site': 'cross-site' },
       { origin: 'https://evil.example' },
       { origin: `ftp://${host}` },
-    ]) {
+    ];
+    for (const headers of foreign) {
       expect(await adminSocket(app, { headers: { cookie, ...headers } })).toEqual({ refused: expect.stringMatching(/signed-in admin page/) });
     }
     expect(await adminSocket(app, { headers: { cookie: 'ks_admin=never-issued' } })).toEqual({ refused: expect.stringMatching(/signed-in admin page/) });

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuthFailures, csrfMatches, fromOwnOrigin, sessionIdFrom } from '../../server/access/auth.js';
 import { SESSION_COOKIE, type Session } from '../../server/access/sessions.js';
@@ -80,8 +80,8 @@ describe('failed authentications, counted per address', () => {
   describe('with Redis', () => {
     let server: TestRedis;
     const clients: Redis[] = [];
-    const client = (options: ConstructorParameters<typeof Redis>[1] = {}) => {
-      const made = new Redis(server.url, options!);
+    const client = (options: RedisOptions = {}) => {
+      const made = new Redis(server.url, options);
       made.on('error', () => undefined);
       clients.push(made);
       return made;
