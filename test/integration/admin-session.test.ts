@@ -164,7 +164,7 @@ describe('the admin page session, from this origin only', { timeout: 60_000 }, (
   it('sign-in checks the token at once: a wrong, empty or missing one starts no session', async () => {
     const own = { 'sec-fetch-site': 'same-origin' };
     for (const [body, status, message] of [
-      [{ token: 'ks_wrong-token' }, 401, 'That token was not accepted: it is wrong, or it was revoked.'],
+      [{ token: 'ks_wrong-token' }, 401, 'The token was not accepted: it is wrong, or it was revoked.'],
       [{ token: '   ' }, 400, 'Paste a token to sign in.'],
       [{}, 400, 'Paste a token to sign in.'],
     ] as const) {
@@ -350,7 +350,7 @@ describe('failed authentications, counted per address', { timeout: 60_000 }, () 
     const signIn = await form(app, '/admin/sign-in', { 'sec-fetch-site': 'same-origin' }, { token: TEST_TOKEN });
     expect(signIn.status).toBe(429);
     expect(Number(signIn.headers.get('retry-after'))).toBeGreaterThan(14 * 60);
-    expect(await signIn.text()).toMatch(/Too many failed attempts from this address. Try again in \d+ s\./);
+    expect(await signIn.text()).toMatch(/Too many failed authentications from this address. Try again in \d+ s\./);
     expect(await adminSocket(app, { token: TEST_TOKEN })).toEqual({ refused: expect.stringMatching(/^Too many failed authentications from this address. Try again in \d+ s\.$/) });
     // The feed is not behind it.
     expect((await get(app, '/?user=maya')).status).toBe(200);

@@ -28,11 +28,11 @@ describe('the admin token', () => {
     expect(lines).toEqual([]);
   });
 
-  it('is generated at the first start: 192 random bits, kept in a new folder for its owner only, and said where (not what)', async () => {
+  it('is generated at the first start in the named tokens\' form (ks_ and 256 random bits), kept in a new folder for its owner only, and said where (not what)', async () => {
     const { resolved, lines } = resolve(undefined);
     const { token, generated } = await resolved;
     expect(generated).toBe(true);
-    expect(token).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(token).toMatch(/^ks_[A-Za-z0-9_-]{43}$/);
     expect(await readFile(file, 'utf8')).toBe(`${token}\n`);
     expect((await stat(file)).mode & 0o777).toBe(0o600);
     expect(lines).toHaveLength(1);
@@ -57,7 +57,7 @@ describe('the admin token', () => {
       await writeFile(file, kept, { mode: 0o644 });
       const { token, generated } = await resolve(undefined).resolved;
       expect(generated).toBe(true);
-      expect(token).toMatch(/^[A-Za-z0-9_-]{32}$/);
+      expect(token).toMatch(/^ks_[A-Za-z0-9_-]{43}$/);
       expect((await readFile(file, 'utf8')).trim()).toBe(token);
     }
   });

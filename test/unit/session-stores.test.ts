@@ -84,7 +84,9 @@ describe('the admin sessions in Redis, as kept', () => {
   it('under the digest of the id, expiring with the session: a dump of Redis holds no usable id', async () => {
     const store = createRedisSessionStore(redis, () => Date.now());
     const { id, session } = await store.create(writer);
-    expect(await redis.keys('*')).toEqual([`killswitch:session:${digestOf(id)}`]);
+    // Beside the session, only the token's index of its sessions (their digests, for the cap per token).
+    expect((await redis.keys('*')).sort()).toEqual([`killswitch:session:${digestOf(id)}`, `killswitch:sessions-of:${writer.digest}`]);
+    expect(JSON.stringify(await redis.zrange(`killswitch:sessions-of:${writer.digest}`, 0, -1))).not.toContain(id);
     const kept = await redis.get(`killswitch:session:${digestOf(id)}`);
     expect(JSON.parse(kept!)).toEqual(session);
     expect(kept).not.toContain(id);
