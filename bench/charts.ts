@@ -10,7 +10,13 @@ const results = (name: string) => fileURLToPath(new URL(`./results/${name}`, imp
 const W = 640;
 const H = 360;
 const M = { top: 48, right: 170, bottom: 56, left: 84 };
-const COLORS: Record<string, string> = { bare: '#64748b', app: '#4f46e5', targeted: '#0f9d58', killed: '#d93025', 'live warm': '#4f46e5' };
+const COLORS: Record<string, string> = {
+  bare: '#64748b',
+  app: '#4f46e5',
+  targeted: '#0f9d58',
+  killed: '#d93025',
+  'live warm': '#4f46e5',
+};
 const esc = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;');
 
 function frame(title: string, body: string, yLabel: string, xLabel: string) {
@@ -40,16 +46,29 @@ function niceStep(raw: number) {
 }
 
 async function fanoutChart() {
-  const { rows } = JSON.parse(await readFile(results('fanout.json'), 'utf8')) as { rows: { n: number; mode: string; p99: number; p50: number }[] };
+  const { rows } = JSON.parse(await readFile(results('fanout.json'), 'utf8')) as {
+    rows: { n: number; mode: string; p99: number; p50: number }[];
+  };
   const sizes = [...new Set(rows.map((r) => r.n))].sort((a, b) => a - b);
   const max = Math.max(...rows.map((r) => r.p99)) * 1.1;
-  const xs = (n: number) => M.left + ((Math.log(n) - Math.log(sizes[0]!)) / (Math.log(sizes.at(-1)!) - Math.log(sizes[0]!) || 1)) * (W - M.left - M.right);
+  const xs = (n: number) =>
+    M.left +
+    ((Math.log(n) - Math.log(sizes[0]!)) / (Math.log(sizes.at(-1)!) - Math.log(sizes[0]!) || 1)) *
+      (W - M.left - M.right);
   const ys = (v: number) => H - M.bottom - (v / max) * (H - M.top - M.bottom);
   let body = yAxis(max, ys, ' ms');
-  for (const n of sizes) body += `<text x="${xs(n)}" y="${H - M.bottom + 18}" text-anchor="middle" fill="#5d6678">${n.toLocaleString('en')}</text>`;
-  const labels: Record<string, string> = { bare: 'bare Socket.IO', app: 'app: kill (all)', targeted: 'app: 50 % rollout' };
+  for (const n of sizes)
+    body += `<text x="${xs(n)}" y="${H - M.bottom + 18}" text-anchor="middle" fill="#5d6678">${n.toLocaleString('en')}</text>`;
+  const labels: Record<string, string> = {
+    bare: 'bare Socket.IO',
+    app: 'app: kill (all)',
+    targeted: 'app: 50 % rollout',
+  };
   ['bare', 'app', 'targeted'].forEach((mode, index) => {
-    const points = sizes.map((n) => rows.find((r) => r.n === n && r.mode === mode)).filter(Boolean) as { n: number; p99: number }[];
+    const points = sizes.map((n) => rows.find((r) => r.n === n && r.mode === mode)).filter(Boolean) as {
+      n: number;
+      p99: number;
+    }[];
     if (!points.length) return;
     const color = COLORS[mode]!;
     body += `<polyline fill="none" stroke="${color}" stroke-width="2.5" ${mode === 'bare' ? 'stroke-dasharray="6 4"' : ''} points="${points.map((p) => `${xs(p.n)},${ys(p.p99)}`).join(' ')}"/>`;
@@ -57,11 +76,21 @@ async function fanoutChart() {
     const ly = M.top + 10 + index * 20;
     body += `<line x1="${W - M.right + 12}" x2="${W - M.right + 30}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="2.5"/><text x="${W - M.right + 36}" y="${ly + 4}" fill="#171b26" font-size="11">${esc(labels[mode]!)}</text>`;
   });
-  await writeFile(results('fanout.svg'), frame('Flip to every browser: p99 against browsers connected', body, 'p99, flip sent to flag_update', 'browsers connected (log scale)'));
+  await writeFile(
+    results('fanout.svg'),
+    frame(
+      'Flip to every browser: p99 against browsers connected',
+      body,
+      'p99, flip sent to flag_update',
+      'browsers connected (log scale)',
+    ),
+  );
 }
 
 async function renderChart() {
-  const { rows } = JSON.parse(await readFile(results('render.json'), 'utf8')) as { rows: { name: string; rps: number }[] };
+  const { rows } = JSON.parse(await readFile(results('render.json'), 'utf8')) as {
+    rows: { name: string; rps: number }[];
+  };
   const max = Math.max(...rows.map((r) => r.rps)) * 1.1;
   const ys = (v: number) => H - M.bottom - (v / max) * (H - M.top - M.bottom);
   let body = yAxis(max, ys);
@@ -73,7 +102,10 @@ async function renderChart() {
     body += `<text x="${x + width * 0.3}" y="${ys(row.rps) - 6}" text-anchor="middle" fill="#171b26" font-weight="700">${Math.round(row.rps)} (${(row.rps / bare).toFixed(2)}x)</text>`;
     body += `<text x="${x + width * 0.3}" y="${H - M.bottom + 18}" text-anchor="middle" fill="#5d6678">${esc(row.name === 'bare' ? 'bare Express + EJS' : `feed, ${row.name}`)}</text>`;
   });
-  await writeFile(results('render.svg'), frame('Feed render throughput (autocannon, 20 connections)', body, 'requests per second', ''));
+  await writeFile(
+    results('render.svg'),
+    frame('Feed render throughput (autocannon, 20 connections)', body, 'requests per second', ''),
+  );
 }
 
 await fanoutChart();

@@ -17,7 +17,11 @@ const ROUNDS = 16; // even: each path gets 8 kills and 8 restores
 const redis = await TestRedis.create();
 const env = { REDIS_URL: redis.url };
 const [a, b] = await Promise.all([startBenchApp(env), startBenchApp(env)]);
-const fleet = await Fleet.connect(b.url, Array.from({ length: BROWSERS }, (_, i) => `viewer-${i}`), 2);
+const fleet = await Fleet.connect(
+  b.url,
+  Array.from({ length: BROWSERS }, (_, i) => `viewer-${i}`),
+  2,
+);
 
 async function flipVia(app: typeof a, state: 'DISABLED' | 'ENABLED') {
   await fleet.collect();
@@ -47,7 +51,9 @@ for (let round = 0; round < ROUNDS; round++) {
   }
 }
 const row = (label: string, runs: { p50: number; p99: number }[]) =>
-  console.log(`${label.padEnd(52)} p50 ${median(runs.map((r) => r.p50)).toFixed(1)} ms   p99 ${median(runs.map((r) => r.p99)).toFixed(1)} ms`);
+  console.log(
+    `${label.padEnd(52)} p50 ${median(runs.map((r) => r.p50)).toFixed(1)} ms   p99 ${median(runs.map((r) => r.p99)).toFixed(1)} ms`,
+  );
 console.log(`${BROWSERS} browsers on instance B, medians of ${ROUNDS} flips each, PATCH sent -> flag_update received`);
 row('flip on instance A (through Redis) -> browsers on B', viaOther);
 row('flip on instance B itself -> browsers on B', viaSame);
@@ -67,7 +73,9 @@ for (;;) {
   if (response.ok) break;
   await sleep(5);
 }
-console.log(`Redis restart: redis-server up in ${(started - restartedAt).toFixed(0)} ms, then writes through the app again after ${(performance.now() - started).toFixed(0)} ms`);
+console.log(
+  `Redis restart: redis-server up in ${(started - restartedAt).toFixed(0)} ms, then writes through the app again after ${(performance.now() - started).toFixed(0)} ms`,
+);
 
 await fleet.close();
 await Promise.all([a.stop(), b.stop()]);

@@ -57,7 +57,9 @@ process.on('SIGINT', stop).on('SIGTERM', stop);
 let tick = 0;
 while (!stopping) {
   for (let i = 0; i < viewsPerSecond && !stopping; i++) {
-    void fetch(`${app.url}/?user=reader-${Math.floor(Math.random() * 500)}`).then((r) => r.text()).catch(() => undefined);
+    void fetch(`${app.url}/?user=reader-${Math.floor(Math.random() * 500)}`)
+      .then((r) => r.text())
+      .catch(() => undefined);
     await sleep(1000 / viewsPerSecond);
   }
   if (++tick % 10 === 0) await fleet.collect();

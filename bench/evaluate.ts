@@ -13,26 +13,52 @@ import { FlagRepository } from '../server/flags/repository.js';
 import type { FlagdDocument } from '../server/flags/types.js';
 import { createLogger } from '../server/observability/logger.js';
 
-const viewers = Array.from({ length: 500 }, (_, i) => ({ targetingKey: `user-${i}`, name: `User ${i}`, groups: i % 2 ? ['beta'] : [] }));
+const viewers = Array.from({ length: 500 }, (_, i) => ({
+  targetingKey: `user-${i}`,
+  name: `User ${i}`,
+  groups: i % 2 ? ['beta'] : [],
+}));
 const document = {
   flags: {
     static: { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on' },
     listed: {
-      state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on',
-      targeting: { if: [{ in: [{ var: 'targetingKey' }, viewers.filter((_, i) => i % 2).map((v) => v.targetingKey)] }, 'off', null] },
+      state: 'ENABLED',
+      variants: { on: true, off: false },
+      defaultVariant: 'on',
+      targeting: {
+        if: [
+          { in: [{ var: 'targetingKey' }, viewers.filter((_, i) => i % 2).map((v) => v.targetingKey)] },
+          'off',
+          null,
+        ],
+      },
     },
-    rollout: { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on', targeting: { fractional: [['on', 50], ['off', 50]] } },
+    rollout: {
+      state: 'ENABLED',
+      variants: { on: true, off: false },
+      defaultVariant: 'on',
+      targeting: {
+        fractional: [
+          ['on', 50],
+          ['off', 50],
+        ],
+      },
+    },
   },
 };
 const dir = await mkdtemp(path.join(tmpdir(), 'evaluate-'));
 const logger = createLogger('silent');
-const repository = new FlagRepository(new FileBackend({ file: path.join(dir, 'flags.json'), logger }), logger, () => document as FlagdDocument);
+const repository = new FlagRepository(
+  new FileBackend({ file: path.join(dir, 'flags.json'), logger }),
+  logger,
+  () => document as FlagdDocument,
+);
 await repository.start();
 const provider = new FlagRepositoryProvider(repository, logger);
 await OpenFeature.setProviderAndWait('bench', provider);
 const client = OpenFeature.getClient('bench');
 
-async function measure(label: string, run: (i: number) => unknown | Promise<unknown>, iterations: number) {
+async function measure(label: string, run: (i: number) => unknown, iterations: number) {
   for (let i = 0; i < 2000; i++) await run(i); // warm up
   const rounds: number[] = [];
   for (let round = 0; round < 5; round++) {
@@ -47,10 +73,19 @@ async function measure(label: string, run: (i: number) => unknown | Promise<unkn
 
 const results = [];
 for (const key of ['static', 'listed', 'rollout']) {
-  results.push(await measure(`provider.resolve  ${key}`, (i) => provider.resolve('boolean', key, false, viewers[i % 500]!), 100_000));
-  results.push(await measure(`OpenFeature client ${key}`, (i) => client.getBooleanValue(key, false, viewers[i % 500]!), 20_000));
+  results.push(
+    await measure(
+      `provider.resolve  ${key}`,
+      (i) => provider.resolve('boolean', key, false, viewers[i % 500]!),
+      100_000,
+    ),
+  );
+  results.push(
+    await measure(`OpenFeature client ${key}`, (i) => client.getBooleanValue(key, false, viewers[i % 500]), 20_000),
+  );
 }
-for (const r of results) console.log(`${r.label.padEnd(28)} ${String(r.perSecond).padStart(10)} /s  ${r.microseconds.toFixed(2)} µs`);
+for (const r of results)
+  console.log(`${r.label.padEnd(28)} ${String(r.perSecond).padStart(10)} /s  ${r.microseconds.toFixed(2)} µs`);
 await OpenFeature.close();
 await repository.close();
 await rm(dir, { recursive: true, force: true });

@@ -24,7 +24,11 @@ const summary: string[] = [];
 for (const mode of modes) {
   const server = await startServerProcess([mode], nodeOpts);
   await sleep(300);
-  const fleet = await Fleet.connect(server.url, Array.from({ length: N }, (_, i) => `viewer-${i}`), 2);
+  const fleet = await Fleet.connect(
+    server.url,
+    Array.from({ length: N }, (_, i) => `viewer-${i}`),
+    2,
+  );
   await sleep(1000);
   const firsts: number[] = [];
   const lasts: number[] = [];
@@ -34,7 +38,8 @@ for (const mode of modes) {
     await fleet.collect();
     const value = f % 2 === 0 ? 'dark' : 'light';
     const sent = wallClock();
-    if (mode === 'bare') await fetch(`${server.url}/flip?key=theme&value=${value}`, { method: 'POST' }).then((r) => r.text());
+    if (mode === 'bare')
+      await fetch(`${server.url}/flip?key=theme&value=${value}`, { method: 'POST' }).then((r) => r.text());
     else await patchFlag(server.url, 'theme', { defaultVariant: value });
     let times: number[] = [];
     while (times.length < N) {
@@ -49,10 +54,14 @@ for (const mode of modes) {
     lasts.push(t.last);
     p99s.push(percentile(lat, 99));
     gcs.push(t.gcMs);
-    console.log(`${mode} flip ${f}: server first ${t.first.toFixed(1)} last ${t.last.toFixed(1)} gc ${t.gcMs.toFixed(1)}; p99 ${percentile(lat, 99).toFixed(1)}`);
+    console.log(
+      `${mode} flip ${f}: server first ${t.first.toFixed(1)} last ${t.last.toFixed(1)} gc ${t.gcMs.toFixed(1)}; p99 ${percentile(lat, 99).toFixed(1)}`,
+    );
     await sleep(1500);
   }
-  summary.push(`${mode}: median first ${median(firsts).toFixed(1)} last ${median(lasts).toFixed(1)} p99 ${median(p99s).toFixed(1)} gc ${median(gcs).toFixed(1)}`);
+  summary.push(
+    `${mode}: median first ${median(firsts).toFixed(1)} last ${median(lasts).toFixed(1)} p99 ${median(p99s).toFixed(1)} gc ${median(gcs).toFixed(1)}`,
+  );
   await fleet.close();
   server.child.send({ type: 'exit' });
   await once(server.child, 'exit');

@@ -33,7 +33,12 @@ function startServer(mode: string): Promise<{ child: ChildProcess; url: string }
   // BENCH_CPU_PROF=1: a V8 CPU profile of each server, in bench/results/profiles/<mode>-<time>/.
   // A folder per server and Node's own file names: each thread writes one (the server's, and tsx's
   // module-hooks thread), and with one fixed --cpu-prof-name the hooks thread's overwrote the server's.
-  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${fileURLToPath(new URL(`./results/profiles/${mode}-${Date.now()}/`, import.meta.url))}`] : [];
+  const profile = process.env.BENCH_CPU_PROF
+    ? [
+        '--cpu-prof',
+        `--cpu-prof-dir=${fileURLToPath(new URL(`./results/profiles/${mode}-${Date.now()}/`, import.meta.url))}`,
+      ]
+    : [];
   return startServerProcess([mode], profile);
 }
 
@@ -49,16 +54,39 @@ async function trigger(mode: string, url: string, round: number): Promise<void> 
     await fetch(`${url}/flip?value=${!kill}`, { method: 'POST' }).then((r) => r.text());
     return;
   }
-  const body = mode === 'app' ? { state: kill ? 'DISABLED' : 'ENABLED' } : { targeting: kill ? { fractional: [['off', 50], ['on', 50]] } : null };
+  const body =
+    mode === 'app'
+      ? { state: kill ? 'DISABLED' : 'ENABLED' }
+      : {
+          targeting: kill
+            ? {
+                fractional: [
+                  ['off', 50],
+                  ['on', 50],
+                ],
+              }
+            : null,
+        };
   await patchFlag(url, KEY, body);
 }
 
 const save = async () => {
   await mkdir(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });
-  await writeFile(fileURLToPath(new URL('./results/fanout.json', import.meta.url)), JSON.stringify({ at: new Date().toISOString(), rounds: ROUNDS, pinned: PINNED, rows }, null, 2) + '\n');
+  await writeFile(
+    fileURLToPath(new URL('./results/fanout.json', import.meta.url)),
+    JSON.stringify({ at: new Date().toISOString(), rounds: ROUNDS, pinned: PINNED, rows }, null, 2) + '\n',
+  );
 };
 
-interface Row { n: number; mode: string; p50: number; p99: number; receivers: number; heapPerBrowser: number; rssPerBrowser: number }
+interface Row {
+  n: number;
+  mode: string;
+  p50: number;
+  p99: number;
+  receivers: number;
+  heapPerBrowser: number;
+  rssPerBrowser: number;
+}
 const rows: Row[] = [];
 
 const MODES = (process.env.BENCH_MODES ?? 'bare,app,targeted').split(',');
@@ -67,7 +95,11 @@ for (const n of SIZES) {
     const server = await startServer(mode);
     await sleep(300);
     const before = await memory(server.child);
-    const fleet = await Fleet.connect(server.url, Array.from({ length: n }, (_, i) => `viewer-${i}`), 2);
+    const fleet = await Fleet.connect(
+      server.url,
+      Array.from({ length: n }, (_, i) => `viewer-${i}`),
+      2,
+    );
     await sleep(500);
     const after = await memory(server.child);
     const p50s: number[] = [];
@@ -98,17 +130,23 @@ for (const n of SIZES) {
       }
       // Every browser gets a kill or restore; a 50 % rollout reaches about half of them.
       const expected = mode === 'targeted' ? [0.4 * n, 0.6 * n] : [n, n];
-      if (times.length < expected[0]! || times.length > expected[1]!) throw new Error(`${mode} round ${round}: ${times.length} of ${n} browsers got the update`);
+      if (times.length < expected[0]! || times.length > expected[1]!)
+        throw new Error(`${mode} round ${round}: ${times.length} of ${n} browsers got the update`);
       const latencies = times.map((t) => t - sent).sort((a, b) => a - b);
       p50s.push(percentile(latencies, 50));
       p99s.push(percentile(latencies, 99));
       // BENCH_VERBOSE=1: each flip's own figures (kills and restores apart).
-      if (process.env.BENCH_VERBOSE) console.log(`  N=${n} ${mode} round ${round} (${round % 2 === 0 ? 'kill' : 'restore'}): p50 ${p50s.at(-1)!.toFixed(1)} ms, p99 ${p99s.at(-1)!.toFixed(1)} ms, ${fetchedMeanwhile} fragment requests answered while it arrived${windowMs ? `, refetch window ${(windowMs / 1000).toFixed(1)} s` : ''}`);
+      if (process.env.BENCH_VERBOSE)
+        console.log(
+          `  N=${n} ${mode} round ${round} (${round % 2 === 0 ? 'kill' : 'restore'}): p50 ${p50s.at(-1)!.toFixed(1)} ms, p99 ${p99s.at(-1)!.toFixed(1)} ms, ${fetchedMeanwhile} fragment requests answered while it arrived${windowMs ? `, refetch window ${(windowMs / 1000).toFixed(1)} s` : ''}`,
+        );
       // BENCH_TRACE=1: the server's side (its request's arrival to its first, middle and last socket write).
       if (process.env.BENCH_TRACE) {
         const reply = once(server.child, 'message');
         server.child.send({ type: 'trace', browsers: n });
-        const [t] = (await reply) as [{ writes: number; first: number; middle: number; last: number; gcs: number; gcMs: number; majorMs: number }];
+        const [t] = (await reply) as [
+          { writes: number; first: number; middle: number; last: number; gcs: number; gcMs: number; majorMs: number },
+        ];
         console.log(
           `    server: ${t.writes} writes, first ${t.first.toFixed(1)} ms, middle ${t.middle.toFixed(1)} ms, last ${t.last.toFixed(1)} ms after the request arrived; ${t.gcs} GC pauses meanwhile, ${t.gcMs.toFixed(1)} ms (${t.majorMs.toFixed(1)} ms mark-compact)`,
         );
@@ -142,13 +180,17 @@ for (const n of SIZES) {
   }
 }
 
-console.log(`\n${PINNED ? 'server pinned to core 0, browsers on core 1' : 'unpinned'}; ratios to the bare broadcast (target: p99 and memory within 1.2x)`);
+console.log(
+  `\n${PINNED ? 'server pinned to core 0, browsers on core 1' : 'unpinned'}; ratios to the bare broadcast (target: p99 and memory within 1.2x)`,
+);
 for (const n of SIZES) {
   const bare = rows.find((r) => r.n === n && r.mode === 'bare');
   for (const mode of ['app', 'targeted']) {
     const row = rows.find((r) => r.n === n && r.mode === mode);
     if (!bare || !row) continue;
-    console.log(`N=${String(n).padStart(5)} ${mode.padEnd(9)} p99 ${(row.p99 / bare.p99).toFixed(2)}x   heap/browser ${(row.heapPerBrowser / bare.heapPerBrowser).toFixed(2)}x   rss/browser ${(row.rssPerBrowser / bare.rssPerBrowser).toFixed(2)}x`);
+    console.log(
+      `N=${String(n).padStart(5)} ${mode.padEnd(9)} p99 ${(row.p99 / bare.p99).toFixed(2)}x   heap/browser ${(row.heapPerBrowser / bare.heapPerBrowser).toFixed(2)}x   rss/browser ${(row.rssPerBrowser / bare.rssPerBrowser).toFixed(2)}x`,
+    );
   }
 }
 await save();

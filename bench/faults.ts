@@ -36,10 +36,20 @@ async function pageViews(count: number, viewerOf: (i: number) => string, concurr
   );
   loads.sort((a, b) => a - b);
   wholes.sort((a, b) => a - b);
-  return { p50: percentile(loads, 50), p99: percentile(loads, 99), max: loads.at(-1)!, wholeP99: percentile(wholes, 99), short, turns, errors };
+  return {
+    p50: percentile(loads, 50),
+    p99: percentile(loads, 99),
+    max: loads.at(-1)!,
+    wholeP99: percentile(wholes, 99),
+    short,
+    turns,
+    errors,
+  };
 }
 
-console.log(`page latency under third-party faults (UPSTREAM_TIMEOUT_MS=${TIMEOUT}, 200 page views each, 10 at a time, new viewers)`);
+console.log(
+  `page latency under third-party faults (UPSTREAM_TIMEOUT_MS=${TIMEOUT}, 200 page views each, 10 at a time, new viewers)`,
+);
 console.log('mode      p50 ms   p99 ms   max ms   non-200   short pages (turns followed)   done p99 ms');
 let round = 0;
 for (const mode of ['normal', 'hang', 'fail', 'garbage', 'slow'] as SimulatorMode[]) {

@@ -55,7 +55,12 @@ const measure = async (name: string, url: string, headers?: Record<string, strin
   const r = await load(url, headers);
   const views = r.rps * 7; // warm-up + measured, roughly: calls are counted over both
   const stats = app.simulator!.stats();
-  rows.push({ name, rps: r.rps, p99: r.p99, callsPerView: name === 'bare' ? 0 : (stats.requests.avatars + stats.requests.recommendations) / Math.max(1, views) });
+  rows.push({
+    name,
+    rps: r.rps,
+    p99: r.p99,
+    callsPerView: name === 'bare' ? 0 : (stats.requests.avatars + stats.requests.recommendations) / Math.max(1, views),
+  });
   console.log(`${name.padEnd(10)} ${r.rps.toFixed(0).padStart(6)} req/s   p99 ${r.p99} ms   non-2xx ${r.non2xx}`);
   // Every response must be the page: an error page is not what is being measured.
   if (r.non2xx > 0) throw new Error(`${name}: ${r.non2xx} responses were not 2xx`);
@@ -69,8 +74,14 @@ await fetch(`${app.url}/?user=maya`).then((r) => r.text()); // warm the caches
 await measure('live warm', `${app.url}/`, cookie);
 
 const bareRps = rows.find((r) => r.name === 'bare')!.rps;
-for (const row of rows) console.log(`${row.name.padEnd(10)} ${(row.rps / bareRps).toFixed(2)}x bare   third-party calls per page view ${row.callsPerView.toFixed(4)}`);
+for (const row of rows)
+  console.log(
+    `${row.name.padEnd(10)} ${(row.rps / bareRps).toFixed(2)}x bare   third-party calls per page view ${row.callsPerView.toFixed(4)}`,
+  );
 await mkdir(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });
-await writeFile(fileURLToPath(new URL('./results/render.json', import.meta.url)), JSON.stringify({ at: new Date().toISOString(), rows }, null, 2));
+await writeFile(
+  fileURLToPath(new URL('./results/render.json', import.meta.url)),
+  JSON.stringify({ at: new Date().toISOString(), rows }, null, 2),
+);
 bareServer.close();
 await app.stop();

@@ -71,12 +71,21 @@ async function newViewerPages(url: string, tag: string, ms: number): Promise<{ l
 }
 
 const round = (value: number) => Math.round(value * 10) / 10;
-const summary = (times: number[]) => ({ p50: round(percentile(times, 50)), p99: round(percentile(times, 99)), n: times.length });
+const summary = (times: number[]) => ({
+  p50: round(percentile(times, 50)),
+  p99: round(percentile(times, 99)),
+  n: times.length,
+});
 
 async function run(pages: number) {
   const { child, url } = await startServerProcess(['app', JSON.stringify({})]);
   // The pages yield to the new viewer's probe on their shared core: the probe times our server.
-  const fleet = await Fleet.connect(url, Array.from({ length: pages }, (_, i) => `storm-${i}`), 2, { nice: 10 });
+  const fleet = await Fleet.connect(
+    url,
+    Array.from({ length: pages }, (_, i) => `storm-${i}`),
+    2,
+    { nice: 10 },
+  );
 
   // Kill storm: every page live, then killed.
   await fleet.collect();
@@ -138,7 +147,9 @@ async function run(pages: number) {
 }
 
 const results = [];
-console.log(`flip at launch scale: pages of distinct viewers, UPSTREAM_MAX_CONCURRENCY=${CAP} per service, third party ~${LATENCY_MS} ms, ${PINNED ? 'app pinned to core 0, pages on core 1' : 'unpinned'}`);
+console.log(
+  `flip at launch scale: pages of distinct viewers, UPSTREAM_MAX_CONCURRENCY=${CAP} per service, third party ~${LATENCY_MS} ms, ${PINNED ? 'app pinned to core 0, pages on core 1' : 'unpinned'}`,
+);
 for (const pages of SIZES) {
   const r = await run(pages);
   results.push(r);
@@ -151,5 +162,12 @@ for (const pages of SIZES) {
   );
   // After each size: a run cut short keeps what it measured.
   await mkdir(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });
-  await writeFile(fileURLToPath(new URL('./results/restore-storm.json', import.meta.url)), JSON.stringify({ at: new Date().toISOString(), cap: CAP, latencyMs: LATENCY_MS, pinned: PINNED, results }, null, 2) + '\n');
+  await writeFile(
+    fileURLToPath(new URL('./results/restore-storm.json', import.meta.url)),
+    JSON.stringify(
+      { at: new Date().toISOString(), cap: CAP, latencyMs: LATENCY_MS, pinned: PINNED, results },
+      null,
+      2,
+    ) + '\n',
+  );
 }

@@ -26,7 +26,13 @@ async function startToReady(command: string, args: string[], cwd: string): Promi
   const started = performance.now();
   const child = spawn(command, args, {
     cwd,
-    env: { ...process.env, PORT: '0', SIMULATOR_PORT: '0', FLAGS_FILE: path.join(dir, 'flags.json'), LOG_LEVEL: 'info' },
+    env: {
+      ...process.env,
+      PORT: '0',
+      SIMULATOR_PORT: '0',
+      FLAGS_FILE: path.join(dir, 'flags.json'),
+      LOG_LEVEL: 'info',
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
     detached: true, // its own process group: npm's child goes down with it
   });
@@ -41,7 +47,10 @@ async function startToReady(command: string, args: string[], cwd: string): Promi
       if (!url) await sleep(5);
     }
     for (;;) {
-      const ready = await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false);
+      const ready = await fetch(`${url}/readyz`).then(
+        (r) => r.status === 200,
+        () => false,
+      );
       if (ready) return performance.now() - started;
       await sleep(5);
     }
@@ -75,12 +84,26 @@ try {
   const cold = await startToReady('npm', ['start', '--silent'], clone);
   const again = await startToReady('npm', ['start', '--silent'], clone);
 
-  const results = { at: new Date().toISOString(), startToReadyMs: median(starts), runsMs: starts.map(Math.round), npmStartColdMs: Math.round(cold), npmStartAgainMs: Math.round(again), npmCiMs: Math.round(npmCi) };
-  console.log(`start to ready (node dist/server/main.js -> /readyz 200): ${seconds(results.startToReadyMs)} s, median of 5 (${starts.map((ms) => seconds(ms)).join(', ')})`);
-  console.log(`npm start on a fresh clone -> /readyz 200: ${seconds(cold)} s cold (tsc build included), ${seconds(again)} s again`);
+  const results = {
+    at: new Date().toISOString(),
+    startToReadyMs: median(starts),
+    runsMs: starts.map(Math.round),
+    npmStartColdMs: Math.round(cold),
+    npmStartAgainMs: Math.round(again),
+    npmCiMs: Math.round(npmCi),
+  };
+  console.log(
+    `start to ready (node dist/server/main.js -> /readyz 200): ${seconds(results.startToReadyMs)} s, median of 5 (${starts.map((ms) => seconds(ms)).join(', ')})`,
+  );
+  console.log(
+    `npm start on a fresh clone -> /readyz 200: ${seconds(cold)} s cold (tsc build included), ${seconds(again)} s again`,
+  );
   console.log(`npm ci on a fresh clone: ${seconds(npmCi)} s`);
   await mkdir(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });
-  await writeFile(fileURLToPath(new URL('./results/startup.json', import.meta.url)), JSON.stringify(results, null, 2) + '\n');
+  await writeFile(
+    fileURLToPath(new URL('./results/startup.json', import.meta.url)),
+    JSON.stringify(results, null, 2) + '\n',
+  );
 } finally {
   await rm(clone, { recursive: true, force: true });
 }

@@ -39,7 +39,12 @@ async function flip(patch: unknown, expected: number) {
 const targetedRuns = [];
 const broadcastRuns = [];
 for (let round = 0; round < ROUNDS; round++) {
-  targetedRuns.push(await flip({ targeting: { if: [{ in: [{ var: 'targetingKey' }, targeted] }, 'off', null] } }, targeted.length * TABS));
+  targetedRuns.push(
+    await flip(
+      { targeting: { if: [{ in: [{ var: 'targetingKey' }, targeted] }, 'off', null] } },
+      targeted.length * TABS,
+    ),
+  );
   await flip({ targeting: null }, targeted.length * TABS);
   broadcastRuns.push(await flip({ state: 'DISABLED' }, viewers.length));
   await flip({ state: 'ENABLED' }, viewers.length);

@@ -26,7 +26,9 @@ export const KILL_PATCH = Object.freeze({ state: /** @type {const} */ ('DISABLED
 export function isKilled(definition) {
   if (!definition) return true;
   const { state, variants, defaultVariant, targeting } = definition;
-  return state === 'DISABLED' || (typeof defaultVariant === 'string' && variants[defaultVariant] === false && !targeting);
+  return (
+    state === 'DISABLED' || (typeof defaultVariant === 'string' && variants[defaultVariant] === false && !targeting)
+  );
 }
 
 /**

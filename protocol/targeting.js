@@ -47,7 +47,7 @@ export function buildTargeting(rules) {
   return { if: [...branches, otherwise] };
 }
 
-/** @param {unknown} value @returns {value is Record<string, any>} */
+/** @param {unknown} value @returns {value is Record<string, unknown>} */
 const isObject = (value) => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** @param {unknown} node @param {string} name */
@@ -63,7 +63,8 @@ function parseOtherwise(node) {
   /** @type {Share[]} */
   const shares = [];
   for (const share of node.fractional) {
-    if (!Array.isArray(share) || share.length !== 2 || typeof share[0] !== 'string' || typeof share[1] !== 'number') return undefined;
+    if (!Array.isArray(share) || share.length !== 2 || typeof share[0] !== 'string' || typeof share[1] !== 'number')
+      return undefined;
     shares.push({ variant: share[0], weight: share[1] });
   }
   return shares;
@@ -76,7 +77,8 @@ function parseOtherwise(node) {
  */
 export function parseTargeting(targeting) {
   const rules = emptyRules();
-  if (targeting === undefined || targeting === null || (isObject(targeting) && Object.keys(targeting).length === 0)) return rules;
+  if (targeting === undefined || targeting === null || (isObject(targeting) && Object.keys(targeting).length === 0))
+    return rules;
   const direct = parseOtherwise(targeting);
   if (direct) return { ...rules, rollout: direct };
   if (!isObject(targeting) || Object.keys(targeting).length !== 1 || !Array.isArray(targeting.if)) return undefined;
@@ -85,8 +87,14 @@ export function parseTargeting(targeting) {
   for (let i = 0; i < parts.length - 1; i += 2) {
     const condition = parts[i];
     const variant = parts[i + 1];
-    if (typeof variant !== 'string' || !isObject(condition) || !Array.isArray(condition.in) || Object.keys(condition).length !== 1) return undefined;
-    const [left, right] = condition.in;
+    if (
+      typeof variant !== 'string' ||
+      !isObject(condition) ||
+      !Array.isArray(condition.in) ||
+      Object.keys(condition).length !== 1
+    )
+      return undefined;
+    const [left, right] = /** @type {unknown[]} */ (condition.in);
     if (isVar(left, 'targetingKey') && Array.isArray(right) && right.every((key) => typeof key === 'string')) {
       for (const key of right) rules.overrides.push({ key, variant });
     } else if (typeof left === 'string' && isVar(right, 'groups')) {
@@ -118,7 +126,8 @@ export function checkRules(rules, variants) {
   }
   if (rules.rollout) {
     const total = rules.rollout.reduce((sum, share) => sum + share.weight, 0);
-    if (rules.rollout.some((share) => !Number.isInteger(share.weight) || share.weight < 0)) return 'Rollout shares must be whole percentages.';
+    if (rules.rollout.some((share) => !Number.isInteger(share.weight) || share.weight < 0))
+      return 'Rollout shares must be whole percentages.';
     if (total !== 100) return `Rollout shares add up to ${total} %, not 100 %.`;
   }
   return '';
@@ -138,7 +147,8 @@ export function mergePatchFor(from, to) {
   const patch = {};
   for (const member of Object.keys(from)) if (!Object.hasOwn(to, member)) patch[member] = null;
   for (const member of Object.keys(to)) {
-    if (JSON.stringify(from[member]) !== JSON.stringify(to[member])) patch[member] = mergePatchFor(from[member], to[member]);
+    if (JSON.stringify(from[member]) !== JSON.stringify(to[member]))
+      patch[member] = mergePatchFor(from[member], to[member]);
   }
   return patch;
 }

@@ -26,7 +26,10 @@ const trustProxy = z.string().transform((text, context): TrustProxy => {
     // Compiled here only to refuse a typo at start ("lopback"): Express compiles it again.
     proxyaddr.compile(list);
   } catch (error) {
-    context.addIssue({ code: 'custom', message: `true, false, a hop count, or a comma list of addresses, subnets, loopback, linklocal, uniquelocal (${(error as Error).message})` });
+    context.addIssue({
+      code: 'custom',
+      message: `true, false, a hop count, or a comma list of addresses, subnets, loopback, linklocal, uniquelocal (${(error as Error).message})`,
+    });
     return z.NEVER;
   }
   return list.join(',');
@@ -49,9 +52,18 @@ const schema = z.object({
   AVATAR_API_URL: z.preprocess(emptyAsUnset, httpUrl.optional()),
   RECOMMENDATIONS_API_URL: z.preprocess(emptyAsUnset, httpUrl.optional()),
   UPSTREAM_TIMEOUT_MS: z.preprocess(emptyAsUnset, z.coerce.number().int().min(10).max(60_000).default(800)),
-  RECOMMENDATIONS_CACHE_TTL_MS: z.preprocess(emptyAsUnset, z.coerce.number().int().min(0).max(3_600_000).default(30_000)),
+  RECOMMENDATIONS_CACHE_TTL_MS: z.preprocess(
+    emptyAsUnset,
+    z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+  ),
   UPSTREAM_MAX_CONCURRENCY: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).max(10_000).default(32)),
-  AUTO_KILL: z.preprocess(emptyAsUnset, z.enum(['true', 'false', '1', '0']).default('false').transform((v) => v === 'true' || v === '1')),
+  AUTO_KILL: z.preprocess(
+    emptyAsUnset,
+    z
+      .enum(['true', 'false', '1', '0'])
+      .default('false')
+      .transform((v) => v === 'true' || v === '1'),
+  ),
   API_RATE_LIMIT_PER_MIN: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).default(120)),
   AUTH_FAILURES_PER_15_MIN: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).max(100_000).default(10)),
   SIGN_INS_PER_15_MIN: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).max(100_000).default(30)),
@@ -114,7 +126,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const issue = parsed.error.issues[0]!;
     const variable = String(issue.path[0] ?? 'environment');
     const given = env[variable];
-    const shown = variable === 'ADMIN_TOKEN' || variable === 'LAUNCHDARKLY_SDK_KEY' ? '(hidden)' : JSON.stringify(given);
+    const shown =
+      variable === 'ADMIN_TOKEN' || variable === 'LAUNCHDARKLY_SDK_KEY' ? '(hidden)' : JSON.stringify(given);
     throw new ConfigError(`Invalid environment variable ${variable}=${shown}: ${issue.message}`);
   }
   const e = parsed.data;
@@ -127,7 +140,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisConnectTimeoutMs: e.REDIS_CONNECT_TIMEOUT_MS,
     launchDarklySdkKey: e.LAUNCHDARKLY_SDK_KEY,
     launchDarklyInitTimeoutMs: e.LAUNCHDARKLY_INIT_TIMEOUT_MS,
-    launchDarklyEndpoints: { baseUri: e.LAUNCHDARKLY_BASE_URI, streamUri: e.LAUNCHDARKLY_STREAM_URI, eventsUri: e.LAUNCHDARKLY_EVENTS_URI },
+    launchDarklyEndpoints: {
+      baseUri: e.LAUNCHDARKLY_BASE_URI,
+      streamUri: e.LAUNCHDARKLY_STREAM_URI,
+      eventsUri: e.LAUNCHDARKLY_EVENTS_URI,
+    },
     avatarApiUrl: e.AVATAR_API_URL,
     recommendationsApiUrl: e.RECOMMENDATIONS_API_URL,
     upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,

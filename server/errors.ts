@@ -31,7 +31,9 @@ export class FlagValidationError extends HttpError {
 }
 
 export class UnauthorizedError extends HttpError {
-  constructor(message = 'A valid token is required: send "Authorization: Bearer <token>" (ADMIN_TOKEN, or one made with npm run token).') {
+  constructor(
+    message = 'A valid token is required: send "Authorization: Bearer <token>" (ADMIN_TOKEN, or one made with npm run token).',
+  ) {
     super(401, 'unauthorized', message);
   }
 }
@@ -46,7 +48,12 @@ export class ForbiddenError extends HttpError {
 /** Too many failed authentications from one address; `Retry-After` says when to try again. */
 export class TooManyFailuresError extends HttpError {
   constructor(readonly retryAfterSeconds: number) {
-    super(429, 'too_many_failures', `Too many failed authentications from this address. Try again in ${retryAfterSeconds} s.`, { retryAfter: retryAfterSeconds });
+    super(
+      429,
+      'too_many_failures',
+      `Too many failed authentications from this address. Try again in ${retryAfterSeconds} s.`,
+      { retryAfter: retryAfterSeconds },
+    );
   }
 }
 

@@ -50,9 +50,17 @@ export async function patchFlag(url: string, key: string, body: unknown): Promis
 export const BENCH_MAX_SOCKETS_PER_ADDRESS = '100000';
 
 /** The real app, for a benchmark: the defaults a user gets (but for the limits per address), logging at info to /dev/null. */
-export async function startBenchApp(env: Record<string, string> = {}): Promise<RunningApp & { stop(): Promise<void>; patch(key: string, body: unknown): Promise<unknown> }> {
+export async function startBenchApp(
+  env: Record<string, string> = {},
+): Promise<RunningApp & { stop(): Promise<void>; patch(key: string, body: unknown): Promise<unknown> }> {
   const { app, dir } = await startLocalApp(
-    { ADMIN_TOKEN: BENCH_TOKEN, LOG_LEVEL: 'info', API_RATE_LIMIT_PER_MIN: '1000000', MAX_SOCKETS_PER_ADDRESS: BENCH_MAX_SOCKETS_PER_ADDRESS, ...env },
+    {
+      ADMIN_TOKEN: BENCH_TOKEN,
+      LOG_LEVEL: 'info',
+      API_RATE_LIMIT_PER_MIN: '1000000',
+      MAX_SOCKETS_PER_ADDRESS: BENCH_MAX_SOCKETS_PER_ADDRESS,
+      ...env,
+    },
     { logger: benchLogger(env.LOG_LEVEL ?? 'info') },
   );
   return Object.assign(app, {

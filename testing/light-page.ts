@@ -49,7 +49,10 @@ export function turnOfPage(html: string): { token: string; waitMs: number } | un
  * A page load as a browser does it: GET / for `viewer`, and when the page came out live but short,
  * its turns followed (live-sync's own policy) until it is whole or gives up.
  */
-export async function loadPage(url: string, viewer: string): Promise<{ status: number; loadMs: number; wholeMs: number; page: LightPage }> {
+export async function loadPage(
+  url: string,
+  viewer: string,
+): Promise<{ status: number; loadMs: number; wholeMs: number; page: LightPage }> {
   const started = performance.now();
   const response = await fetch(`${url}/?user=${encodeURIComponent(viewer)}`);
   const html = await response.text();
@@ -63,7 +66,11 @@ export async function loadPage(url: string, viewer: string): Promise<{ status: n
   return { status: response.status, loadMs, wholeMs: performance.now() - started, page };
 }
 
-export function createLightPage(url: string, viewer: string, clock: () => number = () => performance.timeOrigin + performance.now()): LightPage {
+export function createLightPage(
+  url: string,
+  viewer: string,
+  clock: () => number = () => performance.timeOrigin + performance.now(),
+): LightPage {
   let content: PageContent = 'live';
   // The page's one timer (live-sync keeps at most one) and its fetches in flight.
   let scheduled = false;
@@ -117,7 +124,9 @@ export function createLightPage(url: string, viewer: string, clock: () => number
       fetchFragment: async (turn) => {
         fetching++;
         try {
-          const answer = await fetchFragment(`${url}/fragments/feed`, turn, { headers: { cookie: `viewer=${viewer}` } });
+          const answer = await fetchFragment(`${url}/fragments/feed`, turn, {
+            headers: { cookie: `viewer=${viewer}` },
+          });
           page.requests[answer.kind === 'wait' ? 'waits' : 'fragments']++;
           return answer;
         } catch (error) {

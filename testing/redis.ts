@@ -33,13 +33,30 @@ export class TestRedis {
   }
 
   static async create(options: { persist?: boolean; start?: boolean } = {}): Promise<TestRedis> {
-    const redis = new TestRedis(await freePort(), await mkdtemp(path.join(tmpdir(), 'redis-')), options.persist ?? true);
+    const redis = new TestRedis(
+      await freePort(),
+      await mkdtemp(path.join(tmpdir(), 'redis-')),
+      options.persist ?? true,
+    );
     if (options.start ?? true) await redis.start();
     return redis;
   }
 
   async start(): Promise<void> {
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', this.persist ? 'yes' : 'no', '--appendfsync', 'always'];
+    const args = [
+      '--port',
+      String(this.port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      this.dir,
+      '--save',
+      '',
+      '--appendonly',
+      this.persist ? 'yes' : 'no',
+      '--appendfsync',
+      'always',
+    ];
     this.child = spawn('redis-server', args, { stdio: 'ignore' });
     this.child.once('error', (error) => {
       throw new Error(`cannot start redis-server (apt-get install -y redis-server): ${error.message}`);

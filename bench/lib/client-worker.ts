@@ -26,12 +26,17 @@ let widestWindowMs = 0;
 function open(url: string, viewer: string): Promise<Browser> {
   return new Promise((resolve, reject) => {
     const target = `${url.replace(/^http/, 'ws')}/socket.io/?EIO=4&transport=websocket`;
-    const socket = new WebSocket(target, { headers: viewer ? { cookie: `viewer=${viewer}` } : {}, perMessageDeflate: false });
+    const socket = new WebSocket(target, {
+      headers: viewer ? { cookie: `viewer=${viewer}` } : {},
+      perMessageDeflate: false,
+    });
     const browser: Browser = { socket, page: createLightPage(url, viewer), times: [], values: [] };
-    socket.on('message', (data) => {
+    socket.on('message', (data: Buffer) => {
       const text = data.toString();
-      if (text.startsWith('0')) socket.send('40'); // engine open -> socket.io connect
-      else if (text === '2') socket.send('3'); // ping -> pong
+      if (text.startsWith('0'))
+        socket.send('40'); // engine open -> socket.io connect
+      else if (text === '2')
+        socket.send('3'); // ping -> pong
       else if (text.startsWith('42')) {
         const [event, payload] = JSON.parse(text.slice(2));
         if (event === 'flag_snapshot') {
@@ -40,7 +45,8 @@ function open(url: string, viewer: string): Promise<Browser> {
         } else if (event === 'flag_update') {
           browser.times.push(performance.timeOrigin + performance.now());
           browser.values.push(payload.value);
-          if (typeof payload.refetchWithinMs === 'number') widestWindowMs = Math.max(widestWindowMs, payload.refetchWithinMs);
+          if (typeof payload.refetchWithinMs === 'number')
+            widestWindowMs = Math.max(widestWindowMs, payload.refetchWithinMs);
           browser.page.update(payload);
         }
       }
@@ -67,7 +73,14 @@ process.on('message', async (message: { type: string; url?: string; viewers?: st
       kills += page.kills;
       page.resetCounters();
     }
-    process.send!({ type: 'received', times: browsers.map((b) => b.times), values: browsers.map((b) => b.values), requests, kills, windowMs: widestWindowMs });
+    process.send!({
+      type: 'received',
+      times: browsers.map((b) => b.times),
+      values: browsers.map((b) => b.values),
+      requests,
+      kills,
+      windowMs: widestWindowMs,
+    });
     widestWindowMs = 0;
     for (const browser of browsers) {
       browser.times = [];

@@ -35,7 +35,9 @@ export class Fleet {
    * lower priority, so that the probe measures our server, not the benchmark's own browsers.
    */
   static async connect(url: string, viewers: string[], processes = 2, options: { nice?: number } = {}): Promise<Fleet> {
-    const workers = Array.from({ length: processes }, () => fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+    const workers = Array.from({ length: processes }, () =>
+      fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+    );
     if (options.nice) for (const worker of workers) setPriority(worker.pid!, options.nice);
     const fleet = new Fleet(workers);
     await Promise.all(
@@ -87,7 +89,8 @@ export class Fleet {
     for (;;) {
       const state = await this.state();
       if (state.busy === 0 && state.waiting === 0) return;
-      if (Date.now() > until) throw new Error(`pages not settled after ${ms} ms: ${state.busy} busy, ${state.waiting} waiting`);
+      if (Date.now() > until)
+        throw new Error(`pages not settled after ${ms} ms: ${state.busy} busy, ${state.waiting} waiting`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }
@@ -103,11 +106,13 @@ export class Fleet {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.workers.map(async (worker) => {
-      const exited = once(worker, 'exit');
-      worker.send({ type: 'close' });
-      await exited;
-    }));
+    await Promise.all(
+      this.workers.map(async (worker) => {
+        const exited = once(worker, 'exit');
+        worker.send({ type: 'close' });
+        await exited;
+      }),
+    );
   }
 }
 
@@ -118,4 +123,8 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-export const median = (values: number[]) => percentile([...values].sort((a, b) => a - b), 50);
+export const median = (values: number[]) =>
+  percentile(
+    [...values].sort((a, b) => a - b),
+    50,
+  );

@@ -21,10 +21,17 @@ export function pinToBrowserCore(): void {
  * Starts bench/lib/server-process.ts (`mode` and its arguments) on core 0, with the IPC channel
  * kept through taskset's exec; resolves once it listens.
  */
-export async function startServerProcess(args: string[], nodeOptions: string[] = []): Promise<{ child: ChildProcess; url: string }> {
+export async function startServerProcess(
+  args: string[],
+  nodeOptions: string[] = [],
+): Promise<{ child: ChildProcess; url: string }> {
   const node = ['--import', 'tsx', '--expose-gc', ...nodeOptions];
   const child = PINNED
-    ? fork(SERVER, args, { execPath: '/usr/bin/taskset', execArgv: ['-c', '0', process.execPath, ...node], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    ? fork(SERVER, args, {
+        execPath: '/usr/bin/taskset',
+        execArgv: ['-c', '0', process.execPath, ...node],
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      })
     : fork(SERVER, args, { execArgv: node, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const [message] = (await once(child, 'message')) as [{ url: string }];
   return { child, url: message.url };

@@ -29,7 +29,12 @@ const trace = { requestAt: 0, writes: [] as number[], gcs: [] as { at: number; m
 if (process.env.BENCH_TRACE) {
   new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) {
-      if (trace.requestAt) trace.gcs.push({ at: entry.startTime, ms: entry.duration, kind: ((entry as { detail?: { kind?: number } }).detail?.kind ?? 0) });
+      if (trace.requestAt)
+        trace.gcs.push({
+          at: entry.startTime,
+          ms: entry.duration,
+          kind: (entry as { detail?: { kind?: number } }).detail?.kind ?? 0,
+        });
     }
   }).observe({ entryTypes: ['gc'] });
   subscribe('http.server.request.start', (message) => {
@@ -40,11 +45,13 @@ if (process.env.BENCH_TRACE) {
       trace.gcs = [];
     }
   });
-  const write = NetSocket.prototype.write;
+  // The prototype's own method, wrapped: called below with its socket as `this`.
+  // eslint-disable-next-line @typescript-eslint/unbound-method
+  const write = NetSocket.prototype.write as (this: NetSocket, ...args: unknown[]) => boolean;
   NetSocket.prototype.write = function (this: NetSocket, ...args: unknown[]) {
     if (trace.requestAt) trace.writes.push(performance.now());
-    return (write as (...a: unknown[]) => boolean).apply(this, args);
-  } as typeof write;
+    return write.apply(this, args);
+  };
 }
 
 let url: string;
@@ -52,9 +59,21 @@ let app: Awaited<ReturnType<typeof startBenchApp>> | undefined;
 if (mode === 'bare') {
   let version = 1;
   const http = createServer();
-  const io = new Server(http, { serveClient: false, perMessageDeflate: false, maxHttpBufferSize: 2048, pingInterval: 10_000, pingTimeout: 8_000 });
+  const io = new Server(http, {
+    serveClient: false,
+    perMessageDeflate: false,
+    maxHttpBufferSize: 2048,
+    pingInterval: 10_000,
+    pingTimeout: 8_000,
+  });
   // The same snapshot the app sends: every flag the page uses.
-  io.on('connection', (socket) => socket.emit('flag_snapshot', { 'show-avatars-and-reccs': true, 'recommendations-flavour': 'classic', theme: 'light' }));
+  io.on('connection', (socket) =>
+    socket.emit('flag_snapshot', {
+      'show-avatars-and-reccs': true,
+      'recommendations-flavour': 'classic',
+      theme: 'light',
+    }),
+  );
   http.on('request', (req, res) => {
     if (req.method === 'POST' && req.url?.startsWith('/flip')) {
       const query = new URL(req.url, 'http://x').searchParams;
@@ -67,7 +86,9 @@ if (mode === 'bare') {
       res.end('{}');
     } else if (req.method === 'GET' && req.url?.startsWith('/fragments/feed')) {
       // What a page fetches after a restore: answered at once, live and whole (no third party).
-      res.writeHead(200, { 'content-type': 'text/html' }).end('<aside id="recommendations" data-source="live"></aside>');
+      res
+        .writeHead(200, { 'content-type': 'text/html' })
+        .end('<aside id="recommendations" data-source="live"></aside>');
     } else {
       res.writeHead(404).end();
     }
@@ -99,7 +120,16 @@ process.on('message', (message: { type: string; reset?: boolean; browsers?: numb
     const during = trace.gcs.filter((gc) => gc.at <= end);
     const gcMs = during.reduce((sum, gc) => sum + gc.ms, 0);
     const majorMs = during.filter((gc) => gc.kind === 4).reduce((sum, gc) => sum + gc.ms, 0);
-    process.send!({ type: 'trace', writes: n, first: at(0), middle: at(Math.floor(n / 2)), last: at(n - 1), gcs: during.length, gcMs, majorMs });
+    process.send!({
+      type: 'trace',
+      writes: n,
+      first: at(0),
+      middle: at(Math.floor(n / 2)),
+      last: at(n - 1),
+      gcs: during.length,
+      gcMs,
+      majorMs,
+    });
     trace.requestAt = 0;
   } else if (message.type === 'exit') {
     process.exit(0);

@@ -20,7 +20,7 @@ const storage = window.localStorage;
 const readOnly = document.body.dataset.scope === 'read-only';
 
 /** @type {AdminState} */
-let state = JSON.parse($('initial-state').textContent || '{}');
+let state = /** @type {AdminState} */ (JSON.parse($('initial-state').textContent || '{}'));
 const flagOf = (/** @type {string} */ key) => state.flags.find((flag) => flag.key === key);
 
 const api = createFlagApi({
@@ -33,24 +33,36 @@ const editor = createTargetingEditor({ flagOf, api });
 startExplain();
 
 /** @param {Record<string, number>} values @param {string[]} names */
-const counts = (values, names) => names.map((name) => el('span', { class: 'count' }, [el('b', {}, [String(values[name] ?? 0)]), ` ${name.replace('_', ' ')}`]));
+const counts = (values, names) =>
+  names.map((name) =>
+    el('span', { class: 'count' }, [el('b', {}, [String(values[name] ?? 0)]), ` ${name.replace('_', ' ')}`]),
+  );
 
 function render() {
   // The `theme` flag restyles this page live too.
   if (document.documentElement.dataset.theme !== state.theme) document.documentElement.dataset.theme = state.theme;
   killSwitch.render();
   $('browsers').textContent = String(state.browsers);
-  $('source-detail').textContent = `from ${state.source.kind}${state.source.writable ? '' : ' (read-only here)'}${state.source.ready ? '' : ` · ${state.source.detail}`}`;
+  $('source-detail').textContent =
+    `from ${state.source.kind}${state.source.writable ? '' : ' (read-only here)'}${state.source.ready ? '' : ` · ${state.source.detail}`}`;
 
   $('upstream-body').replaceChildren(
     ...state.upstream.map((service) =>
       el('div', { class: 'service', 'data-service': service.service }, [
         el('div', { class: 'service-head' }, [
           el('strong', {}, [service.service]),
-          el('span', { class: `pill breaker-${service.breaker}`, 'data-breaker': service.breaker }, [`breaker ${service.breaker}`]),
+          el('span', { class: `pill breaker-${service.breaker}`, 'data-breaker': service.breaker }, [
+            `breaker ${service.breaker}`,
+          ]),
         ]),
-        el('div', { class: 'counts' }, [el('span', { class: 'muted small' }, ['calls made']), ...counts(service.calls, ['ok', 'error', 'timeout', 'invalid'])]),
-        el('div', { class: 'counts' }, [el('span', { class: 'muted small' }, ['not made']), ...counts(service.skipped, ['killed', 'breaker_open', 'over_capacity'])]),
+        el('div', { class: 'counts' }, [
+          el('span', { class: 'muted small' }, ['calls made']),
+          ...counts(service.calls, ['ok', 'error', 'timeout', 'invalid']),
+        ]),
+        el('div', { class: 'counts' }, [
+          el('span', { class: 'muted small' }, ['not made']),
+          ...counts(service.skipped, ['killed', 'breaker_open', 'over_capacity']),
+        ]),
       ]),
     ),
   );
@@ -66,12 +78,20 @@ function render() {
             el('td', {}, ['']),
           ])
         : el('tr', {}, [
-        el('td', {}, [el('code', {}, [key])]),
-        el('td', {}, [d ? el('span', { class: `pill ${d.state === 'ENABLED' ? 'ok' : 'off'}` }, [d.state]) : 'in LaunchDarkly']),
-        el('td', {}, [!d ? '—' : typeof d.defaultVariant === 'string' ? `${d.defaultVariant} = ${JSON.stringify(d.variants[d.defaultVariant])}` : 'code default']),
-        el('td', {}, [d?.targeting ? 'yes' : '—']),
-        el('td', {}, [String(version)]),
-        el('td', {}, [d ? editor.button(key, !state.source.writable || readOnly) : '']),
+            el('td', {}, [el('code', {}, [key])]),
+            el('td', {}, [
+              d ? el('span', { class: `pill ${d.state === 'ENABLED' ? 'ok' : 'off'}` }, [d.state]) : 'in LaunchDarkly',
+            ]),
+            el('td', {}, [
+              !d
+                ? '—'
+                : typeof d.defaultVariant === 'string'
+                  ? `${d.defaultVariant} = ${JSON.stringify(d.variants[d.defaultVariant])}`
+                  : 'code default',
+            ]),
+            el('td', {}, [d?.targeting ? 'yes' : '—']),
+            el('td', {}, [String(version)]),
+            el('td', {}, [d ? editor.button(key, !state.source.writable || readOnly) : '']),
           ]),
     ),
   );
@@ -82,7 +102,9 @@ function render() {
           el('li', { class: 'audit-entry' }, [
             el('time', { datetime: entry.at, title: new Date(entry.at).toLocaleString() }, [ago(entry.at)]),
             el('span', {}, [el('code', {}, [entry.key]), ` ${entry.summary} → v${entry.version}`]),
-            el('span', { class: 'muted' }, [`${who(entry.actor)} · ${entry.actor.source}${entry.actor.address ? ` · ${entry.actor.address}` : ''}`]),
+            el('span', { class: 'muted' }, [
+              `${who(entry.actor)} · ${entry.actor.source}${entry.actor.address ? ` · ${entry.actor.address}` : ''}`,
+            ]),
           ]),
         )
       : [el('li', { class: 'muted' }, ['Nothing yet.'])]),
@@ -104,7 +126,6 @@ actorForm.addEventListener('submit', (event) => event.preventDefault());
 render();
 setInterval(render, 15_000); // keeps "x min ago" honest
 
-// @ts-ignore: served by our own server at /socket.io/socket.io.min.js
 // The session cookie goes with the handshake; the server checks it as it checks a token.
 const socket = window.io({ transports: ['websocket', 'polling'], auth: { role: 'admin' } });
 showConnection(socket);

@@ -2,7 +2,7 @@
 /**
  * Mirrors the Socket.IO connection on <body data-socket> and in the header pill, for the
  * viewer and for tests alike.
- * @param {any} socket
+ * @param {import('socket.io-client').Socket} socket
  */
 export function showConnection(socket) {
   const label = document.querySelector('.connection-label');

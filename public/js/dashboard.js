@@ -13,11 +13,10 @@ import { KILL_SWITCH } from '../../protocol/flags.js';
 const WINDOW = 300; // seconds kept on screen
 
 /**
- * @param {any} socket
+ * @param {import('socket.io-client').Socket} socket
  * @param {() => Flip[]} flips the audit entries to mark (newest first)
  */
 export function startDashboard(socket, flips) {
-  // @ts-ignore: uPlot is loaded by its own script tag, from /static/vendor/uplot.
   const uPlot = window.uPlot;
   /** @type {Sample[]} */
   let samples = [];
@@ -33,14 +32,14 @@ export function startDashboard(socket, flips) {
   const flipMarks = {
     hooks: {
       draw: [
-        (/** @type {any} */ u) => {
+        (/** @type {import('uplot')} */ u) => {
           const { ctx, bbox } = u;
           const px = devicePixelRatio;
           let drawn = 0;
           let labelsEndAt = -Infinity;
           const inView = flips()
             .map((flip) => ({ flip, t: Date.parse(flip.at) / 1000 }))
-            .filter(({ t }) => t >= u.scales.x.min && t <= u.scales.x.max)
+            .filter(({ t }) => t >= (u.scales.x?.min ?? -Infinity) && t <= (u.scales.x?.max ?? Infinity))
             .sort((a, b) => a.t - b.t);
           for (const { flip, t } of inView) {
             drawn++;
@@ -68,7 +67,7 @@ export function startDashboard(socket, flips) {
             ctx.restore();
           }
           // What the canvas shows, said in the DOM too (for assistive tech and for tests).
-          u.root.parentElement.dataset.flipsDrawn = String(drawn);
+          if (u.root.parentElement) u.root.parentElement.dataset.flipsDrawn = String(drawn);
         },
       ],
     },
@@ -77,7 +76,7 @@ export function startDashboard(socket, flips) {
   /**
    * @param {string} id
    * @param {{ label: string, stroke: string, scale?: string }[]} series
-   * @param {any[]} axes
+   * @param {import('uplot').Axis[]} axes
    */
   const chart = (id, series, axes) => {
     const host = /** @type {HTMLElement} */ (document.getElementById(id));
@@ -96,7 +95,14 @@ export function startDashboard(socket, flips) {
       host,
     );
   };
-  const axis = (/** @type {string} */ label, /** @type {string} */ scale, side = 3) => ({ label, scale, side, stroke: color('--muted'), grid: { stroke: color('--border') }, size: 56 });
+  const axis = (/** @type {string} */ label, /** @type {string} */ scale, side = 3) => ({
+    label,
+    scale,
+    side,
+    stroke: color('--muted'),
+    grid: { stroke: color('--border') },
+    size: 56,
+  });
 
   const calls = chart(
     'chart-calls',
@@ -125,7 +131,13 @@ export function startDashboard(socket, flips) {
 
   const draw = () => {
     const t = samples.map((s) => s.t);
-    calls.setData([t, samples.map((s) => s.calls.ok), samples.map((s) => s.calls.error), samples.map((s) => s.calls.timeout), samples.map((s) => s.calls.invalid)]);
+    calls.setData([
+      t,
+      samples.map((s) => s.calls.ok),
+      samples.map((s) => s.calls.error),
+      samples.map((s) => s.calls.timeout),
+      samples.map((s) => s.calls.invalid),
+    ]);
     traffic.setData([t, samples.map((s) => s.browsers), samples.map((s) => s.pageViews)]);
     latency.setData([t, samples.map((s) => s.latencyMs)]);
     const last = samples.at(-1);
@@ -143,8 +155,14 @@ export function startDashboard(socket, flips) {
   });
 
   const resize = () => {
-    for (const [plot, id] of [[calls, 'chart-calls'], [traffic, 'chart-traffic'], [latency, 'chart-latency']]) {
-      const host = document.getElementById(/** @type {string} */ (id));
+    /** @type {[import('uplot'), string][]} */
+    const plots = [
+      [calls, 'chart-calls'],
+      [traffic, 'chart-traffic'],
+      [latency, 'chart-latency'],
+    ];
+    for (const [plot, id] of plots) {
+      const host = document.getElementById(id);
       if (host) plot.setSize({ width: host.clientWidth, height: 180 });
     }
   };

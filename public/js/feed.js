@@ -64,7 +64,11 @@ function catchingUp(waitMs) {
     banner.hidden = false;
     const eta = banner.querySelector('.catch-up-eta');
     const seconds = Math.ceil(waitMs / 1000);
-    if (eta) eta.textContent = seconds <= 1 ? 'Your avatars and picks arrive in a moment.' : `Your avatars and picks arrive in about ${seconds} s.`;
+    if (eta)
+      eta.textContent =
+        seconds <= 1
+          ? 'Your avatars and picks arrive in a moment.'
+          : `Your avatars and picks arrive in about ${seconds} s.`;
   }
 }
 
@@ -115,11 +119,12 @@ const sync = createLiveSync({
 const turn = byId('catching-up-banner')?.dataset;
 if (turn?.turn) sync.comeBackOn({ token: turn.turn, waitMs: Number(turn.turnWaitMs ?? 1000) });
 
-// @ts-ignore: the Socket.IO client comes from /socket.io/socket.io.min.js, served by our server.
 const socket = window.io({ transports: ['websocket', 'polling'] });
 showConnection(socket);
 // Sent on every (re)connect: a browser that was away during a flip converges here.
-socket.on('flag_snapshot', (/** @type {import('../../protocol/wire.js').FlagSnapshot} */ values) => sync.snapshot(values));
+socket.on('flag_snapshot', (/** @type {import('../../protocol/wire.js').FlagSnapshot} */ values) =>
+  sync.snapshot(values),
+);
 socket.on('flag_update', (/** @type {import('../../protocol/wire.js').FlagUpdate} */ update) => sync.update(update));
 
 byId('viewer-select')?.addEventListener('change', (event) => {

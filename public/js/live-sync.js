@@ -51,7 +51,9 @@ export async function fetchFragment(url, turn, init = {}) {
   const response = await fetch(target, { ...init, headers: { accept: 'text/html', ...init.headers } });
   const token = response.headers.get(REFETCH_TURN_HEADER);
   const waitMs = Number(response.headers.get(REFETCH_AFTER_HEADER));
-  const next = token ? { token, waitMs: Number.isFinite(waitMs) && waitMs >= 0 ? waitMs : DEFAULT_WINDOW_MS } : undefined;
+  const next = token
+    ? { token, waitMs: Number.isFinite(waitMs) && waitMs >= 0 ? waitMs : DEFAULT_WINDOW_MS }
+    : undefined;
   if (response.status === 503 && next) {
     await response.body?.cancel();
     return { kind: 'wait', turn: next };

@@ -20,10 +20,15 @@ const list = (parts) => (parts.length <= 1 ? parts.join('') : `${parts.slice(0, 
 export function switchState(definition) {
   const { variants, defaultVariant } = definition;
   if (definition.state === 'DISABLED') {
-    return { state: 'killed', headline: 'Killed: third party off', detail: 'Disabled: every viewer gets the safe default (off).' };
+    return {
+      state: 'killed',
+      headline: 'Killed: third party off',
+      detail: 'Disabled: every viewer gets the safe default (off).',
+    };
   }
   // A default of null (or one that names no variant) is the code's safe default: off.
-  const serves = (/** @type {string | null | undefined} */ variant) => typeof variant === 'string' && variants[variant] === true;
+  const serves = (/** @type {string | null | undefined} */ variant) =>
+    typeof variant === 'string' && variants[variant] === true;
   const rules = parseTargeting(definition.targeting);
   if (rules === undefined) {
     return {
@@ -41,16 +46,28 @@ export function switchState(definition) {
   const viewers = (/** @type {string[]} */ keys) => keys.filter((key) => !key.startsWith('group '));
   const groups = (/** @type {string[]} */ keys) => keys.filter((key) => key.startsWith('group '));
   /** @param {string[]} keys */
-  const who = (keys) => list([...(viewers(keys).length ? [`viewer${viewers(keys).length > 1 ? 's' : ''} ${list(viewers(keys))}`] : []), ...groups(keys)]);
+  const who = (keys) =>
+    list([
+      ...(viewers(keys).length ? [`viewer${viewers(keys).length > 1 ? 's' : ''} ${list(viewers(keys))}`] : []),
+      ...groups(keys),
+    ]);
   let rest;
-  let restKilled = false;
-  let restLive = false;
+  let restKilled;
+  let restLive;
   if (rules.rollout) {
     const total = rules.rollout.reduce((sum, share) => sum + share.weight, 0) || 1;
-    const killedShare = Math.round((100 * rules.rollout.filter((share) => !serves(share.variant)).reduce((sum, share) => sum + share.weight, 0)) / total);
+    const killedShare = Math.round(
+      (100 * rules.rollout.filter((share) => !serves(share.variant)).reduce((sum, share) => sum + share.weight, 0)) /
+        total,
+    );
     restKilled = killedShare > 0;
     restLive = killedShare < 100;
-    rest = killedShare === 0 ? 'live for everyone else' : killedShare === 100 ? 'killed for everyone else' : `killed for ${killedShare} % of everyone else`;
+    rest =
+      killedShare === 0
+        ? 'live for everyone else'
+        : killedShare === 100
+          ? 'killed for everyone else'
+          : `killed for ${killedShare} % of everyone else`;
   } else {
     restKilled = !serves(defaultVariant);
     restLive = !restKilled;
@@ -58,11 +75,28 @@ export function switchState(definition) {
   }
   const anyKilled = off.length > 0 || restKilled;
   const anyLive = on.length > 0 || restLive;
-  if (!anyKilled) return { state: 'live', headline: 'Live: third party on', detail: on.length ? `Live for everyone (targeting names ${who(on)}).` : 'Live for everyone.' };
+  if (!anyKilled)
+    return {
+      state: 'live',
+      headline: 'Live: third party on',
+      detail: on.length ? `Live for everyone (targeting names ${who(on)}).` : 'Live for everyone.',
+    };
   if (!anyLive) {
-    const why = off.length ? ` (targeting names ${who(off)})` : rules.rollout ? ': the rollout serves off to all' : ': the default serves off';
+    const why = off.length
+      ? ` (targeting names ${who(off)})`
+      : rules.rollout
+        ? ': the rollout serves off to all'
+        : ': the default serves off';
     return { state: 'killed', headline: 'Killed: third party off', detail: `Killed for everyone${why}.` };
   }
-  const parts = [...(off.length ? [`killed for ${who(off)}`] : []), ...(on.length ? [`live for ${who(on)}`] : []), rest];
-  return { state: 'partial', headline: 'Partly killed', detail: `${parts.join('; ')}.`.replace(/^./, (c) => c.toUpperCase()) };
+  const parts = [
+    ...(off.length ? [`killed for ${who(off)}`] : []),
+    ...(on.length ? [`live for ${who(on)}`] : []),
+    rest,
+  ];
+  return {
+    state: 'partial',
+    headline: 'Partly killed',
+    detail: `${parts.join('; ')}.`.replace(/^./, (c) => c.toUpperCase()),
+  };
 }

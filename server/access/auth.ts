@@ -9,10 +9,17 @@ import { SESSION_COOKIE, sessionKeyOf, type Session, type SessionStore } from '.
 import type { Principal, TokenRegistry } from './tokens.js';
 
 /** A limit per client address in a window, shared by every instance with Redis (kept in memory while Redis is down). */
-function limiterPerAddress(options: { points: number; windowSeconds: number; keyPrefix: string; redis: Redis | undefined }): RateLimiterAbstract {
+function limiterPerAddress(options: {
+  points: number;
+  windowSeconds: number;
+  keyPrefix: string;
+  redis: Redis | undefined;
+}): RateLimiterAbstract {
   const settings = { points: options.points, duration: options.windowSeconds, keyPrefix: options.keyPrefix };
   const memory = new RateLimiterMemory(settings);
-  return options.redis ? new RateLimiterRedis({ ...settings, storeClient: options.redis, insuranceLimiter: memory }) : memory;
+  return options.redis
+    ? new RateLimiterRedis({ ...settings, storeClient: options.redis, insuranceLimiter: memory })
+    : memory;
 }
 
 const secondsUntil = (msBeforeNext: number) => Math.max(1, Math.ceil(msBeforeNext / 1000));
@@ -28,8 +35,17 @@ export interface AuthFailures {
   failed(address: string): Promise<void>;
 }
 
-export function createAuthFailures(options: { limit: number; windowSeconds: number; redis?: Redis | undefined }): AuthFailures {
-  const limiter = limiterPerAddress({ points: options.limit, windowSeconds: options.windowSeconds, keyPrefix: 'killswitch:auth-failures', redis: options.redis });
+export function createAuthFailures(options: {
+  limit: number;
+  windowSeconds: number;
+  redis?: Redis | undefined;
+}): AuthFailures {
+  const limiter = limiterPerAddress({
+    points: options.limit,
+    windowSeconds: options.windowSeconds,
+    keyPrefix: 'killswitch:auth-failures',
+    redis: options.redis,
+  });
   return {
     async blockedFor(address) {
       const state = await limiter.get(address);
@@ -51,8 +67,17 @@ export interface SignInLimit {
   take(address: string): Promise<number>;
 }
 
-export function createSignInLimit(options: { limit: number; windowSeconds: number; redis?: Redis | undefined }): SignInLimit {
-  const limiter = limiterPerAddress({ points: options.limit, windowSeconds: options.windowSeconds, keyPrefix: 'killswitch:sign-ins', redis: options.redis });
+export function createSignInLimit(options: {
+  limit: number;
+  windowSeconds: number;
+  redis?: Redis | undefined;
+}): SignInLimit {
+  const limiter = limiterPerAddress({
+    points: options.limit,
+    windowSeconds: options.windowSeconds,
+    keyPrefix: 'killswitch:sign-ins',
+    redis: options.redis,
+  });
   return {
     take: (address) =>
       limiter.consume(address).then(
@@ -75,7 +100,8 @@ export function sessionIdFrom(headers: IncomingHttpHeaders): string | undefined 
 }
 
 /** The session's CSRF token, compared in constant time. */
-export const csrfMatches = (session: Session, presented: string | undefined): boolean => presented !== undefined && presented !== '' && sameText(presented, session.csrf);
+export const csrfMatches = (session: Session, presented: string | undefined): boolean =>
+  presented !== undefined && presented !== '' && sameText(presented, session.csrf);
 
 const sameText = (a: string, b: string) => {
   const left = Buffer.from(a);
@@ -99,7 +125,8 @@ export const ownOriginOf = (req: Request) => `${req.protocol}://${req.get('host'
 
 /** A Socket.IO handshake from a page of our own origin: its Host, over either scheme (the handshake has no `req.protocol`). */
 const handshakeFromOwnOrigin = (headers: IncomingHttpHeaders) =>
-  headers.host !== undefined && [`http://${headers.host}`, `https://${headers.host}`].some((origin) => fromOwnOrigin(headers, origin));
+  headers.host !== undefined &&
+  [`http://${headers.host}`, `https://${headers.host}`].some((origin) => fromOwnOrigin(headers, origin));
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -121,7 +148,8 @@ export type TokenCheck =
 
 /** The words every refusal of a token uses, whichever way it came (HTTP, sign-in, socket). */
 export const TOKEN_REFUSED = 'The token was not accepted: it is wrong, or it was revoked.';
-export const blockedText = (seconds: number) => `Too many failed authentications from this address. Try again in ${seconds} s.`;
+export const blockedText = (seconds: number) =>
+  `Too many failed authentications from this address. Try again in ${seconds} s.`;
 
 /** Who an admin socket is, and, when a session opened it, which one and until when. */
 export interface SocketCredential {
@@ -133,7 +161,12 @@ export interface SocketCredential {
  * Who may do what: a bearer token (any named token, or ADMIN_TOKEN), or the admin page's
  * session cookie. Express middleware for `/api`, and the same check for the admin socket.
  */
-export function createAccess(deps: { registry: TokenRegistry; sessions: SessionStore; failures: AuthFailures; signIns: SignInLimit }) {
+export function createAccess(deps: {
+  registry: TokenRegistry;
+  sessions: SessionStore;
+  failures: AuthFailures;
+  signIns: SignInLimit;
+}) {
   const { registry, sessions, failures, signIns } = deps;
 
   /** The session of this cookie, if it is live and its token still valid. */
@@ -171,13 +204,18 @@ export function createAccess(deps: { registry: TokenRegistry; sessions: SessionS
     if (id !== undefined) {
       const session = await liveSession(id);
       // An ended session is not a guess: not counted as a failure.
-      if (!session) throw new UnauthorizedError('Your admin session has ended (signed out, expired, or its token revoked): sign in again at /admin.');
+      if (!session)
+        throw new UnauthorizedError(
+          'Your admin session has ended (signed out, expired, or its token revoked): sign in again at /admin.',
+        );
       if (!SAFE_METHODS.has(req.method)) {
         // A write carried by the cookie must come from our own page: same origin, and the
         // session's CSRF token in X-CSRF-Token (a page of another site cannot read it).
-        if (!fromOwnOrigin(req.headers, ownOriginOf(req))) throw new ForbiddenError('Cross-site writes are refused.', 'cross_site');
+        if (!fromOwnOrigin(req.headers, ownOriginOf(req)))
+          throw new ForbiddenError('Cross-site writes are refused.', 'cross_site');
         const csrf = req.get('x-csrf-token');
-        if (!csrfMatches(session, csrf)) throw new ForbiddenError('This write needs the session\'s X-CSRF-Token.', 'csrf');
+        if (!csrfMatches(session, csrf))
+          throw new ForbiddenError("This write needs the session's X-CSRF-Token.", 'csrf');
       }
       res.locals.principal = session.principal;
       res.locals.session = session;
@@ -190,7 +228,10 @@ export function createAccess(deps: { registry: TokenRegistry; sessions: SessionS
   const requireWriter: RequestHandler = (_req, res, next) => {
     const { principal } = authenticatedOf(res);
     if (principal.scope !== 'full') {
-      throw new ForbiddenError(`The token "${principal.name}" is read-only: it reads flags and watches /admin, and cannot change anything.`, 'read_only_token');
+      throw new ForbiddenError(
+        `The token "${principal.name}" is read-only: it reads flags and watches /admin, and cannot change anything.`,
+        'read_only_token',
+      );
     }
     next();
   };
@@ -212,11 +253,22 @@ export function createAccess(deps: { registry: TokenRegistry; sessions: SessionS
     if (check.outcome === 'valid') return { principal: check.principal };
     const id = sessionIdFrom(handshake.headers);
     const session = id !== undefined && handshakeFromOwnOrigin(handshake.headers) ? await liveSession(id) : undefined;
-    if (id !== undefined && session) return { principal: session.principal, session: { key: sessionKeyOf(id), expiresAt: session.expiresAt } };
+    if (id !== undefined && session)
+      return { principal: session.principal, session: { key: sessionKeyOf(id), expiresAt: session.expiresAt } };
     return { refused: 'The admin events need a token (auth: { role: "admin", token }) or a signed-in admin page.' };
   };
 
-  return { registry, sessions, failures, signIns, checkToken, authenticate, requireWriter, socketPrincipal, liveSession };
+  return {
+    registry,
+    sessions,
+    failures,
+    signIns,
+    checkToken,
+    authenticate,
+    requireWriter,
+    socketPrincipal,
+    liveSession,
+  };
 }
 
 export type Access = ReturnType<typeof createAccess>;

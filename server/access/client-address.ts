@@ -9,9 +9,15 @@ export type TrustProxyFn = (address: string, hop: number) => boolean;
  * request: proxy-addr (what Express uses) with Express's own trust function, so that a socket and
  * a request from one client are always counted as one address.
  */
-export function handshakeClientAddress(handshake: { address: string; headers: IncomingHttpHeaders }, trust: TrustProxyFn): string {
+export function handshakeClientAddress(
+  handshake: { address: string; headers: IncomingHttpHeaders },
+  trust: TrustProxyFn,
+): string {
   // proxy-addr reads the peer's address and X-Forwarded-For off a request; the handshake kept both
   // (its request's socket may be gone by now, with a polling transport).
-  const request = { headers: handshake.headers, socket: { remoteAddress: handshake.address } } as unknown as IncomingMessage;
+  const request = {
+    headers: handshake.headers,
+    socket: { remoteAddress: handshake.address },
+  } as unknown as IncomingMessage;
   return proxyaddr(request, trust);
 }

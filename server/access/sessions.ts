@@ -53,7 +53,11 @@ const sessionSchema = z.object({
 
 const newSession = (principal: Principal, now: number) => {
   const id = randomBytes(32).toString('base64url');
-  return { id, key: sessionKeyOf(id), session: { principal, csrf: randomBytes(24).toString('base64url'), expiresAt: now + SESSION_TTL_MS } };
+  return {
+    id,
+    key: sessionKeyOf(id),
+    session: { principal, csrf: randomBytes(24).toString('base64url'), expiresAt: now + SESSION_TTL_MS },
+  };
 };
 
 function endedListeners() {

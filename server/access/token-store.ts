@@ -61,7 +61,8 @@ async function readJson<T>(file: string, schema: z.ZodType<T>, empty: T): Promis
   return parsed.data;
 }
 
-const writeSecret = (file: string, value: unknown) => writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 });
+const writeSecret = (file: string, value: unknown) =>
+  writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 });
 
 /**
  * Read, change, write, holding a lock on the file (`FILE.lock`, proper-lockfile): two
@@ -69,7 +70,11 @@ const writeSecret = (file: string, value: unknown) => writeFileAtomic(file, JSON
  */
 async function update<T>(file: string, change: () => Promise<T>): Promise<T> {
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const release = await lockfile.lock(file, { realpath: false, stale: 10_000, retries: { retries: 50, minTimeout: 20, maxTimeout: 200 } });
+  const release = await lockfile.lock(file, {
+    realpath: false,
+    stale: 10_000,
+    retries: { retries: 50, minTimeout: 20, maxTimeout: 200 },
+  });
   try {
     return await change();
   } finally {
@@ -105,7 +110,7 @@ export function createFileTokenStore(options: { dir: string; logger: Logger; wat
     markUsed: (name, at) =>
       // Merged by the latest: two servers on one folder each record their own uses.
       update(files.usage, async () => {
-        const usage = await readJson(files.usage, usageSchema, {}).catch(() => ({}) as Record<string, string>);
+        const usage = await readJson(files.usage, usageSchema, {}).catch((): Record<string, string> => ({}));
         if ((usage[name] ?? '') >= at) return;
         await writeSecret(files.usage, { ...usage, [name]: at });
       }),
@@ -168,7 +173,9 @@ export function createRedisTokenStore(options: { redis: Redis; logger: Logger })
       subscriber.on('ready', onChange);
       // Not awaited: Redis may be away at start; ioredis subscribes when it connects, and again
       // after every reconnect.
-      subscriber.subscribe(KEYS.changed).catch((error: unknown) => options.logger.debug({ err: error }, 'token subscribe failed'));
+      subscriber
+        .subscribe(KEYS.changed)
+        .catch((error: unknown) => options.logger.debug({ err: error }, 'token subscribe failed'));
       return async () => {
         redis.off('ready', onChange);
         subscriber.disconnect();

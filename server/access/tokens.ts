@@ -94,7 +94,9 @@ class UsageRecorder {
     const due = !previous || at.getTime() - previous.writtenAt >= USAGE_WRITE_EVERY_MS;
     this.lastUsed.set(name, { at: at.toISOString(), writtenAt: due ? at.getTime() : previous.writtenAt });
     if (!due) return;
-    const write = this.store.markUsed(name, at.toISOString()).catch((error: unknown) => this.logger.warn({ err: error, token: name }, "could not record a token's use"));
+    const write = this.store
+      .markUsed(name, at.toISOString())
+      .catch((error: unknown) => this.logger.warn({ err: error, token: name }, "could not record a token's use"));
     this.writing.add(write);
     void write.finally(() => this.writing.delete(write));
   }
@@ -144,12 +146,18 @@ class NamedTokens implements TokenRegistry {
   }
 
   async list(): Promise<TokenInfo[]> {
-    const elsewhere = await this.options.store.lastUsed().catch(() => ({}) as Record<string, string>);
+    const elsewhere = await this.options.store.lastUsed().catch((): Record<string, string> => ({}));
     return this.known.map((record) => {
       const here = this.usage.lastUsed.get(record.name)?.at;
       const there = elsewhere[record.name];
       const lastUsedAt = here && there ? (here > there ? here : there) : (here ?? there);
-      return { name: record.name, scope: record.scope, createdAt: record.createdAt, lastUsedAt, builtIn: record === this.admin };
+      return {
+        name: record.name,
+        scope: record.scope,
+        createdAt: record.createdAt,
+        lastUsedAt,
+        builtIn: record === this.admin,
+      };
     });
   }
 
@@ -168,13 +176,19 @@ class NamedTokens implements TokenRegistry {
         this.known = [this.admin, ...stored.filter((record) => record.name !== ADMIN_TOKEN_NAME)];
         for (const listener of this.listeners) listener();
       },
-      (error: unknown) => this.options.logger.error({ err: error }, 'could not load the access tokens; the last known ones stay valid'),
+      (error: unknown) =>
+        this.options.logger.error({ err: error }, 'could not load the access tokens; the last known ones stay valid'),
     );
   }
 }
 
 export async function createTokenRegistry(options: TokenRegistryOptions): Promise<TokenRegistry> {
-  const admin: TokenRecord = { name: ADMIN_TOKEN_NAME, scope: 'full', digest: digestOf(options.adminToken), createdAt: undefined };
+  const admin: TokenRecord = {
+    name: ADMIN_TOKEN_NAME,
+    scope: 'full',
+    digest: digestOf(options.adminToken),
+    createdAt: undefined,
+  };
   const registry = new NamedTokens(admin, options);
   await registry.start();
   return registry;

@@ -1,5 +1,13 @@
 import express, { Router, type Request, type Response } from 'express';
-import { blockedText, csrfMatches, fromOwnOrigin, ownOriginOf, sessionIdFrom, TOKEN_REFUSED, type Access } from '../access/auth.js';
+import {
+  blockedText,
+  csrfMatches,
+  fromOwnOrigin,
+  ownOriginOf,
+  sessionIdFrom,
+  TOKEN_REFUSED,
+  type Access,
+} from '../access/auth.js';
 import { SESSION_COOKIE, SESSION_TTL_MS } from '../access/sessions.js';
 import { ForbiddenError } from '../errors.js';
 import { THEMES } from '../../protocol/flags.js';
@@ -36,8 +44,12 @@ export function createAdminState({
     const made = (await metrics?.upstreamRequests.get())?.values ?? [];
     const skipped = (await metrics?.upstreamSkipped.get())?.values ?? [];
     return (service: string) => ({
-      calls: Object.fromEntries(made.filter((v) => v.labels.service === service).map((v) => [String(v.labels.outcome), v.value])),
-      skipped: Object.fromEntries(skipped.filter((v) => v.labels.service === service).map((v) => [String(v.labels.reason), v.value])),
+      calls: Object.fromEntries(
+        made.filter((v) => v.labels.service === service).map((v) => [String(v.labels.outcome), v.value]),
+      ),
+      skipped: Object.fromEntries(
+        skipped.filter((v) => v.labels.service === service).map((v) => [String(v.labels.reason), v.value]),
+      ),
     });
   };
   return async (browsers: number): Promise<AdminState> => {
@@ -45,13 +57,20 @@ export function createAdminState({
     return {
       source: { kind: provider.kind, writable: repository !== undefined, ...readiness() },
       // A read-only source (LaunchDarkly) has no definitions to show: the app's flags, by key.
-      flags: (repository?.list() ?? Object.keys(flagCatalog).map((key) => ({ key, version: provider.versionOf(key), definition: null }))).map((record) => {
+      flags: (
+        repository?.list() ??
+        Object.keys(flagCatalog).map((key) => ({ key, version: provider.versionOf(key), definition: null }))
+      ).map((record) => {
         const problem = provider.flagProblems().get(record.key);
         return { ...record, description: flagCatalog[record.key]?.description ?? '', ...(problem ? { problem } : {}) };
       }),
       audit: repository?.audit.recent(30) ?? [],
       browsers,
-      upstream: upstream.map((client) => ({ service: client.service, breaker: client.breakerState(), ...of(client.service) })),
+      upstream: upstream.map((client) => ({
+        service: client.service,
+        breaker: client.breakerState(),
+        ...of(client.service),
+      })),
       theme: THEMES.includes(look) ? look : THEMES[0]!,
     };
   };
@@ -69,9 +88,17 @@ export function createAdminRoutes(deps: { adminState: () => Promise<AdminState>;
   const router = Router();
   const { access } = deps;
   const form = express.urlencoded({ extended: false, limit: '4kb' });
-  const cookieOptions = (req: Request) => ({ httpOnly: true, sameSite: 'strict' as const, secure: req.secure, path: '/' });
+  const cookieOptions = (req: Request) => ({
+    httpOnly: true,
+    sameSite: 'strict' as const,
+    secure: req.secure,
+    path: '/',
+  });
   const signIn = async (res: Response, status: number, message: string) =>
-    res.status(status).set('Cache-Control', 'no-store').render('admin-sign-in', { message, theme: (await deps.adminState()).theme });
+    res
+      .status(status)
+      .set('Cache-Control', 'no-store')
+      .render('admin-sign-in', { message, theme: (await deps.adminState()).theme });
 
   router.get('/admin', async (req, res) => {
     const session = await access.liveSession(sessionIdFrom(req.headers));
@@ -86,16 +113,28 @@ export function createAdminRoutes(deps: { adminState: () => Promise<AdminState>;
   });
 
   router.post('/admin/sign-in', form, async (req, res) => {
-    if (!fromOwnOrigin(req.headers, ownOriginOf(req))) throw new ForbiddenError('Sign in from this server\'s own /admin page.', 'cross_site');
+    if (!fromOwnOrigin(req.headers, ownOriginOf(req)))
+      throw new ForbiddenError("Sign in from this server's own /admin page.", 'cross_site');
     const address = req.ip ?? 'unknown';
-    const token = typeof req.body?.token === 'string' ? req.body.token.trim() : '';
+    const { token: field } = (req.body ?? {}) as { token?: unknown };
+    const token = typeof field === 'string' ? field.trim() : '';
     const check = await access.checkToken(address, token || undefined);
-    if (check.outcome === 'blocked') return void (await signIn(res.set('Retry-After', String(check.retryAfterSeconds)), 429, blockedText(check.retryAfterSeconds)));
+    if (check.outcome === 'blocked')
+      return void (await signIn(
+        res.set('Retry-After', String(check.retryAfterSeconds)),
+        429,
+        blockedText(check.retryAfterSeconds),
+      ));
     if (check.outcome === 'none') return void (await signIn(res, 400, 'Paste a token to sign in.'));
     if (check.outcome === 'wrong') return void (await signIn(res, 401, TOKEN_REFUSED));
     const { principal } = check;
     const signInWait = await access.signIns.take(address);
-    if (signInWait > 0) return void (await signIn(res.set('Retry-After', String(signInWait)), 429, `Too many sign-ins from this address. Try again in ${signInWait} s.`));
+    if (signInWait > 0)
+      return void (await signIn(
+        res.set('Retry-After', String(signInWait)),
+        429,
+        `Too many sign-ins from this address. Try again in ${signInWait} s.`,
+      ));
     const { id } = await access.sessions.create(principal);
     res.cookie(SESSION_COOKIE, id, { ...cookieOptions(req), maxAge: SESSION_TTL_MS });
     res.redirect(303, '/admin');
@@ -105,8 +144,10 @@ export function createAdminRoutes(deps: { adminState: () => Promise<AdminState>;
     const id = sessionIdFrom(req.headers);
     const session = await access.liveSession(id);
     if (session) {
-      const csrf = typeof req.body?.csrf === 'string' ? req.body.csrf : undefined;
-      if (!fromOwnOrigin(req.headers, ownOriginOf(req)) || !csrfMatches(session, csrf)) throw new ForbiddenError('Sign out from this server\'s own /admin page.', 'cross_site');
+      const { csrf: field } = (req.body ?? {}) as { csrf?: unknown };
+      const csrf = typeof field === 'string' ? field : undefined;
+      if (!fromOwnOrigin(req.headers, ownOriginOf(req)) || !csrfMatches(session, csrf))
+        throw new ForbiddenError("Sign out from this server's own /admin page.", 'cross_site');
     }
     await access.sessions.end(id);
     res.clearCookie(SESSION_COOKIE, cookieOptions(req));

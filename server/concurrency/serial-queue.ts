@@ -37,6 +37,8 @@ export class SerialQueue {
         },
         (error: unknown) => {
           clearTimeout(timer);
+          // The task's own rejection, passed on as it is.
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
           reject(error);
         },
       );

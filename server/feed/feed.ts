@@ -53,7 +53,10 @@ export function createFeedBuilder(deps: {
    * `foreground`: someone is waiting for this render (a page load), as opposed to a page
    * refreshing its live region in the background. `turn`: the turn the page brings back.
    */
-  return async function buildFeed(viewer: Viewer, options: { turn?: string | undefined; foreground?: boolean } = {}): Promise<FeedView> {
+  return async function buildFeed(
+    viewer: Viewer,
+    options: { turn?: string | undefined; foreground?: boolean } = {},
+  ): Promise<FeedView> {
     const context = evaluationContext(viewer);
     const [showAvatars, flavour, theme] = await Promise.all([
       deps.flags.getBooleanValue(KILL_SWITCH, safe(KILL_SWITCH), context),
@@ -78,13 +81,16 @@ export function createFeedBuilder(deps: {
       const plan: CallPlan = { avatars: missing.length, recommendations: cachedRecs ? 0 : 1, renderer: 1 };
 
       if (missing.length > 0 || !cachedRecs) {
-        const admission = deps.pacer.admit(plan, viewer.key, { token: options.turn, foreground: options.foreground ?? false });
+        const admission = deps.pacer.admit(plan, viewer.key, {
+          token: options.turn,
+          foreground: options.foreground ?? false,
+        });
         deps.metrics.pacing.inc({ decision: admission.admitted ? (admission.byTurn ? 'turn' : 'now') : 'deferred' });
         if (!admission.admitted) {
           turn = admission.turn;
           deferred = true;
-          deps.metrics.upstreamSkipped.inc({ service: 'avatars', reason: 'deferred' }, plan.avatars!);
-          deps.metrics.upstreamSkipped.inc({ service: 'recommendations', reason: 'deferred' }, plan.recommendations!);
+          deps.metrics.upstreamSkipped.inc({ service: 'avatars', reason: 'deferred' }, plan.avatars);
+          deps.metrics.upstreamSkipped.inc({ service: 'recommendations', reason: 'deferred' }, plan.recommendations);
         } else {
           const [fetched, recs] = await Promise.all([
             Promise.all(missing.map((key) => deps.avatars.avatarFor(key))),
@@ -94,8 +100,12 @@ export function createFeedBuilder(deps: {
           recommendations = recs;
           deps.renderCost?.rendered();
           // What came out short for want of capacity is asked again on a turn of its own.
-          const short: CallPlan = { avatars: fetched.filter((a) => a.catchUp).length, recommendations: recs.catchUp ? 1 : 0 };
-          if (short.avatars! + short.recommendations! > 0) turn = deps.pacer.turnFor({ ...short, renderer: 1 }, viewer.key, { priority: options.foreground ?? false });
+          const short: CallPlan = {
+            avatars: fetched.filter((a) => a.catchUp).length,
+            recommendations: recs.catchUp ? 1 : 0,
+          };
+          if (short.avatars! + short.recommendations! > 0)
+            turn = deps.pacer.turnFor({ ...short, renderer: 1 }, viewer.key, { priority: options.foreground ?? false });
         }
       }
     } else {
@@ -111,7 +121,7 @@ export function createFeedBuilder(deps: {
       recommendations,
       flavour,
       // An unknown theme (a variant added by hand) renders as the safe one.
-      theme: THEMES.includes(theme) ? theme : (safe(THEME) as string),
+      theme: THEMES.includes(theme) ? theme : safe(THEME),
       people,
       turn,
       deferred,

@@ -22,7 +22,8 @@ export interface RefetchPolicy {
 export function createRefetchPolicy(pacer: Pacer): RefetchPolicy {
   return {
     windowFor(key, value, pages) {
-      if (key === KILL_SWITCH && value === true) return pacer.spreadMs(pages, { avatars: 1, recommendations: 1, renderer: 1 });
+      if (key === KILL_SWITCH && value === true)
+        return pacer.spreadMs(pages, { avatars: 1, recommendations: 1, renderer: 1 });
       if (key === RECS_FLAVOUR) return pacer.spreadMs(pages, { recommendations: 1, renderer: 1 });
       return undefined;
     },

@@ -4,7 +4,14 @@ import { BadRequestError } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
 import { FALLBACK_RECOMMENDATIONS } from './content.js';
 import type { FeedBuilder } from './feed.js';
-import { isValidViewerKey, newAnonymousKey, VIEWER_COOKIE, viewerFor, viewerKeyFromCookieHeader, type Viewer } from './viewer.js';
+import {
+  isValidViewerKey,
+  newAnonymousKey,
+  VIEWER_COOKIE,
+  viewerFor,
+  viewerKeyFromCookieHeader,
+  type Viewer,
+} from './viewer.js';
 
 const ONE_YEAR_MS = 365 * 24 * 3600 * 1000;
 
@@ -17,7 +24,10 @@ function resolveViewer(req: Request, res: Response): Viewer {
   let key: string | undefined;
   if (requested !== undefined) {
     if (typeof requested !== 'string' || !isValidViewerKey(requested)) {
-      throw new BadRequestError('user must be 1-64 letters, digits, "_", ".", "@" or "-", starting with a letter or digit', { field: 'user' });
+      throw new BadRequestError(
+        'user must be 1-64 letters, digits, "_", ".", "@" or "-", starting with a letter or digit',
+        { field: 'user' },
+      );
     }
     key = requested;
   }
@@ -34,7 +44,6 @@ function turnOf(req: Request): string | undefined {
   const turn = req.query.turn;
   return typeof turn === 'string' && turn.length <= 64 ? turn : undefined;
 }
-
 
 export function createFeedRoutes(deps: { buildFeed: FeedBuilder; metrics: Metrics }): Router {
   const router = Router();
@@ -57,13 +66,18 @@ export function createFeedRoutes(deps: { buildFeed: FeedBuilder; metrics: Metric
     const viewer = resolveViewer(req, res);
     const feed = await deps.buildFeed(viewer, { turn: turnOf(req) });
     res.set('Cache-Control', 'no-store');
-    if (feed.turn) res.set({ [REFETCH_TURN_HEADER]: feed.turn.token, [REFETCH_AFTER_HEADER]: String(feed.turn.waitMs) });
+    if (feed.turn)
+      res.set({ [REFETCH_TURN_HEADER]: feed.turn.token, [REFETCH_AFTER_HEADER]: String(feed.turn.waitMs) });
     if (feed.deferred) {
       deps.metrics.pageViews.inc({ kind: 'deferred', live: 'true' });
       res
         .status(503)
         .set('Retry-After', String(Math.max(1, Math.ceil(feed.turn!.waitMs / 1000))))
-        .json({ error: 'catching_up', message: 'The third party is at capacity: come back on your turn.', retryAfterMs: feed.turn!.waitMs });
+        .json({
+          error: 'catching_up',
+          message: 'The third party is at capacity: come back on your turn.',
+          retryAfterMs: feed.turn!.waitMs,
+        });
       return;
     }
     deps.metrics.pageViews.inc({ kind: 'fragment', live: String(feed.showAvatars) });

@@ -61,5 +61,10 @@ export function cutAt(text: string, max: number): string {
 /** The note an X-Actor header adds to the audit: decoded, without control characters, trimmed, 80 characters at most. */
 export function actorNoteOf(header: string | undefined): string {
   if (!header) return '';
-  return cutAt(textOf(header).replace(/\p{Cc}/gu, '').trim(), NOTE_MAX_CHARACTERS).trimEnd();
+  return cutAt(
+    textOf(header)
+      .replace(/\p{Cc}/gu, '')
+      .trim(),
+    NOTE_MAX_CHARACTERS,
+  ).trimEnd();
 }

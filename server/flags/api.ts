@@ -43,10 +43,13 @@ export function parseIfMatch(header: string | undefined): number[] | undefined {
   const versions: number[] = [];
   const element = /[\t ]*(?:(W\/)?"([\x21\x23-\x7e\x80-\xff]*)")?[\t ]*(,|$)/y;
   let tags = 0;
-  for (let at = 0; at < header.length || tags === 0; ) {
+  for (let at = 0; at < header.length || tags === 0;) {
     element.lastIndex = at;
     const match = element.exec(header);
-    if (!match || match[0] === '') throw new BadRequestError('If-Match must be "*" or a list of entity-tags, e.g. If-Match: "3"', { field: 'If-Match' });
+    if (!match || match[0] === '')
+      throw new BadRequestError('If-Match must be "*" or a list of entity-tags, e.g. If-Match: "3"', {
+        field: 'If-Match',
+      });
     if (match[2] !== undefined) {
       tags++;
       if (!match[1] && /^\d{1,15}$/.test(match[2])) versions.push(Number(match[2]));
@@ -54,7 +57,10 @@ export function parseIfMatch(header: string | undefined): number[] | undefined {
     at = element.lastIndex;
     if (match[3] === '') break;
   }
-  if (tags === 0) throw new BadRequestError('If-Match must be "*" or a list of entity-tags, e.g. If-Match: "3"', { field: 'If-Match' });
+  if (tags === 0)
+    throw new BadRequestError('If-Match must be "*" or a list of entity-tags, e.g. If-Match: "3"', {
+      field: 'If-Match',
+    });
   return versions;
 }
 
@@ -96,7 +102,11 @@ function writeLimit(perMinute: number, logger: Logger): RequestHandler {
 }
 
 const requirePatchContentType: RequestHandler = (req, _res, next) => {
-  next(req.is(PATCH_CONTENT_TYPES) ? undefined : new UnsupportedMediaTypeError(`Send the patch as ${PATCH_CONTENT_TYPES.join(' or ')}.`));
+  next(
+    req.is(PATCH_CONTENT_TYPES)
+      ? undefined
+      : new UnsupportedMediaTypeError(`Send the patch as ${PATCH_CONTENT_TYPES.join(' or ')}.`),
+  );
 };
 
 /**
@@ -106,17 +116,32 @@ const requirePatchContentType: RequestHandler = (req, _res, next) => {
  */
 function patchFlag(repository: FlagRepository | undefined, kind: string): RequestHandler {
   return async (req, res) => {
-    if (!repository) throw new ReadOnlyError(`Flags come from ${kind} and are read-only here; change them at the source.`);
+    if (!repository)
+      throw new ReadOnlyError(`Flags come from ${kind} and are read-only here; change them at the source.`);
     const key = req.params.key as string;
     if (req.body === undefined) throw new BadRequestError('The body must be a JSON Merge Patch object.');
     // Before anything walks it: the merge, zod and flagd's compiler all recurse.
-    if (nestsDeeperThan(req.body, MAX_FLAG_DEPTH)) throw new BadRequestError(`The body nests deeper than ${MAX_FLAG_DEPTH} levels, the limit for a flag.`, { field: '' });
+    if (nestsDeeperThan(req.body, MAX_FLAG_DEPTH))
+      throw new BadRequestError(`The body nests deeper than ${MAX_FLAG_DEPTH} levels, the limit for a flag.`, {
+        field: '',
+      });
     const ifMatch = parseIfMatch(req.get('if-match'));
-    const typeOf = (current: FlagDefinition) => (Object.hasOwn(flagCatalog, key) ? flagCatalog[key]!.type : flagType(current));
-    const record = await repository.update(key, (current) => validateFlagDefinition(key, applyMergePatch(current, req.body), typeOf(current), repository.document().$evaluators), {
-      ifMatch,
-      actor: actorOf(req, authenticatedOf(res).principal),
-    });
+    const typeOf = (current: FlagDefinition) =>
+      Object.hasOwn(flagCatalog, key) ? flagCatalog[key]!.type : flagType(current);
+    const record = await repository.update(
+      key,
+      (current) =>
+        validateFlagDefinition(
+          key,
+          applyMergePatch(current, req.body),
+          typeOf(current),
+          repository.document().$evaluators,
+        ),
+      {
+        ifMatch,
+        actor: actorOf(req, authenticatedOf(res).principal),
+      },
+    );
     sendRecord(res, record);
   };
 }
@@ -142,13 +167,20 @@ export function createFlagsApi(deps: FlagsApiDeps): Router {
     sendRecord(res, record);
   });
   const json = express.json({ type: PATCH_CONTENT_TYPES, limit: '16kb', strict: false });
-  router.patch('/api/flags/:key', deps.access.requireWriter, requirePatchContentType, json, patchFlag(repository, provider.kind));
+  router.patch(
+    '/api/flags/:key',
+    deps.access.requireWriter,
+    requirePatchContentType,
+    json,
+    patchFlag(repository, provider.kind),
+  );
 
   /** Every flag the app uses, as one viewer gets it, with the reason (STATIC, TARGETING_MATCH, SPLIT, DISABLED...). */
   router.get('/api/explain', async (req, res) => {
     const user = typeof req.query.user === 'string' ? req.query.user : '';
     const context = deps.contextFor(user);
-    if (!context) throw new BadRequestError('user must be a viewer key, e.g. /api/explain?user=maya', { field: 'user' });
+    if (!context)
+      throw new BadRequestError('user must be a viewer key, e.g. /api/explain?user=maya', { field: 'user' });
     res.json({ user, context, flags: await explainFlags({ provider, repository }, context) });
   });
   router.get('/api/audit', (req, res) => {

@@ -6,7 +6,15 @@ import { FlagValidationError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { preparePrivateDir, PRIVATE_FILE_MODE, storeFiles } from '../store-files.js';
 import { AUDIT_CAPACITY, FileAuditLog, type AuditEntry } from './audit.js';
-import type { BackendEvent, BackendSeed, BackendSnapshot, FlagBackend, FlagWrite, VersionTable, WriteOutcome } from './backend.js';
+import type {
+  BackendEvent,
+  BackendSeed,
+  BackendSnapshot,
+  FlagBackend,
+  FlagWrite,
+  VersionTable,
+  WriteOutcome,
+} from './backend.js';
 import type { Actor, FlagdDocument } from './types.js';
 import { readFlagDocument } from './validate.js';
 
@@ -34,7 +42,8 @@ async function readIfExists(file: string): Promise<string | undefined> {
 const MAX_FILE_BYTES = 4 * 1024 * 1024;
 
 function parseDocument(text: string): FlagdDocument {
-  if (Buffer.byteLength(text) > MAX_FILE_BYTES) throw new FlagValidationError('', `larger than ${MAX_FILE_BYTES / 1024 / 1024} MB`);
+  if (Buffer.byteLength(text) > MAX_FILE_BYTES)
+    throw new FlagValidationError('', `larger than ${MAX_FILE_BYTES / 1024 / 1024} MB`);
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -109,7 +118,7 @@ export class FileBackend implements FlagBackend {
           ? 'flag file is broken: serving the safe defaults (everything killed) until it is fixed'
           : 'refused a broken edit of the flag file; the last good flags keep serving',
       );
-      throw new Error(`the flag file is broken: ${reason}`);
+      throw new Error(`the flag file is broken: ${reason}`, { cause: error });
     }
     if (this.broken) logger.info({ file: this.files.flags }, 'flag file fixed; serving it');
     this.broken = false;
@@ -150,9 +159,9 @@ export class FileBackend implements FlagBackend {
       setImmediate(() => {
         this.keepRefusedEdit(refused)
           .then(() => writeFileAtomic(this.files.flags, text, { mode: PRIVATE_FILE_MODE }))
-          .then(resolve, (error: unknown) => {
+          .then(resolve, (error: Error) => {
             if (this.lastText === text) this.lastText = previousText;
-            reject(error as Error);
+            reject(error);
           });
       });
     });
@@ -167,7 +176,9 @@ export class FileBackend implements FlagBackend {
     for (const entry of found.entries) this.auditLog.append(entry).catch(() => undefined);
     const text = JSON.stringify(found.versions, null, 2) + '\n';
     this.saving = this.saving.then(() =>
-      writeFileAtomic(this.files.versions, text, { mode: PRIVATE_FILE_MODE }).catch((error: unknown) => this.options.logger.error({ err: error }, 'could not save flag versions')),
+      writeFileAtomic(this.files.versions, text, { mode: PRIVATE_FILE_MODE }).catch((error: unknown) =>
+        this.options.logger.error({ err: error }, 'could not save flag versions'),
+      ),
     );
   }
 
@@ -190,7 +201,10 @@ export class FileBackend implements FlagBackend {
   private async keepRefusedEdit(text: string | undefined): Promise<void> {
     if (text === undefined) return;
     await writeFileAtomic(this.files.refused, text, { mode: PRIVATE_FILE_MODE });
-    this.options.logger.warn({ file: this.files.refused }, `a write replaced a broken edit of the flag file; the edit is kept in ${this.files.refused}`);
+    this.options.logger.warn(
+      { file: this.files.refused },
+      `a write replaced a broken edit of the flag file; the edit is kept in ${this.files.refused}`,
+    );
   }
 
   /**
@@ -212,7 +226,10 @@ export class FileBackend implements FlagBackend {
     try {
       return text ? (JSON.parse(text) as VersionTable) : {};
     } catch {
-      this.options.logger.warn({ file: this.files.versions }, 'flag versions file unreadable; versions restart from the file');
+      this.options.logger.warn(
+        { file: this.files.versions },
+        'flag versions file unreadable; versions restart from the file',
+      );
       return {};
     }
   }

@@ -44,7 +44,17 @@ return 1
 `;
 
 type RedisWithScripts = Redis & {
-  writeFlag(flags: string, versions: string, audit: string, key: string, expected: number, definition: string, entry: string, channel: string, cap: number): Promise<[number, number?, string?]>;
+  writeFlag(
+    flags: string,
+    versions: string,
+    audit: string,
+    key: string,
+    expected: number,
+    definition: string,
+    entry: string,
+    channel: string,
+    cap: number,
+  ): Promise<[number, number?, string?]>;
   seedIfEmpty(flags: string, versions: string, audit: string, data: string): Promise<number>;
 };
 
@@ -60,7 +70,9 @@ const RELOAD: Actor = { source: 'system', name: 'reload from Redis' };
 /** A seed as Redis keeps it: definitions as JSON, plain version numbers, the audit newest first. */
 function asRedisSeed(seed: BackendSeed) {
   return {
-    flags: Object.fromEntries(Object.entries(seed.document.flags).map(([key, definition]) => [key, JSON.stringify(definition)])),
+    flags: Object.fromEntries(
+      Object.entries(seed.document.flags).map(([key, definition]) => [key, JSON.stringify(definition)]),
+    ),
     versions: Object.fromEntries(Object.entries(seed.versions).map(([key, stamp]) => [key, stamp.version])),
     audit: seed.audit
       .slice()
@@ -94,11 +106,18 @@ export class RedisBackend implements FlagBackend {
     this.redis = createRedisClient(options.url, { logger: this.log, name: 'flags' }) as RedisWithScripts;
     this.redis.defineCommand('writeFlag', { numberOfKeys: 3, lua: WRITE_FLAG });
     this.redis.defineCommand('seedIfEmpty', { numberOfKeys: 3, lua: SEED_IF_EMPTY });
-    this.subscriberClient = createRedisClient(options.url, { logger: this.log, name: 'flags subscriber', subscriber: true });
+    this.subscriberClient = createRedisClient(options.url, {
+      logger: this.log,
+      name: 'flags subscriber',
+      subscriber: true,
+    });
     this.redis.on('close', () => {
       if (this.connected && !this.closed) {
         this.log.warn('Redis connection lost: serving the last known flags; writes answer 503');
-        this.listener?.({ type: 'unreachable', problem: 'Redis unreachable: serving the last known flags; writes answer 503' });
+        this.listener?.({
+          type: 'unreachable',
+          problem: 'Redis unreachable: serving the last known flags; writes answer 503',
+        });
       }
       this.connected = false;
     });
@@ -142,7 +161,7 @@ export class RedisBackend implements FlagBackend {
         this.redis.lrange(REDIS_KEYS.audit, 0, AUDIT_CAPACITY - 1),
       ]);
     } catch (error) {
-      throw new Error(`Redis failed while loading the flags (${(error as Error).message})`);
+      throw new Error(`Redis failed while loading the flags (${(error as Error).message})`, { cause: error });
     }
     if (Object.keys(flags).length === 0) return undefined;
     const document: FlagdDocument = { flags: {} };
@@ -153,7 +172,10 @@ export class RedisBackend implements FlagBackend {
         document.flags[key] = JSON.parse(json) as FlagDefinition;
         table[key] = Number(versions[key] ?? 1);
       } catch (error) {
-        this.log.error({ key, reason: (error as Error).message }, 'a flag in Redis is not JSON: it serves its safe default');
+        this.log.error(
+          { key, reason: (error as Error).message },
+          'a flag in Redis is not JSON: it serves its safe default',
+        );
       }
     }
     const entries = audit.flatMap((line) => {
@@ -168,11 +190,24 @@ export class RedisBackend implements FlagBackend {
 
   async compareAndSet(write: FlagWrite): Promise<WriteOutcome> {
     const [outcome, version, definition] = await this.command(() =>
-      this.redis.writeFlag(REDIS_KEYS.flags, REDIS_KEYS.versions, REDIS_KEYS.audit, write.key, write.expected, JSON.stringify(write.entry.after), JSON.stringify(write.entry), REDIS_KEYS.channel, AUDIT_CAPACITY),
+      this.redis.writeFlag(
+        REDIS_KEYS.flags,
+        REDIS_KEYS.versions,
+        REDIS_KEYS.audit,
+        write.key,
+        write.expected,
+        JSON.stringify(write.entry.after),
+        JSON.stringify(write.entry),
+        REDIS_KEYS.channel,
+        AUDIT_CAPACITY,
+      ),
     );
     if (outcome === 1) return { outcome: 'written', durable: Promise.resolve() };
     if (outcome === -1 || definition === undefined) return { outcome: 'conflict', current: undefined };
-    return { outcome: 'conflict', current: { version: version!, definition: JSON.parse(definition) as FlagDefinition } };
+    return {
+      outcome: 'conflict',
+      current: { version: version!, definition: JSON.parse(definition) as FlagDefinition },
+    };
   }
 
   async close(): Promise<void> {
@@ -187,7 +222,9 @@ export class RedisBackend implements FlagBackend {
     this.connecting ??= (async () => {
       await connectWithin(this.redis, this.options.connectTimeoutMs);
       if (!this.connected) {
-        this.log.warn(`Redis did not answer within ${this.options.connectTimeoutMs} ms: serving the safe defaults (kill switch killed) until it does; /readyz answers 503`);
+        this.log.warn(
+          `Redis did not answer within ${this.options.connectTimeoutMs} ms: serving the safe defaults (kill switch killed) until it does; /readyz answers 503`,
+        );
       }
       return this.connected;
     })().finally(() => {
@@ -198,16 +235,26 @@ export class RedisBackend implements FlagBackend {
 
   /** A Redis command; any failure (Redis down, a lost connection) becomes a clear 503. */
   private async command<T>(run: () => Promise<T>): Promise<T> {
-    if (!this.connected) throw new ServiceUnavailableError('Redis is unavailable: the flag was not changed. Try again when it is back.');
+    if (!this.connected)
+      throw new ServiceUnavailableError('Redis is unavailable: the flag was not changed. Try again when it is back.');
     try {
       return await run();
     } catch (error) {
-      throw new ServiceUnavailableError(`Redis failed (${(error as Error).message}): the flag may not have been changed; read it again.`);
+      throw new ServiceUnavailableError(
+        `Redis failed (${(error as Error).message}): the flag may not have been changed; read it again.`,
+      );
     }
   }
 
   async seed(seed: BackendSeed): Promise<void> {
-    await this.command(() => this.redis.seedIfEmpty(REDIS_KEYS.flags, REDIS_KEYS.versions, REDIS_KEYS.audit, JSON.stringify(asRedisSeed(seed))));
+    await this.command(() =>
+      this.redis.seedIfEmpty(
+        REDIS_KEYS.flags,
+        REDIS_KEYS.versions,
+        REDIS_KEYS.audit,
+        JSON.stringify(asRedisSeed(seed)),
+      ),
+    );
   }
 
   /** Nothing to do: the write's script has recorded the version and the audit line already. */

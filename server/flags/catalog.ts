@@ -70,7 +70,12 @@ export function defaultFlagDocument(): FlagdDocument {
           if: [
             { in: ['beta', { var: 'groups' }] },
             'friends',
-            { fractional: [['classic', 80], ['trending', 20]] },
+            {
+              fractional: [
+                ['classic', 80],
+                ['trending', 20],
+              ],
+            },
           ],
         },
       },

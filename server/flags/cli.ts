@@ -45,7 +45,9 @@ function flagTable(flags: FlagRecord[], audit: AuditEntry[]): string {
         record.definition.state,
         serves(record),
         `v${record.version}`,
-        last ? `${last.summary}, by ${last.actor.name}${last.actor.note ? ` (${last.actor.note})` : ''} via ${last.actor.source}, ${minuteOf(last.at)}` : '-',
+        last
+          ? `${last.summary}, by ${last.actor.name}${last.actor.note ? ` (${last.actor.note})` : ''} via ${last.actor.source}, ${minuteOf(last.at)}`
+          : '-',
       ];
     }),
   ]);
@@ -57,8 +59,12 @@ function flagTable(flags: FlagRecord[], audit: AuditEntry[]): string {
  */
 function serves(record: FlagRecord): string {
   const { state, defaultVariant, variants, targeting } = record.definition;
-  if (state === 'DISABLED') return `safe default (${JSON.stringify(flagCatalog[record.key]?.safeDefault ?? null)}) to all`;
-  const fallback = defaultVariant === null || defaultVariant === undefined ? 'safe default' : `${defaultVariant} = ${JSON.stringify(variants[defaultVariant])}`;
+  if (state === 'DISABLED')
+    return `safe default (${JSON.stringify(flagCatalog[record.key]?.safeDefault ?? null)}) to all`;
+  const fallback =
+    defaultVariant === null || defaultVariant === undefined
+      ? 'safe default'
+      : `${defaultVariant} = ${JSON.stringify(variants[defaultVariant])}`;
   return targeting ? `by targeting, else ${fallback}` : `${fallback} to all`;
 }
 
@@ -73,18 +79,25 @@ async function main(argv: string[]): Promise<number> {
     return command ? 0 : 2;
   }
   const config = loadConfig();
-  const base = (process.env.FLAG_API_URL ?? `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`).replace(/\/+$/, '');
+  const base = (
+    process.env.FLAG_API_URL ?? `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`
+  ).replace(/\/+$/, '');
 
-  const call = async (path: string, init: RequestInit = {}): Promise<{ status: number; body: any }> => {
+  const call = async (path: string, init: RequestInit = {}): Promise<{ status: number; body: unknown }> => {
     let response: Response;
     try {
       const headers = { authorization: `Bearer ${await token()}`, ...(init.headers as Record<string, string>) };
       response = await fetch(`${base}${path}`, { ...init, headers, signal: AbortSignal.timeout(10_000) });
     } catch (error) {
       if (error instanceof CliError) throw error;
-      throw new CliError(`cannot reach the server at ${base} (${(error as Error).cause ?? (error as Error).message}). Is it running? Set FLAG_API_URL if it is elsewhere.`);
+      const { cause, message } = error as Error;
+      const why = cause instanceof Error ? cause.message : message;
+      throw new CliError(
+        `cannot reach the server at ${base} (${why}). Is it running? Set FLAG_API_URL if it is elsewhere.`,
+        { cause: error },
+      );
     }
-    const body = (await response.json().catch(() => ({}))) as Record<string, any>;
+    const body = (await response.json().catch(() => ({}))) as { message?: string };
     if (!response.ok) throw new CliError(`${response.status}: ${body.message ?? response.statusText}`);
     return { status: response.status, body };
   };
@@ -97,7 +110,9 @@ async function main(argv: string[]): Promise<number> {
     try {
       return (await readFile(file, 'utf8')).trim();
     } catch {
-      throw new CliError(`no token: set FLAG_TOKEN (npm run token -- create NAME) or ADMIN_TOKEN, or run this where the server keeps ${file}`);
+      throw new CliError(
+        `no token: set FLAG_TOKEN (npm run token -- create NAME) or ADMIN_TOKEN, or run this where the server keeps ${file}`,
+      );
     }
   };
 
@@ -120,7 +135,10 @@ async function main(argv: string[]): Promise<number> {
 
   switch (command) {
     case 'list': {
-      const [{ flags }, { entries }] = [(await call('/api/flags')).body, (await call('/api/audit?limit=500')).body] as [{ flags: FlagRecord[] }, { entries: AuditEntry[] }];
+      const [{ flags }, { entries }] = [(await call('/api/flags')).body, (await call('/api/audit?limit=500')).body] as [
+        { flags: FlagRecord[] },
+        { entries: AuditEntry[] },
+      ];
       console.log(flagTable(flags, entries));
       return 0;
     }
@@ -131,13 +149,17 @@ async function main(argv: string[]): Promise<number> {
     case 'kill': {
       const before = await get();
       const after = await patch(before, KILL_PATCH);
-      console.log(`${after.version === before.version ? 'already killed, nothing changed' : 'killed'}: ${describe(after)}`);
+      console.log(
+        `${after.version === before.version ? 'already killed, nothing changed' : 'killed'}: ${describe(after)}`,
+      );
       return 0;
     }
     case 'restore': {
       const before = await get();
       const after = await patch(before, restorePatch(before.definition));
-      console.log(`${after.version === before.version ? 'already live, nothing changed' : 'restored'}: ${describe(after)}`);
+      console.log(
+        `${after.version === before.version ? 'already live, nothing changed' : 'restored'}: ${describe(after)}`,
+      );
       return 0;
     }
     default:

@@ -1,5 +1,12 @@
 import { FlagdCore, MemoryStorage, type FeatureFlag, type Storage } from '@openfeature/flagd-core';
-import { ErrorCode, type EvaluationContext, type FlagValue, type FlagValueType, type Logger as OpenFeatureLogger, type ResolutionDetails } from '@openfeature/server-sdk';
+import {
+  ErrorCode,
+  type EvaluationContext,
+  type FlagValue,
+  type FlagValueType,
+  type Logger as OpenFeatureLogger,
+  type ResolutionDetails,
+} from '@openfeature/server-sdk';
 import { LogicEngine } from 'json-logic-engine';
 import { MAX_FLAG_DEPTH, nestsDeeperThan } from './json-depth.js';
 import type { FlagDefinition, FlagdDocument } from './types.js';
@@ -14,7 +21,13 @@ export const FLAG_KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
  * operator up with `in`, through Object.prototype, so a rule naming `__defineGetter__` would
  * compile into a call of it: only these names, the engine's own properties, may reach it.
  */
-const OPERATORS: ReadonlySet<string> = new Set([...Object.keys(new LogicEngine().methods), 'fractional', 'sem_ver', 'starts_with', 'ends_with']);
+const OPERATORS: ReadonlySet<string> = new Set([
+  ...Object.keys(new LogicEngine().methods as Record<string, unknown>),
+  'fractional',
+  'sem_ver',
+  'starts_with',
+  'ends_with',
+]);
 
 /**
  * A rule with its `$ref`s replaced by the document's shared rules (`$evaluators`), exactly as
@@ -23,7 +36,8 @@ const OPERATORS: ReadonlySet<string> = new Set([...Object.keys(new LogicEngine()
 export function expandRefs(rule: unknown, evaluators: unknown): unknown {
   if (!evaluators || typeof evaluators !== 'object') return rule;
   let text = JSON.stringify(rule);
-  for (const [name, shared] of Object.entries(evaluators)) text = text.replaceAll(`{"$ref":${JSON.stringify(name)}}`, JSON.stringify(shared));
+  for (const [name, shared] of Object.entries(evaluators))
+    text = text.replaceAll(`{"$ref":${JSON.stringify(name)}}`, JSON.stringify(shared));
   return JSON.parse(text) as unknown;
 }
 
@@ -38,7 +52,8 @@ export function ruleProblem(rule: unknown): string | undefined {
       continue;
     }
     for (const [operator, args] of Object.entries(node)) {
-      if (operator === '$ref') return `names the shared rule ${JSON.stringify(args)}, which $evaluators does not define`;
+      if (operator === '$ref')
+        return `names the shared rule ${JSON.stringify(args)}, which $evaluators does not define`;
       if (!OPERATORS.has(operator)) return `uses "${operator}", which is not a JsonLogic or flagd operator`;
       pending.push(args);
     }
@@ -46,7 +61,8 @@ export function ruleProblem(rule: unknown): string | undefined {
   return undefined;
 }
 
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /**
  * Why flagd could not serve this flag as written, checked as flagd checks a flag it loads (its
@@ -57,9 +73,14 @@ export function servingProblem(key: string, flag: unknown, evaluators: unknown):
   if (!isObject(flag)) return 'is not a JSON object';
   if (nestsDeeperThan(flag, MAX_FLAG_DEPTH)) return `nests deeper than ${MAX_FLAG_DEPTH} levels`;
   if (flag.state !== 'ENABLED' && flag.state !== 'DISABLED') return 'state must be "ENABLED" or "DISABLED"';
-  if (!isObject(flag.variants) || Object.keys(flag.variants).length === 0) return 'variants must be an object naming at least one variant';
+  if (!isObject(flag.variants) || Object.keys(flag.variants).length === 0)
+    return 'variants must be an object naming at least one variant';
   const { defaultVariant } = flag;
-  if (defaultVariant !== undefined && defaultVariant !== null && (typeof defaultVariant !== 'string' || !Object.hasOwn(flag.variants, defaultVariant))) {
+  if (
+    defaultVariant !== undefined &&
+    defaultVariant !== null &&
+    (typeof defaultVariant !== 'string' || !Object.hasOwn(flag.variants, defaultVariant))
+  ) {
     return 'defaultVariant must name one of the variants, or be null';
   }
   // flagd reads a null targeting as none.
@@ -75,7 +96,11 @@ export function servingProblem(key: string, flag: unknown, evaluators: unknown):
  * Only the named flags are parsed, so a change of one flag costs one flag, whatever the document
  * holds. The caller has checked each with `servingProblem`.
  */
-export function compileFlags(document: FlagdDocument, keys: Iterable<string>, logger: OpenFeatureLogger = SILENT): Map<string, FeatureFlag> {
+export function compileFlags(
+  document: FlagdDocument,
+  keys: Iterable<string>,
+  logger: OpenFeatureLogger = SILENT,
+): Map<string, FeatureFlag> {
   const flags: Record<string, FlagDefinition> = {};
   for (const key of keys) if (Object.hasOwn(document.flags, key)) flags[key] = document.flags[key]!;
   const storage = new MemoryStorage(logger);
@@ -88,11 +113,15 @@ export function compileFlags(document: FlagdDocument, keys: Iterable<string>, lo
  * compiled as flagd would read it beside the document's `$evaluators`.
  */
 export function compileFlag(key: string, definition: FlagDefinition, evaluators?: unknown): FeatureFlag {
-  return compileFlags({ ...(evaluators ? { $evaluators: evaluators as Record<string, unknown> } : {}), flags: { [key]: definition } }, [key]).get(key)!;
+  return compileFlags(
+    { ...(evaluators ? { $evaluators: evaluators as Record<string, unknown> } : {}), flags: { [key]: definition } },
+    [key],
+  ).get(key)!;
 }
 
 /** Whether flagd-core could not build a compiled flag's rule (it then answers PARSE_ERROR for every context). */
-export const targetingUnparsable = (flag: FeatureFlag): boolean => flag.evaluate({}).errorCode === 'PARSE_ERROR';
+export const targetingUnparsable = (flag: FeatureFlag): boolean =>
+  flag.evaluate({}).errorCode === ErrorCode.PARSE_ERROR;
 
 /**
  * The app's one evaluation engine: flagd-core's evaluator over flags compiled one at a time. The
@@ -155,12 +184,23 @@ export class FlagdEngine {
     return this.unservable;
   }
 
-  resolve<T extends FlagValue>(type: FlagValueType, key: string, defaultValue: T, context: EvaluationContext): ResolutionDetails<T> {
+  resolve<T extends FlagValue>(
+    type: FlagValueType,
+    key: string,
+    defaultValue: T,
+    context: EvaluationContext,
+  ): ResolutionDetails<T> {
     const problem = this.unservable.get(key);
     if (problem !== undefined) {
-      return { value: defaultValue, reason: 'ERROR', errorCode: ErrorCode.PARSE_ERROR, errorMessage: `flag "${key}" ${problem}`, flagMetadata: this.metadata };
+      return {
+        value: defaultValue,
+        reason: 'ERROR',
+        errorCode: ErrorCode.PARSE_ERROR,
+        errorMessage: `flag "${key}" ${problem}`,
+        flagMetadata: this.metadata,
+      };
     }
-    return this.core.resolve(type, key, defaultValue, context) as ResolutionDetails<T>;
+    return this.core.resolve(type, key, defaultValue, context);
   }
 
   private compile(document: FlagdDocument, keys: string[], problems: Map<string, string>): Map<string, FeatureFlag> {

@@ -22,7 +22,9 @@ const SPLIT_SENTINEL = '__rollout__';
 
 /** The default, in words: a variant, or none (the code's safe default). */
 function defaultOf(definition: FlagDefinition): string {
-  return typeof definition.defaultVariant === 'string' ? `the default variant (${definition.defaultVariant})` : "no default variant: the code's safe default";
+  return typeof definition.defaultVariant === 'string'
+    ? `the default variant (${definition.defaultVariant})`
+    : "no default variant: the code's safe default";
 }
 
 /** A copy of some JsonLogic with every `fractional` rule replaced by the sentinel variant. */
@@ -63,12 +65,21 @@ function shareInWords(rollout: Share[], variant: string | undefined): string {
  * editor and here alike), as flagd evaluates them: one rule per variant given to listed viewers,
  * then one per group, in order; the first that matches decides.
  */
-function ruleThatMatched(rules: TargetingRules, context: EvaluationContext): { rule: number; of: number; words: string } | undefined {
+function ruleThatMatched(
+  rules: TargetingRules,
+  context: EvaluationContext,
+): { rule: number; of: number; words: string } | undefined {
   const listed = new Map<string, string[]>();
   for (const { key, variant } of rules.overrides) listed.set(variant, [...(listed.get(variant) ?? []), key]);
   const ordered = [
-    ...[...listed.values()].map((keys) => ({ matches: keys.includes(String(context.targetingKey)), words: 'the viewer is listed by key' })),
-    ...rules.groups.map(({ group }) => ({ matches: Array.isArray(context.groups) && context.groups.includes(group), words: `in group ${group}` })),
+    ...[...listed.values()].map((keys) => ({
+      matches: keys.includes(String(context.targetingKey)),
+      words: 'the viewer is listed by key',
+    })),
+    ...rules.groups.map(({ group }) => ({
+      matches: Array.isArray(context.groups) && context.groups.includes(group),
+      words: `in group ${group}`,
+    })),
   ];
   const index = ordered.findIndex((rule) => rule.matches);
   return index < 0 ? undefined : { rule: index + 1, of: ordered.length, words: ordered[index]!.words };
@@ -78,18 +89,29 @@ function ruleThatMatched(rules: TargetingRules, context: EvaluationContext): { r
  * Which rule decided, in words: the first rule that matches (numbered), a rollout's share, or the
  * default. For a flag's own reason (DISABLED, STATIC, ...) the sentence says what it means.
  */
-function because(definition: FlagDefinition | undefined, reason: string, variant: string | undefined, context: EvaluationContext, sourceKind: string): string {
-  if (!definition) return reason === 'ERROR' ? 'the flag is missing or failed: the safe default' : `decided by ${sourceKind} (${reason})`;
+function because(
+  definition: FlagDefinition | undefined,
+  reason: string,
+  variant: string | undefined,
+  context: EvaluationContext,
+  sourceKind: string,
+): string {
+  if (!definition)
+    return reason === 'ERROR'
+      ? 'the flag is missing or failed: the safe default'
+      : `decided by ${sourceKind} (${reason})`;
   if (reason === 'DISABLED') return 'the flag is disabled: the safe default for everyone';
   if (reason === 'ERROR') return 'the evaluation failed: the safe default';
   const targeting = definition.targeting;
   if (!targeting || Object.keys(targeting).length === 0) return `no targeting: ${defaultOf(definition)}`;
   const rules = parseTargeting(targeting);
-  if (!rules) return reason === 'DEFAULT' ? `custom targeting gave no variant: ${defaultOf(definition)}` : 'custom targeting';
+  if (!rules)
+    return reason === 'DEFAULT' ? `custom targeting gave no variant: ${defaultOf(definition)}` : 'custom targeting';
   const matched = ruleThatMatched(rules, context);
   if (matched) return `${matched.words} (rule ${matched.rule} of ${matched.of})`;
   const noRules = rules.overrides.length === 0 && rules.groups.length === 0;
-  if (rules.rollout) return noRules ? shareInWords(rules.rollout, variant) : `no rule matched; ${shareInWords(rules.rollout, variant)}`;
+  if (rules.rollout)
+    return noRules ? shareInWords(rules.rollout, variant) : `no rule matched; ${shareInWords(rules.rollout, variant)}`;
   return `no rule matched: ${defaultOf(definition)}`;
 }
 

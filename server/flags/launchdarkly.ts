@@ -33,10 +33,26 @@ type LaunchDarklyOpenFeatureProvider = {
   readonly events: OpenFeatureEventEmitter;
   initialize(): Promise<void>;
   onClose(): Promise<void>;
-  resolveBooleanEvaluation(key: string, defaultValue: boolean, context: EvaluationContext): Promise<ResolutionDetails<boolean>>;
-  resolveStringEvaluation(key: string, defaultValue: string, context: EvaluationContext): Promise<ResolutionDetails<string>>;
-  resolveNumberEvaluation(key: string, defaultValue: number, context: EvaluationContext): Promise<ResolutionDetails<number>>;
-  resolveObjectEvaluation<T extends JsonValue>(key: string, defaultValue: T, context: EvaluationContext): Promise<ResolutionDetails<T>>;
+  resolveBooleanEvaluation(
+    key: string,
+    defaultValue: boolean,
+    context: EvaluationContext,
+  ): Promise<ResolutionDetails<boolean>>;
+  resolveStringEvaluation(
+    key: string,
+    defaultValue: string,
+    context: EvaluationContext,
+  ): Promise<ResolutionDetails<string>>;
+  resolveNumberEvaluation(
+    key: string,
+    defaultValue: number,
+    context: EvaluationContext,
+  ): Promise<ResolutionDetails<number>>;
+  resolveObjectEvaluation<T extends JsonValue>(
+    key: string,
+    defaultValue: T,
+    context: EvaluationContext,
+  ): Promise<ResolutionDetails<T>>;
 };
 
 /**
@@ -63,7 +79,9 @@ class BoundedLaunchDarklyProvider implements FlagsProvider {
 
   constructor(private readonly options: LaunchDarklySourceOptions) {
     const log = options.logger.child({ component: 'launchdarkly' });
-    this.inner = new (LaunchDarklyProvider as new (key: string, options: LDOptions, timeout: number) => LaunchDarklyOpenFeatureProvider)(
+    this.inner = new (
+      LaunchDarklyProvider as new (key: string, options: LDOptions, timeout: number) => LaunchDarklyOpenFeatureProvider
+    )(
       options.sdkKey,
       {
         logger: {
@@ -77,7 +95,9 @@ class BoundedLaunchDarklyProvider implements FlagsProvider {
       // The SDK's own wait runs on in the background for as long as it takes.
       24 * 3600,
     );
-    this.inner.events.addHandler(ProviderEvents.ConfigurationChanged, (details) => this.changed([...changedKeys(details, pageFlagKeys)]));
+    this.inner.events.addHandler(ProviderEvents.ConfigurationChanged, (details) =>
+      this.changed([...changedKeys(details, pageFlagKeys)]),
+    );
   }
 
   private changed(keys: string[]): void {
@@ -126,20 +146,42 @@ class BoundedLaunchDarklyProvider implements FlagsProvider {
     await this.inner.onClose();
   }
 
-  resolve<T extends FlagValue>(type: FlagValueType, key: string, defaultValue: T, context: EvaluationContext): Promise<ResolutionDetails<T>> {
+  resolve<T extends FlagValue>(
+    type: FlagValueType,
+    key: string,
+    defaultValue: T,
+    context: EvaluationContext,
+  ): Promise<ResolutionDetails<T>> {
     switch (type) {
       case 'boolean':
-        return this.inner.resolveBooleanEvaluation(key, defaultValue as boolean, context) as Promise<ResolutionDetails<T>>;
+        return this.inner.resolveBooleanEvaluation(key, defaultValue as boolean, context) as Promise<
+          ResolutionDetails<T>
+        >;
       case 'string':
-        return this.inner.resolveStringEvaluation(key, defaultValue as string, context) as Promise<ResolutionDetails<T>>;
+        return this.inner.resolveStringEvaluation(key, defaultValue as string, context) as Promise<
+          ResolutionDetails<T>
+        >;
       case 'number':
-        return this.inner.resolveNumberEvaluation(key, defaultValue as number, context) as Promise<ResolutionDetails<T>>;
-      default:
-        return this.inner.resolveObjectEvaluation(key, defaultValue as JsonValue, context) as Promise<ResolutionDetails<T>>;
+        return this.inner.resolveNumberEvaluation(key, defaultValue as number, context) as Promise<
+          ResolutionDetails<T>
+        >;
+      default: {
+        const resolved: Promise<ResolutionDetails<JsonValue>> = this.inner.resolveObjectEvaluation(
+          key,
+          defaultValue,
+          context,
+        );
+        return resolved as Promise<ResolutionDetails<T>>;
+      }
     }
   }
 
-  resolveBooleanEvaluation(key: string, defaultValue: boolean, context: EvaluationContext, _logger?: OpenFeatureLogger) {
+  resolveBooleanEvaluation(
+    key: string,
+    defaultValue: boolean,
+    context: EvaluationContext,
+    _logger?: OpenFeatureLogger,
+  ) {
     return this.inner.resolveBooleanEvaluation(key, defaultValue, context);
   }
   resolveStringEvaluation(key: string, defaultValue: string, context: EvaluationContext, _logger?: OpenFeatureLogger) {
@@ -148,7 +190,12 @@ class BoundedLaunchDarklyProvider implements FlagsProvider {
   resolveNumberEvaluation(key: string, defaultValue: number, context: EvaluationContext, _logger?: OpenFeatureLogger) {
     return this.inner.resolveNumberEvaluation(key, defaultValue, context);
   }
-  resolveObjectEvaluation<T extends JsonValue>(key: string, defaultValue: T, context: EvaluationContext, _logger?: OpenFeatureLogger) {
+  resolveObjectEvaluation<T extends JsonValue>(
+    key: string,
+    defaultValue: T,
+    context: EvaluationContext,
+    _logger?: OpenFeatureLogger,
+  ) {
     return this.inner.resolveObjectEvaluation(key, defaultValue, context);
   }
 }

@@ -1,5 +1,7 @@
 import {
+  ErrorCode,
   GeneralError,
+  StandardResolutionReasons,
   OpenFeatureEventEmitter,
   ProviderEvents,
   ProviderStatus,
@@ -36,7 +38,12 @@ export interface FlagEvaluator {
  * for all).
  */
 export function isContextFree(details: ResolutionDetails<FlagValue>): boolean {
-  return details.reason === 'STATIC' || details.reason === 'DISABLED' || details.errorCode === 'FLAG_NOT_FOUND' || details.errorCode === 'PARSE_ERROR';
+  return (
+    details.reason === StandardResolutionReasons.STATIC ||
+    details.reason === StandardResolutionReasons.DISABLED ||
+    details.errorCode === ErrorCode.FLAG_NOT_FOUND ||
+    details.errorCode === ErrorCode.PARSE_ERROR
+  );
 }
 
 /** A resolution's value, or the flag's safe default when it failed or gave none. */
@@ -135,7 +142,10 @@ export class FlagRepositoryProvider implements FlagsProvider {
 
   private report(problems: Map<string, string>): void {
     for (const [key, problem] of problems) {
-      this.logger.error({ flag: key, problem }, `flag "${key}" ${problem}: it is not served, and answers its safe default (PARSE_ERROR)`);
+      this.logger.error(
+        { flag: key, problem },
+        `flag "${key}" ${problem}: it is not served, and answers its safe default (PARSE_ERROR)`,
+      );
     }
   }
 

@@ -35,4 +35,5 @@ export function followReadiness(client: Client, source: string): () => Readiness
 }
 
 /** Where the flags come from, in the words readiness and the admin page use. */
-export const sourceName = (kind: 'file' | 'redis' | 'launchdarkly') => (kind === 'launchdarkly' ? 'LaunchDarkly' : `the ${kind} store`);
+export const sourceName = (kind: 'file' | 'redis' | 'launchdarkly') =>
+  kind === 'launchdarkly' ? 'LaunchDarkly' : `the ${kind} store`;

@@ -153,7 +153,9 @@ export class FlagRepository {
   update(key: string, updater: FlagUpdater, options: UpdateOptions): Promise<FlagRecord> {
     return this.queue.run(async () => {
       if (!this.loaded) {
-        throw new ServiceUnavailableError(`The flags could not be loaded (${this.state.message ?? 'still loading'}): fix that before writing; nothing was changed.`);
+        throw new ServiceUnavailableError(
+          `The flags could not be loaded (${this.state.message ?? 'still loading'}): fix that before writing; nothing was changed.`,
+        );
       }
       for (let attempt = 0; attempt < 20; attempt++) {
         const current = this.get(key);
@@ -167,17 +169,33 @@ export class FlagRepository {
         const next = updater(current.definition);
         // A write that changes nothing is not a write: no new version, no audit line, no push.
         if (isDeepStrictEqual(next, current.definition)) return current;
-        const change: FlagChange = { key, version: current.version + 1, before: current.definition, after: next, actor: options.actor, at: new Date().toISOString() };
+        const change: FlagChange = {
+          key,
+          version: current.version + 1,
+          before: current.definition,
+          after: next,
+          actor: options.actor,
+          at: new Date().toISOString(),
+        };
         const entry = toAuditEntry(change);
         const document: FlagdDocument = { ...this.doc, flags: { ...this.doc.flags, [key]: next } };
         const stamps: VersionTable = { ...this.stamps, [key]: { version: change.version, hash: definitionHash(next) } };
-        const result = await this.backend.compareAndSet({ key, expected: current.version, entry, document, versions: stamps });
+        const result = await this.backend.compareAndSet({
+          key,
+          expected: current.version,
+          entry,
+          document,
+          versions: stamps,
+        });
         if (result.outcome === 'stale') {
           await this.reload();
           continue;
         }
         if (result.outcome === 'conflict') {
-          this.applyOne(key, result.current?.definition, result.current?.version, { source: 'system', name: `reload from ${this.kind}` });
+          this.applyOne(key, result.current?.definition, result.current?.version, {
+            source: 'system',
+            name: `reload from ${this.kind}`,
+          });
           continue;
         }
         const previous = { doc: this.doc, stamps: this.stamps };
@@ -247,7 +265,10 @@ export class FlagRepository {
     const first = !this.loaded;
     this.loaded = true;
     if (this.state.status !== ProviderStatus.READY) this.setStatus({ status: ProviderStatus.READY });
-    this.logger.info({ flags: Object.keys(this.doc.flags).length, changed: changes.length }, first ? `flags loaded from ${this.kind}` : `flags reloaded from ${this.kind}`);
+    this.logger.info(
+      { flags: Object.keys(this.doc.flags).length, changed: changes.length },
+      first ? `flags loaded from ${this.kind}` : `flags reloaded from ${this.kind}`,
+    );
     this.announce(changes);
   }
 
@@ -256,11 +277,16 @@ export class FlagRepository {
     const at = new Date().toISOString();
     const stamps: VersionTable = { ...this.stamps };
     const changes: FlagChange[] = [];
-    for (const key of new Set([...Object.keys(this.stamps), ...Object.keys(this.doc.flags), ...Object.keys(snapshot.document.flags)])) {
+    for (const key of new Set([
+      ...Object.keys(this.stamps),
+      ...Object.keys(this.doc.flags),
+      ...Object.keys(snapshot.document.flags),
+    ])) {
       const after = snapshot.document.flags[key];
       const { changed, stamp } = decide(stamps[key], after, snapshot.versions?.[key]);
       if (stamp) stamps[key] = stamp;
-      if (changed) changes.push({ key, version: stamp!.version, before: this.doc.flags[key], after, actor: snapshot.actor, at });
+      if (changed)
+        changes.push({ key, version: stamp!.version, before: this.doc.flags[key], after, actor: snapshot.actor, at });
     }
     this.stamps = stamps;
     return changes;
@@ -272,9 +298,15 @@ export class FlagRepository {
    * several instances seeding at once, one seed wins.
    */
   private async seedEmptyBackend(): Promise<BackendSnapshot> {
-    await this.backend.seed(this.loaded ? { document: this.doc, versions: this.stamps, audit: this.auditEntries.slice().reverse() } : defaultSeed(this.defaults()));
+    await this.backend.seed(
+      this.loaded
+        ? { document: this.doc, versions: this.stamps, audit: this.auditEntries.slice().reverse() }
+        : defaultSeed(this.defaults()),
+    );
     this.logger[this.loaded ? 'warn' : 'info'](
-      this.loaded ? `${this.kind} came back empty: seeded it with this instance's last known flags` : `${this.kind} held no flags: seeded it with the default flags`,
+      this.loaded
+        ? `${this.kind} came back empty: seeded it with this instance's last known flags`
+        : `${this.kind} held no flags: seeded it with the default flags`,
     );
     const snapshot = await this.backend.load();
     if (!snapshot) throw new Error(`${this.kind} is still empty after seeding it`);
@@ -282,12 +314,25 @@ export class FlagRepository {
   }
 
   /** One flag as the backend has it now (another instance's write), by the same rule. */
-  private applyOne(key: string, after: FlagDefinition | undefined, backendVersion: number | undefined, actor: Actor, entry?: AuditEntry): void {
+  private applyOne(
+    key: string,
+    after: FlagDefinition | undefined,
+    backendVersion: number | undefined,
+    actor: Actor,
+    entry?: AuditEntry,
+  ): void {
     const { changed, stamp } = decide(this.stamps[key], after, backendVersion);
     if (!stamp) return;
     this.stamps = { ...this.stamps, [key]: stamp };
     if (!changed) return;
-    const change: FlagChange = { key, version: stamp.version, before: this.doc.flags[key], after, actor, at: entry?.at ?? new Date().toISOString() };
+    const change: FlagChange = {
+      key,
+      version: stamp.version,
+      before: this.doc.flags[key],
+      after,
+      actor,
+      at: entry?.at ?? new Date().toISOString(),
+    };
     const flags = { ...this.doc.flags };
     if (after) flags[key] = after;
     else delete flags[key];
@@ -345,7 +390,11 @@ export function defaultSeed(document: FlagdDocument): BackendSeed {
   const flags = Object.entries(document.flags);
   return {
     document,
-    versions: Object.fromEntries(flags.map(([key, definition]) => [key, { version: 1, hash: definitionHash(definition) }])),
-    audit: flags.map(([key, definition]) => toAuditEntry({ key, version: 1, before: undefined, after: definition, actor, at })),
+    versions: Object.fromEntries(
+      flags.map(([key, definition]) => [key, { version: 1, hash: definitionHash(definition) }]),
+    ),
+    audit: flags.map(([key, definition]) =>
+      toAuditEntry({ key, version: 1, before: undefined, after: definition, actor, at }),
+    ),
   };
 }

@@ -1,4 +1,3 @@
-
 import type { FlagDefinition } from '../../protocol/wire.js';
 
 /** One flag in flagd's format: typed once, for the server and the pages (protocol/wire.js). */

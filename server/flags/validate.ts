@@ -12,19 +12,21 @@ const jsonObject = z.record(z.string(), z.json());
 
 // A flag's members, as flagd defines them. Anything else is refused: a misspelt "targetting"
 // would otherwise be kept and silently do nothing.
-const flagSchema = z.strictObject(
-  {
-    state: z.enum(['ENABLED', 'DISABLED'], { error: 'must be "ENABLED" or "DISABLED"' }),
-    variants: z
-      .record(z.string(), z.json(), { error: 'must be an object of variant name to value' })
-      .refine((variants) => Object.keys(variants).length > 0, 'must name at least one variant')
-      .refine((variants) => !Object.hasOwn(variants, ''), 'variant names must not be empty'),
-    // Absent or null: the code's default value (flagd's own meaning).
-    defaultVariant: z.string({ error: 'must be the name of one of the variants, or null' }).nullable().optional(),
-    targeting: jsonObject.optional().or(z.undefined()),
-    metadata: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]), { error: 'must be an object of strings, numbers and booleans' }).optional(),
-  },
-);
+const flagSchema = z.strictObject({
+  state: z.enum(['ENABLED', 'DISABLED'], { error: 'must be "ENABLED" or "DISABLED"' }),
+  variants: z
+    .record(z.string(), z.json(), { error: 'must be an object of variant name to value' })
+    .refine((variants) => Object.keys(variants).length > 0, 'must name at least one variant')
+    .refine((variants) => !Object.hasOwn(variants, ''), 'variant names must not be empty'),
+  // Absent or null: the code's default value (flagd's own meaning).
+  defaultVariant: z.string({ error: 'must be the name of one of the variants, or null' }).nullable().optional(),
+  targeting: jsonObject.optional().or(z.undefined()),
+  metadata: z
+    .record(z.string(), z.union([z.string(), z.number(), z.boolean()]), {
+      error: 'must be an object of strings, numbers and booleans',
+    })
+    .optional(),
+});
 
 function typeOf(value: JsonValue): FlagValueType | 'null' {
   if (value === null) return 'null';
@@ -73,8 +75,15 @@ function checkFlagdSchema(document: unknown, prefix: string): void {
     // Not a schema error (a value JSON cannot hold): the candidate as a whole is at fault.
     if (issues.length === 0) throw new FlagValidationError('', `is not valid flagd (${text})`);
     const deepest = issues.reduce((a, b) => (b.instancePath.length > a.instancePath.length ? b : a));
-    const field = deepest.instancePath.split('/').slice(1).map((step) => step.replace(/~1/g, '/').replace(/~0/g, '~')).join('.');
-    throw new FlagValidationError(field.startsWith(prefix) ? field.slice(prefix.length) : field, `does not follow flagd's schema: ${deepest.message}`);
+    const field = deepest.instancePath
+      .split('/')
+      .slice(1)
+      .map((step) => step.replace(/~1/g, '/').replace(/~0/g, '~'))
+      .join('.');
+    throw new FlagValidationError(
+      field.startsWith(prefix) ? field.slice(prefix.length) : field,
+      `does not follow flagd's schema: ${deepest.message}`,
+    );
   }
 }
 
@@ -97,7 +106,10 @@ function checkTargetingVariants(definition: FlagDefinition): void {
   const variants = new Set(Object.keys(definition.variants));
   const named = (value: unknown, field: string) => {
     if (typeof value === 'string' && !variants.has(value)) {
-      throw new FlagValidationError(field, `names the variant "${value}", which the flag does not have (${[...variants].join(', ')})`);
+      throw new FlagValidationError(
+        field,
+        `names the variant "${value}", which the flag does not have (${[...variants].join(', ')})`,
+      );
     }
   };
   // A list is walked as an object of its indexes: its items' fields are `rule.0`, `rule.1`, ...
@@ -114,7 +126,10 @@ function checkTargetingVariants(definition: FlagDefinition): void {
           const weight: unknown = bucket[1];
           if (weight !== null && typeof weight === 'object') return walk(weight, `${at}.${index}.1`);
           if (bucket.length > 1 && !(Number.isInteger(weight) && (weight as number) >= 0)) {
-            throw new FlagValidationError(`${at}.${index}.1`, `must be a whole number of 0 or more (a rollout's weights are relative shares), not ${JSON.stringify(weight)}`);
+            throw new FlagValidationError(
+              `${at}.${index}.1`,
+              `must be a whole number of 0 or more (a rollout's weights are relative shares), not ${JSON.stringify(weight)}`,
+            );
           }
         });
       } else if (operator === 'if' && Array.isArray(args)) {
@@ -139,7 +154,9 @@ function usedEvaluators(rule: unknown, evaluators: unknown): Record<string, unkn
   const used: Record<string, unknown> = {};
   let texts = [JSON.stringify(rule)];
   while (texts.length > 0) {
-    const found = Object.keys(shared).filter((name) => !Object.hasOwn(used, name) && texts.some((text) => text.includes(`{"$ref":${JSON.stringify(name)}}`)));
+    const found = Object.keys(shared).filter(
+      (name) => !Object.hasOwn(used, name) && texts.some((text) => text.includes(`{"$ref":${JSON.stringify(name)}}`)),
+    );
     for (const name of found) used[name] = shared[name];
     texts = found.map((name) => JSON.stringify(shared[name]));
   }
@@ -172,10 +189,11 @@ export function validateFlagDefinition(
   /** The document's shared rules (`$evaluators`), which a targeting rule may name with `$ref`. */
   evaluators?: unknown,
 ): FlagDefinition {
-  if (nestsDeeperThan(candidate, MAX_FLAG_DEPTH)) throw new FlagValidationError('', `nests deeper than ${MAX_FLAG_DEPTH} levels`);
+  if (nestsDeeperThan(candidate, MAX_FLAG_DEPTH))
+    throw new FlagValidationError('', `nests deeper than ${MAX_FLAG_DEPTH} levels`);
   const parsed = flagSchema.safeParse(candidate);
   if (!parsed.success) throw firstIssue(parsed.error, candidate);
-  const definition = parsed.data as FlagDefinition;
+  const definition = parsed.data;
   if (definition.targeting === undefined) delete definition.targeting;
   if (definition.metadata === undefined) delete definition.metadata;
   if (definition.defaultVariant === undefined) delete definition.defaultVariant;
@@ -221,7 +239,11 @@ const documentSchema = z.looseObject({
   $schema: z.string().optional(),
   flags: z.record(z.string(), z.unknown(), { error: 'the document must have a "flags" object' }),
   $evaluators: z.record(z.string(), z.unknown(), { error: 'must be an object of rule name to JsonLogic' }).optional(),
-  metadata: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]), { error: 'must be an object of strings, numbers and booleans' }).optional(),
+  metadata: z
+    .record(z.string(), z.union([z.string(), z.number(), z.boolean()]), {
+      error: 'must be an object of strings, numbers and booleans',
+    })
+    .optional(),
 });
 
 /**
@@ -236,7 +258,8 @@ export function readFlagDocument(candidate: unknown): FlagdDocument {
   const parsed = documentSchema.safeParse(candidate);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    if (issue.path.length === 0) throw new FlagValidationError('', 'a flag document must be a JSON object with a "flags" object');
+    if (issue.path.length === 0)
+      throw new FlagValidationError('', 'a flag document must be a JSON object with a "flags" object');
     // The document's own members are checked one level deep: the member is the field.
     throw new FlagValidationError(String(issue.path[0]), issue.message);
   }

@@ -10,7 +10,9 @@ export function probeRoutes(deps: { readiness: () => Readiness; metrics: Metrics
   });
   router.get('/readyz', (_req, res) => {
     const readiness = deps.readiness();
-    res.status(readiness.ready ? 200 : 503).json({ status: readiness.ready ? 'ready' : 'not ready', detail: readiness.detail });
+    res
+      .status(readiness.ready ? 200 : 503)
+      .json({ status: readiness.ready ? 'ready' : 'not ready', detail: readiness.detail });
   });
   router.get('/metrics', async (_req, res) => {
     res.set('Content-Type', deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());

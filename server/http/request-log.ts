@@ -11,7 +11,10 @@ import type { Logger } from '../observability/logger.js';
 export function requestLog(logger: Logger): RequestHandler {
   const log = pinoHttp({
     logger,
-    autoLogging: { ignore: (req) => ['/healthz', '/readyz', '/metrics'].includes(req.url ?? '') || /^\/(static|protocol)\//.test(req.url ?? '') },
+    autoLogging: {
+      ignore: (req) =>
+        ['/healthz', '/readyz', '/metrics'].includes(req.url ?? '') || /^\/(static|protocol)\//.test(req.url ?? ''),
+    },
     customLogLevel: (_req, res, error) => {
       // A page told to come back on its turn (503 + Refetch-Turn) is pacing at work, not a failure.
       if (res.statusCode === 503 && res.hasHeader(REFETCH_TURN_HEADER)) return 'info';

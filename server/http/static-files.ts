@@ -9,6 +9,9 @@ export function staticFiles(): Router {
   // At the root, so that a page's module (/static/js/feed.js) reaches it as ../../protocol/, as on disk.
   router.use('/protocol', express.static(protocolDir, { maxAge: '5m', index: false }));
   // uPlot, ~50 KB, from npm.
-  router.use('/static/vendor/uplot', express.static(path.join(projectRoot, 'node_modules/uplot/dist'), { maxAge: '1d', index: false }));
+  router.use(
+    '/static/vendor/uplot',
+    express.static(path.join(projectRoot, 'node_modules/uplot/dist'), { maxAge: '1d', index: false }),
+  );
   return router;
 }

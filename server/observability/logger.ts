@@ -12,7 +12,15 @@ export function createLogger(level: LevelWithSilent, destination?: pino.Destinat
       level,
       base: { app: 'killswitch' },
       redact: {
-        paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-csrf-token"]', 'res.headers["set-cookie"]', '*.token', 'token', 'adminToken'],
+        paths: [
+          'req.headers.authorization',
+          'req.headers.cookie',
+          'req.headers["x-csrf-token"]',
+          'res.headers["set-cookie"]',
+          '*.token',
+          'token',
+          'adminToken',
+        ],
         censor: '[redacted]',
       },
     },

@@ -18,7 +18,10 @@ export function guardProcess(deps: {
 }): () => void {
   const onRejection = (reason: unknown) => {
     deps.counted('unhandled_rejection');
-    deps.logger.error({ err: reason }, 'a promise was rejected and nobody handled it (a bug): logged, and the server keeps serving');
+    deps.logger.error(
+      { err: reason },
+      'a promise was rejected and nobody handled it (a bug): logged, and the server keeps serving',
+    );
   };
   const onException = (error: unknown) => {
     deps.counted('uncaught_exception');

@@ -6,13 +6,23 @@ import type { Principal } from '../access/tokens.js';
 import { createStatsSampler } from '../admin/stats.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { AdminState, ClientToServerEvents, InterServerEvents, ServerToClientEvents, SocketData } from './events.js';
+import type {
+  AdminState,
+  ClientToServerEvents,
+  InterServerEvents,
+  ServerToClientEvents,
+  SocketData,
+} from './events.js';
 import type { AppIo } from './io.js';
 
 type AppSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 
 export interface AdminAccess {
-  authorize(handshake: { auth: Record<string, unknown> | undefined; headers: IncomingHttpHeaders; address: string }): Promise<SocketCredential | { refused: string }>;
+  authorize(handshake: {
+    auth: Record<string, unknown> | undefined;
+    headers: IncomingHttpHeaders;
+    address: string;
+  }): Promise<SocketCredential | { refused: string }>;
   isCurrent(principal: Principal): boolean;
   /** Tokens changed (one created or revoked, here or on another instance). */
   onChange(listener: () => void): void;
@@ -38,7 +48,7 @@ export interface AdminChannel {
   join(socket: AppSocket): void;
   /** Pushes the admin pages' state again (soon, coalesced, after the pushes to browsers queued so far). */
   announceState(): void;
-  announceBrowsers(total: number): void;
+  announceBrowsers: (total: number) => void;
   close(): void;
 }
 
@@ -72,7 +82,9 @@ export function createAdminChannel(deps: {
     for (const socket of io.of('/').sockets.values()) {
       const { principal } = socket.data;
       if (!principal || deps.access.isCurrent(principal)) continue;
-      socket.emit('admin_denied', { message: `The token "${principal.name}" was revoked: the admin channel is closed.` });
+      socket.emit('admin_denied', {
+        message: `The token "${principal.name}" was revoked: the admin channel is closed.`,
+      });
       // A server-side disconnect (after the event, in order): the client does not reconnect by itself.
       socket.disconnect();
     }
@@ -89,9 +101,10 @@ export function createAdminChannel(deps: {
   return {
     authorize(socket, next) {
       const { handshake } = socket;
-      deps.access.authorize({ auth: handshake.auth as Record<string, unknown> | undefined, headers: handshake.headers, address: socket.data.address }).then(
+      deps.access.authorize({ auth: handshake.auth, headers: handshake.headers, address: socket.data.address }).then(
         (result) => {
-          if ('refused' in result) return next(Object.assign(new Error(result.refused), { data: { reason: 'unauthorized' } }));
+          if ('refused' in result)
+            return next(Object.assign(new Error(result.refused), { data: { reason: 'unauthorized' } }));
           socket.data.principal = result.principal;
           if (result.session) socket.data.session = result.session;
           next();

@@ -6,11 +6,11 @@ const PEER_TTL_MS = 15_000;
 
 export interface ClusterCount {
   /** Browsers connected across every instance (this one alone without Redis). */
-  total(): number;
+  total: () => number;
   /** This instance's own count changed: tell the peers and the listener (coalesced). */
   changed(): void;
   /** Who hears the total when it may have changed (the admin pages). */
-  onTotal(listener: (total: number) => void): void;
+  onTotal: (listener: (total: number) => void) => void;
   close(): void;
 }
 

@@ -8,7 +8,11 @@ import type { ClientToServerEvents, InterServerEvents, ServerToClientEvents, Soc
 export type AppIo = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 
 /** Wraps these methods of a Redis client so that a failure is logged (debug), never unhandled; the caller still gets the promise. */
-function catchEveryCall(client: Redis, methods: ('publish' | 'subscribe' | 'psubscribe' | 'unsubscribe' | 'punsubscribe')[], logger: Logger): void {
+function catchEveryCall(
+  client: Redis,
+  methods: ('publish' | 'subscribe' | 'psubscribe' | 'unsubscribe' | 'punsubscribe')[],
+  logger: Logger,
+): void {
   for (const method of methods) {
     const call = (client[method] as (...args: unknown[]) => Promise<unknown>).bind(client);
     (client as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
@@ -24,7 +28,10 @@ function catchEveryCall(client: Redis, methods: ('publish' | 'subscribe' | 'psub
  * the app exists). With Redis, its adapter carries what must cross instances (the cluster's
  * browser counts; flag pushes are per instance, each evaluating its own viewers).
  */
-export function createIo(deps: { redisUrl?: string | undefined; logger: Logger }): { io: AppIo; closeAdapter(): void } {
+export function createIo(deps: { redisUrl?: string | undefined; logger: Logger }): {
+  io: AppIo;
+  closeAdapter: () => void;
+} {
   const io: AppIo = new Server({
     serveClient: true,
     // Off: it costs CPU and memory per socket and defeats the pre-encoded broadcast frame.
@@ -37,7 +44,12 @@ export function createIo(deps: { redisUrl?: string | undefined; logger: Logger }
   const clients: Redis[] = [];
   if (deps.redisUrl) {
     const pub = createRedisClient(deps.redisUrl, { logger: deps.logger, name: 'socket.io adapter', lazy: false });
-    const sub = createRedisClient(deps.redisUrl, { logger: deps.logger, name: 'socket.io adapter subscriber', subscriber: true, lazy: false });
+    const sub = createRedisClient(deps.redisUrl, {
+      logger: deps.logger,
+      name: 'socket.io adapter subscriber',
+      subscriber: true,
+      lazy: false,
+    });
     // The adapter never catches its own commands: a failed publish (while Redis is down), or the
     // (un)subscriptions it sends at start and at close and that a client closing rejects, would
     // each be an unhandled rejection, which stops a Node 20 process. What it publishes here
@@ -50,7 +62,7 @@ export function createIo(deps: { redisUrl?: string | undefined; logger: Logger }
   }
   return {
     io,
-    closeAdapter() {
+    closeAdapter: () => {
       for (const client of clients) client.disconnect();
     },
   };

@@ -7,7 +7,13 @@ import { SerialQueue } from '../concurrency/serial-queue.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RefetchPolicy } from '../feed/refetch-policy.js';
-import type { ClientToServerEvents, FlagUpdate, InterServerEvents, ServerToClientEvents, SocketData } from './events.js';
+import type {
+  ClientToServerEvents,
+  FlagUpdate,
+  InterServerEvents,
+  ServerToClientEvents,
+  SocketData,
+} from './events.js';
 import type { AppIo } from './io.js';
 import { ConnectionOrderBlocks } from './push-blocks.js';
 
@@ -81,12 +87,12 @@ export class FlagPusher {
   private async evaluate(key: string, context: EvaluationContext): Promise<ResolutionDetails<FlagValue>> {
     const entry = flagCatalog[key]!;
     try {
-      const result = this.deps.flags.resolve(entry.type, key, entry.safeDefault as FlagValue, context);
+      const result = this.deps.flags.resolve(entry.type, key, entry.safeDefault, context);
       const details = result instanceof Promise ? await result : result;
       return { ...details, value: valueOrSafeDefault(details, entry.safeDefault) };
     } catch (error) {
       this.deps.logger.error({ err: error, key }, 'flag evaluation failed; using the safe default');
-      return { value: entry.safeDefault as FlagValue, reason: 'ERROR' };
+      return { value: entry.safeDefault, reason: 'ERROR' };
     }
   }
 
@@ -148,7 +154,7 @@ export class FlagPusher {
 
   private async pushKey(key: string): Promise<void> {
     const version = this.deps.flags.versionOf(key);
-    const firstGroup = this.groups.values().next().value as ViewerGroup | undefined;
+    const firstGroup = this.groups.values().next().value;
     if (!firstGroup) return; // no browser here
     const first = await this.evaluate(key, firstGroup.context);
     if (isContextFree(first)) {
@@ -223,7 +229,10 @@ export class FlagPusher {
     else this.uniform.delete(key);
 
     for (const { value, ids } of partitions.values()) {
-      await this.send({ key, value, version }, ids.length === this.browsers ? { everyone: true, pages: ids.length } : { everyone: false, ids });
+      await this.send(
+        { key, value, version },
+        ids.length === this.browsers ? { everyone: true, pages: ids.length } : { everyone: false, ids },
+      );
     }
     this.deps.logger.debug({ key, version, partitions: partitions.size }, 'flag pushed');
   }

@@ -139,7 +139,13 @@ function admitSockets(
     const auth = handshake.auth as Record<string, unknown> | undefined;
     const role = auth?.role === 'admin' ? 'admin' : 'viewer';
     const viewer = viewerFor(viewerKeyFromCookieHeader(handshake.headers.cookie) ?? newAnonymousKey());
-    socket.data = { role, address: deps.clientAddress(handshake), viewer, context: evaluationContext(viewer), last: {} };
+    socket.data = {
+      role,
+      address: deps.clientAddress(handshake),
+      viewer,
+      context: evaluationContext(viewer),
+      last: {},
+    };
     if (role === 'viewer') next();
     else admin.authorize(socket, next);
   });
@@ -147,7 +153,14 @@ function admitSockets(
   // none gets in past the cap, and a socket refused for its credential takes no place.
   io.use((socket, next) => {
     if (cap.admits(socket.data.address)) return next();
-    next(Object.assign(new Error(`Too many connections from this address (${deps.maxSocketsPerAddress} at most): close some tabs, or try again later.`), { data: { reason: 'too_many_connections' } }));
+    next(
+      Object.assign(
+        new Error(
+          `Too many connections from this address (${deps.maxSocketsPerAddress} at most): close some tabs, or try again later.`,
+        ),
+        { data: { reason: 'too_many_connections' } },
+      ),
+    );
   });
   io.on('connection', (socket) => {
     // The viewer context is taken; the stored handshake request is ~KBs a socket we never read.

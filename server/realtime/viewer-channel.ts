@@ -29,7 +29,9 @@ export function createViewerChannel(deps: {
 }): ViewerChannel {
   const { pusher } = deps;
   const onConfigurationChanged = (details?: EventDetails) => {
-    pusher.flagsChanged(changedKeys(details, pageFlagKeys)).catch((error: unknown) => deps.logger.error({ err: error }, 'flag push failed'));
+    pusher
+      .flagsChanged(changedKeys(details, pageFlagKeys))
+      .catch((error: unknown) => deps.logger.error({ err: error }, 'flag push failed'));
     deps.onFlagsChanged();
   };
   deps.provider.events.addHandler(ProviderEvents.ConfigurationChanged, onConfigurationChanged);

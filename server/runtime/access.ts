@@ -26,9 +26,18 @@ export interface AccessParts {
  * sign-ins). With Redis, commands fail at once while it is away: the named tokens last loaded keep
  * working, the counts fall back to memory, and the tokens are loaded again when Redis is back.
  */
-export async function startAccess(config: Config, logger: Logger, now: () => number, closers: Closers): Promise<AccessParts> {
+export async function startAccess(
+  config: Config,
+  logger: Logger,
+  now: () => number,
+  closers: Closers,
+): Promise<AccessParts> {
   const files = storeFiles(config.flagsFile);
-  const { token: adminToken, generated: adminTokenGenerated } = await resolveAdminToken({ configured: config.adminToken, file: files.adminToken, logger });
+  const { token: adminToken, generated: adminTokenGenerated } = await resolveAdminToken({
+    configured: config.adminToken,
+    file: files.adminToken,
+    logger,
+  });
   const redis = config.redisUrl ? createRedisClient(config.redisUrl, { logger, name: 'access' }) : undefined;
   if (redis) {
     closers.add('access redis', () => redis.disconnect());

@@ -52,7 +52,12 @@ async function flagSource(config: Config, logger: Logger, launchDarkly: LDOption
  * global, and the tests run several apps in one process). A source that could not load serves
  * the safe defaults: readiness says why, and the provider tells OpenFeature when it is ready.
  */
-export async function startFlags(config: Config, logger: Logger, launchDarkly: LDOptions | undefined, closers: Closers): Promise<Flags> {
+export async function startFlags(
+  config: Config,
+  logger: Logger,
+  launchDarkly: LDOptions | undefined,
+  closers: Closers,
+): Promise<Flags> {
   const { provider, repository } = await flagSource(config, logger, launchDarkly, closers);
   const domain = `killswitch-${randomUUID()}`;
   const client = OpenFeature.getClient(domain);

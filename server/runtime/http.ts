@@ -17,8 +17,16 @@ export interface Listening {
 async function listen(httpServer: Server, config: Config): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'EADDRINUSE') reject(new ConfigError(`PORT ${config.port} is in use on ${config.host}: set PORT to a free port (e.g. PORT=${config.port + 2} npm start).`));
-      else if (error.code === 'EADDRNOTAVAIL') reject(new ConfigError(`HOST ${config.host} is not an address of this machine: set HOST (e.g. HOST=127.0.0.1).`));
+      if (error.code === 'EADDRINUSE')
+        reject(
+          new ConfigError(
+            `PORT ${config.port} is in use on ${config.host}: set PORT to a free port (e.g. PORT=${config.port + 2} npm start).`,
+          ),
+        );
+      else if (error.code === 'EADDRNOTAVAIL')
+        reject(
+          new ConfigError(`HOST ${config.host} is not an address of this machine: set HOST (e.g. HOST=127.0.0.1).`),
+        );
       else reject(error);
     });
     httpServer.listen(config.port, config.host, () => resolve());
@@ -49,5 +57,10 @@ export async function startHttp(config: Config, app: Express, realtime: Realtime
   await listen(httpServer, config);
   const address = httpServer.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  return { httpServer, url: `http://${host}:${address.port}`, port: address.port, drain: () => drain(httpServer, realtime, config.shutdownGraceMs) };
+  return {
+    httpServer,
+    url: `http://${host}:${address.port}`,
+    port: address.port,
+    drain: () => drain(httpServer, realtime, config.shutdownGraceMs),
+  };
 }

@@ -52,11 +52,23 @@ export interface StartOptions {
 }
 
 /** Socket.IO: the feed pages' per-viewer pushes and launch control's live channel, with its state. */
-function startRealtime(config: Config, logger: Logger, parts: { flags: Flags; access: AccessParts; upstream: Upstream; metrics: Metrics; readiness: () => Readiness }, now: () => number) {
+function startRealtime(
+  config: Config,
+  logger: Logger,
+  parts: { flags: Flags; access: AccessParts; upstream: Upstream; metrics: Metrics; readiness: () => Readiness },
+  now: () => number,
+) {
   const { flags, access, upstream, metrics } = parts;
   // The launch-control page is themed like the feed: the `theme` flag, for a context of its own.
-  const theme = () => flags.client.getStringValue(THEME, flagCatalog[THEME]!.safeDefault as string, { targetingKey: 'launch-control' });
-  const adminState = createAdminState({ ...flags, readiness: parts.readiness, upstream: upstream.clients, metrics, theme });
+  const theme = () =>
+    flags.client.getStringValue(THEME, flagCatalog[THEME]!.safeDefault as string, { targetingKey: 'launch-control' });
+  const adminState = createAdminState({
+    ...flags,
+    readiness: parts.readiness,
+    upstream: upstream.clients,
+    metrics,
+    theme,
+  });
   const realtime = createRealtime({
     provider: flags.provider,
     metrics,
@@ -68,7 +80,7 @@ function startRealtime(config: Config, logger: Logger, parts: { flags: Flags; ac
       authorize: access.access.socketPrincipal,
       isCurrent: (principal) => access.registry.isCurrent(principal),
       onChange: (listener) => access.registry.onChange(listener),
-      onSessionsEnded: access.sessions.onEnded,
+      onSessionsEnded: (listener) => access.sessions.onEnded(listener),
     },
     maxSocketsPerAddress: config.maxSocketsPerAddress,
     now,
@@ -90,17 +102,30 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
     const thirdParty = await startThirdParty(config, logger, closers);
     const flags = await startFlags(config, logger, options.launchDarkly, closers);
     const metrics = createMetrics({ collectDefaults: options.collectDefaultMetrics ?? true });
-    flags.repository?.onChange((changes) => changes.forEach((change) => metrics.flagFlips.inc({ key: change.key, source: change.actor.source })));
+    flags.repository?.onChange((changes) =>
+      changes.forEach((change) => metrics.flagFlips.inc({ key: change.key, source: change.actor.source })),
+    );
     const access = await startAccess(config, logger, now, closers);
     const upstream = startUpstream(config, logger, { thirdParty, flags, metrics }, closers);
     let shuttingDown = false;
     const readiness = () => (shuttingDown ? { ready: false, detail: 'shutting down' } : flags.readiness());
-    const { realtime, adminState } = startRealtime(config, logger, { flags, access, upstream, metrics, readiness: flags.readiness }, now);
+    const { realtime, adminState } = startRealtime(
+      config,
+      logger,
+      { flags, access, upstream, metrics, readiness: flags.readiness },
+      now,
+    );
     const app = createApp({
       logger,
       metrics,
       buildFeed: createFeedBuilder({ flags: flags.client, ...upstream, metrics }),
-      flagsApi: { ...flags, access: access.access, rateLimitPerMin: config.apiRateLimitPerMin, logger, contextFor: (user) => (isValidViewerKey(user) ? evaluationContext(viewerFor(user)) : undefined) },
+      flagsApi: {
+        ...flags,
+        access: access.access,
+        rateLimitPerMin: config.apiRateLimitPerMin,
+        logger,
+        contextFor: (user) => (isValidViewerKey(user) ? evaluationContext(viewerFor(user)) : undefined),
+      },
       adminState,
       access: access.access,
       readiness,
@@ -119,7 +144,20 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
         logger.info('stopped');
       })());
     const { provider, repository } = flags;
-    return { url: http.url, port: http.port, provider, repository, metrics, realtime, simulator: thirdParty.simulator, upstream: upstream.clients, ...access, logger, isReady: () => readiness().ready, close };
+    return {
+      url: http.url,
+      port: http.port,
+      provider,
+      repository,
+      metrics,
+      realtime,
+      simulator: thirdParty.simulator,
+      upstream: upstream.clients,
+      ...access,
+      logger,
+      isReady: () => readiness().ready,
+      close,
+    };
   } catch (error) {
     await closers.closeAll();
     throw error;

@@ -28,7 +28,12 @@ export interface Upstream {
  * live renders by the third party's measured capacity and by this process's own (the CPU a live
  * render costs): a restore stampedes neither.
  */
-export function startUpstream(config: Config, logger: Logger, deps: { thirdParty: ThirdParty; flags: Flags; metrics: Metrics }, closers: Closers): Upstream {
+export function startUpstream(
+  config: Config,
+  logger: Logger,
+  deps: { thirdParty: ThirdParty; flags: Flags; metrics: Metrics },
+  closers: Closers,
+): Upstream {
   const { flags, metrics } = deps;
   const policy = { timeoutMs: config.upstreamTimeoutMs, maxConcurrent: config.upstreamMaxConcurrency };
   // A timeout during a stall of our own is not the third party's failure (see client.ts).
@@ -36,7 +41,15 @@ export function startUpstream(config: Config, logger: Logger, deps: { thirdParty
   closers.add('loop stalls', () => stalls.close());
   // A call still queued when the switch goes off for everyone is dropped, not made late.
   const stillWanted = async () => !(await killedForEveryone(flags.provider));
-  const client = (service: UpstreamService) => createUpstreamClient({ service, policy, metrics, stalls, stillWanted, logger: logger.child({ component: `upstream-${service}` }) });
+  const client = (service: UpstreamService) =>
+    createUpstreamClient({
+      service,
+      policy,
+      metrics,
+      stalls,
+      stillWanted,
+      logger: logger.child({ component: `upstream-${service}` }),
+    });
   const clients = [client('avatars'), client('recommendations')] as const;
   const renderCost = measureRenderCost();
   closers.add('render cost', () => renderCost.close());

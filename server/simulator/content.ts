@@ -6,9 +6,27 @@ import { createHash } from 'node:crypto';
  */
 
 const CATALOG = [
-  { id: 'r1', kind: 'community', title: 'Incident commanders club', blurb: 'Runbooks, war stories and calm voices.', for: ['staff'] },
-  { id: 'r2', kind: 'event', title: 'Chaos engineering night', blurb: 'Break things on purpose, with pizza.', for: ['staff'] },
-  { id: 'r3', kind: 'beta', title: 'Try the new composer', blurb: 'Drafts, scheduling and a calmer editor.', for: ['beta'] },
+  {
+    id: 'r1',
+    kind: 'community',
+    title: 'Incident commanders club',
+    blurb: 'Runbooks, war stories and calm voices.',
+    for: ['staff'],
+  },
+  {
+    id: 'r2',
+    kind: 'event',
+    title: 'Chaos engineering night',
+    blurb: 'Break things on purpose, with pizza.',
+    for: ['staff'],
+  },
+  {
+    id: 'r3',
+    kind: 'beta',
+    title: 'Try the new composer',
+    blurb: 'Drafts, scheduling and a calmer editor.',
+    for: ['beta'],
+  },
   { id: 'r4', kind: 'beta', title: 'Voice notes (early access)', blurb: 'Say it instead of typing it.', for: ['beta'] },
   { id: 'r5', kind: 'topic', title: 'Street photography', blurb: 'Candid frames from cities everywhere.', for: [] },
   { id: 'r6', kind: 'topic', title: 'Bread & fermentation', blurb: 'Starters, crumb shots and flour talk.', for: [] },
@@ -17,7 +35,13 @@ const CATALOG = [
   { id: 'r9', kind: 'topic', title: 'Mobile dev corner', blurb: 'Offline-first, battery-kind apps.', for: [] },
   { id: 'r10', kind: 'event', title: 'Sunday market walk', blurb: 'Meet neighbours, buy too many tomatoes.', for: [] },
   { id: 'r11', kind: 'topic', title: 'Product thinking', blurb: 'Small bets, fast feedback, honest metrics.', for: [] },
-  { id: 'r12', kind: 'community', title: 'Night owls', blurb: 'For everyone awake when the servers are quiet.', for: [] },
+  {
+    id: 'r12',
+    kind: 'community',
+    title: 'Night owls',
+    blurb: 'For everyone awake when the servers are quiet.',
+    for: [],
+  },
 ];
 
 function hashOf(text: string): Buffer {

@@ -16,7 +16,10 @@ export const MODES: readonly SimulatorMode[] = ['normal', 'fail', 'hang', 'garba
 export function mergeKnobs(current: SimulatorKnobs, next: Partial<SimulatorKnobs> | undefined): SimulatorKnobs {
   const { latencyMs = current.latencyMs, errorRate = current.errorRate, mode = current.mode } = next ?? {};
   if (!MODES.includes(mode)) throw new Error(`mode must be one of ${MODES.join(', ')}`);
-  if (!(typeof latencyMs === 'number' && Number.isFinite(latencyMs) && latencyMs >= 0) || !(typeof errorRate === 'number' && errorRate >= 0 && errorRate <= 1)) {
+  if (
+    !(typeof latencyMs === 'number' && Number.isFinite(latencyMs) && latencyMs >= 0) ||
+    !(typeof errorRate === 'number' && errorRate >= 0 && errorRate <= 1)
+  ) {
     throw new Error('latencyMs must be a number >= 0 and errorRate a number between 0 and 1');
   }
   return { latencyMs, errorRate, mode };
@@ -49,7 +52,8 @@ function refusalOf(req: IncomingMessage, origin: string): [number, string] | und
   }
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') return [415, 'send the knobs as application/json'];
-  if (Number(req.headers['content-length']) > KNOBS_BODY_LIMIT) return [413, `a knobs body is at most ${KNOBS_BODY_LIMIT} bytes`];
+  if (Number(req.headers['content-length']) > KNOBS_BODY_LIMIT)
+    return [413, `a knobs body is at most ${KNOBS_BODY_LIMIT} bytes`];
   return undefined;
 }
 
@@ -69,7 +73,9 @@ function refuse(req: IncomingMessage, res: ServerResponse, [status, error]: [num
       socket.once('close', () => clearTimeout(cut));
     });
   }
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', connection: 'close' }).end(JSON.stringify({ error }));
+  res
+    .writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', connection: 'close' })
+    .end(JSON.stringify({ error }));
 }
 
 /**
@@ -104,17 +110,26 @@ function readAtMost(req: IncomingMessage, limit: number): Promise<Buffer | undef
 }
 
 /** POST|PUT /_sim/knobs: the knobs a JSON object sets, through `apply`, answered with the knobs now. */
-export async function setKnobsOverHttp(req: IncomingMessage, res: ServerResponse, origin: string, apply: (next: Partial<SimulatorKnobs>) => SimulatorKnobs): Promise<void> {
+export async function setKnobsOverHttp(
+  req: IncomingMessage,
+  res: ServerResponse,
+  origin: string,
+  apply: (next: Partial<SimulatorKnobs>) => SimulatorKnobs,
+): Promise<void> {
   const refusal = refusalOf(req, origin);
   if (refusal) return refuse(req, res, refusal);
   // Content-Length may be absent (chunked) or lie: the limit holds while reading, too.
   const body = await readAtMost(req, KNOBS_BODY_LIMIT);
   if (body === undefined) return refuse(req, res, [413, `a knobs body is at most ${KNOBS_BODY_LIMIT} bytes`]);
-  const answer = (status: number, value: unknown) => res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(value));
+  const answer = (status: number, value: unknown) =>
+    res
+      .writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+      .end(JSON.stringify(value));
   try {
     const next: unknown = JSON.parse(body.toString('utf8') || '{}');
-    if (typeof next !== 'object' || next === null || Array.isArray(next)) throw new Error('send the knobs as a JSON object');
-    answer(200, apply(next as Partial<SimulatorKnobs>));
+    if (typeof next !== 'object' || next === null || Array.isArray(next))
+      throw new Error('send the knobs as a JSON object');
+    answer(200, apply(next));
   } catch (error) {
     answer(400, { error: (error as Error).message });
   }

@@ -39,9 +39,11 @@ class Misbehaviour {
     if (mode === 'hang') return; // never answers; the connection stays open until the caller gives up
     await this.delay((mode === 'slow' ? latencyMs * 10 + 2000 : latencyMs) * (0.5 + Math.random()));
     if (res.destroyed) return;
-    if (mode === 'fail' || Math.random() < errorRate) return send(res, 503, 'application/json', JSON.stringify({ error: 'upstream overloaded' }));
+    if (mode === 'fail' || Math.random() < errorRate)
+      return send(res, 503, 'application/json', JSON.stringify({ error: 'upstream overloaded' }));
     if (mode === 'garbage') {
-      const garbled = Math.random() < 0.5 ? '{"items": [ {"title": ' : JSON.stringify({ surprise: true, url: 'javascript:alert(1)' });
+      const garbled =
+        Math.random() < 0.5 ? '{"items": [ {"title": ' : JSON.stringify({ surprise: true, url: 'javascript:alert(1)' });
       return send(res, 200, 'application/json', garbled);
     }
     send(res, 200, 'application/json', JSON.stringify(body()));
@@ -63,11 +65,17 @@ class Misbehaviour {
 }
 
 /** The simulator's routes: the two APIs, the avatar images, its counters and its knobs. */
-function route(req: IncomingMessage, res: ServerResponse, origin: string, parts: { api: Misbehaviour; traffic: TrafficCounter; setKnobs: Simulator['setKnobs'] }) {
+function route(
+  req: IncomingMessage,
+  res: ServerResponse,
+  origin: string,
+  parts: { api: Misbehaviour; traffic: TrafficCounter; setKnobs: Simulator['setKnobs'] },
+) {
   const url = new URL(req.url ?? '/', origin);
   const image = url.pathname.match(/^\/v1\/avatars\/([^/]+)\.svg$/);
   const avatar = url.pathname.match(/^\/v1\/avatars\/([^/]+)$/);
-  if (req.method === 'GET' && image) return send(res, 200, 'image/svg+xml', identiconSvg(decodeURIComponent(image[1]!)));
+  if (req.method === 'GET' && image)
+    return send(res, 200, 'image/svg+xml', identiconSvg(decodeURIComponent(image[1]!)));
   if (req.method === 'GET' && avatar) {
     const key = decodeURIComponent(avatar[1]!);
     return parts.api.answer(res, () => ({ id: key, url: `${origin}/v1/avatars/${encodeURIComponent(key)}.svg` }));
@@ -78,12 +86,23 @@ function route(req: IncomingMessage, res: ServerResponse, origin: string, parts:
     const flavour = url.searchParams.get('flavour') ?? 'classic';
     return parts.api.answer(res, () => ({ user, flavour, items: recommendationsFor(user, groups, flavour) }));
   }
-  if (req.method === 'GET' && url.pathname === '/_sim') return send(res, 200, 'application/json', JSON.stringify({ knobs: parts.api.knobs(), stats: parts.traffic.snapshot() }));
-  if (url.pathname === '/_sim/knobs' && (req.method === 'POST' || req.method === 'PUT')) return setKnobsOverHttp(req, res, origin, parts.setKnobs);
+  if (req.method === 'GET' && url.pathname === '/_sim')
+    return send(
+      res,
+      200,
+      'application/json',
+      JSON.stringify({ knobs: parts.api.knobs(), stats: parts.traffic.snapshot() }),
+    );
+  if (url.pathname === '/_sim/knobs' && (req.method === 'POST' || req.method === 'PUT'))
+    return setKnobsOverHttp(req, res, origin, parts.setKnobs);
   send(res, 404, 'application/json', JSON.stringify({ error: 'not found' }));
 }
 
-export async function startSimulator(options: { port?: number; host?: string; knobs?: Partial<SimulatorKnobs> }): Promise<Simulator> {
+export async function startSimulator(options: {
+  port?: number;
+  host?: string;
+  knobs?: Partial<SimulatorKnobs>;
+}): Promise<Simulator> {
   let knobs: SimulatorKnobs = mergeKnobs({ latencyMs: 120, errorRate: 0, mode: 'normal' }, options.knobs);
   const setKnobs = (next: Partial<SimulatorKnobs>) => (knobs = mergeKnobs(knobs, next));
   const traffic = new TrafficCounter();

@@ -13,7 +13,14 @@ export interface SimulatorStats {
 }
 
 const zero = (): Record<Route, number> => ({ avatars: 0, recommendations: 0, images: 0, other: 0 });
-const fresh = (): SimulatorStats => ({ requests: zero(), total: 0, inFlight: 0, peakInFlight: 0, inFlightBy: zero(), peakInFlightBy: zero() });
+const fresh = (): SimulatorStats => ({
+  requests: zero(),
+  total: 0,
+  inFlight: 0,
+  peakInFlight: 0,
+  inFlightBy: zero(),
+  peakInFlightBy: zero(),
+});
 
 export function routeOf(url: string | undefined): Route {
   const path = (url ?? '').split('?')[0]!;

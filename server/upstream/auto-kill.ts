@@ -9,15 +9,25 @@ import type { UpstreamClient } from './client.js';
  * recorded in the audit as automatic with the reason, and pushed like any flip. It never
  * restores: bringing the third party back is a human decision.
  */
-export function autoKillOnBreakerOpen(options: { clients: UpstreamClient[]; flags: Pick<FlagRepository, 'update'>; logger: Logger }): void {
+export function autoKillOnBreakerOpen(options: {
+  clients: UpstreamClient[];
+  flags: Pick<FlagRepository, 'update'>;
+  logger: Logger;
+}): void {
   for (const client of options.clients) {
     client.onBreakerStateChange((state) => {
       if (state !== 'open') return;
       const reason = `circuit breaker for ${client.service} opened after repeated failures`;
       options.flags
-        .update(KILL_SWITCH, (current) => ({ ...current, ...KILL_PATCH }), { actor: { source: 'auto', name: `auto-kill: ${reason}` } })
+        .update(KILL_SWITCH, (current) => ({ ...current, ...KILL_PATCH }), {
+          actor: { source: 'auto', name: `auto-kill: ${reason}` },
+        })
         .then(
-          (record) => options.logger.warn({ service: client.service, version: record.version }, `AUTO_KILL: kill switch flipped (${reason})`),
+          (record) =>
+            options.logger.warn(
+              { service: client.service, version: record.version },
+              `AUTO_KILL: kill switch flipped (${reason})`,
+            ),
           (error: unknown) => options.logger.error({ err: error }, 'AUTO_KILL could not flip the kill switch'),
         );
     });

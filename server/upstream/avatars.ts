@@ -38,7 +38,9 @@ export function createAvatarService(options: {
 }): AvatarService {
   const origin = new URL(options.baseUrl).origin;
   const body = z.object({
-    url: z.url({ protocol: /^https?$/ }).refine((url) => new URL(url).origin === origin, 'image not on the avatar origin'),
+    url: z
+      .url({ protocol: /^https?$/ })
+      .refine((url) => new URL(url).origin === origin, 'image not on the avatar origin'),
   });
   const cache = new LRUCache<string, string>({ max: 10_000, ttl: options.ttlMs ?? 5 * 60_000 });
   const flights = new SingleFlight<string>();
@@ -54,7 +56,9 @@ export function createAvatarService(options: {
       const cached = cache.get(personKey);
       if (cached) return { url: cached, live: true };
       const call = flights.run(personKey, async () => {
-        const { url } = await options.client.getJson(`${base}/${encodeURIComponent(personKey)}`, (data) => body.parse(data));
+        const { url } = await options.client.getJson(`${base}/${encodeURIComponent(personKey)}`, (data) =>
+          body.parse(data),
+        );
         cache.set(personKey, url);
         return url;
       });

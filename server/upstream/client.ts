@@ -54,7 +54,10 @@ export class LateError extends Error {
  */
 export class OwnStallError extends Error {
   override name = 'OwnStallError';
-  constructor(readonly lostMs: number, timeoutMs: number) {
+  constructor(
+    readonly lostMs: number,
+    timeoutMs: number,
+  ) {
     super(`call timed out after ${timeoutMs} ms, ${Math.round(lostMs)} ms of it lost to this process's own stalls`);
   }
 }
@@ -153,18 +156,32 @@ class PolicedClient implements UpstreamClient {
     const { service, policy, metrics, logger } = options;
     this.service = service;
     this.capacity = policy.maxConcurrent;
-    this.http = options.http ?? axios.create({ timeout: policy.timeoutMs, maxRedirects: 0, maxContentLength: 256 * 1024, responseType: 'json', headers: { accept: 'application/json' } });
+    this.http =
+      options.http ??
+      axios.create({
+        timeout: policy.timeoutMs,
+        maxRedirects: 0,
+        maxContentLength: 256 * 1024,
+        responseType: 'json',
+        headers: { accept: 'application/json' },
+      });
     this.slots = bulkhead(policy.maxConcurrent, policy.maxQueued ?? policy.maxConcurrent * 4);
-    this.breaker = circuitBreaker(handleWhen((error) => !(error instanceof OwnStallError)), {
-      halfOpenAfter: policy.breakerHalfOpenAfterMs ?? 5_000,
-      breaker: new ConsecutiveBreaker(policy.breakerFailures ?? 5),
-    });
+    this.breaker = circuitBreaker(
+      handleWhen((error) => !(error instanceof OwnStallError)),
+      {
+        halfOpenAfter: policy.breakerHalfOpenAfterMs ?? 5_000,
+        breaker: new ConsecutiveBreaker(policy.breakerFailures ?? 5),
+      },
+    );
     this.callTimeout = timeout(policy.timeoutMs, TimeoutStrategy.Cooperative);
     this.latency = new MovingLatency(policy.timeoutMs / 4);
     metrics.breakerState.set({ service }, 0);
     this.breaker.onStateChange((state) => {
       metrics.breakerState.set({ service }, GAUGE_VALUES[breakerStates[state]]);
-      logger.warn({ service, state: breakerStates[state] }, `circuit breaker for ${service} is ${breakerStates[state]}`);
+      logger.warn(
+        { service, state: breakerStates[state] },
+        `circuit breaker for ${service} is ${breakerStates[state]}`,
+      );
     });
   }
 
@@ -202,7 +219,14 @@ class PolicedClient implements UpstreamClient {
       if (this.options.stillWanted && !(await this.options.stillWanted())) throw this.skipped('killed');
       // A signal of its own per call: without one, cockatiel hangs every call's listener on one
       // shared never-aborting signal (and Node warns past ten concurrent calls).
-      return this.breaker.execute(() => this.callTimeout.execute(({ signal }) => this.request(url, parse, params, signal), new AbortController().signal), new AbortController().signal);
+      return this.breaker.execute(
+        () =>
+          this.callTimeout.execute(
+            ({ signal }) => this.request(url, parse, params, signal),
+            new AbortController().signal,
+          ),
+        new AbortController().signal,
+      );
     });
     try {
       return await Promise.race([slot, limit]);
@@ -210,7 +234,8 @@ class PolicedClient implements UpstreamClient {
       // Only the policies throw these, before a call is made (the cooperative timeout passes on
       // the call's own failure): a call made is never counted as skipped.
       if (error instanceof BrokenCircuitError) throw this.skipped('breaker_open');
-      if (error instanceof BulkheadRejectedError || error instanceof TaskCancelledError) throw this.skipped('over_capacity');
+      if (error instanceof BulkheadRejectedError || error instanceof TaskCancelledError)
+        throw this.skipped('over_capacity');
       throw error;
     } finally {
       clearTimeout(waitLimit);
@@ -229,7 +254,12 @@ class PolicedClient implements UpstreamClient {
   }
 
   /** One request, made: counted, measured, and its slot held until its connection is done. */
-  private async request<T>(url: string, parse: (body: unknown) => T, params: Record<string, string> | undefined, signal: AbortSignal): Promise<T> {
+  private async request<T>(
+    url: string,
+    parse: (body: unknown) => T,
+    params: Record<string, string> | undefined,
+    signal: AbortSignal,
+  ): Promise<T> {
     const { metrics } = this.options;
     const stop = metrics.upstreamDuration.startTimer({ service: this.service });
     const startedAt = performance.now();
@@ -243,7 +273,11 @@ class PolicedClient implements UpstreamClient {
         throw new InvalidResponseError(`${this.service} sent an unexpected body: ${(error as Error).message}`);
       }
     } catch (error) {
-      if (outcome === 'ok') outcome = signal.aborted || axios.isCancel(error) || (error as { code?: string }).code === 'ECONNABORTED' ? 'timeout' : 'error';
+      if (outcome === 'ok')
+        outcome =
+          signal.aborted || axios.isCancel(error) || (error as { code?: string }).code === 'ECONNABORTED'
+            ? 'timeout'
+            : 'error';
       if (outcome === 'timeout') throw this.ownStallOr(error, startedAt);
       throw error;
     } finally {
@@ -261,7 +295,10 @@ class PolicedClient implements UpstreamClient {
     const { policy, stalls, logger } = this.options;
     const lostMs = stalls?.lostSince(startedAt) ?? 0;
     if (lostMs < policy.timeoutMs / OWN_STALL_SHARE) return error;
-    logger.debug({ service: this.service, lostMs: Math.round(lostMs) }, 'a call timed out during a stall of our own: not counted against the breaker');
+    logger.debug(
+      { service: this.service, lostMs: Math.round(lostMs) },
+      'a call timed out during a stall of our own: not counted against the breaker',
+    );
     return new OwnStallError(lostMs, policy.timeoutMs);
   }
 }
@@ -276,5 +313,9 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
  * went on (its answer lands in the cache). Not when the third party failed or its breaker is open: asking again would only load it.
  */
 export function catchesUp(error: unknown): boolean {
-  return (error instanceof CallSkippedError && error.reason === 'over_capacity') || error instanceof LateError || error instanceof OwnStallError;
+  return (
+    (error instanceof CallSkippedError && error.reason === 'over_capacity') ||
+    error instanceof LateError ||
+    error instanceof OwnStallError
+  );
 }

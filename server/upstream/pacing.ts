@@ -98,12 +98,18 @@ class FluidPacer implements Pacer {
   private readonly now: () => number;
   private readonly key: Buffer;
 
-  constructor(private readonly options: { services: readonly PacedService[]; budgetMs: number; now?: () => number; key?: Buffer }) {
+  constructor(
+    private readonly options: { services: readonly PacedService[]; budgetMs: number; now?: () => number; key?: Buffer },
+  ) {
     this.now = options.now ?? Date.now;
     this.key = options.key ?? randomBytes(32);
   }
 
-  admit(plan: CallPlan, viewerKey: string, { token, foreground = false }: { token?: string | undefined; foreground?: boolean } = {}): Admission {
+  admit(
+    plan: CallPlan,
+    viewerKey: string,
+    { token, foreground = false }: { token?: string | undefined; foreground?: boolean } = {},
+  ): Admission {
     if (token !== undefined && this.validTurn(token, viewerKey)) {
       // Brought back: its calls were reserved when it was handed out (unless it was given up
       // on, and then there is room for them again by now).
@@ -143,7 +149,8 @@ class FluidPacer implements Pacer {
   spreadMs(pages: number, perPage: CallPlan): number {
     const at = this.now();
     let spread = 0;
-    for (const service of this.needed(perPage)) spread = Math.max(spread, this.backlogMs(service, at) + this.costMs(service, pages * perPage[service.service]!));
+    for (const service of this.needed(perPage))
+      spread = Math.max(spread, this.backlogMs(service, at) + this.costMs(service, pages * perPage[service.service]!));
     return Math.min(Math.ceil(spread), MAX_WAIT_MS);
   }
 
@@ -167,7 +174,8 @@ class FluidPacer implements Pacer {
    */
   private startFor(plan: CallPlan, at: number, priority: boolean): number {
     let start = at;
-    for (const service of this.needed(plan)) start = Math.max(start, at + this.backlogMs(service, at) - this.options.budgetMs / 2);
+    for (const service of this.needed(plan))
+      start = Math.max(start, at + this.backlogMs(service, at) - this.options.budgetMs / 2);
     if (priority) start = Math.min(start, at + this.options.budgetMs / 2);
     return Math.min(Math.ceil(start), at + MAX_WAIT_MS);
   }
@@ -224,6 +232,11 @@ class FluidPacer implements Pacer {
   }
 }
 
-export function createPacer(options: { services: readonly PacedService[]; budgetMs: number; now?: () => number; key?: Buffer }): Pacer {
+export function createPacer(options: {
+  services: readonly PacedService[];
+  budgetMs: number;
+  now?: () => number;
+  key?: Buffer;
+}): Pacer {
   return new FluidPacer(options);
 }

@@ -26,7 +26,6 @@ export interface RecommendationService {
   cached(viewer: { key: string; groups: readonly string[] }, flavour: string): Recommendations | undefined;
 }
 
-
 const text = (max: number) => z.string().min(1).max(max);
 const body = z.object({
   items: z
@@ -50,7 +49,8 @@ export function createRecommendationService(options: {
   fallback: Recommendations;
 }): RecommendationService {
   const flights = new SingleFlight<Recommendations>();
-  const cache = options.ttlMs > 0 ? new LRUCache<string, Recommendations>({ max: 20_000, ttl: options.ttlMs }) : undefined;
+  const cache =
+    options.ttlMs > 0 ? new LRUCache<string, Recommendations>({ max: 20_000, ttl: options.ttlMs }) : undefined;
   const keyOf = (viewer: { key: string; groups: readonly string[] }, flavour: string) => {
     const groups = [...viewer.groups].sort().join(',');
     return { key: `${viewer.key}|${groups}|${flavour}`, groups };
@@ -62,7 +62,11 @@ export function createRecommendationService(options: {
       const cached = cache?.get(key);
       if (cached) return cached;
       const call = flights.run(key, async () => {
-        const { items } = await options.client.getJson(options.baseUrl, (data) => body.parse(data), { user: viewer.key, groups, flavour });
+        const { items } = await options.client.getJson(options.baseUrl, (data) => body.parse(data), {
+          user: viewer.key,
+          groups,
+          flavour,
+        });
         const live: Recommendations = { source: 'live', items };
         cache?.set(key, live);
         return live;

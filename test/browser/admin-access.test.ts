@@ -28,9 +28,13 @@ describe('signing in to launch control in a real browser', { timeout: 90_000 }, 
     const reader = await token(ctx.app, 'create', 'night-watch', '--read-only');
     await signInAdmin(page, ctx.app.url, reader);
     expect(await page.textContent('#principal-name')).toBe('night-watch');
-    expect(await page.textContent('#principal-scope')).toMatch(/^Read-only: you can watch everything here, and change nothing\.$/);
+    expect(await page.textContent('#principal-scope')).toMatch(
+      /^Read-only: you can watch everything here, and change nothing\.$/,
+    );
     expect(await page.isDisabled('#switch-button')).toBe(true);
-    const targetButtons = await page.$$eval('[data-edit]', (buttons) => buttons.map((b) => (b as HTMLButtonElement).disabled));
+    const targetButtons = await page.$$eval('[data-edit]', (buttons) =>
+      buttons.map((b) => (b as HTMLButtonElement).disabled),
+    );
     expect(targetButtons.length).toBeGreaterThan(0);
     expect(targetButtons.every(Boolean)).toBe(true);
     // It watches: the live channel is open, with the flags and the figures.
@@ -58,10 +62,25 @@ describe('signing in to launch control in a real browser', { timeout: 90_000 }, 
     expect(await page.textContent('#principal-scope')).toMatch(/^Full access/);
     expect(await page.textContent('#switch-title')).toBe('Live: third party on');
 
-    await ctx.app.patchFlag(KILL_SWITCH, { targeting: { if: [{ in: ['beta', { var: 'groups' }] }, 'off', { fractional: [['on', 60], ['off', 40]] }] } });
+    await ctx.app.patchFlag(KILL_SWITCH, {
+      targeting: {
+        if: [
+          { in: ['beta', { var: 'groups' }] },
+          'off',
+          {
+            fractional: [
+              ['on', 60],
+              ['off', 40],
+            ],
+          },
+        ],
+      },
+    });
     await page.waitForSelector('#switch-title[data-state="partial"]');
     expect(await page.textContent('#switch-title')).toBe('Partly killed');
-    expect(await page.textContent('#switch-detail')).toMatch(/^Killed for group beta; killed for 40 % of everyone else\. Version \d+\.$/);
+    expect(await page.textContent('#switch-detail')).toMatch(
+      /^Killed for group beta; killed for 40 % of everyone else\. Version \d+\.$/,
+    );
     expect(await page.textContent('#switch-button')).toBe('Kill for everyone');
 
     await ctx.app.patchFlag(KILL_SWITCH, { targeting: null, state: 'DISABLED' });
@@ -77,7 +96,9 @@ describe('signing in to launch control in a real browser', { timeout: 90_000 }, 
     await page.click(`[data-edit="${THEME}"]`);
     expect(await page.textContent('#editor-message')).toBe('Nothing to save: this is the flag as it is now.');
     expect(await page.isDisabled('#editor-save')).toBe(true);
-    expect(JSON.parse((await page.textContent('#editor-preview'))!)).toEqual((await ctx.app.request(`/api/flags/${THEME}`)).body.definition);
+    expect(JSON.parse((await page.textContent('#editor-preview'))!)).toEqual(
+      (await ctx.app.request(`/api/flags/${THEME}`)).body.definition,
+    );
 
     await page.click('#add-group');
     await page.fill('#editor-groups .rule:last-child input', 'staff');

@@ -39,7 +39,9 @@ describe('the launch dashboard in a real browser', { timeout: 90_000 }, () => {
 
     await ctx.app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
     // The next full second without a call: the rate shows 0, and the kill is marked on the charts.
-    await page.waitForFunction(() => document.getElementById('calls-per-second')?.textContent === '0', undefined, { timeout: 5000 });
+    await page.waitForFunction(() => document.getElementById('calls-per-second')?.textContent === '0', undefined, {
+      timeout: 5000,
+    });
     // And the next sample too (each one redraws the figure, even with the same text).
     await page.evaluate(
       () =>
@@ -47,25 +49,33 @@ describe('the launch dashboard in a real browser', { timeout: 90_000 }, () => {
           new MutationObserver((_, observer) => {
             observer.disconnect();
             resolve();
-          }).observe(document.getElementById('calls-per-second')!, { childList: true, characterData: true, subtree: true }),
+          }).observe(document.getElementById('calls-per-second')!, {
+            childList: true,
+            characterData: true,
+            subtree: true,
+          }),
         ),
     );
     expect(await callsPerSecond()).toBe(0);
     // Pages are still served: a sample with page views and no call.
     await page.waitForFunction(
-      () => document.getElementById('calls-per-second')?.textContent === '0' && Number(document.getElementById('views-per-second')?.textContent) > 0,
+      () =>
+        document.getElementById('calls-per-second')?.textContent === '0' &&
+        Number(document.getElementById('views-per-second')?.textContent) > 0,
       undefined,
       { timeout: 15_000 },
     );
-    await page.waitForSelector('#chart-calls[data-flips-drawn="1"]', { timeout: 10_000 }).catch(async (error: unknown) => {
-      // Say what the page had instead: the marks drawn, and the audit it was given.
-      const seen = await page.evaluate(() => ({
-        flipsDrawn: document.getElementById('chart-calls')?.dataset.flipsDrawn,
-        audit: document.getElementById('audit-list')?.textContent?.trim().slice(0, 300),
-        now: new Date().toISOString(),
-      }));
-      throw new Error(`the kill was not marked on the calls chart: ${JSON.stringify(seen)}`, { cause: error });
-    });
+    await page
+      .waitForSelector('#chart-calls[data-flips-drawn="1"]', { timeout: 10_000 })
+      .catch(async (error: unknown) => {
+        // Say what the page had instead: the marks drawn, and the audit it was given.
+        const seen = await page.evaluate(() => ({
+          flipsDrawn: document.getElementById('chart-calls')?.dataset.flipsDrawn,
+          audit: document.getElementById('audit-list')?.textContent?.trim().slice(0, 300),
+          now: new Date().toISOString(),
+        }));
+        throw new Error(`the kill was not marked on the calls chart: ${JSON.stringify(seen)}`, { cause: error });
+      });
     running = false;
     await traffic;
     expect(errors).toEqual([]);

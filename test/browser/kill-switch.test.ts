@@ -25,12 +25,18 @@ async function openFeed(browser: Browser, app: TestApp, user: string): Promise<P
     new MutationObserver(() => {
       const feed = document.getElementById('feed');
       (window as any).changes.push({ at: Date.now(), value: feed?.dataset.showAvatars });
-    }).observe(document.getElementById('live')!, { attributes: true, subtree: true, childList: true, attributeFilter: ['data-show-avatars'] });
+    }).observe(document.getElementById('live')!, {
+      attributes: true,
+      subtree: true,
+      childList: true,
+      attributeFilter: ['data-show-avatars'],
+    });
   });
   return page;
 }
 
-const avatarSources = (page: Page) => page.$$eval('img.avatar', (imgs) => imgs.map((img) => (img as HTMLImageElement).src));
+const avatarSources = (page: Page) =>
+  page.$$eval('img.avatar', (imgs) => imgs.map((img) => (img as HTMLImageElement).src));
 
 // A real browser is slow under load (25 page actions took 28 s with two busy loops beside the
 // suite): a timeout three times that. See BROWSER_TIMEOUT_MS in scripts/test-under-load.mjs.
@@ -65,11 +71,15 @@ describe('the kill switch in a real browser', { timeout: 90_000 }, () => {
     expect((await ctx.app.patchFlag(KILL_SWITCH, { state: 'DISABLED' })).status).toBe(200);
     await page.waitForSelector('#feed[data-show-avatars="false"]', { timeout: 3000 });
     await page.waitForSelector('#recommendations[data-source="fallback"]', { timeout: 3000 });
-    const killedAt = await page.evaluate(() => (window as any).changes.find((c: any) => c.value === 'false')?.at as number);
+    const killedAt = await page.evaluate(
+      () => (window as any).changes.find((c: any) => c.value === 'false')?.at as number,
+    );
     console.log(`kill to page: ${killedAt - flippedAt} ms`);
 
     expect(await page.isVisible('#paused-banner')).toBe(true);
-    expect(new Set((await avatarSources(page)).map((src) => new URL(src).pathname))).toEqual(new Set(['/static/img/fallback-avatar.svg']));
+    expect(new Set((await avatarSources(page)).map((src) => new URL(src).pathname))).toEqual(
+      new Set(['/static/img/fallback-avatar.svg']),
+    );
     expect(await page.evaluate(() => (window as any).sameDocument)).toBe(true);
     expect(navigations).toEqual([]);
     expect(await postInView(page)).toEqual(inView); // the reader stays on the same post
@@ -85,7 +95,9 @@ describe('the kill switch in a real browser', { timeout: 90_000 }, () => {
     await page.waitForSelector('#recommendations[data-source="live"]');
     expect(await page.isHidden('#paused-banner')).toBe(true);
     expect((await avatarSources(page)).every((src) => src.startsWith(ctx.app.simulator!.origin))).toBe(true);
-    await page.waitForFunction(() => [...document.querySelectorAll('img.avatar')].every((img) => (img as HTMLImageElement).complete));
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll('img.avatar')].every((img) => (img as HTMLImageElement).complete),
+    );
     expect(ctx.app.simulator!.stats().requests.recommendations).toBeGreaterThan(0);
     expect(ctx.app.simulator!.stats().requests.images).toBeGreaterThan(0);
     expect(await page.evaluate(() => (window as any).sameDocument)).toBe(true);
@@ -93,7 +105,10 @@ describe('the kill switch in a real browser', { timeout: 90_000 }, () => {
   });
 
   it('updates only the viewers whose own value changed', async () => {
-    const [beta, other] = await Promise.all([openFeed(ctx.browser, ctx.app, 'theo'), openFeed(ctx.browser, ctx.app, 'jonas')]);
+    const [beta, other] = await Promise.all([
+      openFeed(ctx.browser, ctx.app, 'theo'),
+      openFeed(ctx.browser, ctx.app, 'jonas'),
+    ]);
     await ctx.app.patchFlag(KILL_SWITCH, { targeting: { if: [{ in: ['beta', { var: 'groups' }] }, 'off', null] } });
     await beta.waitForSelector('#feed[data-show-avatars="false"]', { timeout: 3000 });
     // A fence: a theme change for everyone, pushed after the kill on the same connection (pushes
@@ -115,7 +130,7 @@ describe('the kill switch in a real browser', { timeout: 90_000 }, () => {
     expect(await admin.evaluate(() => document.cookie)).not.toContain('ks_admin');
     expect(await admin.evaluate(() => JSON.stringify(localStorage))).not.toContain(TEST_TOKEN);
     // The earlier tests' tabs are closed; their sockets' disconnects may still be on their way.
-    await waitFor(() => ctx.app.realtime.pusher.browserCount === 1, 10_000, 'this test\'s feed alone');
+    await waitFor(() => ctx.app.realtime.pusher.browserCount === 1, 10_000, "this test's feed alone");
     await admin.waitForFunction(() => document.getElementById('browsers')?.textContent === '1');
     await admin.fill('input[name=actor]', 'Launch captain');
     await admin.press('input[name=actor]', 'Tab');
@@ -126,7 +141,9 @@ describe('the kill switch in a real browser', { timeout: 90_000 }, () => {
     await feed.waitForSelector('#feed[data-show-avatars="false"]', { timeout: 3000 });
     await admin.waitForFunction(() => document.getElementById('switch-title')?.dataset.state === 'killed');
     await admin.waitForFunction(() => document.getElementById('audit-list')?.textContent?.includes('Launch captain'));
-    expect(await admin.textContent('#switch-last')).toMatch(/killed \(disabled\), by admin \(Launch captain\) from the admin page/);
+    expect(await admin.textContent('#switch-last')).toMatch(
+      /killed \(disabled\), by admin \(Launch captain\) from the admin page/,
+    );
 
     // Cancelling the confirm changes nothing: the page's own close handler (which would send the
     // PATCH at once) has run when ours, added after it, runs; and it sent nothing.
@@ -138,7 +155,9 @@ describe('the kill switch in a real browser', { timeout: 90_000 }, () => {
         if (init?.method === 'PATCH') w.patches++;
         return send(input, init);
       };
-      w.dialogClosed = new Promise((resolve) => document.getElementById('confirm-dialog')!.addEventListener('close', () => resolve(true), { once: true }));
+      w.dialogClosed = new Promise((resolve) =>
+        document.getElementById('confirm-dialog')!.addEventListener('close', () => resolve(true), { once: true }),
+      );
     });
     await admin.click('#switch-button');
     await admin.click('dialog button[value=cancel]');
@@ -165,8 +184,14 @@ describe('the kill switch in a real browser', { timeout: 90_000 }, () => {
     expect(await admin.getAttribute('#switch-message', 'class')).not.toContain('error');
     await admin.waitForFunction(() => document.getElementById('switch-title')?.dataset.state === 'killed');
     const { body } = await ctx.app.request('/api/audit?limit=1');
-    expect(body.entries[0]).toMatchObject({ key: KILL_SWITCH, summary: 'killed (disabled)', actor: { source: 'admin', name: 'admin', note: 'Łukasz — on call' } });
-    await admin.waitForFunction(() => document.getElementById('switch-last')?.textContent?.includes('by admin (Łukasz — on call) from the admin page'));
+    expect(body.entries[0]).toMatchObject({
+      key: KILL_SWITCH,
+      summary: 'killed (disabled)',
+      actor: { source: 'admin', name: 'admin', note: 'Łukasz — on call' },
+    });
+    await admin.waitForFunction(() =>
+      document.getElementById('switch-last')?.textContent?.includes('by admin (Łukasz — on call) from the admin page'),
+    );
   });
 
   it('says so on the page when a write cannot be sent (the server stopped): the kill button and the targeting editor', async () => {
@@ -199,7 +224,8 @@ describe('the kill switch in a real browser', { timeout: 90_000 }, () => {
     await page.context().setOffline(true);
     // Offline in Chromium does not cut an open WebSocket: close it from inside, as a network drop would.
     await page.evaluate(() => {
-      (window as any).io.managers && Object.values((window as any).io.managers).forEach((m: any) => m.engine?.close());
+      const managers = (window as any).io.managers as Record<string, { engine?: { close(): void } }> | undefined;
+      for (const manager of Object.values(managers ?? {})) manager.engine?.close();
     });
     await page.waitForSelector('body[data-socket="disconnected"]', { timeout: 3000 });
     await ctx.app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });

@@ -25,7 +25,9 @@ describe('the simulator knobs against another site in a real browser', { timeout
   let browser: Browser;
   beforeAll(async () => {
     [sim, browser] = await Promise.all([startSimulator({ port: 0, knobs: { latencyMs: 5 } }), launchChromium()]);
-    site = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(attackerPage(`${sim.origin}/_sim/knobs`)));
+    site = createServer((_req, res) =>
+      res.writeHead(200, { 'content-type': 'text/html' }).end(attackerPage(`${sim.origin}/_sim/knobs`)),
+    );
     await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
   });
   afterAll(async () => {
@@ -44,7 +46,10 @@ describe('the simulator knobs against another site in a real browser', { timeout
     });
 
     // The no-cors fetch resolves (with an opaque answer) once the simulator has answered it.
-    await page.evaluate((url) => fetch(url, { method: 'POST', mode: 'no-cors', body: '{"mode":"hang"}' }).then(() => undefined), knobs);
+    await page.evaluate(
+      (url) => fetch(url, { method: 'POST', mode: 'no-cors', body: '{"mode":"hang"}' }).then(() => undefined),
+      knobs,
+    );
     await Promise.all([
       page.waitForResponse((response) => response.url() === knobs && response.request().method() === 'POST'),
       page.evaluate(() => (document.getElementById('form') as HTMLFormElement).submit()),

@@ -5,7 +5,8 @@ import { waitFor, type TestApp } from './app.js';
 import { runToEnd } from './process.js';
 
 export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
-export const get = (app: TestApp, pathname: string, headers: Record<string, string> = {}) => fetch(`${app.url}${pathname}`, { headers });
+export const get = (app: TestApp, pathname: string, headers: Record<string, string> = {}) =>
+  fetch(`${app.url}${pathname}`, { headers });
 
 /** `npm run token -- ...` against this app's store (its flag folder, or its Redis). */
 export async function tokenCli(app: TestApp, ...args: string[]) {
@@ -23,7 +24,11 @@ export async function createToken(app: TestApp, name: string, ...flags: string[]
   expect(created.code, created.stderr).toBe(0);
   const token = TOKEN_IN_TEXT.exec(created.stdout)?.[0];
   expect(token).toBeDefined();
-  await waitFor(async () => (await get(app, '/api/audit?limit=1', bearer(token!))).status === 200, 10_000, `the token ${name} to be known`);
+  await waitFor(
+    async () => (await get(app, '/api/audit?limit=1', bearer(token!))).status === 200,
+    10_000,
+    `the token ${name} to be known`,
+  );
   return token!;
 }
 
@@ -31,13 +36,20 @@ export async function createToken(app: TestApp, name: string, ...flags: string[]
  * An admin socket with exactly these credentials (and headers, e.g. X-Forwarded-For): resolves to
  * it, with every admin_state it gets, or to the reason it was refused.
  */
-export function adminSocket(app: TestApp, options: { token?: string; cookie?: string; origin?: string; headers?: Record<string, string> } = {}) {
+export function adminSocket(
+  app: TestApp,
+  options: { token?: string; cookie?: string; origin?: string; headers?: Record<string, string> } = {},
+) {
   const socket = connect(app.url, {
     transports: ['websocket'],
     forceNew: true,
     reconnection: false,
     auth: options.token === undefined ? { role: 'admin' } : { role: 'admin', token: options.token },
-    extraHeaders: { ...(options.cookie ? { cookie: options.cookie } : {}), ...(options.origin ? { origin: options.origin } : {}), ...options.headers },
+    extraHeaders: {
+      ...(options.cookie ? { cookie: options.cookie } : {}),
+      ...(options.origin ? { origin: options.origin } : {}),
+      ...options.headers,
+    },
   });
   const states: unknown[] = [];
   socket.on('admin_state', (state) => states.push(state));

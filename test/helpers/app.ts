@@ -17,12 +17,19 @@ export interface TestApp extends RunningApp {
   env: Record<string, string>;
   /** fetch against the app, with the body parsed when it is JSON; `/api` calls carry the admin token unless they set `authorization`. */
   request(pathname: string, init?: RequestInit): Promise<{ status: number; headers: Headers; body: any; text: string }>;
-  patchFlag(key: string, patch: unknown, headers?: Record<string, string>): Promise<{ status: number; headers: Headers; body: any; text: string }>;
+  patchFlag(
+    key: string,
+    patch: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; headers: Headers; body: any; text: string }>;
   /**
    * A connected socket.io-client; `snapshots` holds every flag_snapshot it got, from the first.
    * A browser's socket resolves once its snapshot is in (it is registered for pushes from then on).
    */
-  socket(options?: { cookie?: string; auth?: Record<string, unknown> }): Promise<Socket & { snapshots: Record<string, FlagValue>[] }>;
+  socket(options?: {
+    cookie?: string;
+    auth?: Record<string, unknown>;
+  }): Promise<Socket & { snapshots: Record<string, FlagValue>[] }>;
   /**
    * Resolves once everything this app has pushed so far has reached `sockets`: the pusher has
    * handed every change queued so far to the sockets, then a marker the server emits after that
@@ -48,7 +55,11 @@ export async function startTestApp(
   env: Record<string, string> = {},
   options: { dir?: string; start?: StartOptions; logger?: Logger } = {},
 ): Promise<TestApp> {
-  const { app, dir, env: fullEnv } = await startLocalApp(
+  const {
+    app,
+    dir,
+    env: fullEnv,
+  } = await startLocalApp(
     {
       SIMULATOR_LATENCY_MS: '5',
       SIMULATOR_ERROR_RATE: '0',
@@ -71,7 +82,8 @@ export async function startTestApp(
 
   const request: TestApp['request'] = async (pathname, init = {}) => {
     const headers = new Headers(init.headers);
-    if (pathname.startsWith('/api') && !headers.has('authorization')) headers.set('authorization', `Bearer ${TEST_TOKEN}`);
+    if (pathname.startsWith('/api') && !headers.has('authorization'))
+      headers.set('authorization', `Bearer ${TEST_TOKEN}`);
     const response = await fetch(app.url + pathname, { ...init, headers });
     const text = await response.text();
     let body: any = text;
@@ -117,7 +129,10 @@ export async function startTestApp(
         reconnectionDelayMax: 200,
         extraHeaders: socketOptions.cookie ? { cookie: socketOptions.cookie } : {},
         // An admin socket proves the admin token unless the test says otherwise.
-        auth: socketOptions.auth?.role === 'admin' && !('token' in socketOptions.auth) ? { ...socketOptions.auth, token: TEST_TOKEN } : (socketOptions.auth ?? {}),
+        auth:
+          socketOptions.auth?.role === 'admin' && !('token' in socketOptions.auth)
+            ? { ...socketOptions.auth, token: TEST_TOKEN }
+            : (socketOptions.auth ?? {}),
         forceNew: true,
         autoConnect: false,
       });
@@ -173,7 +188,7 @@ type PayloadOf<E extends ServerEvent> = E extends keyof ServerToClientEvents
 export function nextEvent<E extends ServerEvent>(socket: Socket, event: E, ms = 5000): Promise<PayloadOf<E>> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no ${event} within ${ms} ms`)), ms);
-    socket.once(event as string, (payload: PayloadOf<E>) => {
+    socket.once(String(event), (payload: PayloadOf<E>) => {
       clearTimeout(timer);
       resolve(payload);
     });
@@ -183,7 +198,7 @@ export function nextEvent<E extends ServerEvent>(socket: Socket, event: E, ms = 
 /** Collects every `event` on `socket` from now on. */
 export function record<E extends ServerEvent>(socket: Socket, event: E): PayloadOf<E>[] {
   const seen: PayloadOf<E>[] = [];
-  socket.on(event as string, (payload: PayloadOf<E>) => seen.push(payload));
+  socket.on(String(event), (payload: PayloadOf<E>) => seen.push(payload));
   return seen;
 }
 

@@ -43,7 +43,10 @@ export async function signInAdmin(page: Page, url: string, token: string): Promi
  * A real app and Debian's Chromium for the tests of one describe block: both started before its
  * first test, both stopped after its last. Read `app` and `browser` inside the tests.
  */
-export function appAndBrowserForThisBlock(env: Record<string, string> = {}): { readonly app: TestApp; readonly browser: Browser } {
+export function appAndBrowserForThisBlock(env: Record<string, string> = {}): {
+  readonly app: TestApp;
+  readonly browser: Browser;
+} {
   let app: TestApp | undefined;
   let browser: Browser | undefined;
   beforeAll(async () => {

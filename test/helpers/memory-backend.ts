@@ -1,6 +1,14 @@
 import type { AuditEntry } from '../../server/flags/audit.js';
 import { toAuditEntry } from '../../server/flags/audit.js';
-import type { BackendEvent, BackendSeed, BackendSnapshot, FlagBackend, FlagWrite, VersionTable, WriteOutcome } from '../../server/flags/backend.js';
+import type {
+  BackendEvent,
+  BackendSeed,
+  BackendSnapshot,
+  FlagBackend,
+  FlagWrite,
+  VersionTable,
+  WriteOutcome,
+} from '../../server/flags/backend.js';
 import type { Actor, FlagDefinition, FlagdDocument } from '../../server/flags/types.js';
 
 /**
@@ -34,7 +42,10 @@ export class MemoryBackend implements FlagBackend {
   async load(): Promise<BackendSnapshot | undefined> {
     if (this.loadFailure) throw this.loadFailure;
     if (!this.document) return undefined;
-    const snapshot: BackendSnapshot = { document: structuredClone(this.document), actor: { source: 'file', name: 'memory backend' } };
+    const snapshot: BackendSnapshot = {
+      document: structuredClone(this.document),
+      actor: { source: 'file', name: 'memory backend' },
+    };
     if (this.keepsHistory) snapshot.versions = { ...this.versions };
     return snapshot;
   }
@@ -55,7 +66,8 @@ export class MemoryBackend implements FlagBackend {
     const document = this.document!;
     const current = this.keepsHistory ? (this.versions[write.key] ?? 0) : write.expected;
     if (!Object.hasOwn(document.flags, write.key)) return { outcome: 'conflict', current: undefined };
-    if (current !== write.expected) return { outcome: 'conflict', current: { version: current, definition: document.flags[write.key]! } };
+    if (current !== write.expected)
+      return { outcome: 'conflict', current: { version: current, definition: document.flags[write.key]! } };
     this.document = structuredClone(write.document);
     if (this.keepsHistory) this.versions[write.key] = write.expected + 1;
     const failure = this.failNextWrite;
@@ -79,9 +91,20 @@ export class MemoryBackend implements FlagBackend {
   }
 
   /** Another instance writes one flag: the backend has it, and its change message comes. */
-  writeElsewhere(key: string, definition: FlagDefinition, actor: Actor = { source: 'api', name: 'other instance' }): AuditEntry {
+  writeElsewhere(
+    key: string,
+    definition: FlagDefinition,
+    actor: Actor = { source: 'api', name: 'other instance' },
+  ): AuditEntry {
     const version = (this.versions[key] ?? 1) + 1;
-    const entry = toAuditEntry({ key, version, before: this.document!.flags[key], after: definition, actor, at: new Date().toISOString() });
+    const entry = toAuditEntry({
+      key,
+      version,
+      before: this.document!.flags[key],
+      after: definition,
+      actor,
+      at: new Date().toISOString(),
+    });
     this.document = { ...this.document!, flags: { ...this.document!.flags, [key]: definition } };
     this.versions[key] = version;
     this.listener?.({ type: 'change', entry });

@@ -65,8 +65,8 @@ export async function startAppProcess(env: Record<string, string>): Promise<AppP
         }
       }
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    child.stdout.on('data', onData);
+    child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()));
     child.once('exit', (code) => reject(new Error(`exited with ${code} before listening:\n${text}`)));
   });
   return {
@@ -89,8 +89,8 @@ export async function runToEnd(script: string, args: string[], env: Record<strin
   const child = runScript(script, args, env);
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const [code] = await once(child, 'exit');
   return { code: code as number, stdout, stderr };
 }

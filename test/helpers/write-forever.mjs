@@ -22,7 +22,11 @@ for (let i = 0; ; i++) {
     (current) => ({
       ...current,
       state: i % 2 ? 'DISABLED' : 'ENABLED',
-      variants: { on: true, off: false, ...Object.fromEntries(Array.from({ length: 200 }, (_, n) => [`spare-${i % 7}-${n}`, false])) },
+      variants: {
+        on: true,
+        off: false,
+        ...Object.fromEntries(Array.from({ length: 200 }, (_, n) => [`spare-${i % 7}-${n}`, false])),
+      },
     }),
     { actor: { source: 'system', name: 'write-forever' } },
   );

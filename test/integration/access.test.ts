@@ -3,8 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KILL_SWITCH, pageFlagKeys } from '../../server/flags/catalog.js';
 import { adminSocket, bearer, createToken, get, tokenCli } from '../helpers/access.js';
-import { nextEvent, record, startTestApp, TEST_TOKEN, waitFor, type TestApp } from '../helpers/app.js';
-import { runToEnd } from '../helpers/process.js';
+import { record, startTestApp, TEST_TOKEN, waitFor, type TestApp } from '../helpers/app.js';
 import { TestRedis } from '../../testing/redis.js';
 
 // Each describe allows 60 s a test: the tests run the token CLI, a Node start each (0.4 s here,
@@ -50,7 +49,9 @@ describe('who may read and who may write', { timeout: 60_000 }, () => {
     expect(listed.stdout).not.toMatch(/ks_/);
     const rows = listed.stdout.trim().split('\n');
     expect(rows[0]).toMatch(/^NAME\s+SCOPE\s+CREATED\s+LAST USED$/);
-    expect(rows.find((row) => row.startsWith('dashboards'))).toMatch(/^dashboards\s+read-only\s+\d{4}-\d\d-\d\d \d\d:\d\d UTC\s+\d{4}-\d\d-\d\d \d\d:\d\d UTC$/);
+    expect(rows.find((row) => row.startsWith('dashboards'))).toMatch(
+      /^dashboards\s+read-only\s+\d{4}-\d\d-\d\d \d\d:\d\d UTC\s+\d{4}-\d\d-\d\d \d\d:\d\d UTC$/,
+    );
     expect(rows.find((row) => row.startsWith('ci-bot'))).toMatch(/^ci-bot\s+full\s+\S+ \S+ UTC\s+\S+ \S+ UTC$/);
     expect(rows.find((row) => row.startsWith('never-used'))).toMatch(/^never-used\s+full\s+\S+ \S+ UTC\s+-$/);
     expect(rows.find((row) => row.startsWith('admin'))).toMatch(/^admin\s+full\s+ADMIN_TOKEN/);
@@ -71,15 +72,19 @@ describe('who may read and who may write', { timeout: 60_000 }, () => {
     }
   });
 
-  it.each(READS)('GET %s: 401 without a token, with a wrong one or a revoked one; 200 with any valid one, read-only included', async (pathname) => {
-    const none = await get(app, pathname);
-    expect(none.status).toBe(401);
-    expect((await none.json()).message).toMatch(/Authorization: Bearer/);
-    expect((await get(app, pathname, bearer('ks_not-a-token-at-all'))).status).toBe(401);
-    expect((await get(app, pathname, bearer(revoked))).status).toBe(401);
-    expect((await get(app, pathname, { authorization: 'Basic YWRtaW46YWRtaW4=' })).status).toBe(401);
-    for (const token of [TEST_TOKEN, reader, writer]) expect((await get(app, pathname, bearer(token))).status).toBe(200);
-  });
+  it.each(READS)(
+    'GET %s: 401 without a token, with a wrong one or a revoked one; 200 with any valid one, read-only included',
+    async (pathname) => {
+      const none = await get(app, pathname);
+      expect(none.status).toBe(401);
+      expect((await none.json()).message).toMatch(/Authorization: Bearer/);
+      expect((await get(app, pathname, bearer('ks_not-a-token-at-all'))).status).toBe(401);
+      expect((await get(app, pathname, bearer(revoked))).status).toBe(401);
+      expect((await get(app, pathname, { authorization: 'Basic YWRtaW46YWRtaW4=' })).status).toBe(401);
+      for (const token of [TEST_TOKEN, reader, writer])
+        expect((await get(app, pathname, bearer(token))).status).toBe(200);
+    },
+  );
 
   it('keeps the feed and its socket public; a viewer still learns only its own values', async () => {
     expect((await get(app, '/?user=maya')).status).toBe(200);
@@ -105,11 +110,20 @@ describe('who may read and who may write', { timeout: 60_000 }, () => {
   });
 
   it('the audit names the token that wrote; X-Actor is a note beside it, never in its place', async () => {
-    const written = await patch(app, { ...bearer(writer), 'x-actor': 'admin', 'x-change-source': 'cli' }, { variants: { probe: false } });
+    const written = await patch(
+      app,
+      { ...bearer(writer), 'x-actor': 'admin', 'x-change-source': 'cli' },
+      { variants: { probe: false } },
+    );
     expect(written.status).toBe(200);
     await patch(app, { ...bearer(writer), 'x-actor': 'nightly deploy' }, { variants: { probe: null } });
     const { entries } = (await app.request('/api/audit?limit=2')).body;
-    expect(entries[0].actor).toEqual({ source: 'api', name: 'ci-bot', note: 'nightly deploy', address: expect.any(String) });
+    expect(entries[0].actor).toEqual({
+      source: 'api',
+      name: 'ci-bot',
+      note: 'nightly deploy',
+      address: expect.any(String),
+    });
     // Claiming to be "admin" does not make it so: the name stays the token's, and the claim is dropped as a note.
     expect(entries[1].actor).toMatchObject({ source: 'cli', name: 'ci-bot' });
     expect(entries[1].actor.note).toBe('admin');
@@ -199,7 +213,10 @@ describe('the admin page session', { timeout: 60_000 }, () => {
     const page = await (await get(app, '/admin', { cookie })).text();
     expect(page).toContain('data-scope="read-only"');
     expect(page).toMatch(/Read-only:<\/strong> you can watch everything here, and change nothing/);
-    expect((await patch(app, { cookie, 'x-csrf-token': /<meta name="csrf-token" content="([^"]+)">/.exec(page)![1]! })).status).toBe(403);
+    expect(
+      (await patch(app, { cookie, 'x-csrf-token': /<meta name="csrf-token" content="([^"]+)">/.exec(page)![1]! }))
+        .status,
+    ).toBe(403);
   });
 
   it('writes with the session need its CSRF token and our own origin: a cookie replayed from another site is refused', async () => {
@@ -207,12 +224,20 @@ describe('the admin page session', { timeout: 60_000 }, () => {
     expect((await get(app, '/api/flags', { cookie })).status).toBe(200);
     expect((await patch(app, { cookie })).status).toBe(403);
     expect((await patch(app, { cookie, 'x-csrf-token': 'guessed' })).status).toBe(403);
-    const crossSite = await patch(app, { cookie, 'x-csrf-token': csrf, origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' });
+    const crossSite = await patch(app, {
+      cookie,
+      'x-csrf-token': csrf,
+      origin: 'https://evil.example',
+      'sec-fetch-site': 'cross-site',
+    });
     expect(crossSite.status).toBe(403);
     expect((await crossSite.json()).error).toBe('cross_site');
     const own = { cookie, 'x-csrf-token': csrf, origin: app.url, 'sec-fetch-site': 'same-origin', 'x-actor': 'Maya' };
     expect((await patch(app, own, { variants: { probe: false } })).status).toBe(200);
-    expect((await app.request('/api/audit?limit=1')).body.entries[0].actor).toMatchObject({ name: 'admin', note: 'Maya' });
+    expect((await app.request('/api/audit?limit=1')).body.entries[0].actor).toMatchObject({
+      name: 'admin',
+      note: 'Maya',
+    });
 
     // Signing in from another site's form is refused too.
     const foreign = await fetch(`${app.url}/admin/sign-in`, {
@@ -276,7 +301,9 @@ describe('failed authentication', { timeout: 60_000 }, () => {
     expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(800);
     expect((await blocked.json()).message).toMatch(/Too many failed authentications/);
     expect((await app.signIn()).status).toBe(429);
-    expect(await adminSocket(app, { token: TEST_TOKEN })).toEqual({ refused: expect.stringMatching(/Too many failed/) });
+    expect(await adminSocket(app, { token: TEST_TOKEN })).toEqual({
+      refused: expect.stringMatching(/Too many failed/),
+    });
     // The feed is not behind it.
     expect((await get(app, '/?user=maya')).status).toBe(200);
   });
@@ -305,7 +332,11 @@ describe('tokens and sessions with Redis', { timeout: 60_000 }, () => {
     const denied = record(admin.socket, 'admin_denied');
 
     expect((await tokenCli(a, 'revoke', 'fleet-bot')).code).toBe(0);
-    await waitFor(async () => (await get(b, '/api/flags', bearer(token))).status === 401, 10_000, 'the revocation on B');
+    await waitFor(
+      async () => (await get(b, '/api/flags', bearer(token))).status === 401,
+      10_000,
+      'the revocation on B',
+    );
     expect((await get(a, '/api/flags', bearer(token))).status).toBe(401);
     await waitFor(() => denied.length > 0, 5000, 'admin_denied on B');
     expect(denied.map((event) => event.message)).toEqual([expect.stringMatching(/"fleet-bot" was revoked/)]);

@@ -15,13 +15,18 @@ import { record, startTestApp, TEST_TOKEN, waitFor, type TestApp } from '../help
 /** `npm run token -- ...args` on this app's token file; what it printed. */
 async function tokenCommand(app: TestApp, ...args: string[]): Promise<string> {
   const lines: string[] = [];
-  const code = await runTokenCommand(args, createFileTokenStore({ dir: app.dir, logger: createLogger('silent') }), (line) => lines.push(line));
+  const code = await runTokenCommand(
+    args,
+    createFileTokenStore({ dir: app.dir, logger: createLogger('silent') }),
+    (line) => lines.push(line),
+  );
   expect(code).toBe(0);
   return lines.join('\n');
 }
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
-const get = (app: TestApp, pathname: string, headers: Record<string, string> = {}) => fetch(`${app.url}${pathname}`, { headers });
+const get = (app: TestApp, pathname: string, headers: Record<string, string> = {}) =>
+  fetch(`${app.url}${pathname}`, { headers });
 const form = (app: TestApp, pathname: string, headers: Record<string, string>, body: Record<string, string>) =>
   fetch(`${app.url}${pathname}`, {
     method: 'POST',
@@ -39,7 +44,11 @@ const patch = (app: TestApp, headers: Record<string, string>, body: unknown = { 
 /** Makes a token and gives it once the app knows it (it watches the token file). */
 async function createToken(app: TestApp, name: string, ...flags: string[]): Promise<string> {
   const token = TOKEN_IN_TEXT.exec(await tokenCommand(app, 'create', name, ...flags))![0];
-  await waitFor(async () => (await get(app, '/api/flags', bearer(token))).status === 200, 10_000, `the token ${name} to be known`);
+  await waitFor(
+    async () => (await get(app, '/api/flags', bearer(token))).status === 200,
+    10_000,
+    `the token ${name} to be known`,
+  );
   return token;
 }
 
@@ -97,7 +106,12 @@ describe('the admin page session, from this origin only', { timeout: 60_000 }, (
 
   it('a session cookie lasts twelve hours, and no script can read it', async () => {
     const started = Date.now();
-    const response = await form(app, '/admin/sign-in', { origin: app.url, 'sec-fetch-site': 'same-origin' }, { token: TEST_TOKEN });
+    const response = await form(
+      app,
+      '/admin/sign-in',
+      { origin: app.url, 'sec-fetch-site': 'same-origin' },
+      { token: TEST_TOKEN },
+    );
     expect(response.status).toBe(303);
     const cookie = response.headers.getSetCookie()[0]!;
     expect(cookie).toMatch(/; Max-Age=43200;/);
@@ -130,24 +144,34 @@ describe('the admin page session, from this origin only', { timeout: 60_000 }, (
     // A read is no write: the cookie alone reads, from anywhere (SameSite=Strict keeps it from
     // being sent by another site's page in the first place).
     for (const method of ['GET', 'HEAD', 'OPTIONS']) {
-      expect((await fetch(`${app.url}/api/flags`, { method, headers: { cookie, 'sec-fetch-site': 'cross-site' } })).status, method).toBe(200);
+      expect(
+        (await fetch(`${app.url}/api/flags`, { method, headers: { cookie, 'sec-fetch-site': 'cross-site' } })).status,
+        method,
+      ).toBe(200);
     }
   });
 
-  it('a write carried by the cookie needs the session\'s own CSRF token', async () => {
+  it("a write carried by the cookie needs the session's own CSRF token", async () => {
     const { cookie, csrf } = await app.signIn();
     const other = await app.signIn();
     const site = { cookie, 'sec-fetch-site': 'same-origin' };
     for (const presented of [undefined, '', 'guessed', other.csrf, csrf.slice(0, -1), `${csrf}x`]) {
       const refused = await patch(app, presented === undefined ? site : { ...site, 'x-csrf-token': presented });
       expect(refused.status).toBe(403);
-      expect(await refused.json()).toMatchObject({ error: 'csrf', message: 'This write needs the session\'s X-CSRF-Token.' });
+      expect(await refused.json()).toMatchObject({
+        error: 'csrf',
+        message: "This write needs the session's X-CSRF-Token.",
+      });
     }
     expect((await patch(app, { ...site, 'x-csrf-token': csrf })).status).toBe(200);
   });
 
   it('sign-in from a page of another site is refused, same-site included', async () => {
-    const foreign: Record<string, string>[] = [{ 'sec-fetch-site': 'same-site', origin: app.url }, { 'sec-fetch-site': 'cross-site' }, { origin: 'https://evil.example' }];
+    const foreign: Record<string, string>[] = [
+      { 'sec-fetch-site': 'same-site', origin: app.url },
+      { 'sec-fetch-site': 'cross-site' },
+      { origin: 'https://evil.example' },
+    ];
     for (const headers of foreign) {
       const refused = await form(app, '/admin/sign-in', headers, { token: TEST_TOKEN });
       expect(refused.status).toBe(403);
@@ -180,24 +204,36 @@ describe('the admin page session, from this origin only', { timeout: 60_000 }, (
     expect((await form(app, '/admin/sign-in', own, { token: `  ${TEST_TOKEN}\n` })).status).toBe(303);
   });
 
-  it('sign-out without the session\'s CSRF token is refused, and the session goes on', async () => {
+  it("sign-out without the session's CSRF token is refused, and the session goes on", async () => {
     const { cookie, csrf } = await app.signIn();
     const other = await app.signIn();
     const bodies: Record<string, string>[] = [{}, { csrf: '' }, { csrf: 'guessed' }, { csrf: other.csrf }];
     for (const body of bodies) {
-      const refused = await form(app, '/admin/sign-out', { cookie, origin: app.url, 'sec-fetch-site': 'same-origin' }, body);
+      const refused = await form(
+        app,
+        '/admin/sign-out',
+        { cookie, origin: app.url, 'sec-fetch-site': 'same-origin' },
+        body,
+      );
       expect(refused.status).toBe(403);
       expect(refused.headers.getSetCookie()).toEqual([]);
       expect(await sessionWorks(app, cookie)).toBe(true);
     }
     // The same with a CSRF token sent as a header, where sign-out does not read it.
-    expect((await form(app, '/admin/sign-out', { cookie, 'x-csrf-token': csrf, 'sec-fetch-site': 'same-origin' }, {})).status).toBe(403);
+    expect(
+      (await form(app, '/admin/sign-out', { cookie, 'x-csrf-token': csrf, 'sec-fetch-site': 'same-origin' }, {}))
+        .status,
+    ).toBe(403);
     expect(await sessionWorks(app, cookie)).toBe(true);
   });
 
   it('sign-out from a page of another site is refused, same-site included, and the session goes on', async () => {
     const { cookie, csrf } = await app.signIn();
-    const foreign: Record<string, string>[] = [{ 'sec-fetch-site': 'same-site', origin: app.url }, { 'sec-fetch-site': 'cross-site' }, { origin: 'https://evil.example' }];
+    const foreign: Record<string, string>[] = [
+      { 'sec-fetch-site': 'same-site', origin: app.url },
+      { 'sec-fetch-site': 'cross-site' },
+      { origin: 'https://evil.example' },
+    ];
     for (const headers of foreign) {
       expect((await form(app, '/admin/sign-out', { cookie, ...headers }, { csrf })).status).toBe(403);
       expect(await sessionWorks(app, cookie)).toBe(true);
@@ -205,7 +241,9 @@ describe('the admin page session, from this origin only', { timeout: 60_000 }, (
     const out = await form(app, '/admin/sign-out', { cookie, 'sec-fetch-site': 'same-origin' }, { csrf });
     expect(out.status).toBe(303);
     expect(out.headers.get('location')).toBe('/admin');
-    expect(out.headers.getSetCookie()[0]).toMatch(/^ks_admin=; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Strict$/);
+    expect(out.headers.getSetCookie()[0]).toMatch(
+      /^ks_admin=; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Strict$/,
+    );
     expect(await sessionWorks(app, cookie)).toBe(false);
   });
 
@@ -245,12 +283,16 @@ describe('the admin page session, from this origin only', { timeout: 60_000 }, (
       { origin: `ftp://${host}` },
     ];
     for (const headers of foreign) {
-      expect(await adminSocket(app, { headers: { cookie, ...headers } })).toEqual({ refused: expect.stringMatching(/signed-in admin page/) });
+      expect(await adminSocket(app, { headers: { cookie, ...headers } })).toEqual({
+        refused: expect.stringMatching(/signed-in admin page/),
+      });
     }
-    expect(await adminSocket(app, { headers: { cookie: 'ks_admin=never-issued' } })).toEqual({ refused: expect.stringMatching(/signed-in admin page/) });
+    expect(await adminSocket(app, { headers: { cookie: 'ks_admin=never-issued' } })).toEqual({
+      refused: expect.stringMatching(/signed-in admin page/),
+    });
   });
 
-  it('a token revoked, then its name given to a new token: the old token\'s session stays over', async () => {
+  it("a token revoked, then its name given to a new token: the old token's session stays over", async () => {
     const first = await createToken(app, 'ci-bot');
     const { cookie } = await app.signIn(first);
     expect(await sessionWorks(app, cookie)).toBe(true);
@@ -265,7 +307,9 @@ describe('the admin page session, from this origin only', { timeout: 60_000 }, (
     const refused = await get(app, '/api/flags', { cookie });
     expect(refused.status).toBe(401);
     expect(await sessionWorks(app, cookie)).toBe(false);
-    expect(await adminSocket(app, { headers: { cookie, 'sec-fetch-site': 'same-origin' } })).toEqual({ refused: expect.any(String) });
+    expect(await adminSocket(app, { headers: { cookie, 'sec-fetch-site': 'same-origin' } })).toEqual({
+      refused: expect.any(String),
+    });
     // The new token signs in as itself.
     expect(await sessionWorks(app, (await app.signIn(second)).cookie)).toBe(true);
   });
@@ -280,7 +324,10 @@ describe('the admin page session, from this origin only', { timeout: 60_000 }, (
     try {
       await tokenCommand(app, 'revoke', 'on-call');
       await waitFor(() => !byToken.connected && !bySession.connected, 10_000, 'both sockets closed');
-      for (const events of denied) expect(events.map((event) => event.message)).toEqual(['The token "on-call" was revoked: the admin channel is closed.']);
+      for (const events of denied)
+        expect(events.map((event) => event.message)).toEqual([
+          'The token "on-call" was revoked: the admin channel is closed.',
+        ]);
       // Everything sent so far has reached the other socket (a close would have come first): it is open.
       await app.delivered([other]);
       expect(other.connected).toBe(true);
@@ -290,10 +337,21 @@ describe('the admin page session, from this origin only', { timeout: 60_000 }, (
   });
 
   it('a bearer token is read as RFC 6750 says: the scheme in any case, one token, blanks around it', async () => {
-    for (const authorization of [`Bearer ${TEST_TOKEN}`, `bearer ${TEST_TOKEN}`, `BEARER  ${TEST_TOKEN}  `, `Bearer\t${TEST_TOKEN}`]) {
+    for (const authorization of [
+      `Bearer ${TEST_TOKEN}`,
+      `bearer ${TEST_TOKEN}`,
+      `BEARER  ${TEST_TOKEN}  `,
+      `Bearer\t${TEST_TOKEN}`,
+    ]) {
       expect((await get(app, '/api/flags', { authorization })).status, authorization).toBe(200);
     }
-    for (const authorization of [`Bearer ${TEST_TOKEN} extra`, `Bearer`, `Token ${TEST_TOKEN}`, `xBearer ${TEST_TOKEN}`, TEST_TOKEN]) {
+    for (const authorization of [
+      `Bearer ${TEST_TOKEN} extra`,
+      `Bearer`,
+      `Token ${TEST_TOKEN}`,
+      `xBearer ${TEST_TOKEN}`,
+      TEST_TOKEN,
+    ]) {
       const refused = await get(app, '/api/flags', { authorization });
       expect(refused.status, authorization).toBe(401);
       // Not a bearer token at all: asked for one.
@@ -309,11 +367,18 @@ describe('the admin page session, from this origin only', { timeout: 60_000 }, (
     const { cookie } = await app.signIn();
     const refused = await patch(app, { ...bearer(reader), cookie, 'sec-fetch-site': 'cross-site' });
     expect(refused.status).toBe(403);
-    expect(await refused.json()).toMatchObject({ error: 'read_only_token', message: expect.stringContaining('"dashboards" is read-only') });
+    expect(await refused.json()).toMatchObject({
+      error: 'read_only_token',
+      message: expect.stringContaining('"dashboards" is read-only'),
+    });
     expect((await patch(app, { ...bearer(TEST_TOKEN), 'sec-fetch-site': 'cross-site' })).status).toBe(200);
     // A read-only session cannot write either, its CSRF token and origin right.
     const session = await app.signIn(reader);
-    const readOnly = await patch(app, { cookie: session.cookie, 'x-csrf-token': session.csrf, 'sec-fetch-site': 'same-origin' });
+    const readOnly = await patch(app, {
+      cookie: session.cookie,
+      'x-csrf-token': session.csrf,
+      'sec-fetch-site': 'same-origin',
+    });
     expect(readOnly.status).toBe(403);
     expect((await readOnly.json()).error).toBe('read_only_token');
     expect(await adminSocket(app, { token: reader })).toBe('connected');
@@ -337,8 +402,12 @@ describe('failed authentications, counted per address', { timeout: 60_000 }, () 
     expect((await get(app, '/api/flags', bearer(TEST_TOKEN))).status).toBe(200);
     // Three attempts, one each way: the third reaches the limit.
     expect((await get(app, '/api/flags', bearer('ks_guess'))).status).toBe(401);
-    expect(await adminSocket(app, { token: 'ks_guess' })).toEqual({ refused: 'The token was not accepted: it is wrong, or it was revoked.' });
-    expect((await form(app, '/admin/sign-in', { 'sec-fetch-site': 'same-origin' }, { token: 'ks_guess' })).status).toBe(401);
+    expect(await adminSocket(app, { token: 'ks_guess' })).toEqual({
+      refused: 'The token was not accepted: it is wrong, or it was revoked.',
+    });
+    expect((await form(app, '/admin/sign-in', { 'sec-fetch-site': 'same-origin' }, { token: 'ks_guess' })).status).toBe(
+      401,
+    );
 
     const blocked = await get(app, '/api/flags', bearer(TEST_TOKEN));
     expect(blocked.status).toBe(429);
@@ -346,12 +415,16 @@ describe('failed authentications, counted per address', { timeout: 60_000 }, () 
     // The window is 15 minutes from the first attempt.
     expect(retryAfter).toBeGreaterThan(14 * 60);
     expect(retryAfter).toBeLessThanOrEqual(15 * 60);
-    expect((await blocked.json()).message).toBe(`Too many failed authentications from this address. Try again in ${retryAfter} s.`);
+    expect((await blocked.json()).message).toBe(
+      `Too many failed authentications from this address. Try again in ${retryAfter} s.`,
+    );
     const signIn = await form(app, '/admin/sign-in', { 'sec-fetch-site': 'same-origin' }, { token: TEST_TOKEN });
     expect(signIn.status).toBe(429);
     expect(Number(signIn.headers.get('retry-after'))).toBeGreaterThan(14 * 60);
     expect(await signIn.text()).toMatch(/Too many failed authentications from this address. Try again in \d+ s\./);
-    expect(await adminSocket(app, { token: TEST_TOKEN })).toEqual({ refused: expect.stringMatching(/^Too many failed authentications from this address. Try again in \d+ s\.$/) });
+    expect(await adminSocket(app, { token: TEST_TOKEN })).toEqual({
+      refused: expect.stringMatching(/^Too many failed authentications from this address. Try again in \d+ s\.$/),
+    });
     // The feed is not behind it.
     expect((await get(app, '/?user=maya')).status).toBe(200);
     // Nor is another address: the count is this one's.
@@ -360,7 +433,12 @@ describe('failed authentications, counted per address', { timeout: 60_000 }, () 
 });
 
 /** A GET from another loopback address (Linux answers on all of 127/8): its status. */
-function getFrom(app: TestApp, localAddress: string, pathname: string, headers: Record<string, string>): Promise<number> {
+function getFrom(
+  app: TestApp,
+  localAddress: string,
+  pathname: string,
+  headers: Record<string, string>,
+): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = request(`${app.url}${pathname}`, { localAddress, headers }, (res) => {
       res.resume();

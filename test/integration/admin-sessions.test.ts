@@ -12,7 +12,10 @@ type Client = Awaited<ReturnType<typeof openAdminSocket>>;
 
 /** Resolves once the server has ended this socket's session channel: what it said, and how it closed. */
 function endOf(socket: Client) {
-  return Promise.all([nextEvent(socket, 'admin_denied'), nextEvent(socket, 'disconnect')]).then(([denied, reason]) => ({ message: denied.message, reason }));
+  return Promise.all([nextEvent(socket, 'admin_denied'), nextEvent(socket, 'disconnect')]).then(([denied, reason]) => ({
+    message: denied.message,
+    reason,
+  }));
 }
 
 /** Still open and still served: a marker the server sends after this reaches it, and it was never told to go. */
@@ -22,7 +25,7 @@ async function expectStillServed(app: TestApp, socket: Client, denied: unknown[]
   expect(denied).toEqual([]);
 }
 
-describe('an admin socket opened with the page\'s session', { timeout: 60_000 }, () => {
+describe("an admin socket opened with the page's session", { timeout: 60_000 }, () => {
   let app: TestApp;
   // The sessions' clock: a test moves it past a session's end instead of waiting 12 h.
   let ahead = 0;
@@ -64,7 +67,7 @@ describe('sessions per token', { timeout: 60_000 }, () => {
   });
   afterAll(() => app.stop());
 
-  it('a read-only token\'s 25 sign-ins leave the full token\'s session, and its socket, as they were', async () => {
+  it("a read-only token's 25 sign-ins leave the full token's session, and its socket, as they were", async () => {
     const admin = await app.signIn(TEST_TOKEN);
     const socket = await openAdminSocket(app, { cookie: admin.cookie });
     const denied = record(socket, 'admin_denied');
@@ -87,7 +90,10 @@ describe('sessions per token', { timeout: 60_000 }, () => {
     const ended = endOf(socket);
 
     expect((await app.signIn(token)).status).toBe(303);
-    expect(await ended).toEqual({ message: expect.stringMatching(/signed in 20 more times/), reason: 'io server disconnect' });
+    expect(await ended).toEqual({
+      message: expect.stringMatching(/signed in 20 more times/),
+      reason: 'io server disconnect',
+    });
     expect((await get(app, '/api/flags', { cookie: oldest.cookie })).status).toBe(401);
     expect((await get(app, '/api/flags', { cookie: second.cookie })).status).toBe(200);
     expect((await get(app, '/api/flags', bearer(token))).status).toBe(200);
@@ -134,7 +140,7 @@ describe('admin sessions on two instances sharing Redis', { timeout: 60_000 }, (
     await redis.destroy();
   });
 
-  it('signing out on A ends the session\'s socket on B, told why first', async () => {
+  it("signing out on A ends the session's socket on B, told why first", async () => {
     const session = await a.signIn();
     const socket = await openAdminSocket(b, { cookie: session.cookie });
     const ended = endOf(socket);
@@ -151,7 +157,10 @@ describe('admin sessions on two instances sharing Redis', { timeout: 60_000 }, (
     // All at once, as a script would: the cap must hold however they interleave.
     await Promise.all(Array.from({ length: SESSIONS_PER_TOKEN }, () => b.signIn(token)));
 
-    expect(await ended).toEqual({ message: expect.stringMatching(/signed in 20 more times/), reason: 'io server disconnect' });
+    expect(await ended).toEqual({
+      message: expect.stringMatching(/signed in 20 more times/),
+      reason: 'io server disconnect',
+    });
     expect((await get(a, '/api/flags', { cookie: oldest.cookie })).status).toBe(401);
     // In Redis: the token's twenty, each one's session there.
     const inside = redis.client();

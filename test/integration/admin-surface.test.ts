@@ -13,37 +13,82 @@ describe('junk never gets a 5xx', () => {
   });
   afterAll(() => app.stop());
 
-  const contentType = fc.constantFrom('application/json', 'application/merge-patch+json', 'application/json; charset=utf-8', 'application/json; charset=latin1', 'text/plain', 'application/x-www-form-urlencoded', '', 'application/json; charset=nope');
+  const contentType = fc.constantFrom(
+    'application/json',
+    'application/merge-patch+json',
+    'application/json; charset=utf-8',
+    'application/json; charset=latin1',
+    'text/plain',
+    'application/x-www-form-urlencoded',
+    '',
+    'application/json; charset=nope',
+  );
   const body = fc.oneof(
-    fc.json().map((json) => json as string),
+    fc.json().map((json) => json),
     fc.string(),
     fc.jsonValue().map((value) => JSON.stringify(value)),
-    fc.constantFrom('{"__proto__": {"admin": true}}', '{"constructor": {"prototype": {"x": 1}}}', '{"variants": {"__proto__": {"on": true}}}', '{"state":', '\u0000\u0001', '{"targeting": {"var": [[[[[[[[[[]]]]]]]]]]}}', '[]', 'null', '1e999', '{"state":"DISABLED"}'.repeat(2000)),
-    fc.record({ state: fc.string(), defaultVariant: fc.string(), variants: fc.dictionary(fc.string(), fc.jsonValue()), targeting: fc.jsonValue() }, { requiredKeys: [] }).map((v) => JSON.stringify(v)),
+    fc.constantFrom(
+      '{"__proto__": {"admin": true}}',
+      '{"constructor": {"prototype": {"x": 1}}}',
+      '{"variants": {"__proto__": {"on": true}}}',
+      '{"state":',
+      '\u0000\u0001',
+      '{"targeting": {"var": [[[[[[[[[[]]]]]]]]]]}}',
+      '[]',
+      'null',
+      '1e999',
+      '{"state":"DISABLED"}'.repeat(2000),
+    ),
+    fc
+      .record(
+        {
+          state: fc.string(),
+          defaultVariant: fc.string(),
+          variants: fc.dictionary(fc.string(), fc.jsonValue()),
+          targeting: fc.jsonValue(),
+        },
+        { requiredKeys: [] },
+      )
+      .map((v) => JSON.stringify(v)),
   );
-  const key = fc.oneof(fc.constant(KILL_SWITCH), fc.string(), fc.constantFrom('..', '%00', '%E0%A4%A', 'a'.repeat(5000), 'show-avatars-and-reccs%2F..'));
-  const header = fc.oneof(fc.constant(undefined), fc.string(), fc.constantFrom('"1"', 'W/"2"', '*', '"-1"', '"99999999999999999999"'));
+  const key = fc.oneof(
+    fc.constant(KILL_SWITCH),
+    fc.string(),
+    fc.constantFrom('..', '%00', '%E0%A4%A', 'a'.repeat(5000), 'show-avatars-and-reccs%2F..'),
+  );
+  const header = fc.oneof(
+    fc.constant(undefined),
+    fc.string(),
+    fc.constantFrom('"1"', 'W/"2"', '*', '"-1"', '"99999999999999999999"'),
+  );
 
   it('answers a few hundred random junk PATCH requests with a 4xx (or a 200) and a message, never a 5xx', async () => {
     const statuses = new Map<number, number>();
     await fc.assert(
-      fc.asyncProperty(key, contentType, body, header, fc.boolean(), async (flag, type, payload, ifMatch, authorized) => {
-        const headers: Record<string, string> = {};
-        if (type) headers['content-type'] = type;
-        if (ifMatch !== undefined) headers['if-match'] = ifMatch.replace(/[^\t\x20-\x7e]/g, '');
-        if (authorized) headers.authorization = `Bearer ${TEST_TOKEN}`;
-        let path = `/api/flags/${flag}`;
-        try {
-          new URL(path, app.url);
-        } catch {
-          path = `/api/flags/${encodeURIComponent(flag)}`;
-        }
-        const res = await fetch(app.url + path, { method: 'PATCH', headers, body: payload });
-        const text = await res.text();
-        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-        expect(res.status, `${path} ${type} ${payload.slice(0, 200)} -> ${text.slice(0, 200)}`).toBeLessThan(500);
-        if (res.status >= 400) expect(JSON.parse(text).message).toMatch(/\w/);
-      }),
+      fc.asyncProperty(
+        key,
+        contentType,
+        body,
+        header,
+        fc.boolean(),
+        async (flag, type, payload, ifMatch, authorized) => {
+          const headers: Record<string, string> = {};
+          if (type) headers['content-type'] = type;
+          if (ifMatch !== undefined) headers['if-match'] = ifMatch.replace(/[^\t\x20-\x7e]/g, '');
+          if (authorized) headers.authorization = `Bearer ${TEST_TOKEN}`;
+          let path = `/api/flags/${flag}`;
+          try {
+            new URL(path, app.url);
+          } catch {
+            path = `/api/flags/${encodeURIComponent(flag)}`;
+          }
+          const res = await fetch(app.url + path, { method: 'PATCH', headers, body: payload });
+          const text = await res.text();
+          statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+          expect(res.status, `${path} ${type} ${payload.slice(0, 200)} -> ${text.slice(0, 200)}`).toBeLessThan(500);
+          if (res.status >= 400) expect(JSON.parse(text).message).toMatch(/\w/);
+        },
+      ),
       { numRuns: 400 },
     );
     expect(({} as Record<string, unknown>).admin).toBeUndefined();
@@ -86,10 +131,17 @@ describe('the admin token', () => {
     const app = await startTestApp({ LOG_LEVEL: 'debug' }, { logger });
     try {
       await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
-      await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' }, { authorization: 'Bearer wrong-token-that-is-long-enough' });
+      await app.patchFlag(
+        KILL_SWITCH,
+        { state: 'ENABLED' },
+        { authorization: 'Bearer wrong-token-that-is-long-enough' },
+      );
       await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
       const { cookie, csrf } = await app.signIn();
-      expect((await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' }, { authorization: '', cookie, 'x-csrf-token': csrf })).status).toBe(200);
+      expect(
+        (await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' }, { authorization: '', cookie, 'x-csrf-token': csrf }))
+          .status,
+      ).toBe(200);
       const log = lines.join('');
       expect(log).toContain('PATCH');
       expect(log).toContain('/admin/sign-in');

@@ -60,7 +60,9 @@ describe('the flags API', () => {
 
   it('patches with a merge patch: 200, the new version and ETag; null removes a member', async () => {
     const before = (await app.request(`/api/flags/${KILL_SWITCH}`)).body;
-    const targeted = await app.patchFlag(KILL_SWITCH, { targeting: { if: [{ in: ['beta', { var: 'groups' }] }, 'off', null] } });
+    const targeted = await app.patchFlag(KILL_SWITCH, {
+      targeting: { if: [{ in: ['beta', { var: 'groups' }] }, 'off', null] },
+    });
     expect(targeted.status).toBe(200);
     expect(targeted.body.version).toBe(before.version + 1);
     expect(targeted.headers.get('etag')).toBe(`"${before.version + 1}"`);
@@ -76,14 +78,20 @@ describe('the flags API', () => {
       body: '{"state":"DISABLED"}',
     });
     expect(none.status).toBe(401);
-    const wrong = await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' }, { authorization: 'Bearer not-the-token-at-all' });
+    const wrong = await app.patchFlag(
+      KILL_SWITCH,
+      { state: 'DISABLED' },
+      { authorization: 'Bearer not-the-token-at-all' },
+    );
     expect(wrong.status).toBe(401);
     expect(wrong.text).not.toContain('not-the-token-at-all');
     expect((await app.request(`/api/flags/${KILL_SWITCH}`)).body.definition.state).toBe('ENABLED');
   });
 
   it('answers 415 for a body that is not JSON', async () => {
-    const res = await app.patchFlag(KILL_SWITCH, 'state=DISABLED', { 'content-type': 'application/x-www-form-urlencoded' });
+    const res = await app.patchFlag(KILL_SWITCH, 'state=DISABLED', {
+      'content-type': 'application/x-www-form-urlencoded',
+    });
     expect(res.status).toBe(415);
     expect(res.body.message).toMatch(/application\/merge-patch\+json/);
   });
@@ -117,7 +125,11 @@ describe('the flags API', () => {
   ])('If-Match %s: %i (RFC 9110: entity-tags are opaque)', async (header, status) => {
     const version = (await app.request(`/api/flags/${KILL_SWITCH}`)).body.version;
     const variant = `probe${version}`;
-    const res = await app.patchFlag(KILL_SWITCH, { variants: { [variant]: false } }, { 'if-match': header.replaceAll('CURRENT', String(version)) });
+    const res = await app.patchFlag(
+      KILL_SWITCH,
+      { variants: { [variant]: false } },
+      { 'if-match': header.replaceAll('CURRENT', String(version)) },
+    );
     expect(res.status, JSON.stringify(res.body)).toBe(status);
     if (status === 412) expect(res.body).toMatchObject({ error: 'version_conflict', currentVersion: version });
     if (status === 400) expect(res.body.field).toBe('If-Match');
@@ -137,7 +149,7 @@ describe('the flags API', () => {
     await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
   });
 
-  it('audits every write with who (the token\'s name; X-Actor a note beside it), from where and what changed', async () => {
+  it("audits every write with who (the token's name; X-Actor a note beside it), from where and what changed", async () => {
     await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' }, { 'x-actor': 'Maya on call', 'x-change-source': 'cli' });
     const { body } = await app.request('/api/audit?limit=1');
     expect(body.entries[0]).toMatchObject({
@@ -159,7 +171,8 @@ describe('the flags API', () => {
       return (await app.request('/api/audit?limit=1')).body.entries[0].actor.note as string | undefined;
     };
     const raw = (note: string) => noteOf((patch) => patchWithRawUtf8Actor(app, KILL_SWITCH, patch, note));
-    const header = (value: string) => noteOf(async (patch) => (await app.patchFlag(KILL_SWITCH, patch, { 'x-actor': value })).status);
+    const header = (value: string) =>
+      noteOf(async (patch) => (await app.patchFlag(KILL_SWITCH, patch, { 'x-actor': value })).status);
 
     expect(await raw('Łukasz — on call')).toBe('Łukasz — on call');
     expect(await raw('Zoë 🚒 Müller')).toBe('Zoë 🚒 Müller');
@@ -191,7 +204,8 @@ describe('the API rate limit', () => {
 
   it('answers 429 with Retry-After past the limit of writes, and still serves reads', async () => {
     const statuses: number[] = [];
-    for (let i = 0; i < 4; i++) statuses.push((await app.patchFlag(KILL_SWITCH, { state: i % 2 ? 'ENABLED' : 'DISABLED' })).status);
+    for (let i = 0; i < 4; i++)
+      statuses.push((await app.patchFlag(KILL_SWITCH, { state: i % 2 ? 'ENABLED' : 'DISABLED' })).status);
     expect(statuses).toEqual([200, 200, 200, 429]);
     const limited = await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
     expect(limited.status).toBe(429);
@@ -213,7 +227,12 @@ describe('flagd format both ways', () => {
       metadata: { owner: 'growth', version: '7' },
       $evaluators: { beta: { in: ['beta', { var: 'groups' }] } },
       flags: {
-        [KILL_SWITCH]: { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on', metadata: { ticket: 'OPS-12' } },
+        [KILL_SWITCH]: {
+          state: 'ENABLED',
+          variants: { on: true, off: false },
+          defaultVariant: 'on',
+          metadata: { ticket: 'OPS-12' },
+        },
         'recommendations-flavour': {
           state: 'ENABLED',
           variants: { classic: 'classic', trending: 'trending', friends: 'friends' },
@@ -229,21 +248,43 @@ describe('flagd format both ways', () => {
 
   it('adopts every member flagd accepts, evaluates the shared rule, and keeps what it does not change across its writes', async () => {
     const flavour = await app.request('/api/explain?user=theo'); // theo is in beta
-    expect(flavour.body.flags.find((f: any) => f.key === 'recommendations-flavour')).toMatchObject({ value: 'friends', reason: 'TARGETING_MATCH' });
+    expect(flavour.body.flags.find((f: any) => f.key === 'recommendations-flavour')).toMatchObject({
+      value: 'friends',
+      reason: 'TARGETING_MATCH',
+    });
     expect((await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' })).status).toBe(200);
     const written = JSON.parse(await readFile(app.flagsFile, 'utf8'));
     expect(written.metadata).toEqual({ owner: 'growth', version: '7' });
     expect(written.$evaluators).toEqual({ beta: { in: ['beta', { var: 'groups' }] } });
-    expect(written.flags[KILL_SWITCH]).toEqual({ state: 'DISABLED', variants: { on: true, off: false }, defaultVariant: 'on', metadata: { ticket: 'OPS-12' } });
+    expect(written.flags[KILL_SWITCH]).toEqual({
+      state: 'DISABLED',
+      variants: { on: true, off: false },
+      defaultVariant: 'on',
+      metadata: { ticket: 'OPS-12' },
+    });
     expect(written.flags['recommendations-flavour'].defaultVariant).toBeNull();
     await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
   });
 
   it('refuses a rollout flagd would read differently (weights that are not whole) or that names a variant the flag lacks: 400 naming the field', async () => {
-    const halves = await app.patchFlag('recommendations-flavour', { targeting: { fractional: [['classic', 50.5], ['trending', 49.5]] } });
+    const halves = await app.patchFlag('recommendations-flavour', {
+      targeting: {
+        fractional: [
+          ['classic', 50.5],
+          ['trending', 49.5],
+        ],
+      },
+    });
     expect(halves.status).toBe(400);
     expect(halves.body).toMatchObject({ field: 'targeting.fractional.0.1' });
-    const ghost = await app.patchFlag('recommendations-flavour', { targeting: { fractional: [['classic', 50], ['viral', 50]] } });
+    const ghost = await app.patchFlag('recommendations-flavour', {
+      targeting: {
+        fractional: [
+          ['classic', 50],
+          ['viral', 50],
+        ],
+      },
+    });
     expect(ghost.status).toBe(400);
     expect(ghost.body.field).toBe('targeting.fractional.1.0');
     expect(ghost.body.message).toMatch(/"viral", which the flag does not have/);

@@ -6,7 +6,12 @@ import { capturingLogger, startTestApp, TEST_TOKEN, waitFor, type TestApp } from
 
 /** A feed page's socket with these headers: resolves once it has its snapshot (counted among the browsers), or to why it was refused. */
 function pageSocket(app: TestApp, headers: Record<string, string> = {}) {
-  const socket = connect(app.url, { transports: ['websocket'], forceNew: true, reconnection: false, extraHeaders: headers });
+  const socket = connect(app.url, {
+    transports: ['websocket'],
+    forceNew: true,
+    reconnection: false,
+    extraHeaders: headers,
+  });
   return new Promise<{ socket: Socket } | { refused: string; reason: unknown }>((resolve) => {
     socket.once('flag_snapshot', () => resolve({ socket }));
     socket.once('connect_error', (error: Error & { data?: { reason?: unknown } }) => {
@@ -22,7 +27,10 @@ async function openPageSocket(app: TestApp, headers: Record<string, string> = {}
   return opened.socket;
 }
 
-const TOO_MANY = (cap: number) => ({ refused: `Too many connections from this address (${cap} at most): close some tabs, or try again later.`, reason: 'too_many_connections' });
+const TOO_MANY = (cap: number) => ({
+  refused: `Too many connections from this address (${cap} at most): close some tabs, or try again later.`,
+  reason: 'too_many_connections',
+});
 const from = (address: string) => ({ 'x-forwarded-for': address });
 
 /** "Browsers watching" as the launch-control page shows it. */
@@ -71,23 +79,35 @@ describe('TRUST_PROXY=loopback: behind a proxy on this machine, each forwarded c
   const log = capturingLogger('warn');
   beforeAll(async () => {
     app = await startTestApp(
-      { TRUST_PROXY: 'loopback', AUTH_FAILURES_PER_15_MIN: '2', MAX_SOCKETS_PER_ADDRESS: '2', API_RATE_LIMIT_PER_MIN: '2', LOG_LEVEL: 'warn' },
+      {
+        TRUST_PROXY: 'loopback',
+        AUTH_FAILURES_PER_15_MIN: '2',
+        MAX_SOCKETS_PER_ADDRESS: '2',
+        API_RATE_LIMIT_PER_MIN: '2',
+        LOG_LEVEL: 'warn',
+      },
       { logger: log.logger },
     );
   });
   afterAll(() => app.stop());
 
-  it('failed authentications count per client, over HTTP and the admin socket\'s handshake alike', async () => {
-    for (let i = 0; i < 2; i++) expect((await get(app, '/api/flags', { ...bearer('ks_wrong'), ...from('203.0.113.1') })).status).toBe(401);
+  it("failed authentications count per client, over HTTP and the admin socket's handshake alike", async () => {
+    for (let i = 0; i < 2; i++)
+      expect((await get(app, '/api/flags', { ...bearer('ks_wrong'), ...from('203.0.113.1') })).status).toBe(401);
     expect((await get(app, '/api/flags', { ...bearer(TEST_TOKEN), ...from('203.0.113.1') })).status).toBe(429);
-    expect(await adminSocket(app, { token: TEST_TOKEN, headers: from('203.0.113.1') })).toEqual({ refused: expect.stringMatching(/Too many failed/) });
+    expect(await adminSocket(app, { token: TEST_TOKEN, headers: from('203.0.113.1') })).toEqual({
+      refused: expect.stringMatching(/Too many failed/),
+    });
 
     // Another client behind the same proxy: not blocked, on either.
     expect((await get(app, '/api/flags', { ...bearer(TEST_TOKEN), ...from('203.0.113.2') })).status).toBe(200);
     (await openAdminSocket(app, { token: TEST_TOKEN, headers: from('203.0.113.2') })).close();
 
     // Wrong tokens at the socket's handshake count against the address HTTP sees for that client.
-    for (let i = 0; i < 2; i++) expect(await adminSocket(app, { token: 'ks_wrong', headers: from('203.0.113.3') })).toEqual({ refused: expect.stringMatching(/not accepted/) });
+    for (let i = 0; i < 2; i++)
+      expect(await adminSocket(app, { token: 'ks_wrong', headers: from('203.0.113.3') })).toEqual({
+        refused: expect.stringMatching(/not accepted/),
+      });
     expect((await get(app, '/api/flags', { ...bearer(TEST_TOKEN), ...from('203.0.113.3') })).status).toBe(429);
   });
 
@@ -99,7 +119,8 @@ describe('TRUST_PROXY=loopback: behind a proxy on this machine, each forwarded c
   });
 
   it('the write limit counts per client, and the audit names the client; express-rate-limit finds nothing to warn of', async () => {
-    const write = (address: string, value: boolean) => app.patchFlag(KILL_SWITCH, { variants: { probe: value } }, from(address));
+    const write = (address: string, value: boolean) =>
+      app.patchFlag(KILL_SWITCH, { variants: { probe: value } }, from(address));
     expect((await write('203.0.113.20', true)).status).toBe(200);
     expect((await write('203.0.113.20', false)).status).toBe(200);
     expect((await write('203.0.113.20', true)).status).toBe(429);
@@ -120,7 +141,10 @@ describe('TRUST_PROXY unset: X-Forwarded-For and X-Forwarded-Proto are ignored',
   let app: TestApp;
   const log = capturingLogger('warn');
   beforeAll(async () => {
-    app = await startTestApp({ AUTH_FAILURES_PER_15_MIN: '2', MAX_SOCKETS_PER_ADDRESS: '2', LOG_LEVEL: 'warn' }, { logger: log.logger });
+    app = await startTestApp(
+      { AUTH_FAILURES_PER_15_MIN: '2', MAX_SOCKETS_PER_ADDRESS: '2', LOG_LEVEL: 'warn' },
+      { logger: log.logger },
+    );
   });
   afterAll(() => app.stop());
 
@@ -136,7 +160,7 @@ describe('TRUST_PROXY unset: X-Forwarded-For and X-Forwarded-Proto are ignored',
     expect((await get(app, '/api/flags', { ...bearer(TEST_TOKEN), ...from('203.0.113.3') })).status).toBe(429);
   });
 
-  it('a write carrying X-Forwarded-For: express-rate-limit\'s warning of an unset trust proxy goes to the app\'s log', async () => {
+  it("a write carrying X-Forwarded-For: express-rate-limit's warning of an unset trust proxy goes to the app's log", async () => {
     await app.patchFlag(KILL_SWITCH, { variants: { probe: true } }, from('203.0.113.4'));
     expect(log.lines.filter((line) => line.includes('ERR_ERL_UNEXPECTED_X_FORWARDED_FOR'))).toHaveLength(1);
   });

@@ -62,7 +62,8 @@ describe('the feed', () => {
     await app.request('/?user=lena');
     const metricsAfter = await (await fetch(`${app.url}/metrics`)).text();
     const made = (service: string) =>
-      counterValue(metricsAfter, 'upstream_requests_total', { service }) - counterValue(metricsBefore, 'upstream_requests_total', { service });
+      counterValue(metricsAfter, 'upstream_requests_total', { service }) -
+      counterValue(metricsBefore, 'upstream_requests_total', { service });
     const stats = app.simulator!.stats();
     expect(made('recommendations')).toBe(1);
     expect(made('recommendations')).toBe(stats.requests.recommendations);
@@ -80,15 +81,20 @@ describe('the feed', () => {
     expect(app.simulator!.stats().requests).toEqual({ avatars: 1, recommendations: 1, images: 0, other: 0 });
   });
 
-  it.each(['fail', 'garbage'] as const)('falls back (never an error page) when the third party is in mode %s', async (mode) => {
-    app.simulator!.setKnobs({ mode });
-    const { status, text } = await app.request('/?user=someone-else');
-    expect(status).toBe(200);
-    expect(text).toContain('data-source="fallback"');
-    expect(text).toContain('data-show-avatars="true"');
-    const metrics = await (await fetch(`${app.url}/metrics`)).text();
-    expect(counterValue(metrics, 'upstream_requests_total', { outcome: mode === 'fail' ? 'error' : 'invalid' })).toBeGreaterThan(0);
-  });
+  it.each(['fail', 'garbage'] as const)(
+    'falls back (never an error page) when the third party is in mode %s',
+    async (mode) => {
+      app.simulator!.setKnobs({ mode });
+      const { status, text } = await app.request('/?user=someone-else');
+      expect(status).toBe(200);
+      expect(text).toContain('data-source="fallback"');
+      expect(text).toContain('data-show-avatars="true"');
+      const metrics = await (await fetch(`${app.url}/metrics`)).text();
+      expect(
+        counterValue(metrics, 'upstream_requests_total', { outcome: mode === 'fail' ? 'error' : 'invalid' }),
+      ).toBeGreaterThan(0);
+    },
+  );
 
   it('keeps the viewer in a cookie; without one, makes an anonymous key', async () => {
     const picked = await fetch(`${app.url}/?user=theo`);
@@ -151,7 +157,8 @@ describe('the feed under a hanging third party', () => {
     expect(elapsed).toBeLessThan(300 + 1200);
     // The page stops waiting at one timeout; the calls it gave up on time out on their own clock,
     // started when each was made, and are counted once their connections close: a moment later.
-    const timedOut = async () => counterValue(await (await fetch(`${app.url}/metrics`)).text(), 'upstream_requests_total', { outcome: 'timeout' });
+    const timedOut = async () =>
+      counterValue(await (await fetch(`${app.url}/metrics`)).text(), 'upstream_requests_total', { outcome: 'timeout' });
     await waitFor(async () => (await timedOut()) > 0, 5000, 'a timed-out call counted');
   });
 });
@@ -164,7 +171,11 @@ describe('an avatar service that answers images from elsewhere', () => {
     // block them, and a compromised service could track readers with them).
     thirdParty = createServer((req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(req.url!.startsWith('/avatars/') ? JSON.stringify({ url: 'https://tracker.example/pixel.png' }) : JSON.stringify({ items: [] }));
+      res.end(
+        req.url!.startsWith('/avatars/')
+          ? JSON.stringify({ url: 'https://tracker.example/pixel.png' })
+          : JSON.stringify({ items: [] }),
+      );
     });
     await new Promise<void>((resolve) => thirdParty.listen(0, '127.0.0.1', resolve));
     const base = `http://127.0.0.1:${(thirdParty.address() as AddressInfo).port}`;
@@ -182,7 +193,9 @@ describe('an avatar service that answers images from elsewhere', () => {
     expect(text).not.toContain('tracker.example');
     expect(new Set(avatarSources(text))).toEqual(new Set(['/static/img/fallback-avatar.svg']));
     const metrics = await (await fetch(`${app.url}/metrics`)).text();
-    expect(counterValue(metrics, 'upstream_requests_total', { service: 'avatars', outcome: 'invalid' })).toBeGreaterThan(0);
+    expect(
+      counterValue(metrics, 'upstream_requests_total', { service: 'avatars', outcome: 'invalid' }),
+    ).toBeGreaterThan(0);
   });
 });
 
@@ -243,15 +256,20 @@ describe('an avatar service whose answers only look like its own origin', () => 
   });
 
   /** Each avatar on a page: whose it is (the viewer's has no alt text) and its src. */
-  const avatarsOf = (html: string) => [...html.matchAll(/<img class="avatar[^"]*" src="([^"]+)" alt="([^"]*)"/g)].map((m) => ({ alt: m[2]!, src: m[1]! }));
+  const avatarsOf = (html: string) =>
+    [...html.matchAll(/<img class="avatar[^"]*" src="([^"]+)" alt="([^"]*)"/g)].map((m) => ({
+      alt: m[2]!,
+      src: m[1]!,
+    }));
 
-  it('shows only images from the service\'s own origin: every other answer gives the fallback, and never reaches the page', async () => {
+  it("shows only images from the service's own origin: every other answer gives the fallback, and never reaches the page", async () => {
     for (const pathname of ['/?user=maya', '/fragments/feed?user=maya']) {
       const { status, text } = await app.request(pathname);
       expect(status).toBe(200);
       const avatars = avatarsOf(text);
       expect(avatars.length).toBe(9);
-      for (const { alt, src } of avatars) expect(src, alt).toBe(alt === '' || alt === 'Maya Okafor' ? answers.maya : '/static/img/fallback-avatar.svg');
+      for (const { alt, src } of avatars)
+        expect(src, alt).toBe(alt === '' || alt === 'Maya Okafor' ? answers.maya : '/static/img/fallback-avatar.svg');
       for (const hostile of Object.values(answers).filter((url) => url !== answers.maya)) {
         expect(text).not.toContain(hostile);
         // Nor any part of it the page could have been made to load, escaped or not.
@@ -263,6 +281,8 @@ describe('an avatar service whose answers only look like its own origin', () => 
     // Every hostile answer was given, and each was refused as an invalid answer.
     expect([...asked].sort()).toEqual(Object.keys(answers).sort());
     const metrics = await (await fetch(`${app.url}/metrics`)).text();
-    expect(counterValue(metrics, 'upstream_requests_total', { service: 'avatars', outcome: 'invalid' })).toBeGreaterThanOrEqual(5);
+    expect(
+      counterValue(metrics, 'upstream_requests_total', { service: 'avatars', outcome: 'invalid' }),
+    ).toBeGreaterThanOrEqual(5);
   });
 });

@@ -58,7 +58,13 @@ describe('the flag file, edited by hand', () => {
     const flags = await readFlags(file);
     expect(flags[KILL_SWITCH]!.state).toBe('DISABLED');
     expect(flags[THEME]!.defaultVariant).toBe('dark');
-    expect(app.repository!.audit.recent(5).map((entry) => entry.actor.source)).toEqual(['api', 'file', 'system', 'system', 'system']);
+    expect(app.repository!.audit.recent(5).map((entry) => entry.actor.source)).toEqual([
+      'api',
+      'file',
+      'system',
+      'system',
+      'system',
+    ]);
   });
 
   it('makes an API write on top of an edit it has not loaded yet (its watch event still to come)', async () => {
@@ -76,9 +82,17 @@ describe('the flag file, edited by hand', () => {
     const { app, file } = await firstStart();
     const broken = '{ "flags": { oops';
     await writeFile(file, broken);
-    await waitFor(() => app.repository!.status().status === ProviderStatus.READY && app.repository!.get(KILL_SWITCH) !== undefined, 5000, 'the refusal');
+    await waitFor(
+      () => app.repository!.status().status === ProviderStatus.READY && app.repository!.get(KILL_SWITCH) !== undefined,
+      5000,
+      'the refusal',
+    );
     const refused = path.join(path.dirname(file), 'flags.refused.json');
-    await waitFor(async () => (await app.patchFlag(THEME, { defaultVariant: 'dark' })).status === 200, 5000, 'the write');
+    await waitFor(
+      async () => (await app.patchFlag(THEME, { defaultVariant: 'dark' })).status === 200,
+      5000,
+      'the write',
+    );
     expect(await readFile(refused, 'utf8')).toBe(broken);
     expect(await modeOf(refused)).toBe(0o600);
     expect((await readFlags(file))[THEME]!.defaultVariant).toBe('dark');
@@ -110,16 +124,27 @@ describe('the flag file, edited by hand', () => {
     dirs.push(dir);
     const folder = path.join(dir, 'data');
     const store = createFileTokenStore({ dir: folder, logger: createLogger('silent') });
-    expect(await store.add({ name: 'ci-bot', scope: 'full', digest: digestOf(newToken()), createdAt: new Date().toISOString() })).toBe(true);
+    expect(
+      await store.add({
+        name: 'ci-bot',
+        scope: 'full',
+        digest: digestOf(newToken()),
+        createdAt: new Date().toISOString(),
+      }),
+    ).toBe(true);
     expect(await modeOf(folder)).toBe(0o700);
     expect(await modeOf(path.join(folder, 'tokens.json'))).toBe(0o600);
   });
 
-  it('generates an admin token in the named tokens\' form, in a private folder', async () => {
+  it("generates an admin token in the named tokens' form, in a private folder", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'killswitch-token-'));
     dirs.push(dir);
     const file = path.join(dir, 'data', 'admin-token');
-    const { token, generated } = await resolveAdminToken({ configured: undefined, file, logger: createLogger('silent') });
+    const { token, generated } = await resolveAdminToken({
+      configured: undefined,
+      file,
+      logger: createLogger('silent'),
+    });
     expect(generated).toBe(true);
     expect(token).toMatch(new RegExp(`^${TOKEN_IN_TEXT.source}$`));
     expect(await modeOf(path.dirname(file))).toBe(0o700);
@@ -137,20 +162,73 @@ describe('the flag file, read as flagd reads it', () => {
   const premium = { '==': [{ var: 'tier' }, 'premium'] };
   /** Flags flagd loads and evaluates, in the shapes its own conformance files use. */
   const flagdShapes = {
-    'nested-weight': { state: 'ENABLED', variants, defaultVariant: 'fallback', targeting: { fractional: [{ var: 'targetingKey' }, ['red', { if: [premium, 100, 0] }], ['blue', 10]] } },
-    'nested-variant': { state: 'ENABLED', variants, defaultVariant: 'fallback', targeting: { fractional: [{ var: 'targetingKey' }, [{ var: 'color' }, 50], ['blue', 50]] } },
-    'as-condition': { state: 'ENABLED', variants, defaultVariant: 'fallback', targeting: { if: [{ fractional: [[false, 0], [true, 100]] }, 'red', 'blue'] } },
+    'nested-weight': {
+      state: 'ENABLED',
+      variants,
+      defaultVariant: 'fallback',
+      targeting: { fractional: [{ var: 'targetingKey' }, ['red', { if: [premium, 100, 0] }], ['blue', 10]] },
+    },
+    'nested-variant': {
+      state: 'ENABLED',
+      variants,
+      defaultVariant: 'fallback',
+      targeting: { fractional: [{ var: 'targetingKey' }, [{ var: 'color' }, 50], ['blue', 50]] },
+    },
+    'as-condition': {
+      state: 'ENABLED',
+      variants,
+      defaultVariant: 'fallback',
+      targeting: {
+        if: [
+          {
+            fractional: [
+              [false, 0],
+              [true, 100],
+            ],
+          },
+          'red',
+          'blue',
+        ],
+      },
+    },
     // A branch naming a variant the flag lacks: flagd serves the rest, and an error to that branch alone.
-    'missing-branch': { state: 'ENABLED', variants, defaultVariant: 'fallback', targeting: { if: [{ starts_with: [{ var: 'id' }, 'abc'] }, 'red', 'nope'] } },
-    versions: { state: 'ENABLED', variants, defaultVariant: 'fallback', targeting: { if: [{ sem_ver: [{ var: 'version' }, '^', '1.0.0'] }, 'red', 'blue'] } },
-    'shared-rule': { state: 'ENABLED', variants, defaultVariant: 'fallback', targeting: { if: [{ $ref: 'isPremium' }, 'red', 'blue'] } },
+    'missing-branch': {
+      state: 'ENABLED',
+      variants,
+      defaultVariant: 'fallback',
+      targeting: { if: [{ starts_with: [{ var: 'id' }, 'abc'] }, 'red', 'nope'] },
+    },
+    versions: {
+      state: 'ENABLED',
+      variants,
+      defaultVariant: 'fallback',
+      targeting: { if: [{ sem_ver: [{ var: 'version' }, '^', '1.0.0'] }, 'red', 'blue'] },
+    },
+    'shared-rule': {
+      state: 'ENABLED',
+      variants,
+      defaultVariant: 'fallback',
+      targeting: { if: [{ $ref: 'isPremium' }, 'red', 'blue'] },
+    },
     'string-weights': { state: 'ENABLED', variants, defaultVariant: 'fallback', metadata: { owner: 'growth' } },
   };
   /** Flags flagd loads but cannot evaluate: each answers its fallback with PARSE_ERROR. */
   const unservable = {
-    'unknown-operator': { state: 'ENABLED', variants, defaultVariant: 'red', targeting: { if: [{ no_such_operator: [1] }, 'red', 'blue'] } },
-    'missing-ref': { state: 'ENABLED', variants, defaultVariant: 'red', targeting: { if: [{ $ref: 'nowhere' }, 'red', 'blue'] } },
-    'prototype-operator': JSON.parse('{"state":"ENABLED","variants":{"red":"red"},"defaultVariant":"red","targeting":{"if":[{"__defineGetter__":[1]},"red","red"]}}'),
+    'unknown-operator': {
+      state: 'ENABLED',
+      variants,
+      defaultVariant: 'red',
+      targeting: { if: [{ no_such_operator: [1] }, 'red', 'blue'] },
+    },
+    'missing-ref': {
+      state: 'ENABLED',
+      variants,
+      defaultVariant: 'red',
+      targeting: { if: [{ $ref: 'nowhere' }, 'red', 'blue'] },
+    },
+    'prototype-operator': JSON.parse(
+      '{"state":"ENABLED","variants":{"red":"red"},"defaultVariant":"red","targeting":{"if":[{"__defineGetter__":[1]},"red","red"]}}',
+    ),
     'bad-state': { state: 'SOMETIMES', variants, defaultVariant: 'red' },
   };
 
@@ -168,7 +246,8 @@ describe('the flag file, read as flagd reads it', () => {
     expect((await app.request('/readyz')).status).toBe(200);
     expect(app.isReady()).toBe(true);
     expect((await app.socket()).snapshots[0]![KILL_SWITCH]).toBe(false);
-    const resolve = (key: string, context: Record<string, unknown> = {}) => app.provider.resolve('string', key, 'code-default', { targetingKey: 'viewer-1', ...context });
+    const resolve = (key: string, context: Record<string, unknown> = {}) =>
+      app.provider.resolve('string', key, 'code-default', { targetingKey: 'viewer-1', ...context });
     for (const key of Object.keys(unservable)) {
       expect(await resolve(key)).toMatchObject({ value: 'code-default', errorCode: 'PARSE_ERROR' });
       expect(lines.join('')).toContain(`flag \\"${key}\\"`);
@@ -186,7 +265,9 @@ describe('the flag file, read as flagd reads it', () => {
     const announced = nextEvent(admin, 'admin_state');
     expect((await app.patchFlag(THEME, { defaultVariant: 'dark' })).status).toBe(200);
     const state = await announced;
-    const problems = Object.fromEntries(state.flags.filter((flag) => flag.problem).map((flag) => [flag.key, flag.problem]));
+    const problems = Object.fromEntries(
+      state.flags.filter((flag) => flag.problem).map((flag) => [flag.key, flag.problem]),
+    );
     expect(Object.keys(problems).sort()).toEqual(Object.keys(unservable).sort());
     expect(problems['unknown-operator']).toMatch(/no_such_operator/);
 
@@ -205,7 +286,13 @@ describe('the flag file, read as flagd reads it', () => {
     apps.push(app);
     const before = app.repository!.get(KILL_SWITCH)!.version;
     const refusals = () => lines.filter((line) => line.includes('refused a broken edit of the flag file')).length;
-    for (const [index, text] of ['not json', '[]', '{"flags": []}', '{"flags": {}, "$evaluators": "x"}', '{"flags": {}, "metadata": [1]}'].entries()) {
+    for (const [index, text] of [
+      'not json',
+      '[]',
+      '{"flags": []}',
+      '{"flags": {}, "$evaluators": "x"}',
+      '{"flags": {}, "metadata": [1]}',
+    ].entries()) {
       await writeFile(app.flagsFile, text);
       await waitFor(() => refusals() === index + 1, 5000, `the refusal of ${text}`);
       expect(app.repository!.get(KILL_SWITCH)).toMatchObject({ version: before, definition: { state: 'ENABLED' } });

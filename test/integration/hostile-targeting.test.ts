@@ -38,18 +38,51 @@ describe('hostile targeting through the API', () => {
 
   it('answers random JsonLogic with a 200 or a 400 naming the field, never a 5xx and never a fault', async () => {
     const operator = fc.oneof(
-      fc.constantFrom('if', '==', '===', '!=', 'in', 'var', 'and', 'or', '!', 'cat', 'fractional', 'sem_ver', 'starts_with', 'ends_with', 'map', 'filter', 'reduce', 'merge', 'preserve', 'throw', 'try', '$ref'),
+      fc.constantFrom(
+        'if',
+        '==',
+        '===',
+        '!=',
+        'in',
+        'var',
+        'and',
+        'or',
+        '!',
+        'cat',
+        'fractional',
+        'sem_ver',
+        'starts_with',
+        'ends_with',
+        'map',
+        'filter',
+        'reduce',
+        'merge',
+        'preserve',
+        'throw',
+        'try',
+        '$ref',
+      ),
       fc.constantFrom(...Object.getOwnPropertyNames(Object.prototype)),
       fc.string({ maxLength: 12 }),
     );
     const { rule } = fc.letrec((tie) => ({
-      rule: fc.oneof({ depthSize: 'small' }, fc.jsonValue({ maxDepth: 1 }), fc.constantFrom('light', 'dark'), tie('call'), fc.array(tie('rule'), { maxLength: 4 })),
+      rule: fc.oneof(
+        { depthSize: 'small' },
+        fc.jsonValue({ maxDepth: 1 }),
+        fc.constantFrom('light', 'dark'),
+        tie('call'),
+        fc.array(tie('rule'), { maxLength: 4 }),
+      ),
       call: fc.tuple(operator, fc.array(tie('rule'), { maxLength: 4 })).map(([name, args]) => ({ [name]: args })),
     }));
     const statuses = new Map<number, number>();
     await fc.assert(
       fc.asyncProperty(rule, async (targeting) => {
-        const sent = await patchTargeting(typeof targeting === 'object' && targeting !== null && !Array.isArray(targeting) ? targeting : { if: [targeting, 'dark', 'light'] });
+        const sent = await patchTargeting(
+          typeof targeting === 'object' && targeting !== null && !Array.isArray(targeting)
+            ? targeting
+            : { if: [targeting, 'dark', 'light'] },
+        );
         statuses.set(sent.status, (statuses.get(sent.status) ?? 0) + 1);
         expect([200, 400], JSON.stringify(targeting).slice(0, 300)).toContain(sent.status);
         if (sent.status === 400) expect(typeof sent.body.field).toBe('string');
@@ -67,7 +100,10 @@ describe('hostile targeting through the API', () => {
 
   it('refuses a body nested past the limit with a 400 naming it, before anything walks it', async () => {
     for (const depth of [65, 1000, 5000]) {
-      const sent = await app.patchFlag(THEME, `{"targeting":{"if":[true,"dark",${'['.repeat(depth)}${']'.repeat(depth)}]}}`);
+      const sent = await app.patchFlag(
+        THEME,
+        `{"targeting":{"if":[true,"dark",${'['.repeat(depth)}${']'.repeat(depth)}]}}`,
+      );
       expect(sent.status, String(depth)).toBe(400);
       expect(sent.body.message).toMatch(/nests deeper than 64 levels/);
     }

@@ -9,7 +9,21 @@ const SDK_KEY = 'sdk-stream-test-key';
 
 /** A LaunchDarkly flag as the streaming API sends it: `on`, variations, fallthrough and off. */
 function ldFlag(key: string, variations: unknown[], serve: number, version: number, on = true) {
-  return { key, version, on, variations, fallthrough: { variation: serve }, offVariation: 0, targets: [], contextTargets: [], rules: [], prerequisites: [], salt: key, trackEvents: false, trackEventsFallthrough: false };
+  return {
+    key,
+    version,
+    on,
+    variations,
+    fallthrough: { variation: serve },
+    offVariation: 0,
+    targets: [],
+    contextTargets: [],
+    rules: [],
+    prerequisites: [],
+    salt: key,
+    trackEvents: false,
+    trackEventsFallthrough: false,
+  };
 }
 
 /**
@@ -25,7 +39,8 @@ async function startStreamDouble() {
   };
   const streams = new Set<ServerResponse>();
   const keys: string[] = [];
-  const send = (res: ServerResponse, event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  const send = (res: ServerResponse, event: string, data: unknown) =>
+    res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     if (req.method === 'GET' && req.url?.startsWith('/all')) {
       keys.push(String(req.headers.authorization));

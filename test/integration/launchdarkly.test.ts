@@ -36,7 +36,7 @@ describe('flags from LaunchDarkly', () => {
   it('a flip in LaunchDarkly reaches every browser, and the feed stops calling the third party', async () => {
     const sockets = await Promise.all([app.socket({ cookie: 'viewer=maya' }), app.socket({ cookie: 'viewer=jonas' })]);
     await waitFor(() => sockets.every((s) => s.snapshots.length === 1));
-    expect(sockets[0]!.snapshots[0]).toEqual({ [KILL_SWITCH]: true, [RECS_FLAVOUR]: 'classic', [THEME]: 'light' });
+    expect(sockets[0].snapshots[0]).toEqual({ [KILL_SWITCH]: true, [RECS_FLAVOUR]: 'classic', [THEME]: 'light' });
     const seen = sockets.map((s) => record(s, 'flag_update'));
 
     await td.update(td.flag(KILL_SWITCH).booleanFlag().variationForAll(false));
@@ -50,14 +50,20 @@ describe('flags from LaunchDarkly', () => {
     await waitFor(() => seen.every((events) => events.length === 2), 3000, 'the restore');
   });
 
-  it('a per-user rule in LaunchDarkly reaches only that user\'s sockets', async () => {
+  it("a per-user rule in LaunchDarkly reaches only that user's sockets", async () => {
     const theo = await app.socket({ cookie: 'viewer=theo' });
     const theoTab2 = await app.socket({ cookie: 'viewer=theo' });
     const sam = await app.socket({ cookie: 'viewer=sam' });
     await waitFor(() => [theo, theoTab2, sam].every((s) => s.snapshots.length === 1));
-    const [theoSeen, tab2Seen, samSeen] = [record(theo, 'flag_update'), record(theoTab2, 'flag_update'), record(sam, 'flag_update')];
+    const [theoSeen, tab2Seen, samSeen] = [
+      record(theo, 'flag_update'),
+      record(theoTab2, 'flag_update'),
+      record(sam, 'flag_update'),
+    ];
 
-    await td.update(td.flag(THEME).variations('light', 'dark', 'aurora').variationForUser('theo', 2).fallthroughVariation(0));
+    await td.update(
+      td.flag(THEME).variations('light', 'dark', 'aurora').variationForUser('theo', 2).fallthroughVariation(0),
+    );
     await waitFor(() => theoSeen.length === 1 && tab2Seen.length === 1, 3000, 'theo');
     // Theo's update and any for Sam come from one push: once it is delivered, Sam has all his.
     await app.delivered([sam]);
@@ -65,7 +71,9 @@ describe('flags from LaunchDarkly', () => {
     expect(samSeen).toEqual([]);
 
     // Groups map to a custom attribute of the LaunchDarkly context.
-    await td.update(td.flag(KILL_SWITCH).booleanFlag().ifMatch('user', 'groups', 'beta').thenReturn(false).fallthroughVariation(true));
+    await td.update(
+      td.flag(KILL_SWITCH).booleanFlag().ifMatch('user', 'groups', 'beta').thenReturn(false).fallthroughVariation(true),
+    );
     await waitFor(() => theoSeen.length === 2, 3000, 'the beta rule');
     await app.delivered([sam]);
     expect(theoSeen[1]).toMatchObject({ key: KILL_SWITCH, value: false });
@@ -83,7 +91,17 @@ describe('LaunchDarkly out of reach at start-up', () => {
     // Loopback ports with nothing listening: the SDK's connections are refused, nothing leaves the machine.
     app = await startTestApp(
       { LAUNCHDARKLY_SDK_KEY: 'sdk-unreachable', LAUNCHDARKLY_INIT_TIMEOUT_MS: '300' },
-      { start: { launchDarkly: { streamUri: 'http://127.0.0.1:9', baseUri: 'http://127.0.0.1:9', eventsUri: 'http://127.0.0.1:9', sendEvents: false, diagnosticOptOut: true } } },
+      {
+        start: {
+          launchDarkly: {
+            streamUri: 'http://127.0.0.1:9',
+            baseUri: 'http://127.0.0.1:9',
+            eventsUri: 'http://127.0.0.1:9',
+            sendEvents: false,
+            diagnosticOptOut: true,
+          },
+        },
+      },
     );
     expect(performance.now() - started).toBeLessThan(5000);
     const ready = await app.request('/readyz');
@@ -112,7 +130,11 @@ describe('LaunchDarkly answering after the start-up bound', () => {
     const factory = td.getFactory() as (...args: unknown[]) => { start(): unknown; stop(): void; close(): void };
     const slowSource = (...args: unknown[]) => {
       const source = factory(...args);
-      return { start: () => void (initialize = () => void source.start()), stop: () => source.stop(), close: () => source.close() };
+      return {
+        start: () => void (initialize = () => void source.start()),
+        stop: () => source.stop(),
+        close: () => source.close(),
+      };
     };
     app = await startTestApp(
       { LAUNCHDARKLY_SDK_KEY: 'sdk-late-key', LAUNCHDARKLY_INIT_TIMEOUT_MS: '100' },
@@ -126,7 +148,11 @@ describe('LaunchDarkly answering after the start-up bound', () => {
     await waitFor(() => initialize !== undefined, 3000, 'the data source to start');
     initialize!();
     await waitFor(() => seen.length === 3, 3000, 'the real values');
-    expect(Object.fromEntries(seen.map((update) => [update.key, update.value]))).toEqual({ [KILL_SWITCH]: true, [RECS_FLAVOUR]: 'trending', [THEME]: 'dark' });
+    expect(Object.fromEntries(seen.map((update) => [update.key, update.value]))).toEqual({
+      [KILL_SWITCH]: true,
+      [RECS_FLAVOUR]: 'trending',
+      [THEME]: 'dark',
+    });
     expect((await app.request('/readyz')).status).toBe(200);
   });
 });

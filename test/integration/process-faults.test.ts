@@ -61,7 +61,10 @@ describe('faults nobody caught, in the server as a process', { timeout: 60_000 }
     app.child.kill('SIGUSR2');
     const [code] = await exited;
     expect(code).toBe(1);
-    expect(app.logs.find((entry) => /exception nobody caught/.test(entry.msg))).toMatchObject({ level: 60, err: { message: 'an exception nobody catches (test fault)' } });
+    expect(app.logs.find((entry) => /exception nobody caught/.test(entry.msg))).toMatchObject({
+      level: 60,
+      err: { message: 'an exception nobody catches (test fault)' },
+    });
     // The graceful path ran to its end: the store flushed, then "stopped".
     expect(app.logs.at(-1)).toMatchObject({ msg: 'stopped' });
   });

@@ -56,8 +56,12 @@ describe('the server as a process', { timeout: 90_000 }, () => {
     // The list says who last changed each flag: the token's name, the CLI's note beside it.
     const after = (await cli('list')).stdout.split('\n');
     expect(after[0]).toMatch(/^FLAG\s+STATE\s+SERVES\s+VERSION\s+LAST CHANGE$/);
-    expect(after.find((line) => line.startsWith(KILL_SWITCH))).toMatch(/DISABLED\s+safe default \(false\) to all\s+v\d+/);
-    expect(after.find((line) => line.startsWith(KILL_SWITCH))).toMatch(/DISABLED .* killed \(disabled\), by admin \(.+@.+\) via cli, \d{4}-\d\d-\d\d \d\d:\d\d UTC$/);
+    expect(after.find((line) => line.startsWith(KILL_SWITCH))).toMatch(
+      /DISABLED\s+safe default \(false\) to all\s+v\d+/,
+    );
+    expect(after.find((line) => line.startsWith(KILL_SWITCH))).toMatch(
+      /DISABLED .* killed \(disabled\), by admin \(.+@.+\) via cli, \d{4}-\d\d-\d\d \d\d:\d\d UTC$/,
+    );
     // Columns line up: every row's second column starts where the header's does.
     expect(new Set(after.filter(Boolean).map((line) => line.search(/\s(ENABLED|DISABLED|STATE)\b/))).size).toBe(1);
     expect((await app.stop()).code).toBe(0);
@@ -80,8 +84,14 @@ describe('the server as a process', { timeout: 90_000 }, () => {
     const restarted = await startAppProcess(ownEnv);
     const page = await (await fetch(`${restarted.url}/?user=maya`)).text();
     expect(page).toContain('data-show-avatars="false"');
-    const audit = await (await fetch(`${restarted.url}/api/audit`, { headers: { authorization: `Bearer ${token}` } })).json();
-    expect(audit.entries[0]).toMatchObject({ key: KILL_SWITCH, summary: 'killed (disabled)', actor: { source: 'api', name: 'admin', note: 'before-restart' } });
+    const audit = await (
+      await fetch(`${restarted.url}/api/audit`, { headers: { authorization: `Bearer ${token}` } })
+    ).json();
+    expect(audit.entries[0]).toMatchObject({
+      key: KILL_SWITCH,
+      summary: 'killed (disabled)',
+      actor: { source: 'api', name: 'admin', note: 'before-restart' },
+    });
 
     const restored = await runToEnd('server/flags/cli.ts', ['restore'], { ...ownEnv, FLAG_API_URL: restarted.url });
     expect(restored.stdout).toMatch(/^restored: show-avatars-and-reccs\s+ENABLED/);
@@ -124,7 +134,10 @@ describe('the server as a process', { timeout: 90_000 }, () => {
     );
     expect(answers.every((status) => status === 200)).toBe(true);
     expect((await app.stop('SIGTERM')).code).toBe(0);
-    const lines = (await readFile(path.join(dir, 'flags.audit.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
+    const lines = (await readFile(path.join(dir, 'flags.audit.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     const noted = new Set(lines.map((entry) => entry.actor?.note));
     for (let i = 0; i < flips; i++) expect(noted.has(`burst-${i}`)).toBe(true);
   });
@@ -140,7 +153,9 @@ describe('the server as a process', { timeout: 90_000 }, () => {
       const port = new URL(first.url).port;
       const third = await runToEnd('server/main.ts', [], { ...env, PORT: port, SIMULATOR_PORT: '0' });
       expect(third.code).toBe(1);
-      expect(third.stderr.trim().split('\n')).toEqual([`PORT ${port} is in use on 127.0.0.1: set PORT to a free port (e.g. PORT=${Number(port) + 2} npm start).`]);
+      expect(third.stderr.trim().split('\n')).toEqual([
+        `PORT ${port} is in use on 127.0.0.1: set PORT to a free port (e.g. PORT=${Number(port) + 2} npm start).`,
+      ]);
       expect(third.stdout).not.toMatch(/EADDRINUSE|\n\s+at /);
     } finally {
       await Promise.all([first.stop(), second.stop()]);

@@ -28,8 +28,14 @@ const editArbitrary = fc.constantFrom(KILL_SWITCH, RECS_FLAVOUR, THEME).chain((k
   const variants = VARIANTS[key]!;
   const variant = fc.constantFrom(...variants);
   const rules = fc.record({
-    overrides: fc.uniqueArray(fc.record({ key: fc.constantFrom(...VIEWERS), variant }), { selector: (o) => o.key, maxLength: 5 }),
-    groups: fc.uniqueArray(fc.record({ group: fc.constantFrom('beta', 'staff'), variant }), { selector: (g) => g.group, maxLength: 2 }),
+    overrides: fc.uniqueArray(fc.record({ key: fc.constantFrom(...VIEWERS), variant }), {
+      selector: (o) => o.key,
+      maxLength: 5,
+    }),
+    groups: fc.uniqueArray(fc.record({ group: fc.constantFrom('beta', 'staff'), variant }), {
+      selector: (g) => g.group,
+      maxLength: 2,
+    }),
     rollout: fc.option(
       fc.integer({ min: 0, max: 100 }).map((weight) => [
         { variant: variants[0]!, weight },
@@ -112,7 +118,8 @@ describe('the per-viewer push, as a property', () => {
           await app.realtime.pusher.idle();
           const deadline = Date.now() + 3000;
           while (!(await converged())) {
-            if (Date.now() > deadline) throw new Error(`sockets did not converge after ${key} ${JSON.stringify(patch)}`);
+            if (Date.now() > deadline)
+              throw new Error(`sockets did not converge after ${key} ${JSON.stringify(patch)}`);
             await sleep(5);
           }
         }

@@ -33,7 +33,11 @@ describe('live flag updates over Socket.IO', () => {
   });
 
   it('pushes a kill to every browser, with the new version, once', async () => {
-    const sockets = await Promise.all([app.socket({ cookie: 'viewer=maya' }), app.socket({ cookie: 'viewer=jonas' }), app.socket()]);
+    const sockets = await Promise.all([
+      app.socket({ cookie: 'viewer=maya' }),
+      app.socket({ cookie: 'viewer=jonas' }),
+      app.socket(),
+    ]);
     const seen = sockets.map((socket) => record(socket, 'flag_update'));
     const { body } = await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
     await app.delivered(sockets);
@@ -56,7 +60,7 @@ describe('live flag updates over Socket.IO', () => {
     for (const socket of [beta, betaTab2, notBeta]) socket.disconnect();
   });
 
-  it('sends nothing when a change does not change anyone\'s value', async () => {
+  it("sends nothing when a change does not change anyone's value", async () => {
     const socket = await app.socket({ cookie: 'viewer=sam' });
     const seen = record(socket, 'flag_update');
     // A new variant that nobody is served: the definition changes, the value does not.
@@ -80,7 +84,8 @@ describe('live flag updates over Socket.IO', () => {
 
   it('counts the updates it sends in flag_updates_sent_total', async () => {
     // By key: the kill switch's own count.
-    const metrics = async () => counterValue(await (await fetch(`${app.url}/metrics`)).text(), 'flag_updates_sent_total', { key: KILL_SWITCH });
+    const metrics = async () =>
+      counterValue(await (await fetch(`${app.url}/metrics`)).text(), 'flag_updates_sent_total', { key: KILL_SWITCH });
     const before = await metrics();
     const sockets = await Promise.all([app.socket(), app.socket()]);
     await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
@@ -105,11 +110,14 @@ describe('live flag updates over Socket.IO', () => {
     expect(adminSeen).toEqual([]);
   });
 
-  it('a viewer\'s other tab keeps getting pushes when one of its tabs closes', async () => {
-    const [first, second] = await Promise.all([app.socket({ cookie: 'viewer=priya' }), app.socket({ cookie: 'viewer=priya' })]);
-    first!.disconnect();
+  it("a viewer's other tab keeps getting pushes when one of its tabs closes", async () => {
+    const [first, second] = await Promise.all([
+      app.socket({ cookie: 'viewer=priya' }),
+      app.socket({ cookie: 'viewer=priya' }),
+    ]);
+    first.disconnect();
     await waitFor(() => app.realtime.pusher.browserCount === 1, 3000, 'one tab left');
-    const update = nextEvent(second!, 'flag_update');
+    const update = nextEvent(second, 'flag_update');
     await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
     expect(await update).toMatchObject({ key: KILL_SWITCH, value: false });
   });
@@ -118,7 +126,10 @@ describe('live flag updates over Socket.IO', () => {
     const socket = await app.socket({ cookie: 'viewer=maya' });
     // What the server reads from this browser (it has no handler for either event).
     const read: string[] = [];
-    app.realtime.io.of('/').sockets.get(socket.id!)!.onAny((event: string) => read.push(event));
+    app.realtime.io
+      .of('/')
+      .sockets.get(socket.id!)!
+      .onAny((event: string) => read.push(event));
     socket.emit('flag_update', { key: KILL_SWITCH, value: false, version: 999 });
     socket.emit('patch', { key: KILL_SWITCH, state: 'DISABLED' });
     await waitFor(() => read.length === 2, 3000, 'the server to read both events');
@@ -134,7 +145,11 @@ describe('live flag updates over Socket.IO', () => {
     const viewer = await app.socket({ cookie: 'viewer=priya' });
     await waitFor(() => counts.at(-1) === 1 && app.realtime.pusher.browserCount === 1, 3000, 'the browser count');
     await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' }, { 'x-actor': 'Priya' });
-    await waitFor(() => states.some((s) => s.audit[0]?.actor.note === 'Priya' && s.audit[0]?.actor.name === 'admin'), 3000, 'the admin state');
+    await waitFor(
+      () => states.some((s) => s.audit[0]?.actor.note === 'Priya' && s.audit[0]?.actor.name === 'admin'),
+      3000,
+      'the admin state',
+    );
     const latest = states.at(-1);
     expect(latest!.flags.find((f) => f.key === KILL_SWITCH)!.definition!.state).toBe('DISABLED');
     viewer.disconnect();

@@ -36,28 +36,43 @@ describe('several instances sharing flags through Redis', () => {
     expect(seenB[0]).toEqual({ key: KILL_SWITCH, value: false, version: body.version });
     expect((await b.request(`/api/flags/${KILL_SWITCH}`)).body.version).toBe(body.version);
     expect((await b.request('/?user=sam')).text).toContain('data-show-avatars="false"');
-    expect((await b.request('/api/audit?limit=1')).body.entries[0]).toMatchObject({ version: body.version, actor: { name: 'admin', note: 'on A' } });
+    expect((await b.request('/api/audit?limit=1')).body.entries[0]).toMatchObject({
+      version: body.version,
+      actor: { name: 'admin', note: 'on A' },
+    });
   });
 
   // 16 writers retrying on 412 make ~140 attempts; each write is a Redis transaction and a push.
-  it('compare-and-set across instances: concurrent If-Match writers on both lose nothing', { timeout: 60_000 }, async () => {
-    const start = (await a.request(`/api/flags/${KILL_SWITCH}`)).body.version;
-    const writer = (app: TestApp, i: number) => async () => {
-      for (;;) {
-        const { body } = await app.request(`/api/flags/${KILL_SWITCH}`);
-        const res = await app.patchFlag(KILL_SWITCH, { variants: { [`r${i}`]: false } }, { 'if-match': `"${body.version}"` });
-        if (res.status === 200) return;
-        expect(res.status).toBe(412);
+  it(
+    'compare-and-set across instances: concurrent If-Match writers on both lose nothing',
+    { timeout: 60_000 },
+    async () => {
+      const start = (await a.request(`/api/flags/${KILL_SWITCH}`)).body.version;
+      const writer = (app: TestApp, i: number) => async () => {
+        for (;;) {
+          const { body } = await app.request(`/api/flags/${KILL_SWITCH}`);
+          const res = await app.patchFlag(
+            KILL_SWITCH,
+            { variants: { [`r${i}`]: false } },
+            { 'if-match': `"${body.version}"` },
+          );
+          if (res.status === 200) return;
+          expect(res.status).toBe(412);
+        }
+      };
+      await Promise.all(Array.from({ length: 16 }, (_, i) => writer(i % 2 ? a : b, i)()));
+      // Each instance applies the other's last write from the change channel, a moment later.
+      for (const app of [a, b]) {
+        await waitFor(
+          async () => (await app.request(`/api/flags/${KILL_SWITCH}`)).body.version === start + 16,
+          3000,
+          'both instances to converge',
+        );
+        const after = (await app.request(`/api/flags/${KILL_SWITCH}`)).body;
+        expect(Object.keys(after.definition.variants).filter((v) => v.startsWith('r'))).toHaveLength(16);
       }
-    };
-    await Promise.all(Array.from({ length: 16 }, (_, i) => writer(i % 2 ? a : b, i)()));
-    // Each instance applies the other's last write from the change channel, a moment later.
-    for (const app of [a, b]) {
-      await waitFor(async () => (await app.request(`/api/flags/${KILL_SWITCH}`)).body.version === start + 16, 3000, 'both instances to converge');
-      const after = (await app.request(`/api/flags/${KILL_SWITCH}`)).body;
-      expect(Object.keys(after.definition.variants).filter((v) => v.startsWith('r'))).toHaveLength(16);
-    }
-  });
+    },
+  );
 
   it('shows cluster-wide browser counts on the admin page', async () => {
     const admin = await a.socket({ auth: { role: 'admin' } });
@@ -91,7 +106,13 @@ describe('Redis going away and coming back', () => {
 
     const downAt = Date.now();
     await redis.stop();
-    await waitFor(() => a.repository!.status().status === ProviderStatus.STALE && b.repository!.status().status === ProviderStatus.STALE, 5000, 'both instances to see Redis down');
+    await waitFor(
+      () =>
+        a.repository!.status().status === ProviderStatus.STALE &&
+        b.repository!.status().status === ProviderStatus.STALE,
+      5000,
+      'both instances to see Redis down',
+    );
     const write = await a.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
     expect(write.status).toBe(503);
     expect(write.body.message).toMatch(/Redis is unavailable: the flag was not changed/);
@@ -101,13 +122,21 @@ describe('Redis going away and coming back', () => {
     // Redis comes back with nothing in it (no persistence): the instances re-seed it from their
     // last known flags, so the kill is not undone, and nobody gets a push.
     await redis.start();
-    await waitFor(async () => (await a.patchFlag(KILL_SWITCH, { variants: { probe: false } })).status === 200, 10_000, 'writes to work again');
+    await waitFor(
+      async () => (await a.patchFlag(KILL_SWITCH, { variants: { probe: false } })).status === 200,
+      10_000,
+      'writes to work again',
+    );
     console.log(`redis restart: writes back ${Date.now() - downAt} ms after Redis went down (about 200 ms of it down)`);
     const client = redis.client();
     expect(JSON.parse((await client.hget(REDIS_KEYS.flags, KILL_SWITCH))!).state).toBe('DISABLED');
     client.disconnect();
     // The probe write's push (none: it changes no value) and any from the re-seed have been delivered.
-    await waitFor(() => b.provider.versionOf(KILL_SWITCH) === a.provider.versionOf(KILL_SWITCH), 5000, 'b to have the probe write');
+    await waitFor(
+      () => b.provider.versionOf(KILL_SWITCH) === a.provider.versionOf(KILL_SWITCH),
+      5000,
+      'b to have the probe write',
+    );
     await b.delivered([socket]);
     expect(seen).toEqual([]);
     expect((await b.request(`/api/flags/${KILL_SWITCH}`)).body.definition.state).toBe('DISABLED');
@@ -123,7 +152,7 @@ describe('instances starting together, restarting, or before Redis', () => {
       const defaults = Object.keys(defaultFlagDocument().flags);
       expect(Object.values(await client.hgetall(REDIS_KEYS.versions))).toEqual(defaults.map(() => '1'));
       expect(await client.llen(REDIS_KEYS.audit)).toBe(defaults.length);
-      await apps[0]!.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
+      await apps[0].patchFlag(KILL_SWITCH, { state: 'DISABLED' });
       await Promise.all(apps.map((app) => app.stop()));
 
       const again = await instance(redis);
@@ -143,7 +172,10 @@ describe('instances starting together, restarting, or before Redis', () => {
       const started = performance.now();
       app = await instance(redis, { REDIS_CONNECT_TIMEOUT_MS: '300' });
       expect(performance.now() - started).toBeLessThan(3000);
-      expect(await app.request('/readyz')).toMatchObject({ status: 503, body: { detail: expect.stringMatching(/Redis unreachable/) } });
+      expect(await app.request('/readyz')).toMatchObject({
+        status: 503,
+        body: { detail: expect.stringMatching(/Redis unreachable/) },
+      });
       expect((await app.request('/?user=maya')).text).toContain('data-show-avatars="false"');
       const socket = await app.socket({ cookie: 'viewer=maya' });
       await waitFor(() => socket.snapshots.length > 0);

@@ -68,20 +68,39 @@ describe('the simulator knobs answer only to JSON from this machine, never to an
       status: 200,
       knobs: { ...DEFAULTS, mode: 'fail' },
     });
-    const ownPage = { 'content-type': 'application/json; charset=utf-8', origin: sim.origin, 'sec-fetch-site': 'same-origin' };
+    const ownPage = {
+      'content-type': 'application/json; charset=utf-8',
+      origin: sim.origin,
+      'sec-fetch-site': 'same-origin',
+    };
     expect(await postKnobs(sim.origin, '{"mode":"slow","latencyMs":40}', ownPage)).toEqual({
       status: 200,
       knobs: { ...DEFAULTS, mode: 'slow', latencyMs: 40 },
     });
     // A request the person typed (the address bar, a bookmark): Sec-Fetch-Site none.
-    expect((await postKnobs(sim.origin, '{"mode":"normal","latencyMs":120}', { 'content-type': 'application/json', 'sec-fetch-site': 'none' })).status).toBe(200);
+    expect(
+      (
+        await postKnobs(sim.origin, '{"mode":"normal","latencyMs":120}', {
+          'content-type': 'application/json',
+          'sec-fetch-site': 'none',
+        })
+      ).status,
+    ).toBe(200);
     expect(sim.knobs()).toEqual(DEFAULTS);
   });
 
   it('refuses what a form or a no-cors fetch can send (text/plain, a form, no type) with 415, knobs unchanged', async () => {
     // `{"mode":"hang","x":"` `="}` is how a text/plain form smuggles valid JSON.
-    for (const type of ['text/plain', 'text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
-      expect(await postKnobs(sim.origin, '{"mode":"hang","x":"="}', { 'content-type': type }), type).toEqual({ status: 415, knobs: DEFAULTS });
+    for (const type of [
+      'text/plain',
+      'text/plain;charset=UTF-8',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+    ]) {
+      expect(await postKnobs(sim.origin, '{"mode":"hang","x":"="}', { 'content-type': type }), type).toEqual({
+        status: 415,
+        knobs: DEFAULTS,
+      });
     }
     const untyped = await fetch(`${sim.origin}/_sim/knobs`, { method: 'PUT', body: new Blob(['{"mode":"hang"}']) });
     expect(untyped.status).toBe(415);
@@ -99,13 +118,19 @@ describe('the simulator knobs answer only to JSON from this machine, never to an
       { 'sec-fetch-site': 'same-site' }, // the app's own pages, on another port of this host
       { origin: sim.origin, 'sec-fetch-site': 'cross-site' },
     ]) {
-      expect(await postKnobs(sim.origin, '{"mode":"hang"}', { ...json, ...headers }), JSON.stringify(headers)).toEqual({ status: 403, knobs: DEFAULTS });
+      expect(await postKnobs(sim.origin, '{"mode":"hang"}', { ...json, ...headers }), JSON.stringify(headers)).toEqual({
+        status: 403,
+        knobs: DEFAULTS,
+      });
     }
   });
 
   it('refuses a body over the limit with 413, chunked or announced', async () => {
     const big = JSON.stringify({ mode: 'hang', padding: 'x'.repeat(KNOBS_BODY_LIMIT) });
-    expect(await postKnobs(sim.origin, big, { 'content-type': 'application/json' })).toEqual({ status: 413, knobs: DEFAULTS });
+    expect(await postKnobs(sim.origin, big, { 'content-type': 'application/json' })).toEqual({
+      status: 413,
+      knobs: DEFAULTS,
+    });
     expect(await postHugeBody(sim.origin, 8, false)).toBe(413);
     expect(await postHugeBody(sim.origin, 8, true)).toBe(413);
     // The simulator still answers afterwards.
@@ -114,10 +139,21 @@ describe('the simulator knobs answer only to JSON from this machine, never to an
 
   it('takes the three knobs only, each of its type', async () => {
     const json = { 'content-type': 'application/json' };
-    for (const body of ['[]', 'null', '"hang"', '{"latencyMs":"5"}', '{"errorRate":2}', '{"mode":"explode"}', '{"mode":"hang"']) {
+    for (const body of [
+      '[]',
+      'null',
+      '"hang"',
+      '{"latencyMs":"5"}',
+      '{"errorRate":2}',
+      '{"mode":"explode"}',
+      '{"mode":"hang"',
+    ]) {
       expect(await postKnobs(sim.origin, body, json), body).toEqual({ status: 400, knobs: DEFAULTS });
     }
-    expect(await postKnobs(sim.origin, '{"mode":"garbage","extra":1,"__proto__":{"x":1}}', json)).toEqual({ status: 200, knobs: { ...DEFAULTS, mode: 'garbage' } });
+    expect(await postKnobs(sim.origin, '{"mode":"garbage","extra":1,"__proto__":{"x":1}}', json)).toEqual({
+      status: 200,
+      knobs: { ...DEFAULTS, mode: 'garbage' },
+    });
   });
 });
 
@@ -138,8 +174,13 @@ describe('the simulator bound to every address', () => {
     const outside = `http://${external}:${port}`;
     expect((await fetch(`${outside}/_sim`)).status).toBe(200);
     expect((await fetch(`${outside}/v1/avatars/maya.svg`)).status).toBe(200);
-    expect(await postKnobs(outside, '{"mode":"hang"}', { 'content-type': 'application/json' })).toMatchObject({ status: 403, knobs: { mode: 'normal' } });
-    expect((await postKnobs(`http://127.0.0.1:${port}`, '{"mode":"fail"}', { 'content-type': 'application/json' })).status).toBe(200);
+    expect(await postKnobs(outside, '{"mode":"hang"}', { 'content-type': 'application/json' })).toMatchObject({
+      status: 403,
+      knobs: { mode: 'normal' },
+    });
+    expect(
+      (await postKnobs(`http://127.0.0.1:${port}`, '{"mode":"fail"}', { 'content-type': 'application/json' })).status,
+    ).toBe(200);
     expect(sim.knobs().mode).toBe('fail');
   });
 });
@@ -150,7 +191,7 @@ describe('`npm run simulator`, the simulator as its own process', { timeout: 60_
     try {
       let output = '';
       const origin = await new Promise<string>((resolve, reject) => {
-        child.stdout!.on('data', (chunk: Buffer) => {
+        child.stdout.on('data', (chunk: Buffer) => {
           output += chunk.toString();
           const avatars = /"avatars":"([^"]+)"/.exec(output)?.[1];
           if (avatars) resolve(new URL(avatars).origin);
@@ -164,9 +205,13 @@ describe('`npm run simulator`, the simulator as its own process', { timeout: 60_
       const chunked = await postHugeBody(origin, megabytes, false);
       const announced = await postHugeBody(origin, megabytes, true);
       const grown = (await peakMemoryOf(child.pid!)) - before;
-      expect(grown, `peak memory grew by ${Math.round(grown / 1024 / 1024)} MB`).toBeLessThan((megabytes / 4) * 1024 * 1024);
+      expect(grown, `peak memory grew by ${Math.round(grown / 1024 / 1024)} MB`).toBeLessThan(
+        (megabytes / 4) * 1024 * 1024,
+      );
       expect([chunked, announced]).toEqual([413, 413]);
-      expect((await postKnobs(origin, '{"mode":"fail"}', { 'content-type': 'application/json' })).knobs).toMatchObject({ mode: 'fail' });
+      expect((await postKnobs(origin, '{"mode":"fail"}', { 'content-type': 'application/json' })).knobs).toMatchObject({
+        mode: 'fail',
+      });
     } finally {
       if (child.exitCode === null && child.signalCode === null) {
         const exited = once(child, 'exit');

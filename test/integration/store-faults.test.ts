@@ -26,53 +26,57 @@ describe('a crash in the middle of a write', () => {
 
   // 7 s here alone; 40 s with two busy loops beside the whole suite (each start is a process):
   // a timeout three times that.
-  it('never leaves a broken or half-written flag file (10 SIGKILLs, half of them mid-write)', { timeout: 120_000 }, async () => {
-    const file = path.join(dir, 'flags.json');
-    let versionBefore = 0;
-    let caughtMidWrite = 0;
-    // Each round starts a process (~0.4 s here, up to 2.4 s on a busy machine): 10 rounds, 60 s allowed.
-    for (let round = 0; round < 10; round++) {
-      const writer = fork(path.join(projectRoot, 'test/helpers/write-forever.mjs'), [file], { stdio: 'ignore' });
-      const exited = once(writer, 'exit');
-      await once(writer, 'message');
-      if (round % 2 === 0) {
-        // At a random moment.
-        await sleep(5 + Math.random() * 60);
-      } else {
-        // The moment a write's temp file appears: the rename has not happened yet.
-        await new Promise<void>((resolve) => {
-          const watcher = watch(dir, (_event, name) => {
-            if (name && /^flags\.json\.\d+$/.test(name)) {
-              watcher.close();
-              resolve();
-            }
+  it(
+    'never leaves a broken or half-written flag file (10 SIGKILLs, half of them mid-write)',
+    { timeout: 120_000 },
+    async () => {
+      const file = path.join(dir, 'flags.json');
+      let versionBefore = 0;
+      let caughtMidWrite = 0;
+      // Each round starts a process (~0.4 s here, up to 2.4 s on a busy machine): 10 rounds, 60 s allowed.
+      for (let round = 0; round < 10; round++) {
+        const writer = fork(path.join(projectRoot, 'test/helpers/write-forever.mjs'), [file], { stdio: 'ignore' });
+        const exited = once(writer, 'exit');
+        await once(writer, 'message');
+        if (round % 2 === 0) {
+          // At a random moment.
+          await sleep(5 + Math.random() * 60);
+        } else {
+          // The moment a write's temp file appears: the rename has not happened yet.
+          await new Promise<void>((resolve) => {
+            const watcher = watch(dir, (_event, name) => {
+              if (name && /^flags\.json\.\d+$/.test(name)) {
+                watcher.close();
+                resolve();
+              }
+            });
           });
-        });
-      }
-      writer.kill('SIGKILL');
-      await exited;
+        }
+        writer.kill('SIGKILL');
+        await exited;
 
-      if ((await readdir(dir)).some((name) => /\.json\.\d+$/.test(name))) caughtMidWrite++;
-      // Whatever moment the kill came, the file is a whole, valid flagd document.
-      const document = readFlagDocument(JSON.parse(await readFile(file, 'utf8')));
-      expect(document.flags[KILL_SWITCH]).toBeDefined();
-      expect(new FlagdEngine().load(document)).toEqual(new Map());
-      // And the store starts from it, healthy, at a version that never goes back.
-      const store = new FlagRepository(new FileBackend({ file, logger }), logger, defaultFlagDocument);
-      await store.start();
-      expect(store.status()).toEqual({ status: ProviderStatus.READY });
-      const { version } = store.get(KILL_SWITCH)!;
-      expect(version).toBeGreaterThanOrEqual(versionBefore);
-      versionBefore = version;
-      await store.close();
-    }
-    // Some kills really came in the middle of a write (a temp file was left) ...
-    expect(caughtMidWrite).toBeGreaterThan(0);
-    // ... and the temp files they left were swept at start-up.
-    expect((await readdir(dir)).filter((name) => /\.\d+$/.test(name))).toEqual([]);
-    expect(versionBefore).toBeGreaterThan(1);
-    console.log(`crash test: 10 kills, ${caughtMidWrite} of them in the middle of a write (a temp file was left)`);
-  });
+        if ((await readdir(dir)).some((name) => /\.json\.\d+$/.test(name))) caughtMidWrite++;
+        // Whatever moment the kill came, the file is a whole, valid flagd document.
+        const document = readFlagDocument(JSON.parse(await readFile(file, 'utf8')));
+        expect(document.flags[KILL_SWITCH]).toBeDefined();
+        expect(new FlagdEngine().load(document)).toEqual(new Map());
+        // And the store starts from it, healthy, at a version that never goes back.
+        const store = new FlagRepository(new FileBackend({ file, logger }), logger, defaultFlagDocument);
+        await store.start();
+        expect(store.status()).toEqual({ status: ProviderStatus.READY });
+        const { version } = store.get(KILL_SWITCH)!;
+        expect(version).toBeGreaterThanOrEqual(versionBefore);
+        versionBefore = version;
+        await store.close();
+      }
+      // Some kills really came in the middle of a write (a temp file was left) ...
+      expect(caughtMidWrite).toBeGreaterThan(0);
+      // ... and the temp files they left were swept at start-up.
+      expect((await readdir(dir)).filter((name) => /\.\d+$/.test(name))).toEqual([]);
+      expect(versionBefore).toBeGreaterThan(1);
+      console.log(`crash test: 10 kills, ${caughtMidWrite} of them in the middle of a write (a temp file was left)`);
+    },
+  );
 });
 
 describe('concurrent writes through the API', () => {
@@ -89,7 +93,11 @@ describe('concurrent writes through the API', () => {
     const writer = async (i: number) => {
       for (;;) {
         const { body } = await app.request(`/api/flags/${KILL_SWITCH}`);
-        const res = await app.patchFlag(KILL_SWITCH, { variants: { [`w${i}`]: false } }, { 'if-match': `"${body.version}"` });
+        const res = await app.patchFlag(
+          KILL_SWITCH,
+          { variants: { [`w${i}`]: false } },
+          { 'if-match': `"${body.version}"` },
+        );
         if (res.status === 200) return;
         expect(res.status).toBe(412);
         conflicts++;
@@ -104,7 +112,11 @@ describe('concurrent writes through the API', () => {
 
   it('50 writers without If-Match: the last write wins and every write is audited', async () => {
     const start = (await app.request(`/api/flags/${KILL_SWITCH}`)).body.version;
-    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => app.patchFlag(KILL_SWITCH, { variants: { last: i % 2 === 0 } }, { 'x-actor': `writer-${i}` })));
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        app.patchFlag(KILL_SWITCH, { variants: { last: i % 2 === 0 } }, { 'x-actor': `writer-${i}` }),
+      ),
+    );
     expect(results.every((r) => r.status === 200)).toBe(true);
     const versions = results.map((r) => r.body.version).sort((a, b) => a - b);
     const after = (await app.request(`/api/flags/${KILL_SWITCH}`)).body;
@@ -136,7 +148,12 @@ describe('a broken flag file at start-up', () => {
       expect(write.status).toBe(503);
       expect(write.body.message).toMatch(/flag file is broken/);
 
-      await writeFile(file, JSON.stringify({ flags: { [KILL_SWITCH]: { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on' } } }));
+      await writeFile(
+        file,
+        JSON.stringify({
+          flags: { [KILL_SWITCH]: { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on' } },
+        }),
+      );
       await waitFor(async () => (await app.request('/readyz')).status === 200, 3000, 'the fixed file to be served');
       expect((await app.request('/?user=maya')).text).toContain('data-show-avatars="true"');
     } finally {

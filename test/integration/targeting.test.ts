@@ -27,11 +27,23 @@ describe('targeting, explained and pushed', () => {
     // Which rule or bucket decided, in words.
     expect(theo[KILL_SWITCH].because).toBe('no targeting: the default variant (on)');
     expect(theo[RECS_FLAVOUR].because).toBe('in group beta (rule 1 of 1)');
-    expect(jonas[RECS_FLAVOUR].because).toBe(`no rule matched; rollout: ${jonas[RECS_FLAVOUR].value} (${jonas[RECS_FLAVOUR].value === 'classic' ? 80 : 20} %)`);
+    expect(jonas[RECS_FLAVOUR].because).toBe(
+      `no rule matched; rollout: ${jonas[RECS_FLAVOUR].value} (${jonas[RECS_FLAVOUR].value === 'classic' ? 80 : 20} %)`,
+    );
     expect(theo[LOG_LEVEL].because).toBe('the flag is disabled: the safe default for everyone');
-    await app.patchFlag(THEME, { targeting: { if: [{ in: [{ var: 'targetingKey' }, ['maya']] }, 'dark', { in: ['staff', { var: 'groups' }] }, 'aurora', null] } });
-    expect((await explain('maya'))[THEME]).toMatchObject({ value: 'dark', because: 'the viewer is listed by key (rule 1 of 2)' });
-    expect((await explain('jonas'))[THEME]).toMatchObject({ value: 'light', because: 'no rule matched: the default variant (light)' });
+    await app.patchFlag(THEME, {
+      targeting: {
+        if: [{ in: [{ var: 'targetingKey' }, ['maya']] }, 'dark', { in: ['staff', { var: 'groups' }] }, 'aurora', null],
+      },
+    });
+    expect((await explain('maya'))[THEME]).toMatchObject({
+      value: 'dark',
+      because: 'the viewer is listed by key (rule 1 of 2)',
+    });
+    expect((await explain('jonas'))[THEME]).toMatchObject({
+      value: 'light',
+      because: 'no rule matched: the default variant (light)',
+    });
     await app.patchFlag(THEME, { targeting: null });
 
     await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
@@ -43,7 +55,7 @@ describe('targeting, explained and pushed', () => {
     expect(bad.body.field).toBe('user');
   });
 
-  it('renders the page with each viewer\'s own flavour and theme', async () => {
+  it("renders the page with each viewer's own flavour and theme", async () => {
     const theo = await app.request('/?user=theo');
     expect(theo.text).toContain('data-flavour="friends"');
     expect(theo.text).toContain('From your circles');
@@ -51,7 +63,10 @@ describe('targeting, explained and pushed', () => {
   });
 
   it('pushes a theme change to every open page, and a group rule only to that group', async () => {
-    const [maya, jonas] = await Promise.all([app.socket({ cookie: 'viewer=maya' }), app.socket({ cookie: 'viewer=jonas' })]);
+    const [maya, jonas] = await Promise.all([
+      app.socket({ cookie: 'viewer=maya' }),
+      app.socket({ cookie: 'viewer=jonas' }),
+    ]);
     await waitFor(() => maya.snapshots.length > 0 && jonas.snapshots.length > 0);
     const [mayaSeen, jonasSeen] = [record(maya, 'flag_update'), record(jonas, 'flag_update')];
 
@@ -69,7 +84,7 @@ describe('targeting, explained and pushed', () => {
     await app.patchFlag(THEME, { defaultVariant: 'light', targeting: null });
   });
 
-  it('changes the server\'s log level live with the log-level flag, and back when it is disabled', async () => {
+  it("changes the server's log level live with the log-level flag, and back when it is disabled", async () => {
     expect(app.logger.level).toBe('silent');
     await app.patchFlag(LOG_LEVEL, { state: 'ENABLED', defaultVariant: 'debug' });
     await waitFor(() => app.logger.level === 'debug', 3000, 'debug');

@@ -34,9 +34,12 @@ describe('the page always answers, whatever the third party does', () => {
     expect(text).toContain('/static/img/fallback-avatar.svg');
     expect(elapsed).toBeLessThan(FAULT_TIMEOUT + 1200); // about one timeout, never the fault's own duration
     // Every call was made and ends counted by what became of it (a hung call at its own timeout).
-    const counted = async () => counterValue(await (await fetch(`${app.url}/metrics`)).text(), 'upstream_requests_total', { outcome });
+    const counted = async () =>
+      counterValue(await (await fetch(`${app.url}/metrics`)).text(), 'upstream_requests_total', { outcome });
     await waitFor(async () => (await counted()) >= 8, FAULT_TIMEOUT * 3, `calls counted as ${outcome}`);
-    expect(await counted()).toBe(app.simulator!.stats().requests.avatars + app.simulator!.stats().requests.recommendations);
+    expect(await counted()).toBe(
+      app.simulator!.stats().requests.avatars + app.simulator!.stats().requests.recommendations,
+    );
   });
 });
 
@@ -60,7 +63,11 @@ describe('the circuit breaker, and AUTO_KILL', () => {
     expect(metrics).toMatch(/upstream_breaker_state\{service="\w+"\} 2/);
     await waitFor(() => updates.some((u) => u.key === KILL_SWITCH && u.value === false), 3000, 'the automatic kill');
     const audit = (await app.request('/api/audit?limit=5')).body.entries;
-    expect(audit[0]).toMatchObject({ key: KILL_SWITCH, summary: 'killed (disabled)', actor: { source: 'auto', name: expect.stringMatching(/auto-kill: circuit breaker for \w+ opened/) } });
+    expect(audit[0]).toMatchObject({
+      key: KILL_SWITCH,
+      summary: 'killed (disabled)',
+      actor: { source: 'auto', name: expect.stringMatching(/auto-kill: circuit breaker for \w+ opened/) },
+    });
     await waitFor(() => states.some((s) => s.upstream.some((u: any) => u.breaker === 'open')), 3000, 'the admin state');
 
     // Killed: nothing is called; restoring is a human decision, and the breaker recovering does not restore.
@@ -94,7 +101,9 @@ describe('a stall of our own', () => {
 
     // The calls timed out: without the stall rule these timeouts (nine avatars) open the breaker
     // and AUTO_KILL kills the switch for a burst of ours.
-    const timeouts = counterValue(await (await fetch(`${app.url}/metrics`)).text(), 'upstream_requests_total', { outcome: 'timeout' });
+    const timeouts = counterValue(await (await fetch(`${app.url}/metrics`)).text(), 'upstream_requests_total', {
+      outcome: 'timeout',
+    });
     expect(timeouts).toBeGreaterThanOrEqual(5);
     expect(app.upstream.map((client) => client.breakerState())).toEqual(['closed', 'closed']);
     expect((await app.request(`/api/flags/${KILL_SWITCH}`)).body.definition.state).toBe('ENABLED');
@@ -112,12 +121,16 @@ describe('a stall of our own', () => {
   });
 });
 
-describe('a kill while a page\'s calls wait for a slot', () => {
+describe("a kill while a page's calls wait for a slot", () => {
   const CAP = 2;
   let app: TestApp;
   beforeAll(async () => {
     // A third party slow enough that the kill surely lands while the first calls are in flight.
-    app = await startTestApp({ UPSTREAM_MAX_CONCURRENCY: String(CAP), UPSTREAM_TIMEOUT_MS: '6000', SIMULATOR_LATENCY_MS: '1500' });
+    app = await startTestApp({
+      UPSTREAM_MAX_CONCURRENCY: String(CAP),
+      UPSTREAM_TIMEOUT_MS: '6000',
+      SIMULATOR_LATENCY_MS: '1500',
+    });
   });
   afterAll(() => app.stop());
 
@@ -125,7 +138,7 @@ describe('a kill while a page\'s calls wait for a slot', () => {
     const page = app.request('/?user=queued-reader');
     await waitFor(() => app.simulator!.stats().requests.avatars >= 1, 5000, 'the first avatar call in flight');
     expect((await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' })).status).toBe(200);
-    const { status, text } = await page; // every call of the page has settled
+    const { status } = await page; // every call of the page has settled
     expect(status).toBe(200);
     const { requests } = app.simulator!.stats();
     const metrics = await (await fetch(`${app.url}/metrics`)).text();
@@ -133,7 +146,9 @@ describe('a kill while a page\'s calls wait for a slot', () => {
     // The page needed more avatars than the cap: the rest waited, and were dropped at the kill.
     expect(requests.avatars).toBe(CAP);
     expect(dropped).toBeGreaterThan(0);
-    expect(counterValue(metrics, 'upstream_calls_skipped_total', { service: 'avatars', reason: 'over_capacity' })).toBe(0);
+    expect(counterValue(metrics, 'upstream_calls_skipped_total', { service: 'avatars', reason: 'over_capacity' })).toBe(
+      0,
+    );
     expect(requests.recommendations).toBe(1); // in flight from the start: it goes on
     // Nothing is left to make: a page after the kill asks the third party for nothing.
     expect((await app.request('/?user=after-the-kill')).text).toContain('data-show-avatars="false"');
@@ -150,11 +165,15 @@ describe('a restore with many pages open', () => {
     // A timeout far above the third party's latency: with the suite's other files on both cores,
     // this process can stall long enough for a 30 ms call to pass 800 ms, which the breaker would
     // rightly count as a failure (see the README's known limits).
-    app = await startTestApp({ UPSTREAM_MAX_CONCURRENCY: String(CAP), UPSTREAM_TIMEOUT_MS: '3000', SIMULATOR_LATENCY_MS: String(LATENCY) });
+    app = await startTestApp({
+      UPSTREAM_MAX_CONCURRENCY: String(CAP),
+      UPSTREAM_TIMEOUT_MS: '3000',
+      SIMULATOR_LATENCY_MS: String(LATENCY),
+    });
   });
   afterAll(() => app.stop());
 
-  it('kills with no request from any page, then brings every page back live at the third party\'s pace, never over its cap', async () => {
+  it("kills with no request from any page, then brings every page back live at the third party's pace, never over its cap", async () => {
     // Open pages were rendered live once: the app has measured the third party (one page here).
     expect((await app.request('/?user=first-reader')).status).toBe(200);
     const pages = await Promise.all(Array.from({ length: 60 }, (_, i) => openLightPage(app, `storm-${i}`)));
@@ -181,6 +200,8 @@ describe('a restore with many pages open', () => {
     expect(pages.every((page) => page.waits.length > 0)).toBe(true);
     // At the third party's pace: 60 recommendations at 2 in flight and ~30 ms each need ~0.9 s.
     const capacityMs = (stats.requests.recommendations * LATENCY) / CAP;
-    console.log(`restore of 60 pages at cap ${CAP}: all live in ${Math.round(tookMs)} ms (capacity needs ~${Math.round(capacityMs)} ms), peak ${stats.peakInFlightBy.avatars}/${stats.peakInFlightBy.recommendations}, turns ${pages.reduce((s, p) => s + p.requests.waits, 0)}`);
+    console.log(
+      `restore of 60 pages at cap ${CAP}: all live in ${Math.round(tookMs)} ms (capacity needs ~${Math.round(capacityMs)} ms), peak ${stats.peakInFlightBy.avatars}/${stats.peakInFlightBy.recommendations}, turns ${pages.reduce((s, p) => s + p.requests.waits, 0)}`,
+    );
   });
 });

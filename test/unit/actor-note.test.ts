@@ -26,12 +26,18 @@ describe('an X-Actor note from the admin page or the CLI to the audit', () => {
     const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
     // Any UTF-16 at all (lone surrogates too), with many characters that a cut could break: pairs,
     // an emoji sequence, a letter and its accent, a flag; through the page's encoding, or raw as curl's UTF-8 bytes.
-    const unit = fc.oneof(fc.constantFrom('🎉', '👩\u200d💻', 'e\u0301', '🇵🇱', 'Ł', ' ', '\n'), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }));
+    const unit = fc.oneof(
+      fc.constantFrom('🎉', '👩\u200d💻', 'e\u0301', '🇵🇱', 'Ł', ' ', '\n'),
+      fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }),
+    );
     fc.assert(
       fc.property(fc.string({ unit, minLength: 40, maxLength: 120 }), fc.boolean(), (text, raw) => {
         const note = actorNoteOf(raw ? Buffer.from(text, 'utf8').toString('latin1') : actorHeader(text));
         // What the server had to work with: the text as UTF-8 can carry it, without control characters.
-        const sent = text.replace(LONE_SURROGATE, '\uFFFD').replace(/\p{Cc}/gu, '').trim();
+        const sent = text
+          .replace(LONE_SURROGATE, '\uFFFD')
+          .replace(/\p{Cc}/gu, '')
+          .trim();
         expect(note).not.toMatch(/\p{Cc}/u);
         expect(codePoints(note)).toBeLessThanOrEqual(NOTE_MAX_CHARACTERS);
         expect(sent.startsWith(note)).toBe(true);

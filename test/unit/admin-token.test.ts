@@ -28,7 +28,7 @@ describe('the admin token', () => {
     expect(lines).toEqual([]);
   });
 
-  it('is generated at the first start in the named tokens\' form (ks_ and 256 random bits), kept in a new folder for its owner only, and said where (not what)', async () => {
+  it("is generated at the first start in the named tokens' form (ks_ and 256 random bits), kept in a new folder for its owner only, and said where (not what)", async () => {
     const { resolved, lines } = resolve(undefined);
     const { token, generated } = await resolved;
     expect(generated).toBe(true);
@@ -36,7 +36,11 @@ describe('the admin token', () => {
     expect(await readFile(file, 'utf8')).toBe(`${token}\n`);
     expect((await stat(file)).mode & 0o777).toBe(0o600);
     expect(lines).toHaveLength(1);
-    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 40, file, msg: expect.stringContaining(`kept in ${file} (mode 0600)`) });
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      level: 40,
+      file,
+      msg: expect.stringContaining(`kept in ${file} (mode 0600)`),
+    });
     expect(lines[0]).not.toContain(token);
 
     // The next start finds it, and says nothing.

@@ -38,7 +38,11 @@ describe('FileAuditLog', () => {
     const reopened = new FileAuditLog(file, logger, 5);
     await reopened.load();
     expect(reopened.recent(100).map((e) => e.version)).toEqual([23, 22, 21, 20, 19]);
-    expect(reopened.recent(1)[0]).toMatchObject({ actor: { name: 'writer 23', address: '127.0.0.1' }, before: on, summary: 'killed (disabled)' });
+    expect(reopened.recent(1)[0]).toMatchObject({
+      actor: { name: 'writer 23', address: '127.0.0.1' },
+      before: on,
+      summary: 'killed (disabled)',
+    });
   });
 
   it('skips a torn last line (a crash in the middle of an append)', async () => {
@@ -56,6 +60,8 @@ describe('FileAuditLog', () => {
     expect(summarizeChange(undefined, on)).toBe('created');
     expect(summarizeChange(on, undefined)).toBe('removed');
     expect(summarizeChange({ ...on, state: 'DISABLED' }, on)).toBe('restored (enabled)');
-    expect(summarizeChange(on, { ...on, defaultVariant: 'off', targeting: { if: [true, 'on', null] } })).toBe('default on → off, targeting changed');
+    expect(summarizeChange(on, { ...on, defaultVariant: 'off', targeting: { if: [true, 'on', null] } })).toBe(
+      'default on → off, targeting changed',
+    );
   });
 });

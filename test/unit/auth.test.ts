@@ -38,10 +38,21 @@ describe('the session cookie and its CSRF token', () => {
     expect(sessionIdFrom({})).toBeUndefined();
   });
 
-  it('matches the session\'s CSRF token exactly, and nothing when either is empty', () => {
-    const session: Session = { principal: { name: 'admin', scope: 'full', digest: digestOf('x') }, csrf: 'the-csrf-token-of-this-session', expiresAt: 0 };
+  it("matches the session's CSRF token exactly, and nothing when either is empty", () => {
+    const session: Session = {
+      principal: { name: 'admin', scope: 'full', digest: digestOf('x') },
+      csrf: 'the-csrf-token-of-this-session',
+      expiresAt: 0,
+    };
     expect(csrfMatches(session, 'the-csrf-token-of-this-session')).toBe(true);
-    for (const presented of [undefined, '', 'the-csrf-token-of-this-sessio', 'the-csrf-token-of-this-session ', 'THE-CSRF-TOKEN-OF-THIS-SESSION', 'ünïcode']) {
+    for (const presented of [
+      undefined,
+      '',
+      'the-csrf-token-of-this-sessio',
+      'the-csrf-token-of-this-session ',
+      'THE-CSRF-TOKEN-OF-THIS-SESSION',
+      'ünïcode',
+    ]) {
       expect(csrfMatches(session, presented)).toBe(false);
     }
     // A kept session whose token is empty (written by something else) matches no request, an empty token included.
@@ -95,7 +106,10 @@ describe('failed authentications, counted per address', () => {
     });
 
     it('is shared by every instance: failures on one block the address on the other', async () => {
-      const [a, b] = [createAuthFailures({ limit: 2, windowSeconds: 900, redis: client() }), createAuthFailures({ limit: 2, windowSeconds: 900, redis: client() })];
+      const [a, b] = [
+        createAuthFailures({ limit: 2, windowSeconds: 900, redis: client() }),
+        createAuthFailures({ limit: 2, windowSeconds: 900, redis: client() }),
+      ];
       await a.failed('10.0.0.9');
       expect(await b.blockedFor('10.0.0.9')).toBe(0);
       await b.failed('10.0.0.9');

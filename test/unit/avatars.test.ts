@@ -56,7 +56,7 @@ describe('the avatar service', () => {
     expect(avatars.imageOrigins).toEqual([origin]);
   });
 
-  it('accepts any image on the service\'s own origin, however it is written', async () => {
+  it("accepts any image on the service's own origin, however it is written", async () => {
     const avatars = service(`${origin}/avatars`);
     const port = new URL(origin).port;
     const own = [`${origin}/a.png`, `HTTP://127.0.0.1:${port}/b.png?size=48#x`, `${origin}/c/../d.png`];
@@ -87,7 +87,11 @@ describe('the avatar service', () => {
     ];
     answer = (path) => foreign[Number(path.slice('/avatars/p'.length))];
     for (let index = 0; index < foreign.length; index++) {
-      expect(await avatars.avatarFor(`p${index}`), JSON.stringify(foreign[index])).toEqual({ url: FALLBACK_AVATAR, live: false, catchUp: false });
+      expect(await avatars.avatarFor(`p${index}`), JSON.stringify(foreign[index])).toEqual({
+        url: FALLBACK_AVATAR,
+        live: false,
+        catchUp: false,
+      });
     }
     expect(asked).toHaveLength(foreign.length);
     // A fallback is not kept: the next look-up asks again.
@@ -99,8 +103,16 @@ describe('the avatar service', () => {
   it('keeps an avatar per person: the next look-up and `cached` make no call; look-ups at once share one call', async () => {
     const avatars = service(`${origin}/avatars`);
     expect(avatars.cached('maya')).toBeUndefined();
-    const together = await Promise.all([avatars.avatarFor('maya'), avatars.avatarFor('maya'), avatars.avatarFor('theo')]);
-    expect(together.map((avatar) => avatar.url)).toEqual([`${origin}/img/avatars/maya.svg`, `${origin}/img/avatars/maya.svg`, `${origin}/img/avatars/theo.svg`]);
+    const together = await Promise.all([
+      avatars.avatarFor('maya'),
+      avatars.avatarFor('maya'),
+      avatars.avatarFor('theo'),
+    ]);
+    expect(together.map((avatar) => avatar.url)).toEqual([
+      `${origin}/img/avatars/maya.svg`,
+      `${origin}/img/avatars/maya.svg`,
+      `${origin}/img/avatars/theo.svg`,
+    ]);
     expect(asked.sort()).toEqual(['/avatars/maya', '/avatars/theo']);
     expect(await avatars.avatarFor('maya')).toEqual({ url: `${origin}/img/avatars/maya.svg`, live: true });
     expect(avatars.cached('maya')).toEqual({ url: `${origin}/img/avatars/maya.svg`, live: true });
@@ -124,7 +136,9 @@ describe('the avatar service', () => {
     server.removeAllListeners('request');
     server.on('request', (req, res) => {
       asked.push(req.url!);
-      void answered.then(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ url: `${origin}/slow.png` })));
+      void answered.then(() =>
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ url: `${origin}/slow.png` })),
+      );
     });
     const first = avatars.avatarFor('maya');
     await waitFor(() => asked.length === 1, 5000, 'the first call');

@@ -2,14 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../server/config.js';
 
 describe('the settings for clients behind a proxy, and their limits', () => {
-  it('TRUST_PROXY takes Express\'s forms: unset is false; true, false, a hop count, a list of addresses, subnets and names', () => {
+  it("TRUST_PROXY takes Express's forms: unset is false; true, false, a hop count, a list of addresses, subnets and names", () => {
     expect(loadConfig({}).trustProxy).toBe(false);
     expect(loadConfig({ TRUST_PROXY: '' }).trustProxy).toBe(false);
     expect(loadConfig({ TRUST_PROXY: 'true' }).trustProxy).toBe(true);
     expect(loadConfig({ TRUST_PROXY: 'false' }).trustProxy).toBe(false);
     // A hop count is a number: as a string, Express would read "1" as an address.
     expect(loadConfig({ TRUST_PROXY: '1' }).trustProxy).toBe(1);
-    expect(loadConfig({ TRUST_PROXY: ' loopback, 10.0.0.0/8 ,fd00::/8,uniquelocal ' }).trustProxy).toBe('loopback,10.0.0.0/8,fd00::/8,uniquelocal');
+    expect(loadConfig({ TRUST_PROXY: ' loopback, 10.0.0.0/8 ,fd00::/8,uniquelocal ' }).trustProxy).toBe(
+      'loopback,10.0.0.0/8,fd00::/8,uniquelocal',
+    );
   });
 
   it('refuses a TRUST_PROXY that is not an address, a subnet or a name, with one line naming it', () => {

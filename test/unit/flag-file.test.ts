@@ -20,7 +20,11 @@ describe('the flag repository over the file backend', () => {
   const stores: FlagRepository[] = [];
 
   async function open(storeLogger = logger) {
-    const store = new FlagRepository(new FileBackend({ file, logger: storeLogger, watchDebounceMs: 10 }), storeLogger, defaultFlagDocument);
+    const store = new FlagRepository(
+      new FileBackend({ file, logger: storeLogger, watchDebounceMs: 10 }),
+      storeLogger,
+      defaultFlagDocument,
+    );
     await store.start();
     stores.push(store);
     const changes: FlagChange[][] = [];
@@ -40,7 +44,11 @@ describe('the flag repository over the file backend', () => {
   it('creates the file with the default flags (flagd format) when missing', async () => {
     const { store } = await open();
     const onDisk = JSON.parse(await readFile(file, 'utf8'));
-    expect(onDisk.flags[KILL_SWITCH]).toEqual({ state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on' });
+    expect(onDisk.flags[KILL_SWITCH]).toEqual({
+      state: 'ENABLED',
+      variants: { on: true, off: false },
+      defaultVariant: 'on',
+    });
     expect(onDisk.flags[KILL_SWITCH].version).toBeUndefined();
     expect(store.get(KILL_SWITCH)).toMatchObject({ key: KILL_SWITCH, version: 1 });
     expect(store.status()).toEqual({ status: ProviderStatus.READY });
@@ -53,7 +61,12 @@ describe('the flag repository over the file backend', () => {
     expect(JSON.parse(await readFile(file, 'utf8')).flags[KILL_SWITCH].state).toBe('DISABLED');
     expect(changes).toHaveLength(1);
     expect(changes[0]![0]).toMatchObject({ key: KILL_SWITCH, version: 2, actor: admin });
-    expect(audit.recent(1)[0]).toMatchObject({ key: KILL_SWITCH, version: 2, summary: 'killed (disabled)', actor: admin });
+    expect(audit.recent(1)[0]).toMatchObject({
+      key: KILL_SWITCH,
+      version: 2,
+      summary: 'killed (disabled)',
+      actor: admin,
+    });
   });
 
   it('treats a write that changes nothing as no write', async () => {
@@ -66,7 +79,9 @@ describe('the flag repository over the file backend', () => {
 
   it('refuses a stale If-Match and an unknown key', async () => {
     const { store } = await open();
-    await expect(store.update(KILL_SWITCH, disable, { actor: admin, ifMatch: [7] })).rejects.toMatchObject({ status: 412 });
+    await expect(store.update(KILL_SWITCH, disable, { actor: admin, ifMatch: [7] })).rejects.toMatchObject({
+      status: 412,
+    });
     await expect(store.update('nope', disable, { actor: admin })).rejects.toMatchObject({ status: 404 });
   });
 
@@ -100,7 +115,12 @@ describe('the flag repository over the file backend', () => {
     await writeFile(file, '{"flags": {"show-avatars-and-reccs": {"state": "ENABLED", "variants": {}');
     await waitFor(() => refusals() === 1, 3000, 'the truncated edit to be refused');
     // Wrong as a whole (no "flags" object). One flag that cannot be served is not this: see test/integration/flag-file.test.ts.
-    await writeFile(file, JSON.stringify({ flags: [{ [KILL_SWITCH]: { state: 'DISABLED', variants: { on: true }, defaultVariant: 'on' } }] }));
+    await writeFile(
+      file,
+      JSON.stringify({
+        flags: [{ [KILL_SWITCH]: { state: 'DISABLED', variants: { on: true }, defaultVariant: 'on' } }],
+      }),
+    );
     await waitFor(() => refusals() === 2, 3000, 'the invalid edit to be refused');
     expect(store.get(KILL_SWITCH)).toMatchObject({ version: 1, definition: { state: 'ENABLED' } });
     expect(store.status()).toEqual({ status: ProviderStatus.READY });
@@ -110,7 +130,10 @@ describe('the flag repository over the file backend', () => {
   it('starts unhealthy with no flags (safe defaults) on a broken file, and recovers when it is fixed', async () => {
     await writeFile(file, 'this is not json');
     const { store, changes } = await open();
-    expect(store.status()).toMatchObject({ status: ProviderStatus.ERROR, message: expect.stringContaining('not valid JSON') });
+    expect(store.status()).toMatchObject({
+      status: ProviderStatus.ERROR,
+      message: expect.stringContaining('not valid JSON'),
+    });
     expect(store.list()).toEqual([]);
     await expect(store.update(KILL_SWITCH, disable, { actor: admin })).rejects.toMatchObject({ status: 503 });
     await writeFile(file, JSON.stringify({ flags: { [KILL_SWITCH]: disable() } }));
@@ -135,7 +158,10 @@ describe('the flag repository over the file backend', () => {
     // Root ignores permissions: a directory where the file goes makes the rename fail.
     await remove(file);
     await mkdir(file);
-    await expect(store.update(KILL_SWITCH, disable, { actor: admin })).rejects.toMatchObject({ status: 503, message: expect.stringMatching(/Nothing was changed/) });
+    await expect(store.update(KILL_SWITCH, disable, { actor: admin })).rejects.toMatchObject({
+      status: 503,
+      message: expect.stringMatching(/Nothing was changed/),
+    });
     expect(store.get(KILL_SWITCH)).toMatchObject({ version: 1, definition: { state: 'ENABLED' } });
     // Listeners heard the flip, then its undo: they end where the store is.
     expect(changes.map((c) => c.map((x) => x.after?.state))).toEqual([['DISABLED'], ['ENABLED']]);
@@ -144,7 +170,9 @@ describe('the flag repository over the file backend', () => {
   it('serializes concurrent writes: none is lost', async () => {
     const { store } = await open();
     const writes = Array.from({ length: 20 }, (_, i) =>
-      store.update(KILL_SWITCH, (current) => ({ ...current, variants: { ...current.variants, [`v${i}`]: true } }), { actor: admin }),
+      store.update(KILL_SWITCH, (current) => ({ ...current, variants: { ...current.variants, [`v${i}`]: true } }), {
+        actor: admin,
+      }),
     );
     await Promise.all(writes);
     const record = store.get(KILL_SWITCH)!;

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { createLiveSync, KILL_SWITCH, MAX_RETRIES, RECS_FLAVOUR, type FragmentAnswer } from '../../public/js/live-sync.js';
+import {
+  createLiveSync,
+  KILL_SWITCH,
+  MAX_RETRIES,
+  RECS_FLAVOUR,
+  type FragmentAnswer,
+} from '../../public/js/live-sync.js';
 
 /**
  * The page's policy with timers the test runs by hand and a server the test answers: every
@@ -27,7 +33,7 @@ function harness(options: { live?: boolean; flavour?: string } = {}) {
       kill: () => log.push('kill'),
       swap: (html) => log.push(`swap ${html}`),
       catchingUp: (ms) => log.push(`catching-up ${ms ?? 'done'}`),
-      theme: (value) => log.push(`theme ${value}`),
+      theme: (value) => log.push(`theme ${String(value)}`),
       say: () => undefined,
       fetchFragment: async (turn) => {
         fetches.push(turn);
@@ -80,7 +86,14 @@ describe('the page policy (live-sync)', () => {
     expect(await tick()).toBe(3000);
     expect(await tick()).toBe(500);
     expect(fetches).toEqual([undefined, 't1', 't2']);
-    expect(log).toEqual(['catching-up 50', 'catching-up 3000', 'swap short', 'catching-up 500', 'swap live', 'catching-up done']);
+    expect(log).toEqual([
+      'catching-up 50',
+      'catching-up 3000',
+      'swap short',
+      'catching-up 500',
+      'swap live',
+      'catching-up done',
+    ]);
   });
 
   it('retries a failed fetch with backoff, then gives up with what it has', async () => {

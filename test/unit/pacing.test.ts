@@ -22,7 +22,7 @@ function fullWithTurn(viewer = 'reader') {
 }
 
 describe('the pacer', () => {
-  it('admits while the backlog is within the budget, then hands out turns in order at the services\' pace', () => {
+  it("admits while the backlog is within the budget, then hands out turns in order at the services' pace", () => {
     const { pacer } = setup(4, 100, 400);
     // Each call costs latency / capacity = 25 ms of the service's time: 16 calls fill the 400 ms budget.
     const admitted = Array.from({ length: 17 }, (_, i) => pacer.admit({ recommendations: 1 }, `v${i}`));
@@ -101,7 +101,10 @@ describe('the pacer', () => {
     expect(pacer.turnsHeld()).toBe(1);
     // Brought back: no longer held.
     advance(first.turn.waitMs);
-    expect(pacer.admit({ avatars: 1 }, 'reader', { token: first.turn.token })).toEqual({ admitted: true, byTurn: true });
+    expect(pacer.admit({ avatars: 1 }, 'reader', { token: first.turn.token })).toEqual({
+      admitted: true,
+      byTurn: true,
+    });
     expect(pacer.turnsHeld()).toBe(0);
   });
 
@@ -140,7 +143,7 @@ describe('the pacer', () => {
     expect(pacer.spreadMs(0, { avatars: 1 })).toBe(100); // only the new call: nothing left behind
   });
 
-  it('paces a render by the slowest resource it needs: this process\'s own loop included', () => {
+  it("paces a render by the slowest resource it needs: this process's own loop included", () => {
     const pacer = createPacer({
       services: [
         { service: 'avatars', capacity: 32, latencyMs: () => 100 },
@@ -191,7 +194,7 @@ describe('the pacer', () => {
     expect(pacer.turnsHeld()).toBe(0);
   });
 
-  it('a short render\'s turn reuses the viewer\'s held turn until it is given up on, then books a new one', () => {
+  it("a short render's turn reuses the viewer's held turn until it is given up on, then books a new one", () => {
     const { pacer, advance } = setup(1, 100, 100);
     for (let i = 0; i < 2; i++) pacer.admit({ avatars: 1 }, `v${i}`);
     const first = pacer.admit({ avatars: 1 }, 'reader');
@@ -204,7 +207,7 @@ describe('the pacer', () => {
     expect(next.waitMs).toBe(0);
   });
 
-  it('a short render\'s turn is not a page load\'s: it waits behind the open pages', () => {
+  it("a short render's turn is not a page load's: it waits behind the open pages", () => {
     const { pacer } = setup(4, 100, 400);
     for (let i = 0; i < 400; i++) pacer.admit({ avatars: 1 }, `open-${i}`); // 10 s of calls booked
     expect(pacer.turnFor({ avatars: 1 }, 'short-render').waitMs).toBeGreaterThan(9_000);
@@ -234,7 +237,7 @@ describe('the pacer', () => {
     }
   });
 
-  it('a turn brought back again (a second tab) is honoured, and leaves the viewer\'s newer turn held', () => {
+  it("a turn brought back again (a second tab) is honoured, and leaves the viewer's newer turn held", () => {
     const { pacer, advance, turn } = fullWithTurn();
     advance(turn.waitMs);
     expect(pacer.admit({ avatars: 1 }, 'reader', { token: turn.token })).toEqual({ admitted: true, byTurn: true });

@@ -2,7 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { OpenFeature, ProviderEvents, type EventDetails } from '@openfeature/server-sdk';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../server/observability/logger.js';
-import { changedKeys, FlagRepositoryProvider, openFeatureLogger, valueOrSafeDefault } from '../../server/flags/provider.js';
+import {
+  changedKeys,
+  FlagRepositoryProvider,
+  openFeatureLogger,
+  valueOrSafeDefault,
+} from '../../server/flags/provider.js';
 import { followReadiness, sourceName } from '../../server/flags/readiness.js';
 import { FlagRepository } from '../../server/flags/repository.js';
 import type { FlagdDocument } from '../../server/flags/types.js';
@@ -22,26 +27,30 @@ async function providerOn(initial: FlagdDocument, options: { loadFailure?: Error
   const changes: unknown[] = [];
   const health: string[] = [];
   provider.events.addHandler(ProviderEvents.ConfigurationChanged, (details) => changes.push(details?.flagsChanged));
-  for (const event of [ProviderEvents.Ready, ProviderEvents.Stale, ProviderEvents.Error]) provider.events.addHandler(event, () => health.push(event));
+  for (const event of [ProviderEvents.Ready, ProviderEvents.Stale, ProviderEvents.Error])
+    provider.events.addHandler(event, () => health.push(event));
   return { backend, repository, provider, changes, health };
 }
 
-const doc = (overrides: Record<string, unknown> = {}): FlagdDocument =>
-  ({
-    flags: {
-      kill: { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on' },
-      flavour: { state: 'ENABLED', variants: { a: 'classic', b: 'trending' }, defaultVariant: 'a' },
-      limit: { state: 'ENABLED', variants: { low: 1, high: 10 }, defaultVariant: 'high' },
-      shape: { state: 'ENABLED', variants: { box: { w: 1 } }, defaultVariant: 'box' },
-      ...overrides,
-    },
-  }) as FlagdDocument;
+const doc = (overrides: Record<string, unknown> = {}): FlagdDocument => ({
+  flags: {
+    kill: { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on' },
+    flavour: { state: 'ENABLED', variants: { a: 'classic', b: 'trending' }, defaultVariant: 'a' },
+    limit: { state: 'ENABLED', variants: { low: 1, high: 10 }, defaultVariant: 'high' },
+    shape: { state: 'ENABLED', variants: { box: { w: 1 } }, defaultVariant: 'box' },
+    ...overrides,
+  },
+});
 
-describe('the repository provider (the app\'s flagd engine over the repository)', () => {
+describe("the repository provider (the app's flagd engine over the repository)", () => {
   it('evaluates every type from the document it was given at initialize, synchronously on the fast path', async () => {
     const { provider } = await providerOn(doc());
     await provider.initialize();
-    expect(provider.resolve('boolean', 'kill', false, {})).toMatchObject({ value: true, variant: 'on', reason: 'STATIC' });
+    expect(provider.resolve('boolean', 'kill', false, {})).toMatchObject({
+      value: true,
+      variant: 'on',
+      reason: 'STATIC',
+    });
     expect(await provider.resolveBooleanEvaluation('kill', false, {})).toMatchObject({ value: true });
     expect(await provider.resolveStringEvaluation('flavour', 'x', {})).toMatchObject({ value: 'classic' });
     expect(await provider.resolveNumberEvaluation('limit', 0, {})).toMatchObject({ value: 10 });
@@ -83,8 +92,10 @@ describe('the repository provider (the app\'s flagd engine over the repository)'
     expect(provider.resolve('string', 'extra', '', {})).toMatchObject({ value: 'x' });
   });
 
-  it('its status is the repository\'s, told to OpenFeature, whose status readiness reads: an initialize that fails (nothing loaded), then Ready; Stale while the backend is away', async () => {
-    const { backend, repository, provider, health } = await providerOn(doc(), { loadFailure: new Error('disk on fire') });
+  it("its status is the repository's, told to OpenFeature, whose status readiness reads: an initialize that fails (nothing loaded), then Ready; Stale while the backend is away", async () => {
+    const { backend, repository, provider, health } = await providerOn(doc(), {
+      loadFailure: new Error('disk on fire'),
+    });
     const domain = `test-${randomUUID()}`;
     const readiness = followReadiness(OpenFeature.getClient(domain), sourceName(provider.kind));
     await expect(OpenFeature.setProviderAndWait(domain, provider)).rejects.toThrow('disk on fire');
@@ -152,14 +163,21 @@ describe('valueOrSafeDefault', () => {
 });
 
 describe('openFeatureLogger', () => {
-  it('passes OpenFeature\'s messages on one level quieter for info and debug (the SDK is chatty), as they are for errors and warnings', () => {
+  it("passes OpenFeature's messages on one level quieter for info and debug (the SDK is chatty), as they are for errors and warnings", () => {
     const { logger, lines } = capturingLogger('trace');
     const of = openFeatureLogger(logger);
     of.error('e');
     of.warn('w');
     of.info('i');
     of.debug('d');
-    const levels = lines.map((line) => JSON.parse(line)).map((entry: { level: number; msg: string; args: string[] }) => [entry.level, entry.msg, entry.args[0]]);
-    expect(levels).toEqual([[50, 'openfeature', 'e'], [40, 'openfeature', 'w'], [20, 'openfeature', 'i'], [10, 'openfeature', 'd']]);
+    const levels = lines
+      .map((line) => JSON.parse(line))
+      .map((entry: { level: number; msg: string; args: string[] }) => [entry.level, entry.msg, entry.args[0]]);
+    expect(levels).toEqual([
+      [50, 'openfeature', 'e'],
+      [40, 'openfeature', 'w'],
+      [20, 'openfeature', 'i'],
+      [10, 'openfeature', 'd'],
+    ]);
   });
 });

@@ -24,7 +24,11 @@ interface HarnessOptions {
 }
 
 async function harness(options: HarnessOptions = {}) {
-  const repository = new FlagRepository(new MemoryBackend(defaultFlagDocument()), createLogger('silent'), defaultFlagDocument);
+  const repository = new FlagRepository(
+    new MemoryBackend(defaultFlagDocument()),
+    createLogger('silent'),
+    defaultFlagDocument,
+  );
   await repository.start();
   const provider = new FlagRepositoryProvider(repository, createLogger('silent'));
   await provider.initialize();
@@ -33,7 +37,9 @@ async function harness(options: HarnessOptions = {}) {
     resolve: (type, key, defaultValue, context) => {
       evaluations++;
       const before = options.onEvaluate?.(key, context);
-      return before instanceof Promise ? before.then(() => provider.resolve(type, key, defaultValue, context)) : provider.resolve(type, key, defaultValue, context);
+      return before instanceof Promise
+        ? before.then(() => provider.resolve(type, key, defaultValue, context))
+        : provider.resolve(type, key, defaultValue, context);
     },
     versionOf: (key) => provider.versionOf(key),
   };
@@ -45,16 +51,25 @@ async function harness(options: HarnessOptions = {}) {
   /** At each flag_update emit: how many browsers were already recorded as holding its value. */
   const recordedAtEmit: number[] = [];
   const deliver = (targets: string[], event: string, payload: unknown) => {
-    const ids = targets.length === 0 ? new Set([...sockets.values()].filter((socket) => !socket.disconnected).map((socket) => socket.id)) : new Set(targets.flatMap((target) => [...(rooms.get(target) ?? [])]));
+    const ids =
+      targets.length === 0
+        ? new Set([...sockets.values()].filter((socket) => !socket.disconnected).map((socket) => socket.id))
+        : new Set(targets.flatMap((target) => [...(rooms.get(target) ?? [])]));
     emits.push({ event, to: ids.size });
     if (event === 'flag_update' && ids.size > 0) {
       const { key, value } = payload as { key: string; value: unknown };
-      recordedAtEmit.push([...sockets.values()].filter((socket) => !socket.disconnected && socket.data.last[key] === value).length);
+      recordedAtEmit.push(
+        [...sockets.values()].filter((socket) => !socket.disconnected && socket.data.last[key] === value).length,
+      );
     }
     for (const id of ids) sockets.get(id)?.received.push({ event, payload });
   };
   const io = {
-    local: { to: (target: string | string[]) => ({ emit: (event: string, payload: unknown) => deliver([target].flat(), event, payload) }) },
+    local: {
+      to: (target: string | string[]) => ({
+        emit: (event: string, payload: unknown) => deliver([target].flat(), event, payload),
+      }),
+    },
     of: (name: string) => ({ adapter: { rooms: name === '/' ? rooms : new Map() } }),
   };
   const windows: unknown[][] = [];
@@ -67,7 +82,9 @@ async function harness(options: HarnessOptions = {}) {
     io: io as never,
     flags: counting,
     metrics,
-    logger: createLogger('debug', { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) }),
+    logger: createLogger('debug', {
+      write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>),
+    }),
     refetchPolicy:
       options.refetchPolicy === false
         ? undefined
@@ -118,27 +135,51 @@ async function harness(options: HarnessOptions = {}) {
   }
   const socketsOf = (viewer: string) => [...sockets.values()].filter((socket) => socket.data.viewer.key === viewer);
   // As in sockets.ts: the provider's changes go to the pusher.
-  provider.events.addHandler(ProviderEvents.ConfigurationChanged, (details) => void pusher.flagsChanged((details?.flagsChanged as string[]) ?? []));
+  provider.events.addHandler(
+    ProviderEvents.ConfigurationChanged,
+    (details) => void pusher.flagsChanged((details?.flagsChanged as string[]) ?? []),
+  );
   /** Writes one flag, as the API would, and waits until its push has been handed to the sockets. */
   async function change(key: string, patch: Record<string, unknown>) {
-    await repository.update(key, (current) => ({ ...current, ...patch }) as never, { actor: { source: 'api', name: 'test' } });
+    await repository.update(key, (current) => ({ ...current, ...patch }), { actor: { source: 'api', name: 'test' } });
     await pusher.idle();
   }
-  const updates = (socket: FakeSocket) => socket.received.filter((r) => r.event === 'flag_update').map((r) => r.payload);
+  const updates = (socket: FakeSocket) =>
+    socket.received.filter((r) => r.event === 'flag_update').map((r) => r.payload);
   const sentTotal = () => emits.filter((e) => e.event === 'flag_update').reduce((sum, e) => sum + e.to, 0);
   /** A metric's values, as Prometheus would scrape them. */
   const metric = async (name: 'flagUpdatesSent' | 'connectedBrowsers') => (await metrics[name].get()).values;
   /** How many pushes the push-duration histogram has timed. */
-  const pushesTimed = async () => (await metrics.pushDuration.get()).values.find((v) => v.metricName === 'flag_push_duration_seconds_count')?.value;
-  return { provider, pusher, connect, open, close, socketsOf, change, updates, emits, sentTotal, windows, reached, recordedAtEmit, logs, metric, pushesTimed, evaluations: () => evaluations };
+  const pushesTimed = async () =>
+    (await metrics.pushDuration.get()).values.find((v) => v.metricName === 'flag_push_duration_seconds_count')?.value;
+  return {
+    provider,
+    pusher,
+    connect,
+    open,
+    close,
+    socketsOf,
+    change,
+    updates,
+    emits,
+    sentTotal,
+    windows,
+    reached,
+    recordedAtEmit,
+    logs,
+    metric,
+    pushesTimed,
+    evaluations: () => evaluations,
+  };
 }
 
 describe('the per-viewer push, without sockets', () => {
-  it('sends each browser the snapshot of the page\'s flags, evaluated for its viewer', async () => {
+  it("sends each browser the snapshot of the page's flags, evaluated for its viewer", async () => {
     const h = await harness();
     const maya = await h.open('maya', ['beta']);
     const sam = await h.open('sam');
-    const snapshot = (socket: typeof maya) => socket.received.find((r) => r.event === 'flag_snapshot')!.payload as Record<string, unknown>;
+    const snapshot = (socket: typeof maya) =>
+      socket.received.find((r) => r.event === 'flag_snapshot')!.payload as Record<string, unknown>;
     expect(Object.keys(snapshot(maya)).sort()).toEqual([KILL_SWITCH, RECS_FLAVOUR, THEME].sort());
     expect(snapshot(maya)[RECS_FLAVOUR]).toBe('friends'); // beta gets friends
     expect(snapshot(sam)[KILL_SWITCH]).toBe(true);
@@ -155,7 +196,9 @@ describe('the per-viewer push, without sockets', () => {
     for (const tab of tabs) expect(h.updates(tab)).toStrictEqual([{ key: KILL_SWITCH, value: false, version: 2 }]);
     expect(h.windows).toEqual([[KILL_SWITCH, false, 4]]);
     expect(h.reached).toEqual([[KILL_SWITCH, false]]);
-    expect(await h.metric('flagUpdatesSent')).toEqual([expect.objectContaining({ labels: { key: KILL_SWITCH }, value: 4 })]);
+    expect(await h.metric('flagUpdatesSent')).toEqual([
+      expect.objectContaining({ labels: { key: KILL_SWITCH }, value: 4 }),
+    ]);
     await h.change(KILL_SWITCH, { state: 'DISABLED', defaultVariant: 'off' });
     for (const tab of tabs) expect(h.updates(tab)).toHaveLength(1);
   });
@@ -219,7 +262,9 @@ describe('the per-viewer push, without sockets', () => {
     expect(h.updates(sam)).toEqual([]);
     expect(h.windows.at(-1)).toEqual([KILL_SWITCH, false, 2]);
     expect(h.reached).toEqual([]); // not everyone: no release of every turn
-    expect(h.logs).toContainEqual(expect.objectContaining({ level: 20, msg: 'flag pushed', key: KILL_SWITCH, version: 2, partitions: 1 }));
+    expect(h.logs).toContainEqual(
+      expect.objectContaining({ level: 20, msg: 'flag pushed', key: KILL_SWITCH, version: 2, partitions: 1 }),
+    );
   });
 
   it('ignores flags the page does not use, and browsers that have gone', async () => {
@@ -342,7 +387,13 @@ describe('the per-viewer push, without sockets', () => {
     expect(h.sentTotal()).toBe(5000);
     for (let i = 0; i < 5000; i += 499) expect(h.updates(h.socketsOf(`v${i}`)[0]!)).toHaveLength(1);
     // While it evaluates: a turn every 2,500 evaluations, nothing sent yet.
-    expect(distinct(turns.filter(({ sent, evaluated }) => sent === 0 && evaluated > 0 && evaluated < 5001).map(({ evaluated }) => evaluated))).toEqual([2499, 4999]);
+    expect(
+      distinct(
+        turns
+          .filter(({ sent, evaluated }) => sent === 0 && evaluated > 0 && evaluated < 5001)
+          .map(({ evaluated }) => evaluated),
+      ),
+    ).toEqual([2499, 4999]);
     // No turn once all are evaluated and before the first slice; one between the two slices.
     expect(turns.some(({ sent, evaluated }) => sent === 0 && evaluated === 5001)).toBe(false);
     expect(distinct(turns.map(({ sent }) => sent).filter((sent) => sent > 0 && sent < 5000))).toEqual([2500]);
@@ -359,7 +410,8 @@ describe('the per-viewer push, without sockets', () => {
     h.recordedAtEmit.length = 0;
     await h.change(KILL_SWITCH, { targeting: null }); // restored for all, by a value no viewer changes
     expect(h.recordedAtEmit).toEqual([0]); // written before any browser was walked
-    for (const tab of tabs) expect(h.updates(tab).at(-1)).toStrictEqual({ key: KILL_SWITCH, value: true, version: 3, refetchWithinMs: 5000 });
+    for (const tab of tabs)
+      expect(h.updates(tab).at(-1)).toStrictEqual({ key: KILL_SWITCH, value: true, version: 3, refetchWithinMs: 5000 });
   });
 
   it('without a refetch policy, a restore carries none', async () => {
@@ -408,7 +460,7 @@ describe('the per-viewer push, without sockets', () => {
     expect(h.pusher.browserCount).toBe(1);
   });
 
-  it('an evaluation that fails gives the flag\'s safe default, and says so in the log', async () => {
+  it("an evaluation that fails gives the flag's safe default, and says so in the log", async () => {
     let failing = false;
     const h = await harness({
       onEvaluate: (key) => {
@@ -421,12 +473,19 @@ describe('the per-viewer push, without sockets', () => {
     const snapshot = tab.received.find((r) => r.event === 'flag_snapshot')!.payload as Record<string, unknown>;
     expect(snapshot).toEqual({ [KILL_SWITCH]: true, [RECS_FLAVOUR]: 'classic', [THEME]: 'light' }); // light: the theme's safe default
     expect(h.logs).toContainEqual(
-      expect.objectContaining({ level: 50, key: THEME, msg: 'flag evaluation failed; using the safe default', err: expect.objectContaining({ message: 'provider down' }) }),
+      expect.objectContaining({
+        level: 50,
+        key: THEME,
+        msg: 'flag evaluation failed; using the safe default',
+        err: expect.objectContaining({ message: 'provider down' }),
+      }),
     );
   });
 
-  it('a hung evaluation holds the next browser\'s snapshot for 10 s at most', async () => {
-    const h = await harness({ onEvaluate: (_key, context) => (context.targetingKey === 'stuck' ? new Promise<void>(() => {}) : undefined) });
+  it("a hung evaluation holds the next browser's snapshot for 10 s at most", async () => {
+    const h = await harness({
+      onEvaluate: (_key, context) => (context.targetingKey === 'stuck' ? new Promise<void>(() => {}) : undefined),
+    });
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     try {
       const stuck = h.connect('stuck');

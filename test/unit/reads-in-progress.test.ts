@@ -58,7 +58,7 @@ describe('reads in progress (whether a push lets the loop turn between its slice
     expect(h.reads()).toBe(0);
   });
 
-  it('leaves out writes (a flip is in progress during its own push) and Socket.IO\'s held polls', async () => {
+  it("leaves out writes (a flip is in progress during its own push) and Socket.IO's held polls", async () => {
     const h = await holdingServer();
     servers.push(h.server);
     const write = await h.send('PATCH', '/api/flags/show-avatars-and-reccs');

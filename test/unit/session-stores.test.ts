@@ -63,8 +63,13 @@ describe.each(stores)('the admin sessions, %s', (_kind, make) => {
 
     expect(await store.find(first.id)).toEqual(first.session);
     // A read-only session comes back read-only, with the digest it proved.
-    expect(await store.find(second.id)).toEqual({ principal: reader, csrf: second.session.csrf, expiresAt: T0 + TWELVE_HOURS });
-    for (const guess of [undefined, '', first.id.slice(0, -1), `${first.id}x`, digestOf(first.id)]) expect(await store.find(guess)).toBeUndefined();
+    expect(await store.find(second.id)).toEqual({
+      principal: reader,
+      csrf: second.session.csrf,
+      expiresAt: T0 + TWELVE_HOURS,
+    });
+    for (const guess of [undefined, '', first.id.slice(0, -1), `${first.id}x`, digestOf(first.id)])
+      expect(await store.find(guess)).toBeUndefined();
   });
 
   it('ends one session at sign-out and leaves the others; ending nothing is harmless', async () => {
@@ -85,7 +90,10 @@ describe('the admin sessions in Redis, as kept', () => {
     const store = createRedisSessionStore(redis, () => Date.now());
     const { id, session } = await store.create(writer);
     // Beside the session, only the token's index of its sessions (their digests, for the cap per token).
-    expect((await redis.keys('*')).sort()).toEqual([`killswitch:session:${digestOf(id)}`, `killswitch:sessions-of:${writer.digest}`]);
+    expect((await redis.keys('*')).sort()).toEqual([
+      `killswitch:session:${digestOf(id)}`,
+      `killswitch:sessions-of:${writer.digest}`,
+    ]);
     expect(JSON.stringify(await redis.zrange(`killswitch:sessions-of:${writer.digest}`, 0, -1))).not.toContain(id);
     const kept = await redis.get(`killswitch:session:${digestOf(id)}`);
     expect(JSON.parse(kept!)).toEqual(session);
@@ -108,7 +116,12 @@ describe('the admin sessions in Redis, as kept', () => {
     const store = createRedisSessionStore(redis);
     const { id, session } = await store.create(writer);
     const key = `killswitch:session:${digestOf(id)}`;
-    for (const value of ['', '{}', JSON.stringify({ ...session, csrf: undefined }), JSON.stringify({ ...session, principal: { ...writer, scope: 'root' } })]) {
+    for (const value of [
+      '',
+      '{}',
+      JSON.stringify({ ...session, csrf: undefined }),
+      JSON.stringify({ ...session, principal: { ...writer, scope: 'root' } }),
+    ]) {
       await redis.set(key, value);
       expect(await store.find(id)).toBeUndefined();
     }

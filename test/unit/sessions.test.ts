@@ -1,5 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMemorySessionStore, createRedisSessionStore, SESSIONS_PER_TOKEN, type EndedSessions, type SessionStore } from '../../server/access/sessions.js';
+import {
+  createMemorySessionStore,
+  createRedisSessionStore,
+  SESSIONS_PER_TOKEN,
+  type EndedSessions,
+  type SessionStore,
+} from '../../server/access/sessions.js';
 import type { Principal } from '../../server/access/tokens.js';
 import { TestRedis } from '../../testing/redis.js';
 
@@ -14,7 +20,7 @@ function endsOf(store: SessionStore): EndedSessions[] {
 }
 
 describe('the in-memory session store', () => {
-  it('the sign-in flood that emptied it (10,005 sessions of a read-only token) leaves another token\'s session', async () => {
+  it("the sign-in flood that emptied it (10,005 sessions of a read-only token) leaves another token's session", async () => {
     const store = createMemorySessionStore();
     const kept = await store.create(admin);
     const flood = [];
@@ -54,7 +60,7 @@ describe('the Redis session store', () => {
   });
   afterAll(() => redis.destroy());
 
-  it('ends the oldest of a token\'s sessions, even among sign-ins in one millisecond', async () => {
+  it("ends the oldest of a token's sessions, even among sign-ins in one millisecond", async () => {
     const client = redis.client();
     const store = createRedisSessionStore(client, () => 5_000_000);
     const ends = endsOf(store);

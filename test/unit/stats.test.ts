@@ -19,7 +19,15 @@ describe("the dashboard's samples", () => {
     // A kill right after the sample, as the audit stamps it.
     const flipAt = Date.parse(new Date(Date.now() + 100).toISOString()) / 1000;
     sampler.stop();
-    expect(samples).toEqual([{ t: 1_800_000_001.7, calls: { ok: 4, error: 0, timeout: 0, invalid: 0 }, latencyMs: null, browsers: 3, pageViews: 2 }]);
+    expect(samples).toEqual([
+      {
+        t: 1_800_000_001.7,
+        calls: { ok: 4, error: 0, timeout: 0, invalid: 0 },
+        latencyMs: null,
+        browsers: 3,
+        pageViews: 2,
+      },
+    ]);
     expect(flipAt).toBeGreaterThan(samples[0]!.t);
   });
 });

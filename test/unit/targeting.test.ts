@@ -44,7 +44,7 @@ describe('targeting rules <-> flagd targeting', () => {
     expect(parseTargeting(undefined)).toEqual(emptyRules());
   });
 
-  it('reads back the default document\'s flavour targeting', () => {
+  it("reads back the default document's flavour targeting", () => {
     const rules = parseTargeting(defaultFlagDocument().flags[RECS_FLAVOUR]!.targeting);
     expect(rules).toEqual({
       overrides: [],
@@ -62,7 +62,9 @@ describe('targeting rules <-> flagd targeting', () => {
         const targeting = buildTargeting(rules);
         const parsed = parseTargeting(targeting)!;
         // Overrides come back grouped by variant; compare as sets.
-        expect(new Set(parsed.overrides.map((o) => `${o.key}=${o.variant}`))).toEqual(new Set(rules.overrides.map((o) => `${o.key}=${o.variant}`)));
+        expect(new Set(parsed.overrides.map((o) => `${o.key}=${o.variant}`))).toEqual(
+          new Set(rules.overrides.map((o) => `${o.key}=${o.variant}`)),
+        );
         expect(parsed.groups).toEqual(rules.groups);
         expect(parsed.rollout).toEqual(rules.rollout?.length ? rules.rollout : null);
         validateFlagDefinition('f', flag(targeting), 'string');
@@ -84,7 +86,9 @@ describe('targeting rules <-> flagd targeting', () => {
     fc.assert(
       fc.property(rulesArbitrary, rulesArbitrary, (before, after) => {
         const [from, to] = [buildTargeting(before), buildTargeting(after)];
-        const patched = applyMergePatch({ targeting: from }, { targeting: mergePatchFor(from, to) }) as { targeting?: unknown };
+        const patched = applyMergePatch({ targeting: from }, { targeting: mergePatchFor(from, to) }) as {
+          targeting?: unknown;
+        };
         expect(patched.targeting ?? null).toEqual(to);
       }),
       { numRuns: 300 },
@@ -100,9 +104,15 @@ describe('targeting rules <-> flagd targeting', () => {
   });
 
   it('says what is wrong with rules before anything is written', () => {
-    expect(checkRules({ ...emptyRules(), rollout: [{ variant: 'classic', weight: 70 }] }, variants)).toMatch(/add up to 70 %/);
-    expect(checkRules({ ...emptyRules(), overrides: [{ key: '', variant: 'classic' }] }, variants)).toMatch(/needs a viewer key/);
-    expect(checkRules({ ...emptyRules(), groups: [{ group: 'beta', variant: 'nope' }] }, variants)).toMatch(/not a variant/);
+    expect(checkRules({ ...emptyRules(), rollout: [{ variant: 'classic', weight: 70 }] }, variants)).toMatch(
+      /add up to 70 %/,
+    );
+    expect(checkRules({ ...emptyRules(), overrides: [{ key: '', variant: 'classic' }] }, variants)).toMatch(
+      /needs a viewer key/,
+    );
+    expect(checkRules({ ...emptyRules(), groups: [{ group: 'beta', variant: 'nope' }] }, variants)).toMatch(
+      /not a variant/,
+    );
     expect(checkRules({ ...emptyRules(), rollout: [{ variant: 'classic', weight: 100 }] }, variants)).toBe('');
   });
 });
@@ -111,14 +121,30 @@ describe('percentage rollouts', () => {
   const viewers = Array.from({ length: 10_000 }, (_, i) => `viewer-${i}`);
 
   it.each([1, 10, 30, 50, 90])('are accurate: %i %% target lands within 2 points over 10,000 viewers', (percent) => {
-    const evaluate = engineWith(buildTargeting({ ...emptyRules(), rollout: [{ variant: 'trending', weight: percent }, { variant: 'classic', weight: 100 - percent }] }));
+    const evaluate = engineWith(
+      buildTargeting({
+        ...emptyRules(),
+        rollout: [
+          { variant: 'trending', weight: percent },
+          { variant: 'classic', weight: 100 - percent },
+        ],
+      }),
+    );
     const share = viewers.filter((viewer) => evaluate({ targetingKey: viewer }) === 'trending').length / viewers.length;
     expect(Math.abs(share * 100 - percent)).toBeLessThanOrEqual(2);
   });
 
   it('are stable: a viewer keeps its variant across evaluations, engines and restarts, and a growing rollout only adds viewers', () => {
     const at = (percent: number) =>
-      engineWith(buildTargeting({ ...emptyRules(), rollout: [{ variant: 'trending', weight: percent }, { variant: 'classic', weight: 100 - percent }] }));
+      engineWith(
+        buildTargeting({
+          ...emptyRules(),
+          rollout: [
+            { variant: 'trending', weight: percent },
+            { variant: 'classic', weight: 100 - percent },
+          ],
+        }),
+      );
     const first = at(20);
     const again = at(20); // a new engine, as after a restart
     const wider = at(40);

@@ -17,7 +17,10 @@ import { freePort, TestRedis } from '../../testing/redis.js';
 async function token(env: Record<string, string>, ...args: string[]) {
   const out: string[] = [];
   const err: unknown[] = [];
-  const code = await runTokenCli(args, env, { log: (line: string) => out.push(line), error: (value: unknown) => err.push(value) });
+  const code = await runTokenCli(args, env, {
+    log: (line: string) => out.push(line),
+    error: (value: unknown) => err.push(value),
+  });
   return { code, stdout: out.join('\n'), stderr: err.map(String).join('\n'), errors: err };
 }
 
@@ -50,7 +53,9 @@ describe('npm run token, on the token file beside FLAGS_FILE', () => {
     expect(reader.stdout).toMatch(/^Created read-only token "dashboards"\./);
     expect(reader.stdout).toMatch(/It reads \/api and watches \/admin; a write with it is refused \(403\)\.$/);
     expect(shownToken(reader.stdout)).not.toBe(secret);
-    expect((await createFileTokenStore({ dir, logger: createLogger('silent') }).list()).map((t) => [t.name, t.scope])).toEqual([
+    expect(
+      (await createFileTokenStore({ dir, logger: createLogger('silent') }).list()).map((t) => [t.name, t.scope]),
+    ).toEqual([
       ['ci-bot', 'full'],
       ['dashboards', 'read-only'],
     ]);
@@ -62,22 +67,37 @@ describe('npm run token, on the token file beside FLAGS_FILE', () => {
       [['create', 'ci-bot'], 'token: a token named "ci-bot" exists; revoke it first, or choose another name'],
       [['create', 'admin'], 'token: "admin" is ADMIN_TOKEN; choose another name'],
       [['create'], 'token: a token needs a name: lowercase letters, digits, ".", "_" or "-", at most 40 (e.g. ci-bot)'],
-      [['create', 'Not-A-Name'], 'token: a token needs a name: lowercase letters, digits, ".", "_" or "-", at most 40 (e.g. ci-bot)'],
-      [['create', 'x'.repeat(41)], 'token: a token needs a name: lowercase letters, digits, ".", "_" or "-", at most 40 (e.g. ci-bot)'],
+      [
+        ['create', 'Not-A-Name'],
+        'token: a token needs a name: lowercase letters, digits, ".", "_" or "-", at most 40 (e.g. ci-bot)',
+      ],
+      [
+        ['create', 'x'.repeat(41)],
+        'token: a token needs a name: lowercase letters, digits, ".", "_" or "-", at most 40 (e.g. ci-bot)',
+      ],
       [['create', 'deploy', '--admin', '--read-only', '-f'], 'token: unknown option --admin -f'],
       [['revoke'], 'token: which token? npm run token -- revoke NAME'],
-      [['revoke', 'admin'], 'token: "admin" is ADMIN_TOKEN: change ADMIN_TOKEN (or delete the admin-token file) and restart the servers'],
+      [
+        ['revoke', 'admin'],
+        'token: "admin" is ADMIN_TOKEN: change ADMIN_TOKEN (or delete the admin-token file) and restart the servers',
+      ],
       [['revoke', 'nobody'], 'token: no token named "nobody" (npm run token -- list)'],
     ] as const) {
       expect(await token(env, ...args)).toMatchObject({ code: 1, stdout: '', stderr: message });
     }
     // Nothing was made by a refused create.
-    expect((await createFileTokenStore({ dir, logger: createLogger('silent') }).list()).map((t) => t.name)).toEqual(['ci-bot']);
+    expect((await createFileTokenStore({ dir, logger: createLogger('silent') }).list()).map((t) => t.name)).toEqual([
+      'ci-bot',
+    ]);
     for (const name of ['.hidden', '-x', '_x', 'deploy bot', 'ci-bot/2', 'ci-bot\n', 'ci:bot']) {
-      expect(await token(env, 'create', name), JSON.stringify(name)).toMatchObject({ code: 1, stderr: expect.stringMatching(/^token: a token needs a name/) });
+      expect(await token(env, 'create', name), JSON.stringify(name)).toMatchObject({
+        code: 1,
+        stderr: expect.stringMatching(/^token: a token needs a name/),
+      });
     }
     // A name of 40 is a name; so are digits, dots, underscores and dashes after the first character.
-    for (const name of [`a${'b'.repeat(39)}`, '0', 'ci.bot_1-a']) expect((await token(env, 'create', name)).code, name).toBe(0);
+    for (const name of [`a${'b'.repeat(39)}`, '0', 'ci.bot_1-a'])
+      expect((await token(env, 'create', name)).code, name).toBe(0);
   });
 
   it('revoke removes the token and says what that does', async () => {
@@ -112,13 +132,18 @@ describe('npm run token, on the token file beside FLAGS_FILE', () => {
   });
 
   it('prints its usage for help, and for a command it does not know (exit code 2)', async () => {
-    for (const help of [[], ['help'], ['--help'], ['-h']]) expect(await token(env, ...help)).toEqual({ code: 0, stdout: USAGE, stderr: '', errors: [] });
+    for (const help of [[], ['help'], ['--help'], ['-h']])
+      expect(await token(env, ...help)).toEqual({ code: 0, stdout: USAGE, stderr: '', errors: [] });
     expect(await token(env, 'delete', 'ci-bot')).toEqual({ code: 2, stdout: USAGE, stderr: '', errors: [] });
     expect(USAGE).toMatch(/^usage: npm run token -- <command>/);
   });
 
   it('names a bad environment variable in one line', async () => {
-    expect(await token({ ...env, PORT: 'abc' }, 'list')).toMatchObject({ code: 1, stdout: '', stderr: expect.stringMatching(/^token: Invalid environment variable PORT="abc"/) });
+    expect(await token({ ...env, PORT: 'abc' }, 'list')).toMatchObject({
+      code: 1,
+      stdout: '',
+      stderr: expect.stringMatching(/^token: Invalid environment variable PORT="abc"/),
+    });
   });
 
   it('shows an unexpected failure in full, not as a one-line refusal', async () => {
@@ -149,7 +174,10 @@ describe('npm run token, with REDIS_URL', () => {
       client.disconnect();
     }
     expect((await token(env, 'list')).stdout).toMatch(/^fleet-bot\s+full\s/m);
-    expect(await token(env, 'create', 'fleet-bot')).toMatchObject({ code: 1, stderr: 'token: a token named "fleet-bot" exists; revoke it first, or choose another name' });
+    expect(await token(env, 'create', 'fleet-bot')).toMatchObject({
+      code: 1,
+      stderr: 'token: a token named "fleet-bot" exists; revoke it first, or choose another name',
+    });
     expect((await token(env, 'revoke', 'fleet-bot')).code).toBe(0);
   });
 
@@ -170,7 +198,7 @@ describe('npm run token, with REDIS_URL', () => {
       const before = await connected();
       for (const args of [['list'], ['revoke', 'nobody']]) {
         await token({ REDIS_URL: redis.url }, ...args);
-        await waitFor(async () => (await connected()) === before, 5000, 'the CLI\'s connection closed');
+        await waitFor(async () => (await connected()) === before, 5000, "the CLI's connection closed");
       }
     } finally {
       client.disconnect();

@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createFileTokenStore, createRedisTokenStore, tokenFiles, type TokenRecord, type TokenStore } from '../../server/access/token-store.js';
+import {
+  createFileTokenStore,
+  createRedisTokenStore,
+  tokenFiles,
+  type TokenRecord,
+  type TokenStore,
+} from '../../server/access/token-store.js';
 import { digestOf, newToken } from '../../server/access/tokens.js';
 import { createLogger } from '../../server/observability/logger.js';
 import { waitFor } from '../helpers/app.js';
@@ -91,8 +97,12 @@ describe('the token store in a file', () => {
     const text = await readFile(files.tokens, 'utf8');
     expect(text).not.toContain(token);
     // Written for a person to read too: indented, one line a field, ending in a newline.
-    expect(text).toBe(`${JSON.stringify({ tokens: [{ name: 'ci-bot', scope: 'full', digest: digestOf(token) }] }, null, 2)}\n`);
-    expect(await readFile(files.usage, 'utf8')).toBe(`${JSON.stringify({ 'ci-bot': '2026-12-07T08:00:00.000Z' }, null, 2)}\n`);
+    expect(text).toBe(
+      `${JSON.stringify({ tokens: [{ name: 'ci-bot', scope: 'full', digest: digestOf(token) }] }, null, 2)}\n`,
+    );
+    expect(await readFile(files.usage, 'utf8')).toBe(
+      `${JSON.stringify({ 'ci-bot': '2026-12-07T08:00:00.000Z' }, null, 2)}\n`,
+    );
   });
 
   it('loses no write when many are made at once, from separate stores (two CLIs, servers recording uses)', async () => {
@@ -102,7 +112,9 @@ describe('the token store in a file', () => {
     // Everyone racing for one name: exactly one gets it.
     const raced = await Promise.all(Array.from({ length: 3 }, () => store().add(record('contested'))));
     expect(raced.filter(Boolean)).toHaveLength(1);
-    await Promise.all(names.map((name, i) => store().markUsed(name, `2026-12-07T08:${String(i).padStart(2, '0')}:00.000Z`)));
+    await Promise.all(
+      names.map((name, i) => store().markUsed(name, `2026-12-07T08:${String(i).padStart(2, '0')}:00.000Z`)),
+    );
     expect((await store().list()).map((r) => r.name).sort()).toEqual([...names, 'contested'].sort());
     expect(Object.keys(await store().lastUsed()).sort()).toEqual([...names].sort());
     await Promise.all(names.map((name) => store().remove(name)));
@@ -197,7 +209,12 @@ describe('the token store in Redis', () => {
 
   /** A connection made as the app makes its access connection: lazy, and no queue while Redis is away. */
   const appClient = async () => {
-    const made = new Redis(server.url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: () => 100 });
+    const made = new Redis(server.url, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      retryStrategy: () => 100,
+    });
     made.on('error', () => undefined);
     clients.push(made);
     await made.connect();
@@ -234,12 +251,19 @@ describe('the token store in Redis', () => {
     await waitFor(() => published.includes('last'), 5000, 'the publications');
     expect(published).toEqual(['ci-bot', 'ci-bot', 'last']);
     expect(Object.keys(await client().hgetall('killswitch:tokens'))).toEqual(['last']);
-    expect(JSON.parse((await client().hget('killswitch:tokens', 'last'))!)).toMatchObject({ name: 'last', scope: 'full' });
+    expect(JSON.parse((await client().hget('killswitch:tokens', 'last'))!)).toMatchObject({
+      name: 'last',
+      scope: 'full',
+    });
     listener.disconnect();
   });
 
   it('refuses a kept record that is not a token', async () => {
-    await client().hset('killswitch:tokens', 'ci-bot', JSON.stringify({ name: 'ci-bot', scope: 'full', digest: 'not-a-digest' }));
+    await client().hset(
+      'killswitch:tokens',
+      'ci-bot',
+      JSON.stringify({ name: 'ci-bot', scope: 'full', digest: 'not-a-digest' }),
+    );
     await expect(createRedisTokenStore({ redis: client(), logger }).list()).rejects.toThrow();
   });
 

@@ -3,8 +3,19 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createFileTokenStore, createRedisTokenStore, tokenFiles, type TokenStore } from '../../server/access/token-store.js';
-import { ADMIN_TOKEN_NAME, createTokenRegistry, digestOf, newToken, type TokenRegistry } from '../../server/access/tokens.js';
+import {
+  createFileTokenStore,
+  createRedisTokenStore,
+  tokenFiles,
+  type TokenStore,
+} from '../../server/access/token-store.js';
+import {
+  ADMIN_TOKEN_NAME,
+  createTokenRegistry,
+  digestOf,
+  newToken,
+  type TokenRegistry,
+} from '../../server/access/tokens.js';
 import { createLogger } from '../../server/observability/logger.js';
 import { capturingLogger, waitFor } from '../helpers/app.js';
 import { TestRedis } from '../../testing/redis.js';
@@ -69,7 +80,12 @@ describe('the token registry', () => {
   /** A token made as `npm run token -- create` makes it: only its digest is kept. */
   const create = async (name: string, scope: 'full' | 'read-only' = 'full') => {
     const token = newToken();
-    await createFileTokenStore({ dir, logger }).add({ name, scope, digest: digestOf(token), createdAt: '2026-12-07T08:00:00.000Z' });
+    await createFileTokenStore({ dir, logger }).add({
+      name,
+      scope,
+      digest: digestOf(token),
+      createdAt: '2026-12-07T08:00:00.000Z',
+    });
     return token;
   };
   const ADMIN = 'the-admin-token-0123456789';
@@ -81,7 +97,8 @@ describe('the token registry', () => {
     expect(registry.verify(ADMIN)).toEqual({ name: ADMIN_TOKEN_NAME, scope: 'full', digest: digestOf(ADMIN) });
     expect(registry.verify(writer)).toEqual({ name: 'ci-bot', scope: 'full', digest: digestOf(writer) });
     expect(registry.verify(reader)).toEqual({ name: 'dashboards', scope: 'read-only', digest: digestOf(reader) });
-    for (const wrong of [undefined, '', newToken(), `${writer} `, writer.slice(0, -1), digestOf(writer)]) expect(registry.verify(wrong)).toBeUndefined();
+    for (const wrong of [undefined, '', newToken(), `${writer} `, writer.slice(0, -1), digestOf(writer)])
+      expect(registry.verify(wrong)).toBeUndefined();
   });
 
   it('lets no stored token take the admin name, nor the admin token a stored name', async () => {
@@ -128,13 +145,20 @@ describe('the token registry', () => {
   it('keeps the tokens it knows when the store cannot be read, and says so', async () => {
     const token = await create('ci-bot');
     const { logger: watching, lines } = capturingLogger('warn');
-    const registry = await createTokenRegistry({ adminToken: ADMIN, store: createFileTokenStore({ dir, logger }), logger: watching });
+    const registry = await createTokenRegistry({
+      adminToken: ADMIN,
+      store: createFileTokenStore({ dir, logger }),
+      logger: watching,
+    });
     registries.push(registry);
     let changes = 0;
     registry.onChange(() => changes++);
     await writeFile(tokenFiles(dir).tokens, '{"tokens": "damaged"}');
     await waitFor(() => lines.some((line) => /could not load the access tokens/.test(line)), 5000, 'the error');
-    expect(JSON.parse(lines.find((line) => /could not load/.test(line))!)).toMatchObject({ level: 50, err: { message: expect.stringContaining('is not a token file') } });
+    expect(JSON.parse(lines.find((line) => /could not load/.test(line))!)).toMatchObject({
+      level: 50,
+      err: { message: expect.stringContaining('is not a token file') },
+    });
     expect(registry.verify(token)).toMatchObject({ name: 'ci-bot' });
     expect(changes).toBe(0);
   });
@@ -149,7 +173,12 @@ describe('the token registry', () => {
       await server.stop();
       // Redis away: the store's commands wait in the client's queue.
       const started = performance.now();
-      const registry = await createTokenRegistry({ adminToken: ADMIN, store: createRedisTokenStore({ redis, logger }), logger, loadTimeoutMs: 200 });
+      const registry = await createTokenRegistry({
+        adminToken: ADMIN,
+        store: createRedisTokenStore({ redis, logger }),
+        logger,
+        loadTimeoutMs: 200,
+      });
       registries.push(registry);
       expect(performance.now() - started).toBeLessThan(2500);
       expect(registry.verify(ADMIN)).toMatchObject({ name: ADMIN_TOKEN_NAME });
@@ -162,7 +191,7 @@ describe('the token registry', () => {
     }
   });
 
-  it('writes a token\'s use at most once a minute, and at close the last one not yet written', async () => {
+  it("writes a token's use at most once a minute, and at close the last one not yet written", async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     const T0 = Date.parse('2026-12-07T08:00:00.000Z');
     const at = (ms: number) => new Date(T0 + ms).toISOString();
@@ -191,7 +220,10 @@ describe('the token registry', () => {
     registries = [];
     // The reader's only use was written already.
     expect(marked.slice(3)).toEqual([['ci-bot', at(60_001)]]);
-    expect(await createFileTokenStore({ dir, logger }).lastUsed()).toEqual({ 'ci-bot': at(60_001), dashboards: at(59_999) });
+    expect(await createFileTokenStore({ dir, logger }).lastUsed()).toEqual({
+      'ci-bot': at(60_001),
+      dashboards: at(59_999),
+    });
   });
 
   it('lists every token, the admin first, each with when it was last used here or by another server, whichever is later', async () => {
@@ -224,13 +256,30 @@ describe('the token registry', () => {
     expect(await reopened.list()).toEqual([
       { name: ADMIN_TOKEN_NAME, scope: 'full', createdAt: undefined, lastUsedAt: at(0), builtIn: true },
       { name: 'ci-bot', scope: 'full', createdAt: '2026-12-07T08:00:00.000Z', lastUsedAt: at(7_000), builtIn: false },
-      { name: 'dashboards', scope: 'read-only', createdAt: '2026-12-07T08:00:00.000Z', lastUsedAt: at(9_000), builtIn: false },
-      { name: 'never-used', scope: 'full', createdAt: '2026-12-07T08:00:00.000Z', lastUsedAt: undefined, builtIn: false },
+      {
+        name: 'dashboards',
+        scope: 'read-only',
+        createdAt: '2026-12-07T08:00:00.000Z',
+        lastUsedAt: at(9_000),
+        builtIn: false,
+      },
+      {
+        name: 'never-used',
+        scope: 'full',
+        createdAt: '2026-12-07T08:00:00.000Z',
+        lastUsedAt: undefined,
+        builtIn: false,
+      },
     ]);
     // With the record of uses unreadable, it lists what it saw here.
     await rm(tokenFiles(dir).usage);
     await mkdir(tokenFiles(dir).usage);
-    expect((await reopened.list()).map((token) => token.lastUsedAt)).toEqual([undefined, at(7_000), at(5_000), undefined]);
+    expect((await reopened.list()).map((token) => token.lastUsedAt)).toEqual([
+      undefined,
+      at(7_000),
+      at(5_000),
+      undefined,
+    ]);
   });
 
   it('a use it cannot record is a warning, never a failure of the request or of the close', async () => {
@@ -238,14 +287,22 @@ describe('the token registry', () => {
     const { logger: watching, lines } = capturingLogger('warn');
     // A folder where the record of uses should be: every write of it fails.
     await mkdir(tokenFiles(dir).usage, { recursive: true });
-    const registry = await createTokenRegistry({ adminToken: ADMIN, store: createFileTokenStore({ dir, logger }), logger: watching });
+    const registry = await createTokenRegistry({
+      adminToken: ADMIN,
+      store: createFileTokenStore({ dir, logger }),
+      logger: watching,
+    });
     expect(registry.verify(ADMIN)).toMatchObject({ name: ADMIN_TOKEN_NAME });
     // A second use within the minute: left for the close to write, which fails too.
     vi.setSystemTime(Date.now() + 1000);
     expect(registry.verify(ADMIN)).toMatchObject({ name: ADMIN_TOKEN_NAME });
     await registry.close();
     expect(lines.map((line) => JSON.parse(line))).toEqual([
-      expect.objectContaining({ level: 40, msg: 'could not record a token\'s use', err: expect.objectContaining({ code: 'EISDIR' }) }),
+      expect.objectContaining({
+        level: 40,
+        msg: "could not record a token's use",
+        err: expect.objectContaining({ code: 'EISDIR' }),
+      }),
     ]);
   });
 

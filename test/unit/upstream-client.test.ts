@@ -4,7 +4,15 @@ import axios from 'axios';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../server/observability/logger.js';
 import { createMetrics } from '../../server/observability/metrics.js';
-import { CallSkippedError, catchesUp, createUpstreamClient, InvalidResponseError, LateError, OwnStallError, type UpstreamPolicyOptions } from '../../server/upstream/client.js';
+import {
+  CallSkippedError,
+  catchesUp,
+  createUpstreamClient,
+  InvalidResponseError,
+  LateError,
+  OwnStallError,
+  type UpstreamPolicyOptions,
+} from '../../server/upstream/client.js';
 import type { LoopStalls } from '../../server/upstream/loop-stalls.js';
 
 /** A third party on loopback that answers 500 while `failing`, else `{ ok: true }` after `delayMs`. */
@@ -50,7 +58,11 @@ afterEach(async () => {
 
 const client = (
   policy: Partial<UpstreamPolicyOptions> = {},
-  options: { metrics?: ReturnType<typeof createMetrics>; stalls?: LoopStalls; stillWanted?: () => Promise<boolean> } = {},
+  options: {
+    metrics?: ReturnType<typeof createMetrics>;
+    stalls?: LoopStalls;
+    stillWanted?: () => Promise<boolean>;
+  } = {},
 ) =>
   createUpstreamClient({
     service: 'avatars',
@@ -61,7 +73,10 @@ const client = (
     ...(options.stillWanted ? { stillWanted: options.stillWanted } : {}),
   });
 /** A counter's values by label, e.g. { ok: 2, timeout: 1 }. */
-async function counts(counter: { get(): Promise<{ values: { labels: Record<string, unknown>; value: number }[] }> }, label: string) {
+async function counts(
+  counter: { get(): Promise<{ values: { labels: Record<string, unknown>; value: number }[] }> },
+  label: string,
+) {
   const out: Record<string, number> = {};
   for (const { labels, value } of (await counter.get()).values) if (value > 0) out[String(labels[label])] = value;
   return out;
@@ -121,7 +136,10 @@ describe('the bulkhead and the timeouts', () => {
     // work on two cores) a 60 ms answer under a 100 ms timeout was once cut, and failed this test.
     const upstream = client({ timeoutMs: 1000 });
     const call = upstream.getJson(url, parse);
-    const outcome = call.then((value) => value, (error: unknown) => error); // never unhandled
+    const outcome = call.then(
+      (value) => value,
+      (error: unknown) => error,
+    ); // never unhandled
     const slow = new Promise<never>(() => undefined);
     await expect(upstream.within(slow)).rejects.toThrow(LateError);
     expect(catchesUp(new LateError(1000))).toBe(true);
@@ -147,7 +165,10 @@ describe('the bulkhead and the timeouts', () => {
     wanted = false; // the kill lands
     const [made, ...queued] = await Promise.all(calls);
     expect(made).toEqual({ ok: true });
-    expect(queued).toEqual([expect.objectContaining({ reason: 'killed' }), expect.objectContaining({ reason: 'killed' })]);
+    expect(queued).toEqual([
+      expect.objectContaining({ reason: 'killed' }),
+      expect.objectContaining({ reason: 'killed' }),
+    ]);
     expect(queued.map(catchesUp)).toEqual([false, false]); // nothing to catch up: the page is killed
     expect(requests).toBe(1);
     const skipped = (await metrics.upstreamSkipped.get()).values.find((v) => v.labels.reason === 'killed');
@@ -174,13 +195,23 @@ describe('what each call counts and measures', () => {
     failing = true;
     await expect(upstream.getJson(url, parse)).rejects.toThrow();
     failing = false;
-    await expect(upstream.getJson(url, () => { throw new Error('no avatar field'); })).rejects.toThrow(InvalidResponseError);
-    await expect(upstream.getJson(url, () => { throw new Error('no avatar field'); })).rejects.toThrow(/avatars sent an unexpected body: no avatar field/);
+    await expect(
+      upstream.getJson(url, () => {
+        throw new Error('no avatar field');
+      }),
+    ).rejects.toThrow(InvalidResponseError);
+    await expect(
+      upstream.getJson(url, () => {
+        throw new Error('no avatar field');
+      }),
+    ).rejects.toThrow(/avatars sent an unexpected body: no avatar field/);
     delayMs = 1000;
     await expect(upstream.getJson(url, parse)).rejects.toThrow();
     expect(await counts(metrics.upstreamRequests, 'outcome')).toEqual({ ok: 1, error: 1, invalid: 2, timeout: 1 });
     // Each call's duration, by service and outcome.
-    const durations = (await metrics.upstreamDuration.get()).values.filter((v) => v.metricName === 'upstream_request_duration_seconds_count' && v.value > 0);
+    const durations = (await metrics.upstreamDuration.get()).values.filter(
+      (v) => v.metricName === 'upstream_request_duration_seconds_count' && v.value > 0,
+    );
     expect(durations.map((v) => [v.labels.service, v.labels.outcome, v.value]).sort()).toEqual([
       ['avatars', 'error', 1],
       ['avatars', 'invalid', 2],
@@ -220,9 +251,15 @@ describe('what each call counts and measures', () => {
     onRequest = () => redirected++;
     await expect(upstream.getJson(url, parse)).rejects.toThrow();
     expect(redirected).toBe(1);
-    answer = (res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, pad: 'x'.repeat(300 * 1024) }));
+    answer = (res) =>
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ ok: true, pad: 'x'.repeat(300 * 1024) }));
     await expect(upstream.getJson(url, parse)).rejects.toThrow(/maxContentLength/);
-    answer = (res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, pad: 'x'.repeat(200 * 1024) }));
+    answer = (res) =>
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ ok: true, pad: 'x'.repeat(200 * 1024) }));
     expect((await upstream.getJson(url, parse)).ok).toBe(true);
   });
 
@@ -236,20 +273,28 @@ describe('what each call counts and measures', () => {
   });
 });
 
-describe('the breaker sees only the third party\'s failures', () => {
+describe("the breaker sees only the third party's failures", () => {
   const stalled = (lostMs: number): LoopStalls => ({ lostSince: () => lostMs, close: () => undefined });
 
   it('a timeout during a stall of our own (a quarter of the timeout or more) is ours: an OwnStallError, not counted', async () => {
-    const upstream = client({ timeoutMs: 100, breakerFailures: 2, breakerHalfOpenAfterMs: 60_000 }, { stalls: stalled(25) });
+    const upstream = client(
+      { timeoutMs: 100, breakerFailures: 2, breakerHalfOpenAfterMs: 60_000 },
+      { stalls: stalled(25) },
+    );
     delayMs = 400;
     for (let i = 0; i < 3; i++) await expect(upstream.getJson(url, parse)).rejects.toThrow(OwnStallError);
     expect(upstream.breakerState()).toBe('closed');
     expect(catchesUp(new OwnStallError(25, 100))).toBe(true);
-    expect(new OwnStallError(25.4, 100).message).toBe("call timed out after 100 ms, 25 ms of it lost to this process's own stalls");
+    expect(new OwnStallError(25.4, 100).message).toBe(
+      "call timed out after 100 ms, 25 ms of it lost to this process's own stalls",
+    );
   });
 
-  it('a failure that is not a timeout is the third party\'s, stall or not: it counts', async () => {
-    const upstream = client({ timeoutMs: 100, breakerFailures: 2, breakerHalfOpenAfterMs: 60_000 }, { stalls: stalled(100) });
+  it("a failure that is not a timeout is the third party's, stall or not: it counts", async () => {
+    const upstream = client(
+      { timeoutMs: 100, breakerFailures: 2, breakerHalfOpenAfterMs: 60_000 },
+      { stalls: stalled(100) },
+    );
     failing = true;
     for (let i = 0; i < 2; i++) {
       const error = await upstream.getJson(url, parse).catch((e: unknown) => e);
@@ -258,8 +303,11 @@ describe('the breaker sees only the third party\'s failures', () => {
     expect(upstream.breakerState()).toBe('open');
   });
 
-  it('a timeout with our loop stalled for less than a quarter of it is the third party\'s: it counts', async () => {
-    const upstream = client({ timeoutMs: 100, breakerFailures: 2, breakerHalfOpenAfterMs: 60_000 }, { stalls: stalled(24) });
+  it("a timeout with our loop stalled for less than a quarter of it is the third party's: it counts", async () => {
+    const upstream = client(
+      { timeoutMs: 100, breakerFailures: 2, breakerHalfOpenAfterMs: 60_000 },
+      { stalls: stalled(24) },
+    );
     delayMs = 400;
     for (let i = 0; i < 2; i++) {
       const error = await upstream.getJson(url, parse).catch((e: unknown) => e);
@@ -273,7 +321,8 @@ describe('the breaker sees only the third party\'s failures', () => {
   it('tells its listeners and the gauge each state it goes through', async () => {
     const metrics = createMetrics({ collectDefaults: false });
     const upstream = client({ breakerFailures: 1, breakerHalfOpenAfterMs: 100 }, { metrics });
-    const gauge = async () => (await metrics.breakerState.get()).values.find((v) => v.labels.service === 'avatars')?.value;
+    const gauge = async () =>
+      (await metrics.breakerState.get()).values.find((v) => v.labels.service === 'avatars')?.value;
     const states: string[] = [];
     upstream.onBreakerStateChange((state) => states.push(state));
     expect(await gauge()).toBe(0);
@@ -328,7 +377,10 @@ describe('the wait for a slot', () => {
     const holderHeld = new Promise<void>((resolve) => (releaseHolder = resolve));
     let asked = 0;
     const metrics = createMetrics({ collectDefaults: false });
-    const upstream = client({ maxConcurrent: 1, timeoutMs: 150 }, { metrics, stillWanted: async () => (asked++ === 0 ? holderHeld.then(() => true) : true) });
+    const upstream = client(
+      { maxConcurrent: 1, timeoutMs: 150 },
+      { metrics, stillWanted: async () => (asked++ === 0 ? holderHeld.then(() => true) : true) },
+    );
     const holder = upstream.getJson(url, parse).catch((e: unknown) => e);
     const askedAt = performance.now();
     const waiting = await upstream.getJson(url, parse).catch((e: unknown) => e);
@@ -348,16 +400,15 @@ describe('the wait for a slot', () => {
   });
 
   it('names its errors, so that a log line says which it was', () => {
-    expect([new InvalidResponseError('x'), new CallSkippedError('killed'), new LateError(1), new OwnStallError(1, 4)].map((e) => e.name)).toEqual([
-      'InvalidResponseError',
-      'CallSkippedError',
-      'LateError',
-      'OwnStallError',
-    ]);
+    expect(
+      [new InvalidResponseError('x'), new CallSkippedError('killed'), new LateError(1), new OwnStallError(1, 4)].map(
+        (e) => e.name,
+      ),
+    ).toEqual(['InvalidResponseError', 'CallSkippedError', 'LateError', 'OwnStallError']);
     expect(new CallSkippedError('breaker_open').message).toBe('third-party call skipped: breaker_open');
   });
 
-  it('what a page waits: the call\'s own value or failure, as soon as it has it', async () => {
+  it("what a page waits: the call's own value or failure, as soon as it has it", async () => {
     const upstream = client({ timeoutMs: 5000 });
     const started = performance.now();
     expect(await upstream.within(Promise.resolve('a.png'))).toBe('a.png');
@@ -368,7 +419,7 @@ describe('the wait for a slot', () => {
 });
 
 describe('what a timeout is', () => {
-  it('axios\'s own timeout (ECONNABORTED) is a timeout too, like the policy\'s', async () => {
+  it("axios's own timeout (ECONNABORTED) is a timeout too, like the policy's", async () => {
     const metrics = createMetrics({ collectDefaults: false });
     const upstream = createUpstreamClient({
       service: 'avatars',
@@ -384,7 +435,7 @@ describe('what a timeout is', () => {
     expect(await counts(metrics.upstreamRequests, 'outcome')).toEqual({ timeout: 1 });
   });
 
-  it('without a stall watcher, a timeout is the third party\'s: the call\'s own cancellation, counted against the breaker', async () => {
+  it("without a stall watcher, a timeout is the third party's: the call's own cancellation, counted against the breaker", async () => {
     const upstream = client({ timeoutMs: 100, breakerFailures: 1, breakerHalfOpenAfterMs: 60_000 });
     delayMs = 400;
     const error = await upstream.getJson(url, parse).catch((e: unknown) => e);

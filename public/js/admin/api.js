@@ -38,10 +38,19 @@ export function createFlagApi({ csrf, versionOf, note }) {
       },
       body: JSON.stringify(patch),
     });
-    const body = await response.json().catch(() => ({}));
-    if (response.ok) return { ok: true, text: `Done in ${Math.round(performance.now() - started)} ms. Every open browser has been told.` };
-    if (response.status === 401) return { ok: false, text: 'Your session has ended. Reload the page to sign in again.' };
-    if (response.status === 412) return { ok: false, text: 'Someone changed this flag first; the page now shows their change. Try again if still needed.' };
+    const body = /** @type {{ message?: string }} */ (await response.json().catch(() => ({})));
+    if (response.ok)
+      return {
+        ok: true,
+        text: `Done in ${Math.round(performance.now() - started)} ms. Every open browser has been told.`,
+      };
+    if (response.status === 401)
+      return { ok: false, text: 'Your session has ended. Reload the page to sign in again.' };
+    if (response.status === 412)
+      return {
+        ok: false,
+        text: 'Someone changed this flag first; the page now shows their change. Try again if still needed.',
+      };
     return { ok: false, text: body.message || `Failed with HTTP ${response.status}.` };
   }
 

@@ -8,7 +8,11 @@ import { $, el, message } from './dom.js';
 
 /** JSON with object members sorted: two definitions that say the same thing read the same. */
 function canonical(/** @type {unknown} */ value) {
-  return JSON.stringify(value, (_, v) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v));
+  return JSON.stringify(value, (_, /** @type {unknown} */ v) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)))
+      : v,
+  );
 }
 
 /**
@@ -23,11 +27,18 @@ export function createTargetingEditor({ flagOf, api }) {
   /** @type {{ key: string, variants: string[], rules: import('../../../protocol/targeting.js').TargetingRules } | undefined} */
   let editing;
 
-  const field = (/** @type {string} */ name) => /** @type {HTMLInputElement & HTMLSelectElement} */ (form.elements.namedItem(name));
+  const field = (/** @type {string} */ name) =>
+    /** @type {HTMLInputElement & HTMLSelectElement} */ (form.elements.namedItem(name));
 
   /** @param {string[]} variants @param {string} selected */
   function variantSelect(variants, selected) {
-    const select = /** @type {HTMLSelectElement} */ (el('select', { 'aria-label': 'Variant' }, variants.map((v) => el('option', { value: v }, [v]))));
+    const select = /** @type {HTMLSelectElement} */ (
+      el(
+        'select',
+        { 'aria-label': 'Variant' },
+        variants.map((v) => el('option', { value: v }, [v])),
+      )
+    );
     select.value = selected;
     return select;
   }
@@ -39,7 +50,11 @@ export function createTargetingEditor({ flagOf, api }) {
   function patch() {
     if (!editing) return {};
     const current = flagOf(editing.key)?.definition?.targeting ?? null;
-    return { state: field('state').value, defaultVariant: chosenDefault(), targeting: mergePatchFor(current, buildTargeting(editing.rules)) };
+    return {
+      state: field('state').value,
+      defaultVariant: chosenDefault(),
+      targeting: mergePatchFor(current, buildTargeting(editing.rules)),
+    };
   }
 
   /** The flag's definition as saving would leave it (not the patch): what the preview shows. */
@@ -50,7 +65,12 @@ export function createTargetingEditor({ flagOf, api }) {
     const targeting = buildTargeting(editing.rules);
     const defaultVariant = chosenDefault();
     // None: the patch's null removes the member (a merge patch's way), which flagd reads as none.
-    return { ...rest, state: field('state').value, ...(defaultVariant === null ? {} : { defaultVariant }), ...(targeting ? { targeting } : {}) };
+    return {
+      ...rest,
+      state: field('state').value,
+      ...(defaultVariant === null ? {} : { defaultVariant }),
+      ...(targeting ? { targeting } : {}),
+    };
   }
 
   function preview() {
@@ -60,7 +80,11 @@ export function createTargetingEditor({ flagOf, api }) {
     const problem = checkRules(editing.rules, editing.variants);
     const unchanged = !problem && canonical(result) === canonical(flagOf(editing.key)?.definition);
     /** @type {HTMLButtonElement} */ ($('editor-save')).disabled = unchanged || Boolean(problem);
-    message('editor-message', problem || (unchanged ? 'Nothing to save: this is the flag as it is now.' : ''), Boolean(problem));
+    message(
+      'editor-message',
+      problem || (unchanged ? 'Nothing to save: this is the flag as it is now.' : ''),
+      Boolean(problem),
+    );
   }
 
   /**
@@ -69,30 +93,102 @@ export function createTargetingEditor({ flagOf, api }) {
    * @param {(text: string) => void} setText @param {(variant: string) => void} setVariant @param {() => void} remove
    */
   function ruleRow(spec, setText, setVariant, remove) {
-    const input = /** @type {HTMLInputElement} */ (el('input', { list: spec.list, placeholder: spec.placeholder, value: spec.value, 'aria-label': spec.label, name: spec.name }));
-    input.addEventListener('input', () => { setText(input.value.trim()); preview(); });
+    const input = /** @type {HTMLInputElement} */ (
+      el('input', {
+        list: spec.list,
+        placeholder: spec.placeholder,
+        value: spec.value,
+        'aria-label': spec.label,
+        name: spec.name,
+      })
+    );
+    input.addEventListener('input', () => {
+      setText(input.value.trim());
+      preview();
+    });
     const select = variantSelect(editing?.variants ?? [], spec.variant);
-    select.addEventListener('change', () => { setVariant(select.value); preview(); });
-    const removeButton = el('button', { type: 'button', class: 'quiet small-button', 'aria-label': `Remove ${spec.label.toLowerCase()} ${spec.value}`.trim() }, ['✕']);
-    removeButton.addEventListener('click', () => { remove(); render(); });
+    select.addEventListener('change', () => {
+      setVariant(select.value);
+      preview();
+    });
+    const removeButton = el(
+      'button',
+      {
+        type: 'button',
+        class: 'quiet small-button',
+        'aria-label': `Remove ${spec.label.toLowerCase()} ${spec.value}`.trim(),
+      },
+      ['✕'],
+    );
+    removeButton.addEventListener('click', () => {
+      remove();
+      render();
+    });
     return el('div', { class: 'rule' }, [input, select, removeButton]);
   }
 
   function render() {
     if (!editing) return;
     const { rules } = editing;
-    $('editor-overrides').replaceChildren(...rules.overrides.map((rule, index) =>
-      ruleRow({ list: 'viewer-keys', placeholder: 'viewer key', label: 'Viewer key', name: `override-key-${index}`, value: rule.key, variant: rule.variant },
-        (text) => (rule.key = text), (variant) => (rule.variant = variant), () => rules.overrides.splice(index, 1))));
-    $('editor-groups').replaceChildren(...rules.groups.map((rule, index) =>
-      ruleRow({ list: 'group-names', placeholder: 'group', label: 'Group', name: `group-${index}`, value: rule.group, variant: rule.variant },
-        (text) => (rule.group = text), (variant) => (rule.variant = variant), () => rules.groups.splice(index, 1))));
+    $('editor-overrides').replaceChildren(
+      ...rules.overrides.map((rule, index) =>
+        ruleRow(
+          {
+            list: 'viewer-keys',
+            placeholder: 'viewer key',
+            label: 'Viewer key',
+            name: `override-key-${index}`,
+            value: rule.key,
+            variant: rule.variant,
+          },
+          (text) => (rule.key = text),
+          (variant) => (rule.variant = variant),
+          () => rules.overrides.splice(index, 1),
+        ),
+      ),
+    );
+    $('editor-groups').replaceChildren(
+      ...rules.groups.map((rule, index) =>
+        ruleRow(
+          {
+            list: 'group-names',
+            placeholder: 'group',
+            label: 'Group',
+            name: `group-${index}`,
+            value: rule.group,
+            variant: rule.variant,
+          },
+          (text) => (rule.group = text),
+          (variant) => (rule.variant = variant),
+          () => rules.groups.splice(index, 1),
+        ),
+      ),
+    );
     field('rollout').checked = rules.rollout !== null;
-    $('editor-rollout').replaceChildren(...(rules.rollout ?? []).map((share) => {
-      const input = /** @type {HTMLInputElement} */ (el('input', { type: 'number', min: '0', max: '100', step: '1', value: String(share.weight), 'aria-label': `Share of ${share.variant}`, name: `share-${share.variant}` }));
-      input.addEventListener('input', () => { share.weight = Number(input.value); preview(); });
-      return el('div', { class: 'rule share' }, [el('span', {}, [share.variant]), input, el('span', { class: 'muted' }, ['%'])]);
-    }));
+    $('editor-rollout').replaceChildren(
+      ...(rules.rollout ?? []).map((share) => {
+        const input = /** @type {HTMLInputElement} */ (
+          el('input', {
+            type: 'number',
+            min: '0',
+            max: '100',
+            step: '1',
+            value: String(share.weight),
+            'aria-label': `Share of ${share.variant}`,
+            name: `share-${share.variant}`,
+          })
+        );
+        input.addEventListener('input', () => {
+          share.weight = Number(input.value);
+          preview();
+        });
+        return el('div', { class: 'rule share' }, [
+          el('span', {}, [share.variant]),
+          input,
+          el('span', { class: 'muted' }, ['%']),
+        ]);
+      }),
+    );
     preview();
   }
 
@@ -107,7 +203,9 @@ export function createTargetingEditor({ flagOf, api }) {
     // Every variant gets a row in a rollout, even those at 0 % (which are not written).
     if (rules.rollout) {
       const shares = rules.rollout;
-      rules.rollout = variants.map((variant) => shares.find((share) => share.variant === variant) ?? { variant, weight: 0 });
+      rules.rollout = variants.map(
+        (variant) => shares.find((share) => share.variant === variant) ?? { variant, weight: 0 },
+      );
     }
     editing = { key, variants, rules };
     $('editor-key').textContent = key;
@@ -117,7 +215,7 @@ export function createTargetingEditor({ flagOf, api }) {
     const defaultSelect = field('defaultVariant');
     defaultSelect.replaceChildren(
       ...variants.map((v) => el('option', { value: v }, [`${v} = ${JSON.stringify(definition.variants[v])}`])),
-      el('option', { value: '' }, ['none: the code\'s safe default']),
+      el('option', { value: '' }, ["none: the code's safe default"]),
     );
     defaultSelect.value = definition.defaultVariant ?? '';
     render();
@@ -138,7 +236,9 @@ export function createTargetingEditor({ flagOf, api }) {
   field('rollout').addEventListener('change', () => {
     if (!editing) return;
     const [first, ...rest] = editing.variants;
-    editing.rules.rollout = field('rollout').checked ? [{ variant: first ?? '', weight: 100 }, ...rest.map((variant) => ({ variant, weight: 0 }))] : null;
+    editing.rules.rollout = field('rollout').checked
+      ? [{ variant: first ?? '', weight: 100 }, ...rest.map((variant) => ({ variant, weight: 0 }))]
+      : null;
     render();
   });
   form.addEventListener('change', preview);
@@ -166,7 +266,9 @@ export function createTargetingEditor({ flagOf, api }) {
      * @param {string} key @param {boolean} disabled
      */
     button(key, disabled) {
-      const button = el('button', { type: 'button', class: 'quiet', 'data-edit': key, 'aria-label': `Target ${key}` }, ['Target…']);
+      const button = el('button', { type: 'button', class: 'quiet', 'data-edit': key, 'aria-label': `Target ${key}` }, [
+        'Target…',
+      ]);
       button.addEventListener('click', () => open(key));
       if (disabled) button.setAttribute('disabled', '');
       return button;

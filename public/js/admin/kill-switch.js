@@ -9,7 +9,14 @@ import { $, ago, message } from './dom.js';
 /** @typedef {import('./api.js').FlagApi} FlagApi */
 
 /** @type {Record<string, string>} */
-const VIA = { admin: 'from the admin page', cli: 'from the command line', api: 'through the API', file: 'in the flag file', auto: 'automatically', system: 'by the system' };
+const VIA = {
+  admin: 'from the admin page',
+  cli: 'from the command line',
+  api: 'through the API',
+  file: 'in the flag file',
+  auto: 'automatically',
+  system: 'by the system',
+};
 
 /** The token's name, and the note its holder added ("admin (Maya, on call)"). */
 export function who(/** @type {AdminActor} */ actor) {
@@ -36,7 +43,8 @@ export function createKillSwitchCard({ state, api, readOnly }) {
       // Not servable as written: the safe default (killed) serves until the file is fixed.
       title.dataset.state = 'killed';
       title.textContent = 'Killed: the flag cannot be served';
-      $('switch-detail').textContent = `${KILL_SWITCH} ${flag.problem}. Every viewer gets the safe default (killed) until the flag file is fixed. Version ${flag.version}.`;
+      $('switch-detail').textContent =
+        `${KILL_SWITCH} ${flag.problem}. Every viewer gets the safe default (killed) until the flag file is fixed. Version ${flag.version}.`;
       button.disabled = true;
       button.textContent = 'Fix the flag file first';
       button.className = 'switch-button';
@@ -44,24 +52,37 @@ export function createKillSwitchCard({ state, api, readOnly }) {
       // A read-only source: the switch lives in LaunchDarkly.
       title.dataset.state = 'external';
       title.textContent = `Managed in ${source.kind === 'launchdarkly' ? 'LaunchDarkly' : source.kind}`;
-      $('switch-detail').textContent = `Flip ${KILL_SWITCH} in your LaunchDarkly project; every open browser follows within milliseconds. Version ${flag.version} here.`;
+      $('switch-detail').textContent =
+        `Flip ${KILL_SWITCH} in your LaunchDarkly project; every open browser follows within milliseconds. Version ${flag.version} here.`;
       button.disabled = true;
       button.textContent = 'Read-only here';
       button.className = 'switch-button';
     } else {
-      const said = definition ? switchState(definition) : { state: 'killed', headline: 'Killed: third party off', detail: 'The flag is missing: the app treats it as killed.' };
+      const said = definition
+        ? switchState(definition)
+        : {
+            state: 'killed',
+            headline: 'Killed: third party off',
+            detail: 'The flag is missing: the app treats it as killed.',
+          };
       const restorable = isKilled(definition);
       title.dataset.state = said.state;
       title.textContent = said.headline;
       $('switch-detail').textContent = definition ? `${said.detail} Version ${flag?.version}.` : said.detail;
       button.disabled = !flag || !source.writable || readOnly;
-      button.textContent = restorable ? 'Restore third-party content' : said.state === 'live' ? 'Kill third-party content' : 'Kill for everyone';
+      button.textContent = restorable
+        ? 'Restore third-party content'
+        : said.state === 'live'
+          ? 'Kill third-party content'
+          : 'Kill for everyone';
       button.className = `switch-button ${restorable ? 'restore' : 'kill'}`;
     }
     const last = audit.find((entry) => entry.key === KILL_SWITCH);
     $('switch-last').textContent = last
       ? `Last change: ${last.summary}, by ${who(last.actor)} ${VIA[last.actor.source] ?? `via ${last.actor.source}`}, ${ago(last.at)}`
-      : source.writable ? 'No change recorded yet.' : '';
+      : source.writable
+        ? 'No change recorded yet.'
+        : '';
   }
 
   button.addEventListener('click', () => {
