@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 
 /** A free TCP port on loopback. */
 export async function freePort(): Promise<number> {
@@ -82,12 +82,21 @@ export class TestRedis {
     this.child = undefined;
   }
 
-  /** A client for looking inside. */
-  client(): Redis {
-    return new Redis(this.url);
+  private readonly clients: Redis[] = [];
+
+  /**
+   * A client for looking inside (or for the code under test), disconnected by destroy(). Quiet:
+   * its errors while this Redis is stopped are the test's to expect, not to print.
+   */
+  client(options: RedisOptions = {}): Redis {
+    const client = new Redis(this.url, options);
+    client.on('error', () => undefined);
+    this.clients.push(client);
+    return client;
   }
 
   async destroy(): Promise<void> {
+    for (const client of this.clients.splice(0)) client.disconnect();
     await this.stop();
     await rm(this.dir, { recursive: true, force: true });
   }

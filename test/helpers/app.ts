@@ -6,6 +6,7 @@ import type { FlagValue } from '@openfeature/server-sdk';
 import type { ServerToClientEvents } from '../../server/realtime/events.js';
 import type { RunningApp, StartOptions } from '../../server/runtime/start.js';
 import { startLocalApp } from '../../testing/app.js';
+import { TestRedis } from '../../testing/redis.js';
 
 export const TEST_TOKEN = 'test-admin-token-0123456789';
 /** The marker `delivered` sends; no page listens for it. */
@@ -172,6 +173,24 @@ export async function startTestApp(
       for (const socket of sockets) socket.disconnect();
       await app.close();
       if (!options.dir) await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Two instances of the app on one Redis of their own (as in production, behind a load balancer). */
+export async function startTwoInstances(
+  env: Record<string, string> = {},
+): Promise<{ redis: TestRedis; a: TestApp; b: TestApp; stop(): Promise<void> }> {
+  const redis = await TestRedis.create();
+  const shared = { REDIS_URL: redis.url, REDIS_CONNECT_TIMEOUT_MS: '2000', ...env };
+  const [a, b] = await Promise.all([startTestApp(shared), startTestApp(shared)]);
+  return {
+    redis,
+    a,
+    b,
+    async stop() {
+      await Promise.all([a.stop(), b.stop()]);
+      await redis.destroy();
     },
   };
 }

@@ -3,8 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KILL_SWITCH, pageFlagKeys } from '../../server/flags/catalog.js';
 import { adminSocket, bearer, createToken, get, tokenCli } from '../helpers/access.js';
-import { record, startTestApp, TEST_TOKEN, waitFor, type TestApp } from '../helpers/app.js';
-import { TestRedis } from '../../testing/redis.js';
+import { record, startTestApp, startTwoInstances, TEST_TOKEN, waitFor, type TestApp } from '../helpers/app.js';
 
 // Each describe allows 60 s a test: the tests run the token CLI, a Node start each (0.4 s here,
 // 5 s with two busy loops beside the suite). See FILE_TIMEOUTS in scripts/test-under-load.mjs.
@@ -310,18 +309,14 @@ describe('failed authentication', { timeout: 60_000 }, () => {
 });
 
 describe('tokens and sessions with Redis', { timeout: 60_000 }, () => {
-  let redis: TestRedis;
+  let instances: Awaited<ReturnType<typeof startTwoInstances>>;
   let a: TestApp;
   let b: TestApp;
   beforeAll(async () => {
-    redis = await TestRedis.create();
-    const env = { REDIS_URL: redis.url, REDIS_CONNECT_TIMEOUT_MS: '2000' };
-    [a, b] = await Promise.all([startTestApp(env), startTestApp(env)]);
+    instances = await startTwoInstances();
+    ({ a, b } = instances);
   });
-  afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await redis.destroy();
-  });
+  afterAll(() => instances?.stop());
 
   it('a token made once works on every instance, and its revocation reaches the other instance at once', async () => {
     const token = await createToken(a, 'fleet-bot');

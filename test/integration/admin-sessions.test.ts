@@ -2,8 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SESSION_TTL_MS, SESSIONS_PER_TOKEN } from '../../server/access/sessions.js';
 import { digestOf } from '../../server/access/tokens.js';
 import { bearer, createToken, get, openAdminSocket, signOut } from '../helpers/access.js';
-import { nextEvent, record, startTestApp, TEST_TOKEN, type TestApp } from '../helpers/app.js';
-import { TestRedis } from '../../testing/redis.js';
+import { nextEvent, record, startTestApp, startTwoInstances, TEST_TOKEN, type TestApp } from '../helpers/app.js';
 
 // Each describe allows 60 s a test: some run the token CLI, a Node start each (0.4 s here, 5 s
 // with two busy loops beside the suite). See FILE_TIMEOUTS in scripts/test-under-load.mjs.
@@ -127,18 +126,14 @@ describe('sign-ins per address', { timeout: 60_000 }, () => {
 });
 
 describe('admin sessions on two instances sharing Redis', { timeout: 60_000 }, () => {
-  let redis: TestRedis;
+  let instances: Awaited<ReturnType<typeof startTwoInstances>>;
   let a: TestApp;
   let b: TestApp;
   beforeAll(async () => {
-    redis = await TestRedis.create();
-    const env = { REDIS_URL: redis.url, REDIS_CONNECT_TIMEOUT_MS: '2000' };
-    [a, b] = await Promise.all([startTestApp(env), startTestApp(env)]);
+    instances = await startTwoInstances();
+    ({ a, b } = instances);
   });
-  afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await redis.destroy();
-  });
+  afterAll(() => instances?.stop());
 
   it("signing out on A ends the session's socket on B, told why first", async () => {
     const session = await a.signIn();
@@ -163,7 +158,7 @@ describe('admin sessions on two instances sharing Redis', { timeout: 60_000 }, (
     });
     expect((await get(a, '/api/flags', { cookie: oldest.cookie })).status).toBe(401);
     // In Redis: the token's twenty, each one's session there.
-    const inside = redis.client();
+    const inside = instances.redis.client();
     const kept = await inside.zrange(`killswitch:sessions-of:${digestOf(token)}`, 0, -1);
     expect(kept).toHaveLength(SESSIONS_PER_TOKEN);
     expect(await inside.exists(...kept.map((key) => `killswitch:session:${key}`))).toBe(SESSIONS_PER_TOKEN);

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuthFailures, csrfMatches, fromOwnOrigin, sessionIdFrom } from '../../server/access/auth.js';
 import { SESSION_COOKIE, type Session } from '../../server/access/sessions.js';
@@ -90,20 +90,11 @@ describe('failed authentications, counted per address', () => {
 
   describe('with Redis', () => {
     let server: TestRedis;
-    const clients: Redis[] = [];
-    const client = (options: RedisOptions = {}) => {
-      const made = new Redis(server.url, options);
-      made.on('error', () => undefined);
-      clients.push(made);
-      return made;
-    };
+    const client = (options: RedisOptions = {}) => server.client(options);
     beforeAll(async () => {
       server = await TestRedis.create({ persist: false });
     });
-    afterAll(async () => {
-      for (const made of clients) made.disconnect();
-      await server.destroy();
-    });
+    afterAll(() => server.destroy());
 
     it('is shared by every instance: failures on one block the address on the other', async () => {
       const [a, b] = [

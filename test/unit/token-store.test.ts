@@ -1,7 +1,6 @@
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   createFileTokenStore,
@@ -187,20 +186,11 @@ describe('the token store in a file', () => {
 
 describe('the token store in Redis', () => {
   let server: TestRedis;
-  const clients: Redis[] = [];
-  const client = () => {
-    const made = server.client();
-    made.on('error', () => undefined);
-    clients.push(made);
-    return made;
-  };
+  const client = () => server.client();
   beforeAll(async () => {
     server = await TestRedis.create({ persist: false });
   });
-  afterAll(async () => {
-    for (const made of clients) made.disconnect();
-    await server.destroy();
-  });
+  afterAll(() => server.destroy());
   beforeEach(async () => {
     await client().flushall();
   });
@@ -209,14 +199,12 @@ describe('the token store in Redis', () => {
 
   /** A connection made as the app makes its access connection: lazy, and no queue while Redis is away. */
   const appClient = async () => {
-    const made = new Redis(server.url, {
+    const made = server.client({
       lazyConnect: true,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       retryStrategy: () => 100,
     });
-    made.on('error', () => undefined);
-    clients.push(made);
     await made.connect();
     return made;
   };
