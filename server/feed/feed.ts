@@ -77,8 +77,11 @@ export function createFeedBuilder(deps: {
       });
       const cachedRecs = deps.recommendations.cached(viewer, flavour);
       if (cachedRecs) recommendations = cachedRecs;
-      // A render that calls the third party is paced by it, and by this process's own loop.
-      const plan: CallPlan = { avatars: missing.length, recommendations: cachedRecs ? 0 : 1, renderer: 1 };
+      // A render that calls the third party is paced by it, and by this process's own loop. An
+      // avatar another page is fetching now costs this one no call: it is not booked twice (the
+      // authors' avatars, which every page shows and the first pages of a restore fetch).
+      const calls = missing.filter((key) => !deps.avatars.fetching(key)).length;
+      const plan: CallPlan = { avatars: calls, recommendations: cachedRecs ? 0 : 1, renderer: 1 };
 
       if (missing.length > 0 || !cachedRecs) {
         const admission = deps.pacer.admit(plan, viewer.key, {

@@ -19,6 +19,8 @@ export interface AvatarService {
   avatarFor(personKey: string): Promise<Avatar>;
   /** The avatar if it is cached (no call needed), else undefined. */
   cached(personKey: string): Avatar | undefined;
+  /** Whether a call for this person's avatar is in flight now: asking for it costs no call of its own. */
+  fetching(personKey: string): boolean;
   /** Origins the avatars' images are served from (for the Content-Security-Policy). */
   readonly imageOrigins: string[];
 }
@@ -48,6 +50,7 @@ export function createAvatarService(options: {
 
   return {
     imageOrigins: [origin],
+    fetching: (personKey) => flights.has(personKey),
     cached(personKey) {
       const url = cache.get(personKey);
       return url ? { url, live: true } : undefined;

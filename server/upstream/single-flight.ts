@@ -14,6 +14,11 @@ export class SingleFlight<T> {
     return promise;
   }
 
+  /** Whether a call for `key` is in flight now (a caller would share it, not make another). */
+  has(key: string): boolean {
+    return this.inFlight.has(key);
+  }
+
   get size(): number {
     return this.inFlight.size;
   }

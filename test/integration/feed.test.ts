@@ -286,3 +286,28 @@ describe('an avatar service whose answers only look like its own origin', () => 
     ).toBeGreaterThanOrEqual(5);
   });
 });
+
+describe("a page asked for while another is fetching the authors' avatars", () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    // Two calls at a time and slow: the first page's seven avatar calls are in flight or in line a while.
+    app = await startTestApp({ UPSTREAM_MAX_CONCURRENCY: '2', SIMULATOR_LATENCY_MS: '1500' });
+  });
+  afterAll(() => app.stop());
+
+  it('books only its own calls: the avatars already in flight are not booked again', async () => {
+    const skipped = async () =>
+      counterValue(await (await fetch(`${app.url}/metrics`)).text(), 'upstream_calls_skipped_total', {
+        service: 'avatars',
+        reason: 'deferred',
+      });
+    const first = app.request('/?user=first-reader');
+    await waitFor(() => app.simulator!.stats().requests.avatars > 0, 5_000, 'the first page calling');
+    const before = await skipped();
+    const second = await app.request('/?user=second-reader');
+    expect(second.text).toContain('data-turn=');
+    // Its own avatar is its one call to come; the six authors' come with the first page's.
+    expect((await skipped()) - before).toBe(1);
+    await first;
+  });
+});
