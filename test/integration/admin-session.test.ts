@@ -62,7 +62,7 @@ async function sessionWorks(app: TestApp, cookie: string): Promise<boolean> {
 }
 
 /** An admin socket with exactly these headers and credentials: whether it was let in, or why not. */
-function adminSocket(app: TestApp, options: { token?: string; headers?: Record<string, string> } = {}) {
+function adminSocket(app: TestApp, options: { token?: unknown; headers?: Record<string, string> } = {}) {
   const socket = connect(app.url, {
     transports: ['websocket'],
     forceNew: true,
@@ -266,6 +266,16 @@ describe('the admin page session, from this origin only', { timeout: 60_000 }, (
     const none = await get(app, '/api/flags', { cookie: 'theme=dark' });
     expect(none.status).toBe(401);
     expect((await none.json()).message).toMatch(/Authorization: Bearer/);
+  });
+
+  it('an admin socket whose token is not text is one without a token: the session decides, and nothing is counted', async () => {
+    const { cookie } = await app.signIn();
+    for (const token of [42, { digest: 'x' }, ['ks_x'], null]) {
+      expect(await adminSocket(app, { token, headers: { cookie, 'sec-fetch-site': 'same-origin' } })).toBe('connected');
+      expect(await adminSocket(app, { token })).toEqual({
+        refused: 'The admin events need a token (auth: { role: "admin", token }) or a signed-in admin page.',
+      });
+    }
   });
 
   it('the admin socket takes the session from our own page only, same-site refused', async () => {

@@ -1,7 +1,13 @@
 import { once } from 'node:events';
 import type { RedisOptions } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAuthFailures, csrfMatches, fromOwnOrigin, sessionIdFrom } from '../../server/access/auth.js';
+import {
+  createAuthFailures,
+  createSignInLimit,
+  csrfMatches,
+  fromOwnOrigin,
+  sessionIdFrom,
+} from '../../server/access/auth.js';
 import { SESSION_COOKIE, type Session } from '../../server/access/sessions.js';
 import { digestOf } from '../../server/access/tokens.js';
 import { TestRedis } from '../../testing/redis.js';
@@ -124,5 +130,33 @@ describe('failed authentications, counted per address', () => {
         await server.start();
       }
     });
+  });
+});
+
+describe('successful sign-ins, counted per address', () => {
+  it('lets an address sign in up to the limit, then says how long to wait; another address is not held', async () => {
+    const signIns = createSignInLimit({ limit: 2, windowSeconds: 600 });
+    expect(await signIns.take('10.0.1.1')).toBe(0);
+    expect(await signIns.take('10.0.1.1')).toBe(0);
+    const wait = await signIns.take('10.0.1.1');
+    expect(wait).toBeGreaterThan(590);
+    expect(wait).toBeLessThanOrEqual(600);
+    expect(await signIns.take('10.0.1.2')).toBe(0);
+  });
+
+  it('is shared by every instance through Redis', async () => {
+    const server = await TestRedis.create({ persist: false });
+    try {
+      const [a, b] = [
+        createSignInLimit({ limit: 2, windowSeconds: 600, redis: server.client() }),
+        createSignInLimit({ limit: 2, windowSeconds: 600, redis: server.client() }),
+      ];
+      expect(await a.take('10.0.1.3')).toBe(0);
+      expect(await b.take('10.0.1.3')).toBe(0);
+      expect(await a.take('10.0.1.3')).toBeGreaterThan(590);
+      expect(await server.client().keys('*')).toEqual(['killswitch:sign-ins:10.0.1.3']);
+    } finally {
+      await server.destroy();
+    }
   });
 });
