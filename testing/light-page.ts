@@ -21,6 +21,8 @@ export interface LightPage {
   readonly kills: number;
   /** Every wait it showed while catching up (ms to its next try). */
   readonly waits: number[];
+  /** The wait of every turn the server handed it (Refetch-After-Ms), in order. */
+  readonly turns: number[];
   /** Whether the page has a refetch to come: scheduled (a spread, a turn, a retry) or in flight. */
   busy(): boolean;
   /** Zeroes the counters (requests, kills, waits). */
@@ -83,10 +85,12 @@ export function createLightPage(
     requests: { fragments: 0, waits: 0, failures: 0 },
     kills: 0,
     waits: [] as number[],
+    turns: [] as number[],
     resetCounters() {
       page.requests = { fragments: 0, waits: 0, failures: 0 };
       page.kills = 0;
       page.waits = [];
+      page.turns = [];
     },
     comeBackOn(turn: { token: string; waitMs: number }) {
       content = 'short';
@@ -128,6 +132,7 @@ export function createLightPage(
             headers: { cookie: `viewer=${viewer}` },
           });
           page.requests[answer.kind === 'wait' ? 'waits' : 'fragments']++;
+          if (answer.turn) page.turns.push(answer.turn.waitMs);
           return answer;
         } catch (error) {
           page.requests.failures++;

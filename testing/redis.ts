@@ -42,7 +42,9 @@ export class TestRedis {
     return redis;
   }
 
+  /** Starts it (again, after stop()); a no-op while it runs. */
   async start(): Promise<void> {
+    if (this.child) return;
     const args = [
       '--port',
       String(this.port),

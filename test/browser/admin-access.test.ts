@@ -4,7 +4,7 @@ import { TOKEN_IN_TEXT } from '../../server/access/tokens.js';
 import { KILL_SWITCH, THEME } from '../../server/flags/catalog.js';
 import { TEST_TOKEN, type TestApp } from '../helpers/app.js';
 import { appAndBrowserForThisBlock, signInAdmin } from '../helpers/browser.js';
-import { runToEnd } from '../helpers/process.js';
+import { runToEnd } from '../../testing/process.js';
 
 /** `npm run token -- ...` on this app's folder; the token it printed once, for `create`. */
 async function token(app: TestApp, ...args: string[]): Promise<string> {

@@ -2,7 +2,7 @@ import { io as connect } from 'socket.io-client';
 import { expect } from 'vitest';
 import { TOKEN_IN_TEXT } from '../../server/access/tokens.js';
 import { waitFor, type TestApp } from './app.js';
-import { runToEnd } from './process.js';
+import { runToEnd } from '../../testing/process.js';
 
 export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 export const get = (app: TestApp, pathname: string, headers: Record<string, string> = {}) =>

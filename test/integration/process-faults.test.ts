@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { THEME } from '../../server/flags/catalog.js';
 import { counterValue, TEST_TOKEN, waitFor } from '../helpers/app.js';
-import { killLeftoverAppProcesses, startAppProcess } from '../helpers/process.js';
+import { killLeftoverAppProcesses, startAppProcess } from '../../testing/process.js';
 
 const faultOnSignal = fileURLToPath(new URL('../fixtures/fault-on-signal.mjs', import.meta.url));
 

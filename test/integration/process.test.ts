@@ -5,7 +5,7 @@ import { io } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KILL_SWITCH } from '../../server/flags/catalog.js';
 import { waitFor } from '../helpers/app.js';
-import { killLeftoverAppProcesses, runToEnd, startAppProcess } from '../helpers/process.js';
+import { killLeftoverAppProcesses, runToEnd, startAppProcess } from '../../testing/process.js';
 import { freePort } from '../../testing/redis.js';
 
 // Every test starts Node processes (the server, the CLI): about 1 s each here, 5 s with two busy

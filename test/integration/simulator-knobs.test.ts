@@ -5,7 +5,7 @@ import { networkInterfaces } from 'node:os';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { KNOBS_BODY_LIMIT } from '../../server/simulator/knobs.js';
 import { startSimulator, type Simulator, type SimulatorKnobs } from '../../server/simulator/simulator.js';
-import { runScript } from '../helpers/process.js';
+import { runScript } from '../../testing/process.js';
 
 const DEFAULTS: SimulatorKnobs = { latencyMs: 120, errorRate: 0, mode: 'normal' };
 

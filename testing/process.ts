@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { projectRoot } from '../../server/paths.js';
+import { projectRoot } from '../server/paths.js';
 
 export interface AppProcess {
   child: ChildProcess;
