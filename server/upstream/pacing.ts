@@ -91,6 +91,8 @@ interface HeldTurn {
  */
 class FluidPacer implements Pacer {
   private readonly busyUntil = new Map<PacedResource, number>();
+  /** The pace (ms a call, at capacity) `busyUntil` was reckoned at: the backlog is rescaled when it changes. */
+  private readonly reckonedAt = new Map<PacedResource, number>();
   // One turn per viewer at most: a viewer asking again before its turn gets the same one, so
   // that a reload (or a client that never comes back) cannot book the same calls twice.
   private readonly held = new Map<string, HeldTurn>();
@@ -159,7 +161,7 @@ class FluidPacer implements Pacer {
     this.held.clear();
     for (const service of this.options.services) {
       const inFlight = at + service.latencyMs();
-      if ((this.busyUntil.get(service.service) ?? 0) > inFlight) this.busyUntil.set(service.service, inFlight);
+      if (this.busyUntilOf(service, at) > inFlight) this.busyUntil.set(service.service, inFlight);
     }
   }
 
@@ -189,12 +191,29 @@ class FluidPacer implements Pacer {
   }
 
   private backlogMs(service: PacedService, at: number): number {
-    return Math.max(0, (this.busyUntil.get(service.service) ?? 0) - at);
+    return Math.max(0, this.busyUntilOf(service, at) - at);
+  }
+
+  /**
+   * When the calls reserved so far will be done, at the pace measured now. The backlog is calls
+   * reserved, not time: reserved on the guess before the first call (a quarter of the timeout, often
+   * twice the real latency), or on a slice of the cluster's budget that has since grown, it shrinks
+   * when the pace turns out faster, so that later pages are not booked behind work that is not there.
+   */
+  private busyUntilOf(service: PacedService, at: number): number {
+    const until = this.busyUntil.get(service.service) ?? 0;
+    const pace = this.costMs(service, 1);
+    const then = this.reckonedAt.get(service.service) ?? pace;
+    this.reckonedAt.set(service.service, pace);
+    if (until <= at || then === pace) return until;
+    const rescaled = at + ((until - at) * pace) / then;
+    this.busyUntil.set(service.service, rescaled);
+    return rescaled;
   }
 
   private reserve(plan: CallPlan, from: number): void {
     for (const service of this.needed(plan)) {
-      const start = Math.max(from, this.busyUntil.get(service.service) ?? 0);
+      const start = Math.max(from, this.busyUntilOf(service, this.now()));
       this.busyUntil.set(service.service, start + this.costMs(service, plan[service.service]!));
     }
   }
@@ -205,7 +224,7 @@ class FluidPacer implements Pacer {
     if (!turn) return;
     this.held.delete(viewerKey);
     for (const service of this.needed(turn.plan)) {
-      const until = this.busyUntil.get(service.service) ?? 0;
+      const until = this.busyUntilOf(service, at);
       this.busyUntil.set(service.service, Math.max(at, until - this.costMs(service, turn.plan[service.service]!)));
     }
   }

@@ -261,4 +261,34 @@ describe('the pacer', () => {
     pacer.releaseAll();
     expect(pacer.spreadMs(0, { avatars: 1 })).toBe(25);
   });
+
+  it('reckons what is booked in calls: booked on a guess of the pace, it shrinks when the measured pace is faster', () => {
+    let now = 1_000_000;
+    // The guess before the first call (a quarter of a 3 s timeout), then the measured 300 ms; and a
+    // slice of the cluster's budget that grows from one call at a time to two.
+    let latency = 750;
+    let capacity = 1;
+    const services: PacedService[] = [
+      {
+        service: 'recommendations',
+        get capacity() {
+          return capacity;
+        },
+        latencyMs: () => latency,
+      },
+    ];
+    const pacer = createPacer({ services, budgetMs: 1000, now: () => now, key: Buffer.alloc(32, 7) });
+    for (let i = 0; i < 8; i++) pacer.admit({ recommendations: 1 }, `early-${i}`); // 6 s at the guess
+    expect(pacer.spreadMs(0, { recommendations: 1 })).toBe(6000);
+    now += 100;
+    latency = 300;
+    // What is left of the eight calls (7.87 of them) at 300 ms each, one at a time.
+    expect(pacer.spreadMs(0, { recommendations: 1 })).toBe(2360);
+    capacity = 2;
+    expect(pacer.spreadMs(0, { recommendations: 1 })).toBe(1180);
+    // A page asking now is booked after those calls, not after the 6 s they were first reckoned at.
+    const late = pacer.admit({ recommendations: 1 }, 'late');
+    // (Its turn: when that backlog is down to half the budget.)
+    expect(late.admitted ? 0 : late.turn.waitMs).toBe(1180 - 1000 / 2);
+  });
 });
