@@ -37,12 +37,20 @@ export const REFETCH_AFTER_HEADER = 'Refetch-After-Ms';
  */
 
 /**
+ * The cap on one service's calls in flight, and how it stands. `scope`: `cluster` when the cap holds
+ * for every instance together (with Redis), `instance` when for this one. `held`: the slice of it
+ * this instance may use now; `inUse`: calls in flight across the scope, as last known; `instances`:
+ * those sharing the cap, as last seen (1 without Redis).
+ * @typedef {{ scope: 'cluster' | 'instance', cap: number, held: number, inUse: number, instances: number }} BudgetState
+ */
+
+/**
  * What the launch-control page is sent (`admin_state`, and its initial state in the page).
  * `problem`: why the server cannot serve a flag as written (it answers its safe default).
  * @typedef {{ key: string, version: number, description: string, definition: FlagDefinition | null, problem?: string }} AdminFlag
  * @typedef {{ source: string, name: string, note?: string, address?: string }} AdminActor
  * @typedef {{ id: string, at: string, key: string, version: number, summary: string, actor: AdminActor }} AdminAuditEntry
- * @typedef {{ service: string, breaker: string, calls: Record<string, number>, skipped: Record<string, number> }} UpstreamState
+ * @typedef {{ service: string, breaker: string, calls: Record<string, number>, skipped: Record<string, number>, budget: BudgetState }} UpstreamState
  * @typedef {{ kind: string, writable: boolean, ready: boolean, detail: string }} SourceState
  * @typedef {{ source: SourceState, flags: AdminFlag[], audit: AdminAuditEntry[], browsers: number, upstream: UpstreamState[], theme: string }} AdminState
  */
@@ -52,7 +60,8 @@ export const REFETCH_AFTER_HEADER = 'Refetch-After-Ms';
  * seconds, to the millisecond, when the second ended (the flips marked carry their exact time);
  * `calls`: third-party calls made in that second by outcome; `latencyMs`: their mean duration (null
  * when none); `browsers`: connected across every instance; `pageViews`: pages and fragments rendered.
- * @typedef {{ t: number, calls: { ok: number, error: number, timeout: number, invalid: number }, latencyMs: number | null, browsers: number, pageViews: number }} StatsSample
+ * `budget`: each service's calls in flight and cap at that moment (see BudgetState).
+ * @typedef {{ t: number, calls: { ok: number, error: number, timeout: number, invalid: number }, latencyMs: number | null, browsers: number, pageViews: number, budget: Record<string, { inUse: number, cap: number }> }} StatsSample
  */
 
 export {};

@@ -38,6 +38,46 @@ const counts = (values, names) =>
     el('span', { class: 'count' }, [el('b', {}, [String(values[name] ?? 0)]), ` ${name.replace('_', ' ')}`]),
   );
 
+/**
+ * Each service's calls in flight against its cap, as the last second's figures have it (they come
+ * once a second; the state only on a change).
+ * @type {Record<string, { inUse: number, cap: number }>}
+ */
+let budgetNow = {};
+
+/** @param {string} service @param {import('../../protocol/wire.js').BudgetState} budget */
+function budgetLine(service, budget) {
+  const { inUse, cap } = budgetNow[service] ?? budget;
+  const scope =
+    budget.scope === 'cluster'
+      ? `cap for the cluster (${budget.instances} instance${budget.instances === 1 ? '' : 's'}), ${budget.held} held here`
+      : 'cap for this instance';
+  return el('div', { class: 'counts budget', 'data-budget': service, 'data-scope': budget.scope }, [
+    el('span', { class: 'muted small' }, ['in flight']),
+    el('meter', {
+      min: '0',
+      max: String(cap),
+      value: String(Math.min(inUse, cap)),
+      'aria-label': `${service} calls in flight`,
+    }),
+    el('span', { class: 'count' }, [el('b', { 'data-in-use': '' }, [String(inUse)]), ` of ${cap}`]),
+    el('span', { class: 'muted small' }, [scope]),
+  ]);
+}
+
+/** The budgets' lines follow each second's figures without redrawing the rest of the page. */
+function showBudgets() {
+  for (const [service, { inUse, cap }] of Object.entries(budgetNow)) {
+    const line = document.querySelector(`[data-budget="${service}"]`);
+    const meter = line?.querySelector('meter');
+    const count = line?.querySelector('[data-in-use]');
+    if (!meter || !count) continue;
+    meter.max = cap;
+    meter.value = Math.min(inUse, cap);
+    count.textContent = String(inUse);
+  }
+}
+
 function render() {
   // The `theme` flag restyles this page live too.
   if (document.documentElement.dataset.theme !== state.theme) document.documentElement.dataset.theme = state.theme;
@@ -55,6 +95,7 @@ function render() {
             `breaker ${service.breaker}`,
           ]),
         ]),
+        budgetLine(service.service, service.budget),
         el('div', { class: 'counts' }, [
           el('span', { class: 'muted small' }, ['calls made']),
           ...counts(service.calls, ['ok', 'error', 'timeout', 'invalid']),
@@ -140,6 +181,12 @@ socket.on('admin_state', (/** @type {AdminState} */ next) => {
   dashboard.redraw();
 });
 const dashboard = startDashboard(socket, () => state.audit);
+socket.on('admin_stats', (/** @type {import('../../protocol/wire.js').StatsSample[]} */ samples) => {
+  const last = samples.at(-1);
+  if (!last?.budget) return;
+  budgetNow = last.budget;
+  showBudgets();
+});
 socket.on('admin_browsers', (/** @type {number} */ count) => {
   state.browsers = count;
   $('browsers').textContent = String(count);

@@ -69,6 +69,7 @@ export function createAdminState({
       upstream: upstream.map((client) => ({
         service: client.service,
         breaker: client.breakerState(),
+        budget: client.budgetUsage(),
         ...of(client.service),
       })),
       theme: THEMES.includes(look) ? look : THEMES[0]!,

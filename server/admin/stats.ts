@@ -33,7 +33,12 @@ export function createStatsSampler(options: {
     }
     let pageViews = 0;
     for (const value of (await options.metrics.pageViews.get()).values) pageViews += value.value;
-    return { calls, durationSum, durationCount, pageViews };
+    const budget: StatsSample['budget'] = {};
+    for (const value of (await options.metrics.budgetInUse.get()).values)
+      (budget[String(value.labels.service)] ??= { inUse: 0, cap: 0 }).inUse = value.value;
+    for (const value of (await options.metrics.budgetCap.get()).values)
+      (budget[String(value.labels.service)] ??= { inUse: 0, cap: 0 }).cap = value.value;
+    return { calls, durationSum, durationCount, pageViews, budget };
   }
 
   const sample = async () => {
@@ -48,6 +53,7 @@ export function createStatsSampler(options: {
         latencyMs: count > 0 ? Math.round(((now.durationSum - before.durationSum) / count) * 1000) : null,
         browsers: options.browsers(),
         pageViews: now.pageViews - before.pageViews,
+        budget: now.budget,
       };
       history.push(point);
       if (history.length > HISTORY) history.shift();

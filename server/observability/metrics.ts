@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { BudgetState } from '../../protocol/wire.js';
 
 export type UpstreamService = 'avatars' | 'recommendations';
 /** What became of one third-party call that was actually made. */
@@ -8,6 +9,11 @@ export type UpstreamOutcome = 'ok' | 'error' | 'timeout' | 'invalid';
  * switch, an open breaker, no free slot in time, or a render deferred to its turn by the pacer.
  */
 export type UpstreamSkipReason = 'killed' | 'breaker_open' | 'over_capacity' | 'deferred';
+/** One service's cap on calls in flight and how it stands (the upstream client's budget). */
+export interface ServiceBudget {
+  service: UpstreamService;
+  budget: BudgetState;
+}
 
 /**
  * One registry per app instance (not prom-client's global one), so that several instances
@@ -16,8 +22,19 @@ export type UpstreamSkipReason = 'killed' | 'breaker_open' | 'over_capacity' | '
 export function createMetrics(options: { collectDefaults?: boolean } = {}) {
   const registry = new Registry();
   if (options.collectDefaults ?? true) collectDefaultMetrics({ register: registry });
+  // Read when scraped: the upstream clients register theirs once they exist (observeBudgets).
+  let budgets: () => readonly ServiceBudget[] = () => [];
+  const fromBudgets = (pick: (budget: BudgetState) => number, scoped: boolean) =>
+    function (this: Gauge<'service' | 'scope'>) {
+      this.reset();
+      for (const { service, budget } of budgets())
+        this.set(scoped ? { service, scope: budget.scope } : { service }, pick(budget));
+    };
 
   return {
+    observeBudgets(source: () => readonly ServiceBudget[]) {
+      budgets = source;
+    },
     registry,
     upstreamRequests: new Counter({
       name: 'upstream_requests_total',
@@ -61,6 +78,27 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}) {
       help: 'Circuit breaker per third-party service: 0 closed, 1 half-open, 2 open (or isolated)',
       labelNames: ['service'] as const,
       registers: [registry],
+    }),
+    budgetInUse: new Gauge({
+      name: 'upstream_budget_in_use',
+      help: 'Third-party calls in flight per service, across the scope of its cap: the cluster (with Redis) or this instance',
+      labelNames: ['service', 'scope'] as const,
+      registers: [registry],
+      collect: fromBudgets((budget) => budget.inUse, true),
+    }),
+    budgetCap: new Gauge({
+      name: 'upstream_budget_cap',
+      help: 'The cap on third-party calls in flight per service (UPSTREAM_MAX_CONCURRENCY), for the cluster or this instance',
+      labelNames: ['service', 'scope'] as const,
+      registers: [registry],
+      collect: fromBudgets((budget) => budget.cap, true),
+    }),
+    budgetHeld: new Gauge({
+      name: 'upstream_budget_held',
+      help: "The part of the cap this instance may use now: its slice of the cluster's, or the whole cap without Redis",
+      labelNames: ['service'] as const,
+      registers: [registry],
+      collect: fromBudgets((budget) => budget.held, false),
     }),
     connectedBrowsers: new Gauge({
       name: 'connected_browsers',

@@ -106,7 +106,14 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       changes.forEach((change) => metrics.flagFlips.inc({ key: change.key, source: change.actor.source })),
     );
     const access = await startAccess(config, logger, now, closers);
-    const upstream = startUpstream(config, logger, { thirdParty, flags, metrics }, closers);
+    // This instance's part of the cluster's open pages: known once Socket.IO is up, below.
+    let pageShare = () => 1;
+    const upstream = startUpstream(
+      config,
+      logger,
+      { thirdParty, flags, metrics, pageShare: () => pageShare() },
+      closers,
+    );
     let shuttingDown = false;
     const readiness = () => (shuttingDown ? { ready: false, detail: 'shutting down' } : flags.readiness());
     const { realtime, adminState } = startRealtime(
@@ -133,6 +140,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       viewCache: !config.development,
       trustProxy: config.trustProxy,
     });
+    pageShare = () => realtime.pusher.browserCount / Math.max(1, realtime.clusterBrowsers());
     const http = await startHttp(config, app, realtime);
     closers.add('http', () => http.drain());
     let closing: Promise<void> | undefined;

@@ -1,10 +1,14 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Config } from '../config.js';
 import { FALLBACK_RECOMMENDATIONS } from '../feed/content.js';
 import { killedForEveryone } from '../flags/kill-switch.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics, UpstreamService } from '../observability/metrics.js';
 import { autoKillOnBreakerOpen } from '../upstream/auto-kill.js';
+import { createRedisClient } from '../redis.js';
 import { createAvatarService, type AvatarService } from '../upstream/avatars.js';
+import { ClusterBudget, InstanceBudget, type Budget } from '../upstream/budget.js';
 import { createUpstreamClient, type UpstreamClient } from '../upstream/client.js';
 import { watchLoopStalls } from '../upstream/loop-stalls.js';
 import { createPacer, type Pacer } from '../upstream/pacing.js';
@@ -24,6 +28,40 @@ export interface Upstream {
 }
 
 /**
+ * The cap on calls in flight per service: this instance's alone, or with Redis the cluster's, each
+ * instance leasing a slice of it (its share of the open pages is what its pacer plans with).
+ */
+function budgets(
+  config: Config,
+  logger: Logger,
+  pageShare: () => number,
+  closers: Closers,
+): (service: UpstreamService) => Budget {
+  const cap = config.upstreamMaxConcurrency;
+  if (!config.redisUrl) return () => new InstanceBudget(cap);
+  const redis = createRedisClient(config.redisUrl, { logger, name: 'third-party budget', lazy: false });
+  // Named so that an operator reading the leases in Redis knows whose they are.
+  const instance = `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
+  const made: ClusterBudget[] = [];
+  closers.add('third-party budget', () => {
+    for (const budget of made) budget.close();
+    redis.disconnect();
+  });
+  return (service) => {
+    const budget = new ClusterBudget({
+      redis,
+      service,
+      cap,
+      instance,
+      logger: logger.child({ component: `budget-${service}` }),
+      share: pageShare,
+    });
+    made.push(budget);
+    return budget;
+  };
+}
+
+/**
  * The third party's services behind their policies (timeout, breaker, the cap), and the pacing of
  * live renders by the third party's measured capacity and by this process's own (the CPU a live
  * render costs): a restore stampedes neither.
@@ -31,11 +69,12 @@ export interface Upstream {
 export function startUpstream(
   config: Config,
   logger: Logger,
-  deps: { thirdParty: ThirdParty; flags: Flags; metrics: Metrics },
+  deps: { thirdParty: ThirdParty; flags: Flags; metrics: Metrics; pageShare: () => number },
   closers: Closers,
 ): Upstream {
   const { flags, metrics } = deps;
   const policy = { timeoutMs: config.upstreamTimeoutMs, maxConcurrent: config.upstreamMaxConcurrency };
+  const budgetOf = budgets(config, logger, deps.pageShare, closers);
   // A timeout during a stall of our own is not the third party's failure (see client.ts).
   const stalls = watchLoopStalls();
   closers.add('loop stalls', () => stalls.close());
@@ -45,12 +84,14 @@ export function startUpstream(
     createUpstreamClient({
       service,
       policy,
+      budget: budgetOf(service),
       metrics,
       stalls,
       stillWanted,
       logger: logger.child({ component: `upstream-${service}` }),
     });
   const clients = [client('avatars'), client('recommendations')] as const;
+  metrics.observeBudgets(() => clients.map((c) => ({ service: c.service, budget: c.budgetUsage() })));
   const renderCost = measureRenderCost();
   closers.add('render cost', () => renderCost.close());
   const pacer = createPacer({ services: [...clients, renderCost], budgetMs: config.upstreamTimeoutMs / 2 });

@@ -1,13 +1,9 @@
 import axios, { type AxiosInstance } from 'axios';
 import {
   BrokenCircuitError,
-  BulkheadPolicy,
-  BulkheadRejectedError,
   CircuitState,
   ConsecutiveBreaker,
-  TaskCancelledError,
   TimeoutStrategy,
-  bulkhead,
   circuitBreaker,
   handleWhen,
   timeout,
@@ -15,7 +11,10 @@ import {
 import { TIMED_OUT, within } from '../bounded-wait.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics, UpstreamOutcome, UpstreamService, UpstreamSkipReason } from '../observability/metrics.js';
+import type { BudgetState } from '../../protocol/wire.js';
+import { InstanceBudget, type Budget } from './budget.js';
 import type { LoopStalls } from './loop-stalls.js';
+import { Slots } from './slots.js';
 
 export interface UpstreamPolicyOptions {
   /** Hard limit on one call from its start, and on how long a page waits for a result. */
@@ -76,8 +75,10 @@ const breakerStates: Record<CircuitState, BreakerState> = {
 
 export interface UpstreamClient {
   readonly service: UpstreamService;
-  /** Calls in flight at most (the bulkhead's size). */
+  /** The calls in flight the pacer plans with: the cap, or this instance's expected part of the cluster's. */
   readonly capacity: number;
+  /** The calls in flight allowed, and how they stand (this instance's, or the cluster's with Redis). */
+  budgetUsage(): BudgetState;
   /**
    * GETs a JSON document and parses it; throws on any failure. Waits for a free slot at most
    * one timeout (then a CallSkippedError 'over_capacity'); the call then has one timeout of its
@@ -95,6 +96,8 @@ export interface UpstreamClient {
 export interface UpstreamClientOptions {
   service: UpstreamService;
   policy: UpstreamPolicyOptions;
+  /** Where the cap on calls in flight is kept: this instance (the default), or the cluster's (Redis). */
+  budget?: Budget;
   metrics: Metrics;
   logger: Logger;
   http?: AxiosInstance;
@@ -132,8 +135,8 @@ class MovingLatency {
 }
 
 /**
- * One third-party service behind axios and cockatiel's policies, outermost first: a bulkhead
- * that caps calls in flight (a call holds its slot until its connection is done, even when the
+ * One third-party service behind axios and cockatiel's policies, outermost first: slots that cap
+ * calls in flight by the budget (a call holds its slot until its connection is done, even when the
  * page stopped waiting), a circuit breaker that stops calling a service that keeps failing, and
  * a timeout on the call itself (its AbortSignal goes to axios). The breaker sees only the third
  * party's own failures, so a burst of our own cannot open it: a wait for a slot never counts
@@ -144,9 +147,9 @@ class MovingLatency {
  */
 class PolicedClient implements UpstreamClient {
   readonly service: UpstreamService;
-  readonly capacity: number;
   private readonly http: AxiosInstance;
-  private readonly slots: BulkheadPolicy;
+  private readonly budget: Budget;
+  private readonly slots: Slots;
   private readonly breaker;
   // Cooperative: the call is aborted and then awaited, so that its slot is held until it is done.
   private readonly callTimeout;
@@ -155,7 +158,6 @@ class PolicedClient implements UpstreamClient {
   constructor(private readonly options: UpstreamClientOptions) {
     const { service, policy, metrics, logger } = options;
     this.service = service;
-    this.capacity = policy.maxConcurrent;
     this.http =
       options.http ??
       axios.create({
@@ -165,7 +167,13 @@ class PolicedClient implements UpstreamClient {
         responseType: 'json',
         headers: { accept: 'application/json' },
       });
-    this.slots = bulkhead(policy.maxConcurrent, policy.maxQueued ?? policy.maxConcurrent * 4);
+    const budget = (this.budget = options.budget ?? new InstanceBudget(policy.maxConcurrent));
+    const slots = (this.slots = new Slots(
+      () => budget.held(),
+      policy.maxQueued ?? budget.cap * 4,
+      (wanted) => budget.want(wanted, slots.inFlight),
+    ));
+    budget.onChange(() => slots.wake());
     this.breaker = circuitBreaker(
       handleWhen((error) => !(error instanceof OwnStallError)),
       {
@@ -185,6 +193,14 @@ class PolicedClient implements UpstreamClient {
     });
   }
 
+  get capacity(): number {
+    return this.budget.expected();
+  }
+
+  budgetUsage(): BudgetState {
+    return this.budget.usage(this.slots.inFlight);
+  }
+
   latencyMs(): number {
     return this.latency.ms();
   }
@@ -198,28 +214,17 @@ class PolicedClient implements UpstreamClient {
   }
 
   /**
-   * Waiting for a slot ends after one timeout; a call that has started is not cancelled by it. The
-   * wait is bounded here, not with an AbortSignal to the bulkhead: cockatiel rejects an aborted
-   * queued task only when it reaches the head of the queue, and that rejection frees no slot for
-   * the next one. A task given up on runs as a no-op when its turn comes, which passes the slot on.
+   * Waits for a slot at most one timeout (then the call is skipped, over capacity); a call that has
+   * started is not cancelled by that, and holds its slot until its connection is done.
    */
   async getJson<T>(url: string, parse: (body: unknown) => T, params?: Record<string, string>): Promise<T> {
-    let gaveUp = false;
-    let giveUp: (error: Error) => void = () => undefined;
-    const limit = new Promise<never>((_, reject) => (giveUp = reject));
-    // Set before the task can start (a free slot runs it at once), so that starting clears it.
-    const waitLimit = setTimeout(() => {
-      gaveUp = true;
-      slot.catch(() => undefined); // its no-op run rejects later, unobserved
-      giveUp(new TaskCancelledError());
-    }, this.options.policy.timeoutMs);
-    const slot: Promise<T> = this.slots.execute(async () => {
-      clearTimeout(waitLimit);
-      if (gaveUp) throw new TaskCancelledError();
+    const release = await this.slots.acquire(this.options.policy.timeoutMs);
+    if (!release) throw this.skipped('over_capacity');
+    try {
       if (this.options.stillWanted && !(await this.options.stillWanted())) throw this.skipped('killed');
       // A signal of its own per call: without one, cockatiel hangs every call's listener on one
       // shared never-aborting signal (and Node warns past ten concurrent calls).
-      return this.breaker.execute(
+      return await this.breaker.execute(
         () =>
           this.callTimeout.execute(
             ({ signal }) => this.request(url, parse, params, signal),
@@ -227,18 +232,12 @@ class PolicedClient implements UpstreamClient {
           ),
         new AbortController().signal,
       );
-    });
-    try {
-      return await Promise.race([slot, limit]);
     } catch (error) {
-      // Only the policies throw these, before a call is made (the cooperative timeout passes on
-      // the call's own failure): a call made is never counted as skipped.
+      // Only the breaker throws this, before a call is made: a call made is never counted as skipped.
       if (error instanceof BrokenCircuitError) throw this.skipped('breaker_open');
-      if (error instanceof BulkheadRejectedError || error instanceof TaskCancelledError)
-        throw this.skipped('over_capacity');
       throw error;
     } finally {
-      clearTimeout(waitLimit);
+      release();
     }
   }
 

@@ -15,6 +15,9 @@ describe("the dashboard's samples", () => {
     await vi.advanceTimersByTimeAsync(0); // its first reading of the counters, from which the first second counts
     metrics.upstreamRequests.inc({ service: 'avatars', outcome: 'ok' }, 4);
     metrics.pageViews.inc({ kind: 'page', live: 'true' }, 2);
+    metrics.observeBudgets(() => [
+      { service: 'avatars', budget: { scope: 'cluster', cap: 8, held: 2, inUse: 5, instances: 2 } },
+    ]);
     await vi.advanceTimersByTimeAsync(1000);
     // A kill right after the sample, as the audit stamps it.
     const flipAt = Date.parse(new Date(Date.now() + 100).toISOString()) / 1000;
@@ -26,6 +29,8 @@ describe("the dashboard's samples", () => {
         latencyMs: null,
         browsers: 3,
         pageViews: 2,
+        // The calls in flight across the cluster and its cap, as they stood at that second.
+        budget: { avatars: { inUse: 5, cap: 8 } },
       },
     ]);
     expect(flipAt).toBeGreaterThan(samples[0]!.t);

@@ -245,7 +245,8 @@ describe('what each call counts and measures', () => {
   });
 
   it('follows no redirect, and refuses a body over 256 KB', async () => {
-    const upstream = client({ breakerFailures: 1000 });
+    // A timeout roomy enough for 300 KB on a machine busy with a browser test: the refusal must be the size's.
+    const upstream = client({ breakerFailures: 1000, timeoutMs: 5000 });
     let redirected = 0;
     answer = (res) => res.writeHead(302, { location: `${url}elsewhere` }).end();
     onRequest = () => redirected++;
