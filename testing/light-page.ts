@@ -4,6 +4,7 @@
  * tests feed it Socket.IO events from their own transport (raw WebSockets there, socket.io-client
  * here); either way it makes exactly the requests a page makes, and says what the page would show.
  */
+import { io, type Socket } from 'socket.io-client';
 import type { FlagSnapshot, FlagUpdate } from '../protocol/wire.js';
 import { createLiveSync, fetchFragment } from '../public/js/live-sync.js';
 
@@ -159,4 +160,17 @@ export function createLightPage(
     },
   });
   return page;
+}
+
+/**
+ * An open feed page of `viewer` at `url`, on a Socket.IO connection of its own with the viewer's
+ * cookie (reconnecting as the page's own does): resolves once its first snapshot is in.
+ */
+export async function connectLightPage(url: string, viewer: string): Promise<{ page: LightPage; socket: Socket }> {
+  const page = createLightPage(url, viewer);
+  const socket = io(url, { transports: ['websocket'], extraHeaders: { cookie: `viewer=${viewer}` }, forceNew: true });
+  socket.on('flag_snapshot', (values: FlagSnapshot) => page.snapshot(values));
+  socket.on('flag_update', (update: FlagUpdate) => page.update(update));
+  await new Promise<void>((resolve) => socket.once('flag_snapshot', () => resolve()));
+  return { page, socket };
 }
