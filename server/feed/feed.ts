@@ -3,7 +3,7 @@ import { THEMES } from '../../protocol/flags.js';
 import { flagCatalog, KILL_SWITCH, RECS_FLAVOUR, THEME } from '../flags/catalog.js';
 import type { Metrics } from '../observability/metrics.js';
 import { FALLBACK_AVATAR, type Avatar, type AvatarService } from '../upstream/avatars.js';
-import type { CallPlan, Pacer, Turn } from '../upstream/pacing.js';
+import type { CallPlan, Pacer, SharedCall, Turn } from '../upstream/pacing.js';
 import type { RecommendationService, Recommendations } from '../upstream/recommendations.js';
 import { FALLBACK_RECOMMENDATIONS, findPerson, people, posts, type Person, type Post } from './content.js';
 import { evaluationContext, type Viewer } from './viewer.js';
@@ -48,6 +48,7 @@ export function createFeedBuilder(deps: {
   metrics: Metrics;
 }) {
   const safe = (key: string) => flagCatalog[key]!.safeDefault as never;
+  const avatarCall = (personKey: string): SharedCall => ({ service: 'avatars', key: personKey });
 
   /**
    * `foreground`: someone is waiting for this render (a page load), as opposed to a page
@@ -78,21 +79,22 @@ export function createFeedBuilder(deps: {
       const cachedRecs = deps.recommendations.cached(viewer, flavour);
       if (cachedRecs) recommendations = cachedRecs;
       // A render that calls the third party is paced by it, and by this process's own loop. An
-      // avatar another page is fetching now costs this one no call: it is not booked twice (the
-      // authors' avatars, which every page shows and the first pages of a restore fetch).
-      const calls = missing.filter((key) => !deps.avatars.fetching(key)).length;
-      const plan: CallPlan = { avatars: calls, recommendations: cachedRecs ? 0 : 1, renderer: 1 };
+      // avatar is a call any page may need (the authors' are on every page): one another page is
+      // fetching now, or has a turn booked to fetch, is not booked twice.
+      const avatarCalls = missing.filter((key) => !deps.avatars.fetching(key)).map(avatarCall);
+      const plan: CallPlan = { recommendations: cachedRecs ? 0 : 1, renderer: 1 };
 
       if (missing.length > 0 || !cachedRecs) {
         const admission = deps.pacer.admit(plan, viewer.key, {
           token: options.turn,
           foreground: options.foreground ?? false,
+          shared: avatarCalls,
         });
         deps.metrics.pacing.inc({ decision: admission.admitted ? (admission.byTurn ? 'turn' : 'now') : 'deferred' });
         if (!admission.admitted) {
           turn = admission.turn;
           deferred = true;
-          deps.metrics.upstreamSkipped.inc({ service: 'avatars', reason: 'deferred' }, plan.avatars);
+          deps.metrics.upstreamSkipped.inc({ service: 'avatars', reason: 'deferred' }, avatarCalls.length);
           deps.metrics.upstreamSkipped.inc({ service: 'recommendations', reason: 'deferred' }, plan.recommendations);
         } else {
           const [fetched, recs] = await Promise.all([
@@ -103,12 +105,12 @@ export function createFeedBuilder(deps: {
           recommendations = recs;
           deps.renderCost?.rendered();
           // What came out short for want of capacity is asked again on a turn of its own.
-          const short: CallPlan = {
-            avatars: fetched.filter((a) => a.catchUp).length,
-            recommendations: recs.catchUp ? 1 : 0,
-          };
-          if (short.avatars! + short.recommendations! > 0)
-            turn = deps.pacer.turnFor({ ...short, renderer: 1 }, viewer.key, { priority: options.foreground ?? false });
+          const shortAvatars = missing.filter((_, index) => fetched[index]!.catchUp).map(avatarCall);
+          if (shortAvatars.length > 0 || recs.catchUp)
+            turn = deps.pacer.turnFor({ recommendations: recs.catchUp ? 1 : 0, renderer: 1 }, viewer.key, {
+              priority: options.foreground ?? false,
+              shared: shortAvatars,
+            });
         }
       }
     } else {

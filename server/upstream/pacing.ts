@@ -17,6 +17,15 @@ export interface PacedService {
 /** What one live render would use now, per resource: third-party calls (cache misses only), renders. */
 export type CallPlan = Partial<Record<PacedResource, number>>;
 
+/**
+ * A call any page may need, the same for all (an author's avatar, on every page): booked once, on
+ * the first turn that needs it; a page that needs it after that comes back once that turn has made it.
+ */
+export interface SharedCall {
+  service: PacedResource;
+  key: string;
+}
+
 /** A time to come back, handed to one viewer: its calls are reserved for then. */
 export interface Turn {
   /** Opaque; brought back as `?turn=` it admits the render without asking again. */
@@ -34,13 +43,17 @@ export interface Pacer {
    * reserved at the first time the services have room for them, and that time is the turn. A
    * viewer that holds a turn already (a reload, a second tab) is given the same one again.
    */
-  admit(plan: CallPlan, viewerKey: string, options?: { token?: string | undefined; foreground?: boolean }): Admission;
+  admit(
+    plan: CallPlan,
+    viewerKey: string,
+    options?: { token?: string | undefined; foreground?: boolean; shared?: readonly SharedCall[] },
+  ): Admission;
   /**
    * A turn for a render that came out short (its calls were late or over capacity). `priority`:
    * someone is waiting (a page load), so the turn comes within half the budget, ahead of the
    * turns of pages already open; its calls are still booked, and every later turn moves back by them.
    */
-  turnFor(plan: CallPlan, viewerKey: string, options?: { priority?: boolean }): Turn;
+  turnFor(plan: CallPlan, viewerKey: string, options?: { priority?: boolean; shared?: readonly SharedCall[] }): Turn;
   /**
    * How long `pages` open pages, each needing `perPage` calls, take at the services' measured
    * pace, after the work already reserved: the window over which they should spread their
@@ -77,6 +90,8 @@ interface HeldTurn {
   at: number;
   token: string;
   plan: CallPlan;
+  /** The shared calls booked on it (see SharedCall). */
+  shared: string[];
 }
 
 /**
@@ -96,6 +111,8 @@ class FluidPacer implements Pacer {
   // One turn per viewer at most: a viewer asking again before its turn gets the same one, so
   // that a reload (or a client that never comes back) cannot book the same calls twice.
   private readonly held = new Map<string, HeldTurn>();
+  /** Each shared call booked on a turn to come: when that turn is. */
+  private readonly sharedAt = new Map<string, number>();
   private sweptAt = Number.NEGATIVE_INFINITY;
   private readonly now: () => number;
   private readonly key: Buffer;
@@ -110,7 +127,11 @@ class FluidPacer implements Pacer {
   admit(
     plan: CallPlan,
     viewerKey: string,
-    { token, foreground = false }: { token?: string | undefined; foreground?: boolean } = {},
+    {
+      token,
+      foreground = false,
+      shared = [],
+    }: { token?: string | undefined; foreground?: boolean; shared?: readonly SharedCall[] } = {},
   ): Admission {
     if (token !== undefined && this.validTurn(token, viewerKey)) {
       // Brought back: its calls were reserved when it was handed out (unless it was given up
@@ -120,32 +141,63 @@ class FluidPacer implements Pacer {
     }
     const at = this.now();
     this.sweep(at);
+    const { calls, after } = this.withShared(plan, shared, at);
     // A person waiting for a page gets it at once, with a turn for the rest, rather than wait in
-    // line behind a restore: a page load only takes the calls that start almost at once.
+    // line behind a restore: a page load only takes the calls that start almost at once. A render
+    // that needs a shared call booked on a turn to come waits for that turn, rather than make it twice.
     const budget = foreground ? this.options.budgetMs / FOREGROUND_SHARE : this.options.budgetMs;
-    if (!this.needed(plan).every((service) => this.backlogMs(service, at) <= budget)) {
-      return { admitted: false, turn: this.turnFor(plan, viewerKey, { priority: foreground }) };
+    if (after > at || !this.needed(calls).every((service) => this.backlogMs(service, at) <= budget)) {
+      return { admitted: false, turn: this.turnFor(plan, viewerKey, { priority: foreground, shared }) };
     }
     // Room now for a viewer that holds a turn (a reload): served now, its turn given back.
     this.giveBack(viewerKey, at);
-    this.reserve(plan, at);
+    this.reserve(calls, at);
     return { admitted: true, byTurn: false };
   }
 
-  turnFor(plan: CallPlan, viewerKey: string, { priority = false }: { priority?: boolean } = {}): Turn {
+  turnFor(
+    plan: CallPlan,
+    viewerKey: string,
+    { priority = false, shared = [] }: { priority?: boolean; shared?: readonly SharedCall[] } = {},
+  ): Turn {
     const at = this.now();
     this.sweep(at);
-    const start = this.startFor(plan, at, priority);
+    const { calls, fresh, after } = this.withShared(plan, shared, at);
+    const start = Math.max(this.startFor(calls, at, priority), Math.min(Math.ceil(after), at + MAX_WAIT_MS));
     const current = this.held.get(viewerKey);
     if (current && at - current.at <= ABANDONED_AFTER_MS) {
-      if (current.at <= start) return { token: current.token, waitMs: Math.max(0, current.at - at) };
+      if (current.at <= start && current.at >= after)
+        return { token: current.token, waitMs: Math.max(0, current.at - at) };
       // Someone waiting, with an open page's turn far ahead: the earlier turn replaces it.
       this.giveBack(viewerKey, at);
     }
-    this.reserve(plan, start);
+    this.reserve(calls, start);
+    for (const id of fresh) this.sharedAt.set(id, start);
     const token = `${start}.${this.signature(viewerKey, start)}`;
-    this.held.set(viewerKey, { at: start, token, plan });
+    this.held.set(viewerKey, { at: start, token, plan: calls, shared: fresh });
     return { token, waitMs: start - at };
+  }
+
+  /**
+   * The plan with the shared calls no turn to come has booked yet (`fresh`, added to it), and
+   * when the latest of those already booked will be done (its turn, plus a call's latency).
+   */
+  private withShared(plan: CallPlan, shared: readonly SharedCall[], at: number) {
+    const calls: CallPlan = { ...plan };
+    const fresh: string[] = [];
+    let after = Number.NEGATIVE_INFINITY;
+    for (const { service, key } of shared) {
+      const id = `${service}\n${key}`;
+      const bookedAt = this.sharedAt.get(id);
+      if (bookedAt !== undefined && bookedAt > at) {
+        const latency = this.options.services.find((s) => s.service === service)?.latencyMs() ?? 0;
+        after = Math.max(after, bookedAt + latency);
+      } else if (!fresh.includes(id)) {
+        fresh.push(id);
+        calls[service] = (calls[service] ?? 0) + 1;
+      }
+    }
+    return { calls, fresh, after };
   }
 
   spreadMs(pages: number, perPage: CallPlan): number {
@@ -159,6 +211,7 @@ class FluidPacer implements Pacer {
   releaseAll(): void {
     const at = this.now();
     this.held.clear();
+    this.sharedAt.clear();
     for (const service of this.options.services) {
       const inFlight = at + service.latencyMs();
       if (this.busyUntilOf(service, at) > inFlight) this.busyUntil.set(service.service, inFlight);
@@ -223,6 +276,7 @@ class FluidPacer implements Pacer {
     const turn = this.held.get(viewerKey);
     if (!turn) return;
     this.held.delete(viewerKey);
+    for (const id of turn.shared) if (this.sharedAt.get(id) === turn.at) this.sharedAt.delete(id);
     for (const service of this.needed(turn.plan)) {
       const until = this.busyUntilOf(service, at);
       this.busyUntil.set(service.service, Math.max(at, until - this.costMs(service, turn.plan[service.service]!)));
@@ -232,6 +286,7 @@ class FluidPacer implements Pacer {
   private sweep(at: number): void {
     if (at - this.sweptAt < SWEEP_EVERY_MS) return;
     this.sweptAt = at;
+    for (const [id, bookedAt] of this.sharedAt) if (bookedAt < at - STALE_MS) this.sharedAt.delete(id);
     for (const [viewerKey, turn] of this.held) if (at - turn.at > ABANDONED_AFTER_MS) this.giveBack(viewerKey, at);
   }
 

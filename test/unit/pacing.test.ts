@@ -291,4 +291,27 @@ describe('the pacer', () => {
     // (Its turn: when that backlog is down to half the budget.)
     expect(late.admitted ? 0 : late.turn.waitMs).toBe(1180 - 1000 / 2);
   });
+
+  it("books a shared call once: a page that needs one booked on another's turn comes after it, and books nothing", () => {
+    const { pacer, advance } = setup(1, 100, 100);
+    for (let i = 0; i < 2; i++) pacer.admit({ avatars: 1 }, `v${i}`); // 200 ms of backlog: full
+    const authors = ['maya', 'theo'].map((key) => ({ service: 'avatars' as const, key }));
+    const first = pacer.admit({}, 'first', { shared: authors });
+    if (first.admitted) throw new Error('expected a turn');
+    const booked = pacer.spreadMs(0, { avatars: 1 });
+    expect(booked).toBe(400); // the two authors' calls on the first page's turn
+    // Five more pages need the same authors: each comes once the first page's turn has made them.
+    for (let i = 0; i < 5; i++) {
+      const later = pacer.admit({}, `later-${i}`, { shared: authors });
+      expect(later.admitted ? -1 : later.turn.waitMs).toBe(first.turn.waitMs + 100);
+    }
+    expect(pacer.spreadMs(0, { avatars: 1 })).toBe(booked); // booked once, not six times
+    // Even with room now, a page that needs them waits for that turn rather than make them twice.
+    advance(first.turn.waitMs - 50);
+    expect(pacer.admit({}, 'reader', { foreground: true, shared: authors }).admitted).toBe(false);
+    // The turn came and went: a page that still misses them (its page never came back) books them anew.
+    advance(1000);
+    const after = pacer.admit({}, 'much-later', { shared: authors });
+    expect(after.admitted).toBe(true);
+  });
 });
