@@ -137,7 +137,7 @@ export interface ClusterBudgetOptions {
 /**
  * This instance's slice of a service's cap, held in Redis for a few seconds at a time. Spent
  * locally (the upstream client's slots): a call costs no Redis round trip while the slice holds,
- * and one when it must grow. Renewed every second (five times a second while the cap is contended),
+ * and one when it must grow. Renewed every second (ten times a second while the cap is contended),
  * which also gives back what is no longer wanted (an instance with nothing to do holds nothing). When Redis cannot be reached past the lease's end,
  * the slice falls to this instance's share of the instances last seen, so that all of them together
  * stay within the cap; when Redis is back, the next ask rebuilds it.
@@ -185,11 +185,14 @@ export class ClusterBudget implements Budget {
   }
 
   want(wanted: number, inFlight: number): void {
+    const ended = inFlight < this.inFlight;
     this.wanted = wanted;
     this.inFlight = inFlight;
     // Only new demand asks at once: when the cluster is short, asking again for the same would
-    // only cost Redis a round trip per call; the renewal asks anyway.
-    if (wanted > this.held() && wanted > this.askedFor) void this.ask();
+    // only cost Redis a round trip per call; the renewal asks anyway. A call that ends while this
+    // instance is over its part gives its slot back at once: another instance is waiting for it.
+    if ((wanted > this.held() && wanted > this.askedFor) || (ended && this.contended && inFlight >= this.granted))
+      void this.ask();
   }
 
   expected(): number {
@@ -227,7 +230,7 @@ export class ClusterBudget implements Budget {
   private renewLater(): void {
     clearTimeout(this.timer);
     if (this.closed) return;
-    const every = this.contended ? (this.options.renewContendedEveryMs ?? 200) : (this.options.renewEveryMs ?? 1000);
+    const every = this.contended ? (this.options.renewContendedEveryMs ?? 100) : (this.options.renewEveryMs ?? 1000);
     this.timer = setTimeout(() => void this.ask(), every);
     this.timer.unref();
   }

@@ -106,6 +106,21 @@ describe('the third-party budget', () => {
     await waitFor(() => b.held() === 2, 2000, 'b gets what a gave back');
   });
 
+  it('gives a slot back the moment a call ends past its part, not at its next renewal', async () => {
+    // a hears of the contention at once, then renews only every 10 s: only the call's end can tell Redis.
+    const a = instance('a', 2, { renewEveryMs: 50, renewContendedEveryMs: 10_000 });
+    a.want(2, 0);
+    await waitFor(() => a.held() === 2, 2000, 'a holds the cap');
+    a.want(2, 2);
+    const b = instance('b', 2);
+    b.want(3, 0);
+    await waitFor(() => a.held() === 1, 2000, 'a told of its part');
+    a.want(2, 1); // one of a's calls ended
+    const started = performance.now();
+    await waitFor(() => b.held() === 1, 2000, "b's part");
+    expect(performance.now() - started).toBeLessThan(1000);
+  });
+
   it("frees a dead instance's slice once its lease runs out", async () => {
     const dying = instance('dying', 3);
     dying.want(3, 0);
