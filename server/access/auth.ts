@@ -157,6 +157,45 @@ export interface SocketCredential {
   session?: { key: string; expiresAt: number };
 }
 
+/** A full token: 403 for a read-only one (after `authenticate`). */
+const requireWriter: RequestHandler = (_req, res, next) => {
+  const { principal } = authenticatedOf(res);
+  if (principal.scope !== 'full') {
+    throw new ForbiddenError(
+      `The token "${principal.name}" is read-only: it reads flags and watches /admin, and cannot change anything.`,
+      'read_only_token',
+    );
+  }
+  next();
+};
+
+/**
+ * The admin page's session a request carries, checked: undefined without a session cookie; 401
+ * when it has ended; 403 for a write that is not from our own page or lacks the session's CSRF token.
+ */
+async function sessionOfRequest(
+  req: Request,
+  liveSession: (id: string | undefined) => Promise<Session | undefined>,
+): Promise<Session | undefined> {
+  const id = sessionIdFrom(req.headers);
+  if (id === undefined) return undefined;
+  const session = await liveSession(id);
+  // An ended session is not a guess: not counted as a failure.
+  if (!session)
+    throw new UnauthorizedError(
+      'Your admin session has ended (signed out, expired, or its token revoked): sign in again at /admin.',
+    );
+  if (!SAFE_METHODS.has(req.method)) {
+    // A write carried by the cookie must come from our own page: same origin, and the session's
+    // CSRF token in X-CSRF-Token (a page of another site cannot read it).
+    if (!fromOwnOrigin(req.headers, ownOriginOf(req)))
+      throw new ForbiddenError('Cross-site writes are refused.', 'cross_site');
+    if (!csrfMatches(session, req.get('x-csrf-token')))
+      throw new ForbiddenError("This write needs the session's X-CSRF-Token.", 'csrf');
+  }
+  return session;
+}
+
 /**
  * Who may do what: a bearer token (any named token, or ADMIN_TOKEN), or the admin page's
  * session cookie. Express middleware for `/api`, and the same check for the admin socket.
@@ -200,39 +239,10 @@ export function createAccess(deps: {
       res.locals.principal = check.principal;
       return next();
     }
-    const id = sessionIdFrom(req.headers);
-    if (id !== undefined) {
-      const session = await liveSession(id);
-      // An ended session is not a guess: not counted as a failure.
-      if (!session)
-        throw new UnauthorizedError(
-          'Your admin session has ended (signed out, expired, or its token revoked): sign in again at /admin.',
-        );
-      if (!SAFE_METHODS.has(req.method)) {
-        // A write carried by the cookie must come from our own page: same origin, and the
-        // session's CSRF token in X-CSRF-Token (a page of another site cannot read it).
-        if (!fromOwnOrigin(req.headers, ownOriginOf(req)))
-          throw new ForbiddenError('Cross-site writes are refused.', 'cross_site');
-        const csrf = req.get('x-csrf-token');
-        if (!csrfMatches(session, csrf))
-          throw new ForbiddenError("This write needs the session's X-CSRF-Token.", 'csrf');
-      }
-      res.locals.principal = session.principal;
-      res.locals.session = session;
-      return next();
-    }
-    throw new UnauthorizedError();
-  };
-
-  /** A full token: 403 for a read-only one (after `authenticate`). */
-  const requireWriter: RequestHandler = (_req, res, next) => {
-    const { principal } = authenticatedOf(res);
-    if (principal.scope !== 'full') {
-      throw new ForbiddenError(
-        `The token "${principal.name}" is read-only: it reads flags and watches /admin, and cannot change anything.`,
-        'read_only_token',
-      );
-    }
+    const session = await sessionOfRequest(req, liveSession);
+    if (!session) throw new UnauthorizedError();
+    res.locals.principal = session.principal;
+    res.locals.session = session;
     next();
   };
 

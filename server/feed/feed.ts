@@ -31,14 +31,7 @@ export { THEMES };
 
 const FALLBACK: Avatar = { url: FALLBACK_AVATAR, live: false };
 
-/**
- * Builds the feed for one viewer. The kill switch is evaluated first; killed, not one
- * third-party call is made. Live, what is cached is used as it is, and the calls the rest needs
- * are asked of the pacer: admitted, they run concurrently (the page waits at most about one
- * upstream timeout, and any failure is a fallback, never an error); deferred, the page is
- * rendered at once with fallbacks and a turn to come back for the rest.
- */
-export function createFeedBuilder(deps: {
+export interface FeedDeps {
   flags: Client;
   avatars: AvatarService;
   recommendations: RecommendationService;
@@ -46,90 +39,124 @@ export function createFeedBuilder(deps: {
   /** Told of each live render: this process's own pace (the pacer's `renderer`). */
   renderCost?: { rendered(): void };
   metrics: Metrics;
-}) {
-  const safe = (key: string) => flagCatalog[key]!.safeDefault as never;
-  const avatarCall = (personKey: string): SharedCall => ({ service: 'avatars', key: personKey });
+}
 
-  /**
-   * `foreground`: someone is waiting for this render (a page load), as opposed to a page
-   * refreshing its live region in the background. `turn`: the turn the page brings back.
-   */
-  return async function buildFeed(
-    viewer: Viewer,
-    options: { turn?: string | undefined; foreground?: boolean } = {},
-  ): Promise<FeedView> {
+/**
+ * `foreground`: someone is waiting for this render (a page load), as opposed to a page
+ * refreshing its live region in the background. `turn`: the turn the page brings back.
+ */
+export interface RenderOptions {
+  turn?: string | undefined;
+  foreground?: boolean;
+}
+
+/** The third-party content of a live render: what it has, and when to come back for the rest. */
+interface LiveContent {
+  avatars: Map<string, Avatar>;
+  recommendations: Recommendations;
+  turn: Turn | undefined;
+  deferred: boolean;
+}
+
+const avatarCall = (personKey: string): SharedCall => ({ service: 'avatars', key: personKey });
+
+/**
+ * What is cached is used as it is, and the calls the rest needs are asked of the pacer: admitted,
+ * they run concurrently (the page waits at most about one upstream timeout, and any failure is a
+ * fallback, never an error); deferred, the page is rendered at once with fallbacks and a turn to
+ * come back for the rest.
+ */
+async function liveContent(
+  deps: FeedDeps,
+  viewer: Viewer,
+  flavour: string,
+  options: RenderOptions,
+): Promise<LiveContent> {
+  const content: LiveContent = {
+    avatars: new Map(),
+    recommendations: FALLBACK_RECOMMENDATIONS,
+    turn: undefined,
+    deferred: false,
+  };
+  // The viewer's own avatar and the posts' authors'.
+  const shown = [...new Set([viewer.key, ...posts.map((post) => post.author)])];
+  const missing = shown.filter((key) => {
+    const cached = deps.avatars.cached(key);
+    if (cached) content.avatars.set(key, cached);
+    return !cached;
+  });
+  const cachedRecs = deps.recommendations.cached(viewer, flavour);
+  if (cachedRecs) content.recommendations = cachedRecs;
+  if (missing.length === 0 && cachedRecs) return content;
+
+  // A render that calls the third party is paced by it, and by this process's own loop. An avatar
+  // is a call any page may need (the authors' are on every page): one another page is fetching
+  // now, or has a turn booked to fetch, is not booked twice.
+  const avatarCalls = missing.filter((key) => !deps.avatars.fetching(key)).map(avatarCall);
+  const plan: CallPlan = { recommendations: cachedRecs ? 0 : 1, renderer: 1 };
+  const foreground = options.foreground ?? false;
+  const admission = deps.pacer.admit(plan, viewer.key, { token: options.turn, foreground, shared: avatarCalls });
+  deps.metrics.pacing.inc({ decision: admission.admitted ? (admission.byTurn ? 'turn' : 'now') : 'deferred' });
+  if (!admission.admitted) {
+    deps.metrics.upstreamSkipped.inc({ service: 'avatars', reason: 'deferred' }, avatarCalls.length);
+    deps.metrics.upstreamSkipped.inc({ service: 'recommendations', reason: 'deferred' }, plan.recommendations);
+    return { ...content, turn: admission.turn, deferred: true };
+  }
+  const [fetched, recs] = await Promise.all([
+    Promise.all(missing.map((key) => deps.avatars.avatarFor(key))),
+    cachedRecs ?? deps.recommendations.forViewer(viewer, flavour),
+  ]);
+  missing.forEach((key, index) => content.avatars.set(key, fetched[index]!));
+  content.recommendations = recs;
+  deps.renderCost?.rendered();
+  // What came out short for want of capacity is asked again on a turn of its own.
+  const shortAvatars = missing.filter((_, index) => fetched[index]!.catchUp).map(avatarCall);
+  if (shortAvatars.length > 0 || recs.catchUp)
+    content.turn = deps.pacer.turnFor({ recommendations: recs.catchUp ? 1 : 0, renderer: 1 }, viewer.key, {
+      priority: foreground,
+      shared: shortAvatars,
+    });
+  return content;
+}
+
+/**
+ * Builds the feed for one viewer. The kill switch is evaluated first; killed, not one
+ * third-party call is made. Live, see liveContent.
+ */
+export function createFeedBuilder(deps: FeedDeps) {
+  const safe = (key: string) => flagCatalog[key]!.safeDefault as never;
+
+  return async function buildFeed(viewer: Viewer, options: RenderOptions = {}): Promise<FeedView> {
     const context = evaluationContext(viewer);
     const [showAvatars, flavour, theme] = await Promise.all([
       deps.flags.getBooleanValue(KILL_SWITCH, safe(KILL_SWITCH), context),
       deps.flags.getStringValue(RECS_FLAVOUR, safe(RECS_FLAVOUR), context),
       deps.flags.getStringValue(THEME, safe(THEME), context),
     ]);
-    const authors = [...new Set([viewer.key, ...posts.map((post) => post.author)])];
-
-    const avatars = new Map<string, Avatar>();
-    let recommendations = FALLBACK_RECOMMENDATIONS;
-    let turn: Turn | undefined;
-    let deferred = false;
-    if (showAvatars) {
-      const missing = authors.filter((key) => {
-        const cached = deps.avatars.cached(key);
-        if (cached) avatars.set(key, cached);
-        return !cached;
-      });
-      const cachedRecs = deps.recommendations.cached(viewer, flavour);
-      if (cachedRecs) recommendations = cachedRecs;
-      // A render that calls the third party is paced by it, and by this process's own loop. An
-      // avatar is a call any page may need (the authors' are on every page): one another page is
-      // fetching now, or has a turn booked to fetch, is not booked twice.
-      const avatarCalls = missing.filter((key) => !deps.avatars.fetching(key)).map(avatarCall);
-      const plan: CallPlan = { recommendations: cachedRecs ? 0 : 1, renderer: 1 };
-
-      if (missing.length > 0 || !cachedRecs) {
-        const admission = deps.pacer.admit(plan, viewer.key, {
-          token: options.turn,
-          foreground: options.foreground ?? false,
-          shared: avatarCalls,
-        });
-        deps.metrics.pacing.inc({ decision: admission.admitted ? (admission.byTurn ? 'turn' : 'now') : 'deferred' });
-        if (!admission.admitted) {
-          turn = admission.turn;
-          deferred = true;
-          deps.metrics.upstreamSkipped.inc({ service: 'avatars', reason: 'deferred' }, avatarCalls.length);
-          deps.metrics.upstreamSkipped.inc({ service: 'recommendations', reason: 'deferred' }, plan.recommendations);
-        } else {
-          const [fetched, recs] = await Promise.all([
-            Promise.all(missing.map((key) => deps.avatars.avatarFor(key))),
-            cachedRecs ?? deps.recommendations.forViewer(viewer, flavour),
-          ]);
-          missing.forEach((key, index) => avatars.set(key, fetched[index]!));
-          recommendations = recs;
-          deps.renderCost?.rendered();
-          // What came out short for want of capacity is asked again on a turn of its own.
-          const shortAvatars = missing.filter((_, index) => fetched[index]!.catchUp).map(avatarCall);
-          if (shortAvatars.length > 0 || recs.catchUp)
-            turn = deps.pacer.turnFor({ recommendations: recs.catchUp ? 1 : 0, renderer: 1 }, viewer.key, {
-              priority: options.foreground ?? false,
-              shared: shortAvatars,
-            });
-        }
-      }
-    } else {
+    let content: LiveContent = {
+      avatars: new Map(),
+      recommendations: FALLBACK_RECOMMENDATIONS,
+      turn: undefined,
+      deferred: false,
+    };
+    if (showAvatars) content = await liveContent(deps, viewer, flavour, options);
+    else {
       deps.metrics.upstreamSkipped.inc({ service: 'avatars', reason: 'killed' });
       deps.metrics.upstreamSkipped.inc({ service: 'recommendations', reason: 'killed' });
     }
-    const avatarOf = (key: string) => avatars.get(key) ?? FALLBACK;
+    const avatarOf = (key: string) => content.avatars.get(key) ?? FALLBACK;
 
     return {
       viewer: { ...viewer, avatar: avatarOf(viewer.key) },
       showAvatars,
       posts: posts.map((post) => ({ ...post, author: findPerson(post.author)!, avatar: avatarOf(post.author) })),
-      recommendations,
+      recommendations: content.recommendations,
       flavour,
       // An unknown theme (a variant added by hand) renders as the safe one.
       theme: THEMES.includes(theme) ? theme : safe(THEME),
       people,
-      turn,
-      deferred,
+      turn: content.turn,
+      deferred: content.deferred,
     };
   };
 }

@@ -9,7 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { minuteOf, table } from '../cli/table.js';
-import { ConfigError, loadConfig } from '../config.js';
+import { ConfigError, loadConfig, type Config } from '../config.js';
 import { actorHeader } from '../../protocol/actor-note.js';
 import { flagCatalog, KILL_SWITCH } from './catalog.js';
 import { KILL_PATCH, restorePatch } from './kill-switch.js';
@@ -72,16 +72,25 @@ function describe(record: FlagRecord): string {
   return `${record.key} ${record.definition.state}, serves ${serves(record)}, v${record.version}`;
 }
 
-async function main(argv: string[]): Promise<number> {
-  const [command, key = KILL_SWITCH] = argv;
-  if (!command || command === 'help' || command === '--help' || command === '-h') {
-    console.log(USAGE);
-    return command ? 0 : 2;
-  }
-  const config = loadConfig();
+/** The flags API of the server FLAG_API_URL names (else this machine's), with the token the CLI finds. */
+function flagApi(config: Config) {
   const base = (
     process.env.FLAG_API_URL ?? `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`
   ).replace(/\/+$/, '');
+
+  const token = async (): Promise<string> => {
+    const named = process.env.FLAG_TOKEN?.trim();
+    if (named) return named;
+    if (config.adminToken) return config.adminToken;
+    const file = storeFiles(config.flagsFile).adminToken;
+    try {
+      return (await readFile(file, 'utf8')).trim();
+    } catch {
+      throw new CliError(
+        `no token: set FLAG_TOKEN (npm run token -- create NAME) or ADMIN_TOKEN, or run this where the server keeps ${file}`,
+      );
+    }
+  };
 
   const call = async (path: string, init: RequestInit = {}): Promise<{ status: number; body: unknown }> => {
     let response: Response;
@@ -102,36 +111,34 @@ async function main(argv: string[]): Promise<number> {
     return { status: response.status, body };
   };
 
-  const token = async (): Promise<string> => {
-    const named = process.env.FLAG_TOKEN?.trim();
-    if (named) return named;
-    if (config.adminToken) return config.adminToken;
-    const file = storeFiles(config.flagsFile).adminToken;
-    try {
-      return (await readFile(file, 'utf8')).trim();
-    } catch {
-      throw new CliError(
-        `no token: set FLAG_TOKEN (npm run token -- create NAME) or ADMIN_TOKEN, or run this where the server keeps ${file}`,
-      );
-    }
+  return {
+    call,
+    get: async (key: string) => (await call(`/api/flags/${encodeURIComponent(key)}`)).body as FlagRecord,
+    patch: async (record: FlagRecord, body: unknown): Promise<FlagRecord> =>
+      (
+        await call(`/api/flags/${encodeURIComponent(record.key)}`, {
+          method: 'PATCH',
+          headers: {
+            'content-type': 'application/merge-patch+json',
+            'if-match': `"${record.version}"`,
+            // A user or host name beyond ASCII would make fetch refuse the header: sent as an ext-value.
+            'x-actor': actorHeader(`${os.userInfo().username}@${os.hostname()}`),
+            'x-change-source': 'cli',
+          },
+          body: JSON.stringify(body),
+        })
+      ).body as FlagRecord,
   };
+}
 
-  const patch = async (record: FlagRecord, body: unknown): Promise<FlagRecord> =>
-    (
-      await call(`/api/flags/${encodeURIComponent(record.key)}`, {
-        method: 'PATCH',
-        headers: {
-          'content-type': 'application/merge-patch+json',
-          'if-match': `"${record.version}"`,
-          // A user or host name beyond ASCII would make fetch refuse the header: sent as an ext-value.
-          'x-actor': actorHeader(`${os.userInfo().username}@${os.hostname()}`),
-          'x-change-source': 'cli',
-        },
-        body: JSON.stringify(body),
-      })
-    ).body as FlagRecord;
-
-  const get = async () => (await call(`/api/flags/${encodeURIComponent(key)}`)).body as FlagRecord;
+async function main(argv: string[]): Promise<number> {
+  const [command, key = KILL_SWITCH] = argv;
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    console.log(USAGE);
+    return command ? 0 : 2;
+  }
+  const { call, patch, get: getFlag } = flagApi(loadConfig());
+  const get = () => getFlag(key);
 
   switch (command) {
     case 'list': {

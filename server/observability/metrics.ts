@@ -15,27 +15,9 @@ export interface ServiceBudget {
   budget: BudgetState;
 }
 
-/**
- * One registry per app instance (not prom-client's global one), so that several instances
- * can live in one process, as they do in the tests.
- */
-export function createMetrics(options: { collectDefaults?: boolean } = {}) {
-  const registry = new Registry();
-  if (options.collectDefaults ?? true) collectDefaultMetrics({ register: registry });
-  // Read when scraped: the upstream clients register theirs once they exist (observeBudgets).
-  let budgets: () => readonly ServiceBudget[] = () => [];
-  const fromBudgets = (pick: (budget: BudgetState) => number, scoped: boolean) =>
-    function (this: Gauge<'service' | 'scope'>) {
-      this.reset();
-      for (const { service, budget } of budgets())
-        this.set(scoped ? { service, scope: budget.scope } : { service }, pick(budget));
-    };
-
+/** The third party: calls made and not made, their durations, the breakers, the pacer's decisions. */
+function thirdPartyMetrics(registry: Registry) {
   return {
-    observeBudgets(source: () => readonly ServiceBudget[]) {
-      budgets = source;
-    },
-    registry,
     upstreamRequests: new Counter({
       name: 'upstream_requests_total',
       help: 'Third-party calls actually made, by service and outcome',
@@ -55,16 +37,34 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}) {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2],
       registers: [registry],
     }),
-    flagUpdatesSent: new Counter({
-      name: 'flag_updates_sent_total',
-      help: 'flag_update events delivered to browsers (one per browser that received one)',
-      labelNames: ['key'] as const,
+    breakerState: new Gauge({
+      name: 'upstream_breaker_state',
+      help: 'Circuit breaker per third-party service: 0 closed, 1 half-open, 2 open (or isolated)',
+      labelNames: ['service'] as const,
       registers: [registry],
     }),
+    pacing: new Counter({
+      name: 'upstream_pacing_total',
+      help: 'Live renders asked of the pacer: admitted now, admitted on a turn handed out earlier, or deferred to a turn',
+      labelNames: ['decision'] as const,
+      registers: [registry],
+    }),
+  };
+}
+
+/** Flag changes, and their push to the browsers. */
+function flagMetrics(registry: Registry) {
+  return {
     flagFlips: new Counter({
       name: 'flag_flips_total',
       help: 'Flag definition changes applied, by flag and source',
       labelNames: ['key', 'source'] as const,
+      registers: [registry],
+    }),
+    flagUpdatesSent: new Counter({
+      name: 'flag_updates_sent_total',
+      help: 'flag_update events delivered to browsers (one per browser that received one)',
+      labelNames: ['key'] as const,
       registers: [registry],
     }),
     pushDuration: new Histogram({
@@ -73,12 +73,48 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}) {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers: [registry],
     }),
-    breakerState: new Gauge({
-      name: 'upstream_breaker_state',
-      help: 'Circuit breaker per third-party service: 0 closed, 1 half-open, 2 open (or isolated)',
-      labelNames: ['service'] as const,
+  };
+}
+
+/** The pages: browsers connected, renders; and the process's faults nobody caught. */
+function pageMetrics(registry: Registry) {
+  return {
+    connectedBrowsers: new Gauge({
+      name: 'connected_browsers',
+      help: 'Browsers (feed pages) connected over Socket.IO to this instance',
       registers: [registry],
     }),
+    pageViews: new Counter({
+      name: 'page_views_total',
+      help: 'Feed renders (full pages and live-region fragments), by whether the kill switch was on',
+      labelNames: ['kind', 'live'] as const,
+      registers: [registry],
+    }),
+    processFaults: new Counter({
+      name: 'process_faults_total',
+      help: 'Faults nobody caught: unhandled promise rejections (logged; the server keeps serving) and uncaught exceptions (logged; graceful stop)',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+  };
+}
+
+/**
+ * The cap on calls in flight per service, read when scraped from the upstream clients' budgets
+ * (registered once they exist: observeBudgets).
+ */
+function budgetMetrics(registry: Registry) {
+  let budgets: () => readonly ServiceBudget[] = () => [];
+  const fromBudgets = (pick: (budget: BudgetState) => number, scoped: boolean) =>
+    function (this: Gauge<'service' | 'scope'>) {
+      this.reset();
+      for (const { service, budget } of budgets())
+        this.set(scoped ? { service, scope: budget.scope } : { service }, pick(budget));
+    };
+  return {
+    observeBudgets(source: () => readonly ServiceBudget[]) {
+      budgets = source;
+    },
     budgetInUse: new Gauge({
       name: 'upstream_budget_in_use',
       help: 'Third-party calls in flight per service, across the scope of its cap: the cluster (with Redis) or this instance',
@@ -100,29 +136,22 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}) {
       registers: [registry],
       collect: fromBudgets((budget) => budget.held, false),
     }),
-    connectedBrowsers: new Gauge({
-      name: 'connected_browsers',
-      help: 'Browsers (feed pages) connected over Socket.IO to this instance',
-      registers: [registry],
-    }),
-    pacing: new Counter({
-      name: 'upstream_pacing_total',
-      help: 'Live renders asked of the pacer: admitted now, admitted on a turn handed out earlier, or deferred to a turn',
-      labelNames: ['decision'] as const,
-      registers: [registry],
-    }),
-    processFaults: new Counter({
-      name: 'process_faults_total',
-      help: 'Faults nobody caught: unhandled promise rejections (logged; the server keeps serving) and uncaught exceptions (logged; graceful stop)',
-      labelNames: ['kind'] as const,
-      registers: [registry],
-    }),
-    pageViews: new Counter({
-      name: 'page_views_total',
-      help: 'Feed renders (full pages and live-region fragments), by whether the kill switch was on',
-      labelNames: ['kind', 'live'] as const,
-      registers: [registry],
-    }),
+  };
+}
+
+/**
+ * One registry per app instance (not prom-client's global one), so that several instances
+ * can live in one process, as they do in the tests.
+ */
+export function createMetrics(options: { collectDefaults?: boolean } = {}) {
+  const registry = new Registry();
+  if (options.collectDefaults ?? true) collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    ...thirdPartyMetrics(registry),
+    ...budgetMetrics(registry),
+    ...flagMetrics(registry),
+    ...pageMetrics(registry),
   };
 }
 

@@ -77,18 +77,7 @@ export function createAdminChannel(deps: {
   let closed = false;
   const endSessions = closeSessionSockets(deps);
 
-  // A token revoked: the admin sockets that proved it are told why, and closed, at once.
-  deps.access.onChange(() => {
-    for (const socket of io.of('/').sockets.values()) {
-      const { principal } = socket.data;
-      if (!principal || deps.access.isCurrent(principal)) continue;
-      socket.emit('admin_denied', {
-        message: `The token "${principal.name}" was revoked: the admin channel is closed.`,
-      });
-      // A server-side disconnect (after the event, in order): the client does not reconnect by itself.
-      socket.disconnect();
-    }
-  });
+  closeRevokedSockets(io, deps.access);
 
   // The dashboard's figures, once a second, to the admin pages; the history to each one that joins.
   const sampler = createStatsSampler({
@@ -140,6 +129,21 @@ export function createAdminChannel(deps: {
       clearTimeout(stateTimer);
     },
   };
+}
+
+/** A token revoked: the admin sockets that proved it are told why, and closed, at once. */
+function closeRevokedSockets(io: AppIo, access: AdminAccess): void {
+  access.onChange(() => {
+    for (const socket of io.of('/').sockets.values()) {
+      const { principal } = socket.data;
+      if (!principal || access.isCurrent(principal)) continue;
+      socket.emit('admin_denied', {
+        message: `The token "${principal.name}" was revoked: the admin channel is closed.`,
+      });
+      // A server-side disconnect (after the event, in order): the client does not reconnect by itself.
+      socket.disconnect();
+    }
+  });
 }
 
 /**
