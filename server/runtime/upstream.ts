@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { within } from '../bounded-wait.js';
 import type { Config } from '../config.js';
 import { FALLBACK_RECOMMENDATIONS } from '../feed/content.js';
 import { killedForEveryone } from '../flags/kill-switch.js';
@@ -43,8 +44,10 @@ function budgets(
   // Named so that an operator reading the leases in Redis knows whose they are.
   const instance = `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
   const made: ClusterBudget[] = [];
-  closers.add('third-party budget', () => {
-    for (const budget of made) budget.close();
+  closers.add('third-party budget', async () => {
+    // What is not in use is given back now, not when the lease runs out: a rolling deploy's next
+    // instance has it at once. Bounded: a Redis that does not answer holds up no stop.
+    await within(Promise.all(made.map((budget) => budget.close())), 1000);
     redis.disconnect();
   });
   return (service) => {

@@ -108,8 +108,9 @@ describe('a restore across two instances sharing one third-party budget', { time
     expect(Math.max(...shown)).toBeGreaterThan(0);
     expect(Math.max(...shown)).toBeLessThanOrEqual(CAP);
     // Both instances hold nothing once the restore is done.
+    const inspector = redis.client();
     await waitFor(
-      async () => Object.keys(await redis.client().hgetall('killswitch:budget:avatars:leases')).length === 0,
+      async () => Object.keys(await inspector.hgetall('killswitch:budget:avatars:leases')).length === 0,
       10_000,
       'the budget given back',
     );

@@ -64,7 +64,8 @@ describe('an instance killed (SIGKILL) in the middle of a restore', { timeout: 1
     await patchFlag(survivor.url, KILL_SWITCH, { state: 'ENABLED' });
 
     // In the middle of the restore: the doomed instance holds part of the cap, its calls in flight.
-    const leases = () => redis.client().hgetall(BUDGET_KEYS.leases('avatars'));
+    const inspector = redis.client();
+    const leases = () => inspector.hgetall(BUDGET_KEYS.leases('avatars'));
     const doomedLease = async () =>
       Object.entries(await leases()).find(([instance]) => instance.startsWith(`${hostname()}/${doomed.child.pid}/`));
     await waitFor(async () => Number((await doomedLease())?.[1].split(' ')[0]) > 0, 20_000, 'a slice held');

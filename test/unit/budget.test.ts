@@ -7,6 +7,7 @@ import {
   type Budget,
   type ClusterBudgetOptions,
 } from '../../server/upstream/budget.js';
+import { Slots, type Release } from '../../server/upstream/slots.js';
 import { TestRedis } from '../../testing/redis.js';
 import { waitFor } from '../helpers/app.js';
 
@@ -20,7 +21,7 @@ describe('the third-party budget', () => {
     server = await TestRedis.create({ persist: false });
   });
   afterEach(async () => {
-    for (const budget of budgets.splice(0)) budget.close();
+    await Promise.all(budgets.splice(0).map((budget) => budget.close()));
     await server.start(); // a test may have stopped it
     await server.client().flushall();
   });
@@ -65,8 +66,9 @@ describe('the third-party budget', () => {
   });
 
   it('gives an instance the whole cap when it is alone in wanting, and holds nothing for one that wants nothing', async () => {
-    const busy = instance('busy', 4);
     const idle = instance('idle', 4);
+    const busy = instance('busy', 4);
+    await waitFor(() => busy.usage(0).instances === 2, 2000, 'both seen');
     busy.want(10, 0);
     await waitFor(() => busy.held() === 4, 2000, 'the whole cap');
     await peakSum([busy, idle], 200);
@@ -121,11 +123,61 @@ describe('the third-party budget', () => {
     expect(performance.now() - started).toBeLessThan(1000);
   });
 
+  it('counts the calls an instance may start while its shrunk slice is on its way back: never over the cap', async () => {
+    // Each instance spends through slots, as the upstream client does. a's answers come 30 ms late,
+    // and while one is on its way (`duringAnswer`) a starts what its slots let it, as pages would.
+    let duringAnswer = () => {};
+    const spender = (name: string, delayMs = 0) => {
+      const redis = server.client({ enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+      const budget = instance(name, 4, { redis });
+      const slots = new Slots(
+        () => budget.held(),
+        100,
+        (wanted) => budget.want(wanted, slots.inFlight),
+      );
+      budget.onChange(() => slots.wake());
+      const lease = (redis as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>).leaseBudget!.bind(
+        redis,
+      );
+      Object.assign(redis, {
+        leaseBudget: async (...args: unknown[]) => {
+          const answer = await lease(...args);
+          if (delayMs > 0) {
+            duringAnswer();
+            await new Promise((resolve) => setTimeout(resolve, delayMs));
+          }
+          return answer;
+        },
+      });
+      const calls: Release[] = [];
+      const start = (n: number, waitMs: number) => {
+        for (let i = 0; i < n; i++) void slots.acquire(waitMs).then((release) => release && calls.push(release));
+      };
+      return { budget, slots, calls, start };
+    };
+    const a = spender('a', 30);
+    a.start(4, 2000);
+    await waitFor(() => a.slots.inFlight === 4, 2000, "a's four calls");
+    a.calls.splice(0, 2).forEach((release) => release()); // two end: a may start two more until it hears otherwise
+    const b = spender('b');
+    b.start(4, 3000); // b wants four: a's part shrinks to two
+    duringAnswer = () => a.start(4 - a.slots.inFlight, 0);
+    let peak = 0;
+    const until = performance.now() + 1500;
+    while (performance.now() < until) {
+      peak = Math.max(peak, a.slots.inFlight + b.slots.inFlight);
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    expect(peak).toBeLessThanOrEqual(4);
+    for (const release of [...a.calls, ...b.calls]) release();
+  });
+
   it("frees a dead instance's slice once its lease runs out", async () => {
-    const dying = instance('dying', 3);
+    const connection = server.client({ enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: () => null });
+    const dying = instance('dying', 3, { redis: connection });
     dying.want(3, 0);
     await waitFor(() => dying.held() === 3, 2000, 'the slice');
-    dying.close(); // no more renewals, no goodbye: as after a SIGKILL
+    connection.disconnect(); // no more renewals, no goodbye: as after a SIGKILL
     const survivor = instance('survivor', 3);
     survivor.want(3, 0);
     const started = performance.now();
@@ -133,24 +185,42 @@ describe('the third-party budget', () => {
     expect(performance.now() - started).toBeLessThan(TTL_MS + 4 * RENEW_MS + 200);
   });
 
-  it('falls back to its share of the instances last seen while Redis is away, and is rebuilt with nothing left over when it is back', async () => {
+  it('falls back to its share of the instances last seen the moment Redis is gone, the idle one too, and is rebuilt with nothing left over', async () => {
     const a = instance('a', 4);
-    const b = instance('b', 4);
-    a.want(4, 0);
-    b.want(0, 0);
-    await waitFor(() => a.held() === 4 && a.usage(0).instances === 2, 2000, 'a holds the cap, both instances seen');
+    // b is slower to reconnect: a leases first from the emptied Redis, where b's calls are not.
+    const b = instance('b', 4, {
+      redis: server.client({ enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: () => 600 }),
+    });
+    a.want(2, 0);
+    b.want(2, 0);
+    const bothSeen = () => a.usage(0).instances === 2 && b.usage(0).instances === 2;
+    await waitFor(() => a.held() === 2 && b.held() === 2 && bothSeen(), 2000, 'two each, each seeing both');
+    a.want(2, 2); // both of a's calls in flight, and both of b's
+    b.want(2, 2);
     await server.stop();
-    // Past the lease's end, no more than 4 / 2 instances last seen.
-    await waitFor(() => a.held() === 2, 3000, 'the fallback share');
-    expect(b.held()).toBe(0);
-    await server.start();
-    await waitFor(() => a.held() === 4, 5000, 'the budget rebuilt');
+    // At once, not at the lease's end: 4 / 2 instances last seen, each (an idle one can still call).
+    await waitFor(() => a.held() === 2 && b.held() === 2, 1000, 'the fallback shares');
+    a.want(4, 2);
+    await server.start(); // empty: the leases are gone, b's two calls are not
+    // Until every instance has leased again, no one takes more than its share: never over the cap.
+    expect(await peakSum([a, b], 800)).toBeLessThanOrEqual(4);
+    b.want(0, 0); // b's calls ended
+    await waitFor(() => a.held() === 4, 5000, 'the budget rebuilt, a holding the whole cap');
     a.want(0, 0);
+    const inspector = server.client();
     await waitFor(
-      async () => Object.keys(await server.client().hgetall(BUDGET_KEYS.leases('avatars'))).length === 0,
+      async () => Object.keys(await inspector.hgetall(BUDGET_KEYS.leases('avatars'))).length === 0,
       3000,
       'nothing held at rest',
     );
+  });
+
+  it('gives back at a graceful stop all but the calls still in flight: the next instance has them at once', async () => {
+    const leaving = instance('leaving', 3);
+    leaving.want(3, 0);
+    await waitFor(() => leaving.held() === 3, 2000, 'the slice');
+    await leaving.close();
+    expect(await server.client().hgetall(BUDGET_KEYS.leases('avatars'))).toEqual({});
   });
 
   it("plans with its part of the cluster's open pages", () => {
