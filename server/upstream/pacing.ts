@@ -141,7 +141,7 @@ class FluidPacer implements Pacer {
     }
     const at = this.now();
     this.sweep(at);
-    const { calls, after } = this.withShared(plan, shared, at);
+    const { calls, after } = this.withShared(plan, shared, at, viewerKey, foreground);
     // A person waiting for a page gets it at once, with a turn for the rest, rather than wait in
     // line behind a restore: a page load only takes the calls that start almost at once. A render
     // that needs a shared call booked on a turn to come waits for that turn, rather than make it twice.
@@ -162,8 +162,9 @@ class FluidPacer implements Pacer {
   ): Turn {
     const at = this.now();
     this.sweep(at);
-    const { calls, fresh, after } = this.withShared(plan, shared, at);
-    const start = Math.max(this.startFor(calls, at, priority), Math.min(Math.ceil(after), at + MAX_WAIT_MS));
+    const { calls, fresh, after } = this.withShared(plan, shared, at, viewerKey, priority);
+    const queued = this.startFor(calls, at, priority);
+    const start = Math.max(queued, Math.min(Math.ceil(after), at + MAX_WAIT_MS));
     const current = this.held.get(viewerKey);
     if (current && at - current.at <= ABANDONED_AFTER_MS) {
       if (current.at <= start && current.at >= after)
@@ -171,8 +172,9 @@ class FluidPacer implements Pacer {
       // Someone waiting, with an open page's turn far ahead: the earlier turn replaces it.
       this.giveBack(viewerKey, at);
     }
-    this.reserve(calls, start);
-    for (const id of fresh) this.sharedAt.set(id, start);
+    // Booked in the queue's order: waiting for another turn's shared call holds no service idle.
+    this.reserve(calls, queued);
+    for (const id of fresh) this.sharedAt.set(id, Math.min(this.sharedAt.get(id) ?? Infinity, start));
     const token = `${start}.${this.signature(viewerKey, start)}`;
     this.held.set(viewerKey, { at: start, token, plan: calls, shared: fresh });
     return { token, waitMs: start - at };
@@ -180,18 +182,23 @@ class FluidPacer implements Pacer {
 
   /**
    * The plan with the shared calls no turn to come has booked yet (`fresh`, added to it), and
-   * when the latest of those already booked will be done (its turn, plus a call's latency).
+   * when the latest of those already booked will be done (its turn, plus a call's latency). The
+   * viewer's own turn's bookings are its own to book again; someone waiting (`priority`) books
+   * again a call booked further off than half the budget, rather than wait for it.
    */
-  private withShared(plan: CallPlan, shared: readonly SharedCall[], at: number) {
+  private withShared(plan: CallPlan, shared: readonly SharedCall[], at: number, viewerKey: string, priority: boolean) {
     const calls: CallPlan = { ...plan };
     const fresh: string[] = [];
+    const current = this.held.get(viewerKey);
+    const own = new Set(current && at - current.at <= ABANDONED_AFTER_MS ? current.shared : []);
     let after = Number.NEGATIVE_INFINITY;
     for (const { service, key } of shared) {
       const id = `${service}\n${key}`;
       const bookedAt = this.sharedAt.get(id);
-      if (bookedAt !== undefined && bookedAt > at) {
-        const latency = this.options.services.find((s) => s.service === service)?.latencyMs() ?? 0;
-        after = Math.max(after, bookedAt + latency);
+      const latency = this.options.services.find((s) => s.service === service)?.latencyMs() ?? 0;
+      const doneAt = bookedAt === undefined || bookedAt <= at || own.has(id) ? undefined : bookedAt + latency;
+      if (doneAt !== undefined && !(priority && doneAt > at + this.options.budgetMs / 2)) {
+        after = Math.max(after, doneAt);
       } else if (!fresh.includes(id)) {
         fresh.push(id);
         calls[service] = (calls[service] ?? 0) + 1;

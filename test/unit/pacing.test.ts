@@ -314,4 +314,39 @@ describe('the pacer', () => {
     const after = pacer.admit({}, 'much-later', { shared: authors });
     expect(after.admitted).toBe(true);
   });
+
+  it('gives a viewer asking again its own turn back, its shared calls booked once, not waiting on itself', () => {
+    const { pacer, advance } = setup(1, 100, 100);
+    for (let i = 0; i < 2; i++) pacer.admit({ avatars: 1 }, `v${i}`); // 200 ms of backlog: full
+    const own = [{ service: 'avatars' as const, key: 'viewer' }];
+    const first = pacer.admit({}, 'viewer', { shared: own });
+    if (first.admitted) throw new Error('expected a turn');
+    const booked = pacer.spreadMs(0, { avatars: 1 });
+    for (let i = 0; i < 3; i++) {
+      advance(10);
+      const again = pacer.admit({}, 'viewer', { shared: own });
+      expect(again.admitted ? undefined : again.turn.token).toBe(first.turn.token);
+      expect(pacer.spreadMs(0, { avatars: 1 })).toBe(booked - 10 * (i + 1));
+    }
+  });
+
+  it('a page waiting for a shared call holds no other service idle, and someone waiting books it again rather than wait long', () => {
+    const now = 1_000_000;
+    const services: PacedService[] = [
+      { service: 'avatars', capacity: 1, latencyMs: () => 100 },
+      { service: 'recommendations', capacity: 10, latencyMs: () => 100 },
+    ];
+    const pacer = createPacer({ services, budgetMs: 100, now: () => now, key: Buffer.alloc(32, 7) });
+    for (let i = 0; i < 50; i++) pacer.admit({ avatars: 1 }, `v${i}`); // 5 s of avatars booked
+    const author = [{ service: 'avatars' as const, key: 'author' }];
+    const booker = pacer.admit({}, 'booker', { shared: author });
+    const dependent = pacer.admit({ recommendations: 1 }, 'dependent', { shared: author });
+    // It comes after the author's avatar is made, but its recommendation does not push others' back.
+    expect(dependent.admitted ? 0 : dependent.turn.waitMs).toBeGreaterThan(booker.admitted ? 0 : booker.turn.waitMs);
+    expect(pacer.spreadMs(0, { recommendations: 1 })).toBe(10); // its one call, 100 ms / 10, from now
+    expect(pacer.admit({ recommendations: 1 }, 'unrelated').admitted).toBe(true);
+    // A reader waiting for a page: a turn within half the budget, the avatar booked for it again.
+    const reader = pacer.admit({ recommendations: 1 }, 'reader', { foreground: true, shared: author });
+    expect(reader.admitted ? 0 : reader.turn.waitMs).toBeLessThanOrEqual(50);
+  });
 });
