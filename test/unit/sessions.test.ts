@@ -19,6 +19,20 @@ function endsOf(store: SessionStore): EndedSessions[] {
   return ends;
 }
 
+/** Twenty sessions of a token, one signed out (twice): the next sign-in of the token ends none. */
+async function signedOutFreesItsPlace(store: SessionStore): Promise<void> {
+  const ends = endsOf(store);
+  const oncall: Principal = { name: 'on-call', scope: 'full', digest: 'c'.repeat(64) };
+  const created = [];
+  for (let i = 0; i < SESSIONS_PER_TOKEN; i++) created.push(await store.create(oncall));
+  await store.end(created[4]!.id);
+  await store.end(created[4]!.id);
+  const next = await store.create(oncall);
+  expect(ends).toEqual([{ keys: [created[4]!.key], reason: 'signed-out' }]);
+  const live = await Promise.all([...created, next].map(({ id }) => store.find(id)));
+  expect(live.filter(Boolean)).toHaveLength(SESSIONS_PER_TOKEN);
+}
+
 describe('the in-memory session store', () => {
   it("the sign-in flood that emptied it (10,005 sessions of a read-only token) leaves another token's session", async () => {
     const store = createMemorySessionStore();
@@ -50,6 +64,20 @@ describe('the in-memory session store', () => {
     // The expired ones make room: a new sign-in replaces none of them.
     await store.create(kiosk);
     expect(ends).toHaveLength(2);
+  });
+
+  it('an expired session frees its place: twenty expired, the next sign-in replaces none', async () => {
+    let now = 1_000_000;
+    const store = createMemorySessionStore(() => now);
+    const ends = endsOf(store);
+    for (let i = 0; i < SESSIONS_PER_TOKEN; i++) await store.create(kiosk);
+    now += 12 * 60 * 60 * 1000 + 1;
+    await store.create(kiosk);
+    expect(ends).toEqual([]);
+  });
+
+  it('a signed-out session frees its place: the next sign-in replaces none', async () => {
+    await signedOutFreesItsPlace(createMemorySessionStore());
   });
 });
 
@@ -88,5 +116,11 @@ describe('the Redis session store', () => {
     expect(new Set(told)).toEqual(new Set(created.filter((_, i) => !live[i]).map(({ key }) => key)));
     one.disconnect();
     two.disconnect();
+  });
+
+  it('a signed-out session frees its place, and is told of once however often it is ended', async () => {
+    const client = redis.client();
+    await signedOutFreesItsPlace(createRedisSessionStore(client));
+    client.disconnect();
   });
 });
