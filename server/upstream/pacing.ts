@@ -172,9 +172,14 @@ class FluidPacer implements Pacer {
       // Someone waiting, with an open page's turn far ahead: the earlier turn replaces it.
       this.giveBack(viewerKey, at);
     }
-    // Booked in the queue's order: waiting for another turn's shared call holds no service idle.
-    this.reserve(calls, queued);
-    for (const id of fresh) this.sharedAt.set(id, Math.min(this.sharedAt.get(id) ?? Infinity, start));
+    // Booked in each service's own queue, not at the turn: a page that waits for one busy service
+    // (or for another turn's shared call) holds no other service idle until then.
+    this.reserve(calls, at);
+    for (const id of fresh) {
+      // Kept when a turn to come has it earlier (someone waiting booked it again): not pushed back.
+      const booked = this.sharedAt.get(id);
+      this.sharedAt.set(id, booked !== undefined && booked > at ? Math.min(booked, start) : start);
+    }
     const token = `${start}.${this.signature(viewerKey, start)}`;
     this.held.set(viewerKey, { at: start, token, plan: calls, shared: fresh });
     return { token, waitMs: start - at };

@@ -349,4 +349,32 @@ describe('the pacer', () => {
     const reader = pacer.admit({ recommendations: 1 }, 'reader', { foreground: true, shared: author });
     expect(reader.admitted ? 0 : reader.turn.waitMs).toBeLessThanOrEqual(50);
   });
+
+  it('books a shared call again once its turn has passed, and pages after that wait for the new booking', () => {
+    const { pacer, advance } = setup(1, 100, 100);
+    for (let i = 0; i < 2; i++) pacer.admit({ avatars: 1 }, `v${i}`);
+    const author = [{ service: 'avatars' as const, key: 'author' }];
+    const first = pacer.admit({}, 'first', { shared: author });
+    advance((first.admitted ? 0 : first.turn.waitMs) + 500); // its turn came and went (the call came out short)
+    for (let i = 0; i < 2; i++) pacer.admit({ avatars: 1 }, `w${i}`);
+    const again = pacer.admit({}, 'again', { shared: author });
+    const booked = pacer.spreadMs(0, { avatars: 1 });
+    const after = pacer.admit({}, 'after', { shared: author });
+    expect(after.admitted ? 0 : after.turn.waitMs).toBe((again.admitted ? 0 : again.turn.waitMs) + 100);
+    expect(pacer.spreadMs(0, { avatars: 1 })).toBe(booked);
+  });
+
+  it("books a page's calls in each service's own queue: a turn set by a busy service pushes no idle one back", () => {
+    const now = 1_000_000;
+    const services: PacedService[] = [
+      { service: 'avatars', capacity: 1, latencyMs: () => 100 },
+      { service: 'recommendations', capacity: 10, latencyMs: () => 100 },
+    ];
+    const pacer = createPacer({ services, budgetMs: 100, now: () => now, key: Buffer.alloc(32, 7) });
+    for (let i = 0; i < 50; i++) pacer.admit({ avatars: 1 }, `v${i}`); // 5 s of avatars booked
+    const page = pacer.admit({ avatars: 1, recommendations: 1 }, 'page');
+    expect(page.admitted ? 0 : page.turn.waitMs).toBe(4950);
+    expect(pacer.spreadMs(0, { recommendations: 1 })).toBe(10); // its one call, not 5 s of nothing
+    expect(pacer.admit({ recommendations: 1 }, 'recommendations-only').admitted).toBe(true);
+  });
 });
