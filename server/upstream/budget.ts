@@ -275,11 +275,15 @@ export class ClusterBudget implements Budget {
     for (const listener of this.listeners) listener();
   }
 
-  /** The next renewal: sooner while the instances compete for the cap. */
-  private renewLater(): void {
+  /** The next renewal: sooner while the instances compete for the cap; at once to tell Redis of a slice given up. */
+  private renewLater(soon = false): void {
     clearTimeout(this.timer);
     if (this.closed) return;
-    const every = this.contended ? (this.options.renewContendedEveryMs ?? 100) : (this.options.renewEveryMs ?? 1000);
+    const every = soon
+      ? 0
+      : this.contended
+        ? (this.options.renewContendedEveryMs ?? 100)
+        : (this.options.renewEveryMs ?? 1000);
     this.timer = setTimeout(() => void this.ask(), every);
     this.timer.unref();
   }
@@ -304,6 +308,7 @@ export class ClusterBudget implements Budget {
   private async lease(mayUse: number): Promise<void> {
     const sentAt = this.now();
     this.askedFor = this.wanted;
+    let shrunk = false;
     try {
       const { service, instance } = this.options;
       const [slice, inUse, instances, contended] = await this.redis.leaseBudget(
@@ -320,6 +325,8 @@ export class ClusterBudget implements Budget {
       );
       this.granted = slice;
       this.contended = contended === 1;
+      // Recorded as `mayUse` until now; applied here, Redis hears of the smaller slice at once.
+      shrunk = slice < mayUse && this.contended;
       this.clusterInUse = inUse;
       this.instancesSeen = instances;
       this.reachable = true;
@@ -334,7 +341,7 @@ export class ClusterBudget implements Budget {
         'could not renew the third-party budget; holding no more than a share',
       );
     }
-    this.renewLater();
+    this.renewLater(shrunk);
     // Waiting calls look again whatever the answer (a slice as before, after a lapse, lets them in).
     this.changed();
   }

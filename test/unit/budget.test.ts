@@ -123,6 +123,20 @@ describe('the third-party budget', () => {
     expect(performance.now() - started).toBeLessThan(1000);
   });
 
+  it('tells Redis at once of a slice that shrank, not at its next renewal: the other instance has its part', async () => {
+    // a renews only every 10 s once contended: only telling Redis at once frees b's part.
+    const a = instance('a', 2, { renewEveryMs: 50, renewContendedEveryMs: 10_000 });
+    a.want(2, 0);
+    await waitFor(() => a.held() === 2, 2000, 'a holds the cap');
+    const b = instance('b', 2);
+    b.want(3, 0);
+    await waitFor(() => a.held() === 1, 2000, 'a told of its part');
+    const started = performance.now();
+    await waitFor(() => b.held() === 1, 2000, "b's part");
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(await server.client().hget(BUDGET_KEYS.leases('avatars'), 'a')).toMatch(/^1 /);
+  });
+
   it('counts the calls an instance may start while its shrunk slice is on its way back: never over the cap', async () => {
     // Each instance spends through slots, as the upstream client does. a's answers come 30 ms late,
     // and while one is on its way (`duringAnswer`) a starts what its slots let it, as pages would.
