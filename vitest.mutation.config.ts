@@ -14,6 +14,9 @@ export default defineConfig({
     include: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts'],
     exclude: [
       'test/integration/process.test.ts',
+      'test/integration/process-faults.test.ts',
+      'test/integration/cluster-fault.test.ts',
+      'test/integration/simulator-knobs.test.ts',
       'test/integration/store-faults.test.ts',
       'test/integration/redis.test.ts',
       'test/integration/launchdarkly.test.ts',

@@ -50,9 +50,12 @@ export async function startAppProcess(env: Record<string, string>): Promise<AppP
   const logs: any[] = [];
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no start within 20 s:\n${text}`)), 20_000);
+    let partial = ''; // a line split across chunks is read whole
     const onData = (chunk: Buffer) => {
       text += chunk.toString();
-      for (const line of chunk.toString().split('\n')) {
+      const lines = (partial + chunk.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
         try {
           const entry = JSON.parse(line);
           logs.push(entry);
@@ -76,9 +79,9 @@ export async function startAppProcess(env: Record<string, string>): Promise<AppP
     output: () => text,
     async stop(signal = 'SIGTERM') {
       const started = performance.now();
-      const exited = once(child, 'exit');
+      const closed = once(child, 'close'); // after its output is read to the end
       child.kill(signal);
-      const [code] = await exited;
+      const [code] = await closed;
       return { code, ms: performance.now() - started };
     },
   };
@@ -91,6 +94,6 @@ export async function runToEnd(script: string, args: string[], env: Record<strin
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const [code] = await once(child, 'exit');
+  const [code] = await once(child, 'close');
   return { code: code as number, stdout, stderr };
 }

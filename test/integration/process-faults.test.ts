@@ -57,9 +57,10 @@ describe('faults nobody caught, in the server as a process', { timeout: 60_000 }
 
   it('stops gracefully, exit code 1, after an exception nobody catches', async () => {
     const app = await start('exception');
-    const exited = once(app.child, 'exit');
+    // 'close', not 'exit': the output is read to its end (under load its last lines come after the exit).
+    const closed = once(app.child, 'close');
     app.child.kill('SIGUSR2');
-    const [code] = await exited;
+    const [code] = await closed;
     expect(code).toBe(1);
     expect(app.logs.find((entry) => /exception nobody caught/.test(entry.msg))).toMatchObject({
       level: 60,
