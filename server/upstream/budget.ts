@@ -325,8 +325,9 @@ export class ClusterBudget implements Budget {
       );
       this.granted = slice;
       this.contended = contended === 1;
-      // Recorded as `mayUse` until now; applied here, Redis hears of the smaller slice at once.
-      shrunk = slice < mayUse && this.contended;
+      // Recorded as `mayUse` until now: Redis hears at once of what the next lease gives up, if
+      // anything (calls still in flight past the slice are held until they end, not asked about again).
+      shrunk = Math.max(slice, this.inFlight) < mayUse && this.contended;
       this.clusterInUse = inUse;
       this.instancesSeen = instances;
       this.reachable = true;
