@@ -330,14 +330,20 @@ describe('the pacer', () => {
     }
   });
 
-  it('a page waiting for a shared call holds no other service idle, and someone waiting books it again rather than wait long', () => {
+  /** Avatars one at a time with 5 s of them booked; recommendations ten at a time and idle. */
+  const busyAvatars = () => {
     const now = 1_000_000;
     const services: PacedService[] = [
       { service: 'avatars', capacity: 1, latencyMs: () => 100 },
       { service: 'recommendations', capacity: 10, latencyMs: () => 100 },
     ];
     const pacer = createPacer({ services, budgetMs: 100, now: () => now, key: Buffer.alloc(32, 7) });
-    for (let i = 0; i < 50; i++) pacer.admit({ avatars: 1 }, `v${i}`); // 5 s of avatars booked
+    for (let i = 0; i < 50; i++) pacer.admit({ avatars: 1 }, `v${i}`);
+    return pacer;
+  };
+
+  it('a page waiting for a shared call holds no other service idle, and someone waiting books it again rather than wait long', () => {
+    const pacer = busyAvatars();
     const author = [{ service: 'avatars' as const, key: 'author' }];
     const booker = pacer.admit({}, 'booker', { shared: author });
     const dependent = pacer.admit({ recommendations: 1 }, 'dependent', { shared: author });
@@ -365,13 +371,7 @@ describe('the pacer', () => {
   });
 
   it("books a page's calls in each service's own queue: a turn set by a busy service pushes no idle one back", () => {
-    const now = 1_000_000;
-    const services: PacedService[] = [
-      { service: 'avatars', capacity: 1, latencyMs: () => 100 },
-      { service: 'recommendations', capacity: 10, latencyMs: () => 100 },
-    ];
-    const pacer = createPacer({ services, budgetMs: 100, now: () => now, key: Buffer.alloc(32, 7) });
-    for (let i = 0; i < 50; i++) pacer.admit({ avatars: 1 }, `v${i}`); // 5 s of avatars booked
+    const pacer = busyAvatars();
     const page = pacer.admit({ avatars: 1, recommendations: 1 }, 'page');
     expect(page.admitted ? 0 : page.turn.waitMs).toBe(4950);
     expect(pacer.spreadMs(0, { recommendations: 1 })).toBe(10); // its one call, not 5 s of nothing
