@@ -327,7 +327,7 @@ export class ClusterBudget implements Budget {
       this.contended = contended === 1;
       // Recorded as `mayUse` until now: Redis hears at once of what the next lease gives up, if
       // anything (calls still in flight past the slice are held until they end, not asked about again).
-      shrunk = Math.max(slice, this.inFlight) < mayUse && this.contended;
+      shrunk = Math.max(slice, this.inFlight) < mayUse;
       this.clusterInUse = inUse;
       this.instancesSeen = instances;
       this.reachable = true;
