@@ -2,10 +2,11 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * The tests a mutation run uses (`npm run test:mutation`, stryker.config.json): the ones that run
- * the mutated modules in this process. Not the process tests (they run the compiled `dist/`,
- * which does not carry Stryker's mutants), nor the Chromium, Redis, LaunchDarkly, API-fuzz and
- * access ones (access spawns the token CLI): too slow to run for each of ~700 mutants on two
- * cores, and the modules mutated are covered without them. The access modules' own tests are
+ * the mutated modules in this process. Not the tests that start the compiled `dist/` (process,
+ * process faults, cluster fault, simulator: `dist/` does not carry Stryker's mutants), nor the
+ * Chromium, Redis-instance, LaunchDarkly, API-fuzz and access ones (access spawns the token CLI):
+ * too slow to run for each of over a thousand mutants on two cores, and the modules mutated are
+ * covered without them. The access modules' own tests are
  * in: the token command runs in-process (access/token-command.ts), and the unit tests that need
  * Redis start one redis-server per file, a few tens of milliseconds.
  */

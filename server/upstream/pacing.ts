@@ -26,7 +26,7 @@ export interface SharedCall {
   key: string;
 }
 
-/** A time to come back, handed to one viewer: its calls are reserved for then. */
+/** A time to come back, handed to one viewer: its calls were booked when it was handed out. */
 export interface Turn {
   /** Opaque; brought back as `?turn=` it admits the render without asking again. */
   token: string;
@@ -39,8 +39,8 @@ export type Admission = { admitted: true; byTurn: boolean } | { admitted: false;
 export interface Pacer {
   /**
    * Asks for the calls of one live render. Admitted when every service it needs can start them
-   * within the budget (or the viewer brings a turn it was given); otherwise the calls are
-   * reserved at the first time the services have room for them, and that time is the turn. A
+   * within the budget (or the viewer brings a turn it was given); otherwise each call is booked
+   * in its service's queue, and the turn is when the busiest of them has room for it. A
    * viewer that holds a turn already (a reload, a second tab) is given the same one again.
    */
   admit(
@@ -100,8 +100,10 @@ interface HeldTurn {
  * and never faster. A fluid model per service: `busyUntil` is when the calls admitted or reserved
  * so far will be done at full capacity (each call adds latency / capacity). A render is admitted
  * while that backlog is within the budget; otherwise it gets a turn: the time the backlog leaves
- * room for it, at which its calls are reserved, so that turns are handed out in order at the
- * third party's pace and a page that comes back on its turn is admitted without asking again.
+ * room for it, so that turns are handed out in order at the third party's pace and a page that
+ * comes back on its turn is admitted without asking again. Each call is booked in its own
+ * service's queue: a less busy service's call is counted from now, though it is made at the turn
+ * (the model keeps one backlog per service, not gaps in it); the slots still hold the cap then.
  * Turns are signed with a key of this process: one cannot be forged to jump the queue.
  */
 class FluidPacer implements Pacer {
@@ -173,7 +175,8 @@ class FluidPacer implements Pacer {
       this.giveBack(viewerKey, at);
     }
     // Booked in each service's own queue, not at the turn: a page that waits for one busy service
-    // (or for another turn's shared call) holds no other service idle until then.
+    // (or for another turn's shared call) does not make every other service look busy until then.
+    // Its call to a less busy service is made at the turn, where nothing is booked for it.
     this.reserve(calls, at);
     for (const id of fresh) {
       // Kept when a turn to come has it earlier (someone waiting booked it again): not pushed back.
