@@ -377,4 +377,137 @@ describe('the pacer', () => {
     expect(pacer.spreadMs(0, { recommendations: 1 })).toBe(10); // its one call, not 5 s of nothing
     expect(pacer.admit({ recommendations: 1 }, 'recommendations-only').admitted).toBe(true);
   });
+
+  it('keeps a shared call booked on a turn still to come when the held turns are looked over', () => {
+    const { pacer, advance } = setup(1, 100, 100);
+    for (let i = 0; i < 10; i++) pacer.admit({ avatars: 1 }, `v${i}`); // 2 admitted, 8 turns
+    const author = [{ service: 'avatars' as const, key: 'author' }];
+    const first = pacer.admit({}, 'first', { shared: author });
+    if (first.admitted) throw new Error('expected a turn');
+    advance(300); // looked over since, the first page's turn still to come
+    pacer.admit({}, 'anyone');
+    const booked = pacer.spreadMs(0, { avatars: 1 });
+    const later = pacer.admit({}, 'later', { shared: author });
+    expect(later.admitted ? -1 : later.turn.waitMs).toBe(first.turn.waitMs - 300 + 100);
+    expect(pacer.spreadMs(0, { avatars: 1 })).toBe(booked); // not booked a second time
+  });
+
+  it('a shared call whose turn was replaced by an earlier one without it is booked again by the next page that needs it', () => {
+    const { pacer } = setup(1, 100, 100);
+    for (let i = 0; i < 20; i++) pacer.admit({ avatars: 1 }, `v${i}`);
+    const author = [{ service: 'avatars' as const, key: 'author' }];
+    const far = pacer.admit({}, 'reader', { shared: author });
+    if (far.admitted) throw new Error('expected a turn');
+    // The same viewer now waits for another page, one without the author: its far turn is replaced.
+    const near = pacer.admit({}, 'reader', { foreground: true });
+    expect(near.admitted).toBe(true);
+    const booked = pacer.spreadMs(0, { avatars: 1 });
+    const other = pacer.admit({}, 'other', { shared: author });
+    if (other.admitted) throw new Error('expected a turn');
+    // No turn to come makes the author's call now: this page books it, rather than wait for a gone turn.
+    expect(pacer.spreadMs(0, { avatars: 1 })).toBe(booked + 100);
+  });
+
+  it('a viewer moving its own turn forward keeps the earlier booking someone waiting made of its shared call', () => {
+    const { pacer, advance } = setup(1, 100, 100);
+    for (let i = 0; i < 50; i++) pacer.admit({ avatars: 1 }, `v${i}`); // 5 s booked
+    const author = [{ service: 'avatars' as const, key: 'author' }];
+    expect(pacer.admit({}, 'booker', { shared: author }).admitted).toBe(false); // booked on a far turn
+    const reader = pacer.admit({}, 'reader', { foreground: true, shared: author }); // booked again, in 50 ms
+    expect(reader.admitted ? -1 : reader.turn.waitMs).toBe(50);
+    advance(20);
+    // The booker now waits for its page too: its own turn comes in 50 ms from now, after the reader's.
+    const booker = pacer.admit({}, 'booker', { foreground: true, shared: author });
+    expect(booker.admitted ? -1 : booker.turn.waitMs).toBe(50);
+    // A later page waits for the earliest booking (the reader's, 30 ms from now), plus one call.
+    const later = pacer.admit({}, 'later', { shared: author });
+    expect(later.admitted ? -1 : later.turn.waitMs).toBe(30 + 100);
+  });
+
+  it("a viewer's held turn is not given again when the page now needs a shared call made only after it", () => {
+    const { pacer } = setup(1, 100, 100);
+    for (let i = 0; i < 10; i++) pacer.admit({ avatars: 1 }, `v${i}`);
+    const held = pacer.admit({ avatars: 1 }, 'reader');
+    if (held.admitted) throw new Error('expected a turn');
+    const author = [{ service: 'avatars' as const, key: 'author' }];
+    const booker = pacer.admit({}, 'booker', { shared: author });
+    if (booker.admitted) throw new Error('expected a turn');
+    expect(booker.turn.waitMs).toBeGreaterThan(held.turn.waitMs);
+    const again = pacer.admit({ avatars: 1 }, 'reader', { shared: author });
+    if (again.admitted) throw new Error('expected a turn');
+    expect(again.turn.token).not.toBe(held.turn.token);
+    expect(again.turn.waitMs).toBeGreaterThanOrEqual(booker.turn.waitMs + 100);
+  });
+
+  it("a short render's turn with no shared calls waits for nobody else's shared calls", () => {
+    const { pacer } = setup(1, 100, 100);
+    for (let i = 0; i < 10; i++) pacer.admit({ avatars: 1 }, `v${i}`);
+    expect(pacer.turnFor({ avatars: 1 }, 'a').waitMs).toBeGreaterThan(0);
+    expect(pacer.turnFor({}, 'b').waitMs).toBe(0);
+  });
+
+  it("waits for a shared call for that call's own service's latency, and books one of a resource it does not pace as free", () => {
+    let now = 1_000_000;
+    const services: PacedService[] = [
+      { service: 'avatars', capacity: 1, latencyMs: () => 100 },
+      { service: 'recommendations', capacity: 1, latencyMs: () => 300 },
+    ];
+    const pacer = createPacer({ services, budgetMs: 100, now: () => now, key: Buffer.alloc(32, 7) });
+    expect(pacer.admit({ recommendations: 1 }, 'first').admitted).toBe(true); // 300 ms booked
+    const shared = [{ service: 'recommendations' as const, key: 'related' }];
+    const booker = pacer.admit({}, 'booker', { shared });
+    if (booker.admitted) throw new Error('expected a turn');
+    const later = pacer.admit({}, 'later', { shared });
+    expect(later.admitted ? -1 : later.turn.waitMs).toBe(booker.turn.waitMs + 300);
+    now += 1;
+    expect(pacer.admit({}, 'unpaced', { shared: [{ service: 'renderer', key: 'k' }] }).admitted).toBe(true);
+  });
+
+  it('a shared call booked on a turn that comes now is booked again, once, by the pages asking now', () => {
+    const { pacer, advance } = setup(1, 100, 100);
+    for (let i = 0; i < 2; i++) pacer.admit({ avatars: 1 }, `v${i}`);
+    const author = [{ service: 'avatars' as const, key: 'author' }];
+    const booker = pacer.admit({}, 'booker', { shared: author });
+    if (booker.admitted) throw new Error('expected a turn');
+    advance(booker.turn.waitMs); // its turn is now: not a turn to come
+    const booked = pacer.spreadMs(0, { avatars: 1 });
+    const second = pacer.admit({}, 'second', { shared: author });
+    if (second.admitted) throw new Error('expected a turn');
+    expect(pacer.spreadMs(0, { avatars: 1 })).toBe(booked + 100);
+    const third = pacer.admit({}, 'third', { shared: author });
+    expect(third.admitted ? -1 : third.turn.waitMs).toBe(second.turn.waitMs + 100);
+    expect(pacer.spreadMs(0, { avatars: 1 })).toBe(booked + 100);
+  });
+
+  it('someone waiting waits for a shared call done within half the budget, and books one done later again', () => {
+    const author = [{ service: 'avatars' as const, key: 'author' }];
+    /** 425 ms booked, and the author's call on a turn 225 ms from now. */
+    const booked = () => {
+      const paced = setup(4, 100, 400);
+      for (let i = 0; i < 17; i++) paced.pacer.admit({ avatars: 1 }, `v${i}`);
+      const booker = paced.pacer.admit({}, 'booker', { shared: author });
+      expect(booker.admitted ? -1 : booker.turn.waitMs).toBe(225);
+      return paced;
+    };
+    const soon = booked();
+    soon.advance(125); // the call done 200 ms from now: half the budget
+    const before = soon.pacer.spreadMs(0, { avatars: 1 });
+    const waits = soon.pacer.admit({}, 'reader', { foreground: true, shared: author });
+    expect(waits.admitted ? -1 : waits.turn.waitMs).toBe(200);
+    expect(soon.pacer.spreadMs(0, { avatars: 1 })).toBe(before); // nothing booked
+    const late = booked(); // the call done 325 ms from now: booked again, within half the budget
+    const spread = late.pacer.spreadMs(0, { avatars: 1 });
+    const again = late.pacer.admit({}, 'reader', { foreground: true, shared: author });
+    expect(again.admitted ? -1 : again.turn.waitMs).toBe(200);
+    expect(late.pacer.spreadMs(0, { avatars: 1 })).toBe(spread + 25);
+  });
+
+  it('books a shared call named twice by one page once', () => {
+    const { pacer } = setup(1, 100, 100);
+    for (let i = 0; i < 2; i++) pacer.admit({ avatars: 1 }, `v${i}`);
+    const booked = pacer.spreadMs(0, { avatars: 1 });
+    const maya = { service: 'avatars' as const, key: 'maya' };
+    expect(pacer.admit({}, 'page', { shared: [maya, maya] }).admitted).toBe(false);
+    expect(pacer.spreadMs(0, { avatars: 1 })).toBe(booked + 100);
+  });
 });

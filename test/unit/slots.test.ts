@@ -59,4 +59,40 @@ describe('the slots of calls in flight', () => {
     (await next)!();
     expect(wanted).toEqual([1, 2, 1, 1, 0]);
   });
+
+  it('a call that comes while others wait takes its place in line behind them, even when the limit has grown unwoken', async () => {
+    let limit = 1;
+    const slots = new Slots(() => limit, 10);
+    const first = (await slots.acquire(1000))!;
+    const order: string[] = [];
+    const waiting = slots.acquire(1000).then((release) => (order.push('waiting'), release));
+    limit = 2; // not yet woken
+    const late = slots.acquire(1000).then((release) => (order.push('late'), release));
+    expect([slots.inFlight, slots.waiting]).toEqual([1, 2]);
+    slots.wake();
+    (await waiting)!();
+    (await late)!();
+    first();
+    expect(order).toEqual(['waiting', 'late']);
+  });
+
+  it('tells what it wants counting the calls in line, as they start and as one gives up', async () => {
+    const wanted: number[] = [];
+    const slots = new Slots(
+      () => 1,
+      10,
+      (count) => wanted.push(count),
+    );
+    const first = (await slots.acquire(1000))!;
+    const next = slots.acquire(1000);
+    const impatient = slots.acquire(20);
+    const last = slots.acquire(1000);
+    expect(wanted).toEqual([1, 2, 3, 4]);
+    expect(await impatient).toBeUndefined();
+    expect(wanted).toEqual([1, 2, 3, 4, 3]); // one in flight, two in line
+    first();
+    expect(wanted).toEqual([1, 2, 3, 4, 3, 2, 2]); // the next starts (one in flight, one in line), the first ends
+    (await next)!();
+    (await last)!();
+  });
 });
