@@ -15,6 +15,7 @@
  * One instance (`1`) runs without Redis: the same restore, the cap the instance's own.
  */
 import { execFileSync } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KILL_SWITCH } from '../server/flags/catalog.js';
 import { projectRoot } from '../server/paths.js';
@@ -106,11 +107,7 @@ async function main() {
     RECOMMENDATIONS_API_URL: simulator.recommendationsApiUrl,
     ...(redis ? { REDIS_URL: redis.url } : {}),
   };
-  const dirs = await Promise.all(
-    Array.from({ length: INSTANCES }, (_, i) =>
-      import('node:fs/promises').then((fs) => fs.mkdtemp(`/tmp/cluster-restore-${i}-`)),
-    ),
-  );
+  const dirs = await Promise.all(Array.from({ length: INSTANCES }, (_, i) => mkdtemp(`/tmp/cluster-restore-${i}-`)));
   // One flag folder for all without Redis would be two writers of one file: each its own.
   const instances = await Promise.all(dirs.map((dir) => startAppProcess({ ...env, FLAGS_FILE: `${dir}/flags.json` })));
   try {

@@ -60,6 +60,14 @@ interface LiveContent {
 
 const avatarCall = (personKey: string): SharedCall => ({ service: 'avatars', key: personKey });
 
+/** Nothing live yet: fallbacks, no turn (a factory: the avatars map is filled in). */
+const noLiveContent = (): LiveContent => ({
+  avatars: new Map(),
+  recommendations: FALLBACK_RECOMMENDATIONS,
+  turn: undefined,
+  deferred: false,
+});
+
 /**
  * What is cached is used as it is, and the calls the rest needs are asked of the pacer: admitted,
  * they run concurrently (the page waits at most about one upstream timeout, and any failure is a
@@ -72,12 +80,7 @@ async function liveContent(
   flavour: string,
   options: RenderOptions,
 ): Promise<LiveContent> {
-  const content: LiveContent = {
-    avatars: new Map(),
-    recommendations: FALLBACK_RECOMMENDATIONS,
-    turn: undefined,
-    deferred: false,
-  };
+  const content = noLiveContent();
   // The viewer's own avatar and the posts' authors'.
   const shown = [...new Set([viewer.key, ...posts.map((post) => post.author)])];
   const missing = shown.filter((key) => {
@@ -133,12 +136,7 @@ export function createFeedBuilder(deps: FeedDeps) {
       deps.flags.getStringValue(RECS_FLAVOUR, safe(RECS_FLAVOUR), context),
       deps.flags.getStringValue(THEME, safe(THEME), context),
     ]);
-    let content: LiveContent = {
-      avatars: new Map(),
-      recommendations: FALLBACK_RECOMMENDATIONS,
-      turn: undefined,
-      deferred: false,
-    };
+    let content = noLiveContent();
     if (showAvatars) content = await liveContent(deps, viewer, flavour, options);
     else {
       deps.metrics.upstreamSkipped.inc({ service: 'avatars', reason: 'killed' });

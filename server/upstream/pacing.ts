@@ -143,13 +143,14 @@ class FluidPacer implements Pacer {
     }
     const at = this.now();
     this.sweep(at);
-    const { calls, after } = this.withShared(plan, shared, at, viewerKey, foreground);
+    const booking = this.withShared(plan, shared, at, viewerKey, foreground);
+    const { calls, after } = booking;
     // A person waiting for a page gets it at once, with a turn for the rest, rather than wait in
     // line behind a restore: a page load only takes the calls that start almost at once. A render
     // that needs a shared call booked on a turn to come waits for that turn, rather than make it twice.
     const budget = foreground ? this.options.budgetMs / FOREGROUND_SHARE : this.options.budgetMs;
     if (after > at || !this.needed(calls).every((service) => this.backlogMs(service, at) <= budget)) {
-      return { admitted: false, turn: this.turnFor(plan, viewerKey, { priority: foreground, shared }) };
+      return { admitted: false, turn: this.bookTurn(viewerKey, at, foreground, booking) };
     }
     // Room now for a viewer that holds a turn (a reload): served now, its turn given back.
     this.giveBack(viewerKey, at);
@@ -164,7 +165,16 @@ class FluidPacer implements Pacer {
   ): Turn {
     const at = this.now();
     this.sweep(at);
-    const { calls, fresh, after } = this.withShared(plan, shared, at, viewerKey, priority);
+    return this.bookTurn(viewerKey, at, priority, this.withShared(plan, shared, at, viewerKey, priority));
+  }
+
+  /** The turn for a plan whose shared calls `withShared` has already looked up (at `at`). */
+  private bookTurn(
+    viewerKey: string,
+    at: number,
+    priority: boolean,
+    { calls, fresh, after }: ReturnType<FluidPacer['withShared']>,
+  ): Turn {
     const queued = this.startFor(calls, at, priority);
     const start = Math.max(queued, Math.min(Math.ceil(after), at + MAX_WAIT_MS));
     const current = this.held.get(viewerKey);

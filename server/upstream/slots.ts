@@ -48,11 +48,11 @@ export class Slots {
       };
       const timer = setTimeout(() => {
         this.line.splice(this.line.indexOf(waiter), 1);
-        this.onDemand(this.running + this.line.length);
+        this.tellDemand();
         resolve(undefined);
       }, waitMs);
       this.line.push(waiter);
-      this.onDemand(this.running + this.line.length);
+      this.tellDemand();
     });
   }
 
@@ -63,14 +63,19 @@ export class Slots {
 
   private start(): Release {
     this.running++;
-    this.onDemand(this.running + this.line.length);
+    this.tellDemand();
     let released = false;
     return () => {
       if (released) return;
       released = true;
       this.running--;
       this.wake();
-      this.onDemand(this.running + this.line.length);
+      this.tellDemand();
     };
+  }
+
+  /** Tells the budget how many calls want a slot: those running and those in line. */
+  private tellDemand(): void {
+    this.onDemand(this.running + this.line.length);
   }
 }

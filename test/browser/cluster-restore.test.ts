@@ -6,23 +6,12 @@ import { KILL_SWITCH } from '../../server/flags/catalog.js';
 import { startSimulator, type Simulator } from '../../server/simulator/simulator.js';
 import { TestRedis } from '../../testing/redis.js';
 import { startTestApp, TEST_TOKEN, waitFor, type TestApp } from '../helpers/app.js';
-import { launchChromium, signInAdmin } from '../helpers/browser.js';
+import { launchChromium, signInAdmin, wholeAndLive } from '../helpers/browser.js';
 
 const CAP = 2;
 const LATENCY_MS = 300;
 /** Tabs per instance: spread unevenly, as a load balancer's luck leaves them. */
 const SPLIT = [9, 3];
-
-/** Live recommendations and every avatar loaded from the third party: the tab is whole. */
-const wholeAndLive = (page: Page, origin: string) =>
-  page.evaluate(
-    (origin) =>
-      document.querySelector('#recommendations')?.getAttribute('data-source') === 'live' &&
-      [...document.querySelectorAll<HTMLImageElement>('img.avatar')].every(
-        (img) => img.src.startsWith(origin) && img.complete && img.naturalWidth > 0,
-      ),
-    origin,
-  );
 
 // Two instances, a Redis, a third party and twelve Chromium tabs; a restore at 300 ms a call and
 // two calls at once takes a few seconds here, many more on a busy machine.

@@ -4,26 +4,11 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KILL_SWITCH } from '../../server/flags/catalog.js';
 import { startTestApp, waitFor, type TestApp } from '../helpers/app.js';
-import { launchChromium } from '../helpers/browser.js';
+import { launchChromium, wholeAndLive } from '../helpers/browser.js';
 
 const TABS = 8;
 const CAP = 2;
 const LATENCY = 300;
-
-/**
- * Whether a tab shows everything live: live recommendations, and every avatar from the third party,
- * loaded (a source set but still loading is a request the third party has yet to see: it would
- * arrive after the next test has started counting).
- */
-const wholeAndLive = (page: Page, origin: string) =>
-  page.evaluate(
-    (origin) =>
-      document.querySelector('#recommendations')?.getAttribute('data-source') === 'live' &&
-      [...document.querySelectorAll<HTMLImageElement>('img.avatar')].every(
-        (img) => img.src.startsWith(origin) && img.complete && img.naturalWidth > 0,
-      ),
-    origin,
-  );
 
 // A real browser is slow under load (25 page actions took 28 s with two busy loops beside the
 // suite): a timeout three times that. See BROWSER_TIMEOUT_MS in scripts/test-under-load.mjs.

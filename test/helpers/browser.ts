@@ -30,6 +30,21 @@ export async function launchChromium(): Promise<Browser> {
 }
 
 /** Opens /admin in `page` and signs in with `token` through the page's own form, as a person does. */
+/**
+ * Whether a tab shows everything live: live recommendations, and every avatar from the third party,
+ * loaded (a source set but still loading is a request the third party has yet to see: it would
+ * arrive after the next test has started counting).
+ */
+export const wholeAndLive = (page: Page, origin: string) =>
+  page.evaluate(
+    (origin) =>
+      document.querySelector('#recommendations')?.getAttribute('data-source') === 'live' &&
+      [...document.querySelectorAll<HTMLImageElement>('img.avatar')].every(
+        (img) => img.src.startsWith(origin) && img.complete && img.naturalWidth > 0,
+      ),
+    origin,
+  );
+
 export async function signInAdmin(page: Page, url: string, token: string): Promise<void> {
   await page.goto(`${url}/admin`);
   await page.fill('#sign-in-form input[name=token]', token);
