@@ -66,7 +66,8 @@ describe('faults nobody caught, in the server as a process', { timeout: 60_000 }
       level: 60,
       err: { message: 'an exception nobody catches (test fault)' },
     });
-    // The graceful path ran to its end: the store flushed, then "stopped".
-    expect(app.logs.at(-1)).toMatchObject({ msg: 'stopped' });
+    // The graceful path ran to its end: the store flushed, then "stopped" (pino's buffered lines may
+    // reach the pipe after the fatal one, so not necessarily last).
+    expect(app.logs.map((entry) => entry.msg)).toContain('stopped');
   });
 });
