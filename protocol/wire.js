@@ -52,7 +52,8 @@ export const REFETCH_AFTER_HEADER = 'Refetch-After-Ms';
  * @typedef {{ id: string, at: string, key: string, version: number, summary: string, actor: AdminActor }} AdminAuditEntry
  * @typedef {{ service: string, breaker: string, calls: Record<string, number>, skipped: Record<string, number>, budget: BudgetState }} UpstreamState
  * @typedef {{ kind: string, writable: boolean, ready: boolean, detail: string }} SourceState
- * @typedef {{ source: SourceState, flags: AdminFlag[], audit: AdminAuditEntry[], browsers: number, upstream: UpstreamState[], theme: string }} AdminState
+ * `ramp`: the running guarded restore, or the last one (absent when there never was one).
+ * @typedef {{ source: SourceState, flags: AdminFlag[], audit: AdminAuditEntry[], browsers: number, upstream: UpstreamState[], theme: string, ramp?: import('./ramp.js').Ramp }} AdminState
  */
 
 /**

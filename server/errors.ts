@@ -63,6 +63,13 @@ export class NotFoundError extends HttpError {
   }
 }
 
+/** The request is sound but the state does not allow it now (a ramp of a switch that is not killed). */
+export class ConflictError extends HttpError {
+  constructor(message: string, code = 'conflict') {
+    super(409, code, message);
+  }
+}
+
 export class PreconditionFailedError extends HttpError {
   constructor(message: string, details: Record<string, unknown> = {}) {
     super(412, 'version_conflict', message, details);

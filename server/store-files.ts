@@ -12,6 +12,7 @@ export function storeFiles(flagsFile: string) {
     versions: path.join(dir, `${stem}.versions.json`),
     refused: path.join(dir, `${stem}.refused.json`),
     audit: path.join(dir, `${stem}.audit.jsonl`),
+    ramp: path.join(dir, `${stem}.ramp.json`),
     adminToken: path.join(dir, 'admin-token'),
   };
 }

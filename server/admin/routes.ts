@@ -17,6 +17,7 @@ import type { FlagsProvider } from '../flags/provider.js';
 import type { Readiness } from '../flags/readiness.js';
 import type { FlagRepository } from '../flags/repository.js';
 import type { AdminState } from '../../protocol/wire.js';
+import type { Ramp } from '../../protocol/ramp.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { UpstreamClient } from '../upstream/client.js';
 
@@ -28,6 +29,7 @@ export function createAdminState({
   upstream = [],
   metrics,
   theme = async () => THEMES[0]!,
+  ramp = () => undefined,
 }: {
   provider: FlagsProvider;
   /** Whether the flags can be trusted, and why not (see flags/readiness.ts). */
@@ -38,6 +40,8 @@ export function createAdminState({
   metrics?: Metrics;
   /** The `theme` flag as the launch-control page gets it: the pages share one look. */
   theme?: () => Promise<string>;
+  /** The guarded restore running, or the last one. */
+  ramp?: () => Ramp | undefined;
 }) {
   /** Calls made by service and outcome, and calls skipped by reason, from the Prometheus counters. */
   const counts = async () => {
@@ -54,6 +58,7 @@ export function createAdminState({
   };
   return async (browsers: number): Promise<AdminState> => {
     const [of, look] = await Promise.all([counts(), theme()]);
+    const current = ramp();
     return {
       source: { kind: provider.kind, writable: repository !== undefined, ...readiness() },
       // A read-only source (LaunchDarkly) has no definitions to show: the app's flags, by key.
@@ -73,6 +78,7 @@ export function createAdminState({
         ...of(client.service),
       })),
       theme: THEMES.includes(look) ? look : THEMES[0]!,
+      ...(current ? { ramp: current } : {}),
     };
   };
 }

@@ -29,6 +29,8 @@ export interface FlagsApiDeps {
   logger: Logger;
   /** The evaluation context of a viewer key, or undefined for a key that is not valid. */
   contextFor: (user: string) => EvaluationContext | undefined;
+  /** More routes under /api, authenticated and limited as these are. */
+  routes?: Router;
 }
 
 /**
@@ -69,7 +71,7 @@ export function parseIfMatch(header: string | undefined): number[] | undefined {
  * itself (X-Actor: "Maya, on call", or `UTF-8''%C5%81ukasz` for text a header cannot carry as
  * is: actor-note.ts) is kept as a note beside it, never in its place.
  */
-function actorOf(req: Request, principal: Principal): Actor {
+export function actorOf(req: Request, principal: Principal): Actor {
   const claimed = req.get('x-change-source') as ChangeSource | undefined;
   const note = actorNoteOf(req.get('x-actor'));
   return {
@@ -85,7 +87,7 @@ function sendRecord(res: express.Response, record: FlagRecord) {
 }
 
 /** Writes per client address per minute: over the limit, 429 with Retry-After, before anything else (a flood of bad tokens included). */
-function writeLimit(perMinute: number, logger: Logger): RequestHandler {
+export function writeLimit(perMinute: number, logger: Logger): RequestHandler {
   return rateLimit({
     windowMs: 60_000,
     limit: perMinute,
@@ -155,8 +157,12 @@ function patchFlag(repository: FlagRepository | undefined, kind: string): Reques
 export function createFlagsApi(deps: FlagsApiDeps): Router {
   const router = Router();
   const { provider, repository } = deps;
-  router.patch('/api/*path', writeLimit(deps.rateLimitPerMin, deps.logger));
+  const limit = writeLimit(deps.rateLimitPerMin, deps.logger);
+  router.patch('/api/*path', limit);
+  router.post('/api/*path', limit);
   router.use('/api', deps.access.authenticate);
+  // Behind the same limit and the same authentication: the guarded restore (ramp/api.ts).
+  if (deps.routes) router.use(deps.routes);
 
   router.get('/api/flags', (_req, res) => {
     res.json({ flags: repository?.list() ?? [] });

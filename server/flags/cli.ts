@@ -15,6 +15,9 @@ import { flagCatalog, KILL_SWITCH } from './catalog.js';
 import { KILL_PATCH, restorePatch } from './kill-switch.js';
 import { storeFiles } from '../store-files.js';
 import type { FlagRecord } from './types.js';
+import type { Ramp } from '../../protocol/ramp.js';
+
+const RAMP_PATH = `/api/flags/${KILL_SWITCH}/ramp`;
 
 const USAGE = `usage: npm run flag -- <command> [key]
 
@@ -22,10 +25,110 @@ const USAGE = `usage: npm run flag -- <command> [key]
   get [key]         one flag's definition (default key: ${KILL_SWITCH})
   kill [key]        disable the flag: it serves its safe default (killed)
   restore [key]     enable the flag again
+  restore --guarded [--stages 10,25,50,100] [--hold 30s] [--max-error-rate 0.05] [--min-calls 20]
+                    bring the kill switch back stage by stage, rolled back by itself if the third
+                    party fails; follows it to its end (exit 0 completed, 1 rolled back or stopped)
+  ramp              the running guarded restore, or the last one
 
 environment: FLAG_API_URL (default http://HOST:PORT), FLAG_TOKEN or ADMIN_TOKEN (default: the server's admin-token file)`;
 
 class CliError extends Error {}
+
+type Call = ReturnType<typeof flagApi>['call'];
+
+/** The options that take a value (`--hold 30s`); any other `--option` stands alone. */
+const VALUED_OPTIONS = new Set(['--stages', '--hold', '--max-error-rate', '--min-calls']);
+
+/** The command and its key, without the options and their values. */
+function positional(argv: string[]): string[] {
+  return argv.filter((arg, n) => !arg.startsWith('--') && !VALUED_OPTIONS.has(argv[n - 1] ?? ''));
+}
+
+/** `--hold 30s`, `1500ms`, `2m`, or a number of seconds. */
+function durationMs(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (!match) throw new CliError(`--hold: "${text}" is not a duration (30s, 1500ms, 2m)`);
+  return Math.round(Number(match[1]) * { ms: 1, s: 1000, m: 60_000 }[match[2] ?? 's']!);
+}
+
+/** The options of `restore --guarded`, as the API's body: only those given (the server has the defaults). */
+function rampSettings(argv: string[]): Record<string, unknown> {
+  const value = (name: string) => {
+    const at = argv.indexOf(name);
+    if (at === -1) return undefined;
+    const given = argv[at + 1];
+    if (given === undefined || given.startsWith('--')) throw new CliError(`${name} needs a value`);
+    return given;
+  };
+  const settings: Record<string, unknown> = {};
+  const stages = value('--stages');
+  if (stages !== undefined) settings.stages = stages.split(',').map((stage) => Number(stage.trim().replace(/%$/, '')));
+  const hold = value('--hold');
+  if (hold !== undefined) settings.holdMs = durationMs(hold);
+  const rate = value('--max-error-rate');
+  if (rate !== undefined) settings.maxErrorRate = Number(rate.replace(/%$/, '')) / (rate.endsWith('%') ? 100 : 1);
+  const minCalls = value('--min-calls');
+  if (minCalls !== undefined) settings.minCalls = Number(minCalls);
+  return settings;
+}
+
+async function currentRamp(call: Call): Promise<Ramp> {
+  return ((await call(RAMP_PATH)).body as { ramp: Ramp }).ramp;
+}
+
+/** One line for where a ramp stands: its stage and share, the guard's figures, or how it ended. */
+function rampLine(ramp: Ramp): string {
+  const figures = Object.entries(ramp.guard?.services ?? {})
+    .map(([service, f]) => `${service} ${f.failed}/${f.calls} failed`)
+    .join(', ');
+  const stage = `stage ${ramp.stage + 1} of ${ramp.stages.length}: live for ${ramp.percent} %`;
+  switch (ramp.status) {
+    case 'running':
+      return `${stage}${figures ? ` (${figures})` : ''}`;
+    case 'completed':
+      return 'completed: live for everyone';
+    default:
+      return `${ramp.status}: ${ramp.reason ?? 'no reason given'} (at ${stage})`;
+  }
+}
+
+/** Starts a guarded restore and follows it to its end, a line per stage: 0 completed, 1 otherwise. */
+async function restoreGuarded(call: Call, settings: Record<string, unknown>): Promise<number> {
+  const { ramp } = (
+    await call(RAMP_PATH, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-actor': actorHeader(`${os.userInfo().username}@${os.hostname()}`),
+        'x-change-source': 'cli',
+      },
+      body: JSON.stringify(settings),
+    })
+  ).body as { ramp: Ramp };
+  console.log(
+    `guarded restore started: stages ${ramp.stages.join(', ')} %, ${ramp.holdMs / 1000} s each; rolled back past ${Math.round(ramp.maxErrorRate * 1000) / 10} % failed calls over at least ${ramp.minCalls}`,
+  );
+  let said = '';
+  let unreachableSince: number | undefined;
+  for (let current = ramp; ;) {
+    const where = `${current.status}:${current.stage}:${current.percent}`;
+    if (where !== said && (current.percent > 0 || current.status !== 'running')) {
+      said = where;
+      console.log(rampLine(current));
+    }
+    if (current.status !== 'running') return current.status === 'completed' ? 0 : 1;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    try {
+      current = await currentRamp(call);
+      unreachableSince = undefined;
+    } catch (error) {
+      // The ramp goes on on the server whatever happens here: a short outage is waited out.
+      unreachableSince ??= Date.now();
+      if (Date.now() - unreachableSince > 15_000)
+        throw new CliError(`${(error as Error).message}; the restore goes on on the server: npm run flag -- ramp`);
+    }
+  }
+}
 
 interface AuditEntry {
   key: string;
@@ -132,8 +235,8 @@ function flagApi(config: Config) {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const [command, key = KILL_SWITCH] = argv;
-  if (!command || command === 'help' || command === '--help' || command === '-h') {
+  const [command, key = KILL_SWITCH] = positional(argv);
+  if (!command || command === 'help' || argv.includes('--help') || command === '-h') {
     console.log(USAGE);
     return command ? 0 : 2;
   }
@@ -161,7 +264,14 @@ async function main(argv: string[]): Promise<number> {
       );
       return 0;
     }
+    case 'ramp':
+      console.log(rampLine(await currentRamp(call)));
+      return 0;
     case 'restore': {
+      if (argv.includes('--guarded')) {
+        if (key !== KILL_SWITCH) throw new CliError(`a guarded restore is for the kill switch (${KILL_SWITCH}) only`);
+        return restoreGuarded(call, rampSettings(argv));
+      }
       const before = await get();
       const after = await patch(before, restorePatch(before.definition));
       console.log(

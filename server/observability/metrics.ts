@@ -143,6 +143,28 @@ function budgetMetrics(registry: Registry) {
  * One registry per app instance (not prom-client's global one), so that several instances
  * can live in one process, as they do in the tests.
  */
+/** A guarded restore: where it stands, and how ramps ended. */
+function rampMetrics(registry: Registry) {
+  return {
+    rampStage: new Gauge({
+      name: 'ramp_stage',
+      help: 'The running guarded restore: its stage (0 for the first), or -1 when none runs',
+      registers: [registry],
+    }),
+    rampPercentLive: new Gauge({
+      name: 'ramp_percent_live',
+      help: 'The running guarded restore: the share of viewers live now, in percent (0 when none runs)',
+      registers: [registry],
+    }),
+    rampEnds: new Counter({
+      name: 'ramp_ends_total',
+      help: 'Guarded restores ended, by how: completed, rolled-back (the guard, or an automatic kill) or stopped (a person)',
+      labelNames: ['status'] as const,
+      registers: [registry],
+    }),
+  };
+}
+
 export function createMetrics(options: { collectDefaults?: boolean } = {}) {
   const registry = new Registry();
   if (options.collectDefaults ?? true) collectDefaultMetrics({ register: registry });
@@ -152,6 +174,7 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}) {
     ...budgetMetrics(registry),
     ...flagMetrics(registry),
     ...pageMetrics(registry),
+    ...rampMetrics(registry),
   };
 }
 

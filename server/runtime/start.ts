@@ -11,6 +11,8 @@ import type { Readiness } from '../flags/readiness.js';
 import type { FlagRepository } from '../flags/repository.js';
 import type { Logger } from '../observability/logger.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
+import { createRampApi } from '../ramp/api.js';
+import type { RampDriver } from '../ramp/driver.js';
 import { createRealtime, type Realtime } from '../realtime/sockets.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import type { Simulator } from '../simulator/simulator.js';
@@ -18,6 +20,7 @@ import { startAccess, type AccessParts } from './access.js';
 import { Closers } from './closers.js';
 import { startFlags, type Flags } from './flags.js';
 import { startHttp } from './http.js';
+import { startRamp } from './ramp.js';
 import { startThirdParty } from './third-party.js';
 import { startUpstream, type Upstream } from './upstream.js';
 
@@ -55,7 +58,14 @@ export interface StartOptions {
 function startRealtime(
   config: Config,
   logger: Logger,
-  parts: { flags: Flags; access: AccessParts; upstream: Upstream; metrics: Metrics; readiness: () => Readiness },
+  parts: {
+    flags: Flags;
+    access: AccessParts;
+    upstream: Upstream;
+    metrics: Metrics;
+    readiness: () => Readiness;
+    ramp: RampDriver | undefined;
+  },
   now: () => number,
 ) {
   const { flags, access, upstream, metrics } = parts;
@@ -68,6 +78,7 @@ function startRealtime(
     upstream: upstream.clients,
     metrics,
     theme,
+    ramp: () => parts.ramp?.current(),
   });
   const realtime = createRealtime({
     provider: flags.provider,
@@ -86,12 +97,13 @@ function startRealtime(
     now,
   });
   for (const client of upstream.clients) client.onBreakerStateChange(() => realtime.announceAdminState());
+  parts.ramp?.onChange(() => realtime.announceAdminState());
   return { realtime, adminState: () => adminState(realtime.clusterBrowsers()) };
 }
 
 /**
  * The composition root, a step at a time: the third party, the flags, who may flip them, the
- * third party's clients and their pacing, Socket.IO, then HTTP. Only the steps make concrete
+ * third party's clients and their pacing, the guarded restore, Socket.IO, then HTTP. Only the steps make concrete
  * objects; everything else gets its dependencies passed in. What a step makes that must be closed
  * is closed at the stop, last made first.
  */
@@ -114,12 +126,13 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
       { thirdParty, flags, metrics, pageShare: () => pageShare() },
       closers,
     );
+    const ramp = await startRamp(config, logger, { flags, upstream, metrics }, closers);
     let shuttingDown = false;
     const readiness = () => (shuttingDown ? { ready: false, detail: 'shutting down' } : flags.readiness());
     const { realtime, adminState } = startRealtime(
       config,
       logger,
-      { flags, access, upstream, metrics, readiness: flags.readiness },
+      { flags, access, upstream, metrics, readiness: flags.readiness, ramp },
       now,
     );
     const app = createApp({
@@ -132,6 +145,7 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
         rateLimitPerMin: config.apiRateLimitPerMin,
         logger,
         contextFor: (user) => (isValidViewerKey(user) ? evaluationContext(viewerFor(user)) : undefined),
+        routes: createRampApi({ driver: ramp, access: access.access, sourceKind: flags.provider.kind }),
       },
       adminState,
       access: access.access,

@@ -91,6 +91,18 @@ export interface UpstreamClient {
   latencyMs(): number;
   breakerState(): BreakerState;
   onBreakerStateChange(listener: (state: BreakerState) => void): void;
+  /**
+   * Since this client was made: calls made, those the third party failed (an error, a timeout, an
+   * invalid answer; not a timeout during our own stall), and how many times the breaker opened.
+   * What a guarded restore judges a stage by.
+   */
+  outcomes(): CallOutcomes;
+}
+
+export interface CallOutcomes {
+  calls: number;
+  failed: number;
+  breakerOpened: number;
 }
 
 export interface UpstreamClientOptions {
@@ -154,6 +166,7 @@ class PolicedClient implements UpstreamClient {
   // Cooperative: the call is aborted and then awaited, so that its slot is held until it is done.
   private readonly callTimeout;
   private readonly latency: MovingLatency;
+  private readonly tally: CallOutcomes = { calls: 0, failed: 0, breakerOpened: 0 };
 
   constructor(private readonly options: UpstreamClientOptions) {
     const { service, policy, metrics, logger } = options;
@@ -185,6 +198,7 @@ class PolicedClient implements UpstreamClient {
     this.latency = new MovingLatency(policy.timeoutMs / 4);
     metrics.breakerState.set({ service }, 0);
     this.breaker.onStateChange((state) => {
+      if (state === CircuitState.Open) this.tally.breakerOpened++;
       metrics.breakerState.set({ service }, GAUGE_VALUES[breakerStates[state]]);
       logger.warn(
         { service, state: breakerStates[state] },
@@ -211,6 +225,10 @@ class PolicedClient implements UpstreamClient {
 
   onBreakerStateChange(listener: (state: BreakerState) => void): void {
     this.breaker.onStateChange((state) => listener(breakerStates[state]));
+  }
+
+  outcomes(): CallOutcomes {
+    return { ...this.tally };
   }
 
   /**
@@ -263,6 +281,7 @@ class PolicedClient implements UpstreamClient {
     const stop = metrics.upstreamDuration.startTimer({ service: this.service });
     const startedAt = performance.now();
     let outcome: UpstreamOutcome = 'ok';
+    let ours = false;
     try {
       const response = await this.http.get(url, { params, signal });
       try {
@@ -277,10 +296,16 @@ class PolicedClient implements UpstreamClient {
           signal.aborted || axios.isCancel(error) || (error as { code?: string }).code === 'ECONNABORTED'
             ? 'timeout'
             : 'error';
-      if (outcome === 'timeout') throw this.ownStallOr(error, startedAt);
+      if (outcome === 'timeout') {
+        const thrown = this.ownStallOr(error, startedAt);
+        ours = thrown instanceof OwnStallError;
+        throw thrown;
+      }
       throw error;
     } finally {
       metrics.upstreamRequests.inc({ service: this.service, outcome });
+      this.tally.calls++;
+      if (outcome !== 'ok' && !ours) this.tally.failed++;
       this.latency.measured(stop({ outcome }) * 1000);
     }
   }
