@@ -4,6 +4,7 @@ import { $, ago, el, message } from './admin/dom.js';
 import { createTargetingEditor } from './admin/editor.js';
 import { startExplain } from './admin/explain.js';
 import { createKillSwitchCard, who } from './admin/kill-switch.js';
+import { createRampPanel } from './admin/ramp.js';
 import { showConnection } from './connection.js';
 import { startDashboard } from './dashboard.js';
 
@@ -29,6 +30,7 @@ const api = createFlagApi({
   note: () => storage.getItem('admin-actor') || '',
 });
 const killSwitch = createKillSwitchCard({ state: () => state, api, readOnly });
+const ramp = createRampPanel({ state: () => state, api, readOnly });
 const editor = createTargetingEditor({ flagOf, api });
 startExplain();
 
@@ -82,6 +84,7 @@ function render() {
   // The `theme` flag restyles this page live too.
   if (document.documentElement.dataset.theme !== state.theme) document.documentElement.dataset.theme = state.theme;
   killSwitch.render();
+  ramp.render();
   $('browsers').textContent = String(state.browsers);
   $('source-detail').textContent =
     `from ${state.source.kind}${state.source.writable ? '' : ' (read-only here)'}${state.source.ready ? '' : ` · ${state.source.detail}`}`;

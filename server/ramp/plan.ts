@@ -113,8 +113,8 @@ export function judge(
       action: 'hold',
       enough,
       said: enough
-        ? `holding: no failure past the limit so far`
-        : `holding: ${most} of ${settings.minCalls} calls needed to judge so far`,
+        ? 'no failure past the limit so far'
+        : `${most} of the ${settings.minCalls} calls needed to judge so far`,
     };
   if (enough) return { action: 'advance', enough, said: `held ${seconds(elapsedMs)} with no failure past the limit` };
   const sparseLimit = settings.holdMs * RAMP_SPARSE_HOLDS;

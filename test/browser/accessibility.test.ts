@@ -1,31 +1,8 @@
 /// <reference lib="dom" />
-import { createRequire } from 'node:module';
-import { readFile } from 'node:fs/promises';
-import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { KILL_SWITCH, THEME } from '../../server/flags/catalog.js';
 import { TEST_TOKEN } from '../helpers/app.js';
-import { appAndBrowserForThisBlock, signInAdmin } from '../helpers/browser.js';
-
-const axeSource = readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-
-/** axe-core's critical and serious violations on the page as it is now (WCAG 2.1 A and AA). */
-async function seriousViolations(page: Page): Promise<string[]> {
-  await page.addScriptTag({ content: await axeSource });
-  const violations = await page.evaluate(async () => {
-    const result = await (window as any).axe.run(document, {
-      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
-    });
-    return result.violations.map((v: any) => ({
-      id: v.id,
-      impact: v.impact,
-      nodes: v.nodes.map((n: any) => n.target.join(' ')).slice(0, 3),
-    }));
-  });
-  return violations
-    .filter((v: any) => v.impact === 'critical' || v.impact === 'serious')
-    .map((v: any) => `${v.id}: ${v.nodes.join(', ')}`);
-}
+import { appAndBrowserForThisBlock, seriousViolations, signInAdmin } from '../helpers/browser.js';
 
 const VIEWPORTS = { phone: { width: 390, height: 844 }, laptop: { width: 1280, height: 800 } };
 

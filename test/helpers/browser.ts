@@ -1,4 +1,7 @@
+/// <reference lib="dom" />
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll } from 'vitest';
 import { startTestApp, type TestApp } from './app.js';
@@ -79,4 +82,24 @@ export function appAndBrowserForThisBlock(env: Record<string, string> = {}): {
       return browser!;
     },
   };
+}
+
+const axeSource = readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+/** axe-core's critical and serious violations on the page as it is now (WCAG 2.1 A and AA). */
+export async function seriousViolations(page: Page): Promise<string[]> {
+  await page.addScriptTag({ content: await axeSource });
+  const violations = await page.evaluate(async () => {
+    const result = await (window as any).axe.run(document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+    });
+    return result.violations.map((v: any) => ({
+      id: v.id,
+      impact: v.impact,
+      nodes: v.nodes.map((n: any) => n.target.join(' ')).slice(0, 3),
+    }));
+  });
+  return violations
+    .filter((v: any) => v.impact === 'critical' || v.impact === 'serious')
+    .map((v: any) => `${v.id}: ${v.nodes.join(', ')}`);
 }

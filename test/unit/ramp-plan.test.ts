@@ -120,7 +120,7 @@ describe('the guard', () => {
     expect(judge(services, settings, 10, settings.holdMs - 1)).toEqual({
       action: 'hold',
       enough: true,
-      said: 'holding: no failure past the limit so far',
+      said: 'no failure past the limit so far',
     });
     expect(judge(services, settings, 10, settings.holdMs)).toEqual({
       action: 'advance',
@@ -134,7 +134,7 @@ describe('the guard', () => {
     expect(judge(services, settings, 10, 1000)).toMatchObject({
       action: 'hold',
       enough: false,
-      said: 'holding: 7 of 20 calls needed to judge so far',
+      said: '7 of the 20 calls needed to judge so far',
     });
     expect(judge(services, settings, 10, settings.holdMs)).toMatchObject({
       action: 'hold',

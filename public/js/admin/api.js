@@ -1,5 +1,6 @@
 // @ts-check
 import { actorHeader } from '../../../protocol/actor-note.js';
+import { KILL_SWITCH } from '../../../protocol/flags.js';
 /**
  * The admin page's writes: the same API as `npm run flag`, carried by the page's session (an
  * HttpOnly cookie no script can read) with its CSRF token, and If-Match on the version the page
@@ -54,7 +55,33 @@ export function createFlagApi({ csrf, versionOf, note }) {
     return { ok: false, text: body.message || `Failed with HTTP ${response.status}.` };
   }
 
+  /** @param {Record<string, unknown>} settings */
+  async function ramp(settings) {
+    const response = await fetch(`/api/flags/${encodeURIComponent(KILL_SWITCH)}/ramp`, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: {
+        'content-type': 'application/json',
+        'x-csrf-token': csrf,
+        'x-actor': actorHeader(note()),
+        'x-change-source': 'admin',
+      },
+      body: JSON.stringify(settings),
+    });
+    const body = /** @type {{ message?: string }} */ (await response.json().catch(() => ({})));
+    if (response.ok) return { ok: true, text: 'Guarded restore started: the first stage is live.' };
+    if (response.status === 401)
+      return { ok: false, text: 'Your session has ended. Reload the page to sign in again.' };
+    return { ok: false, text: body.message || `Failed with HTTP ${response.status}.` };
+  }
+
   return {
+    /**
+     * Starts a guarded restore of the kill switch; what to tell the person, never a rejection.
+     * @param {Record<string, unknown>} settings
+     * @returns {Promise<{ ok: boolean, text: string }>}
+     */
+    ramp: (settings) => ramp(settings).catch((error) => ({ ok: false, text: notSentText(error) })),
     /**
      * PATCHes a flag with a JSON merge patch.
      * @param {string} key
