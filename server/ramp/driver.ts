@@ -91,6 +91,12 @@ export class RampDriver {
    * first stage is written before this returns when this instance may drive (it usually may).
    */
   async begin(settings: RampSettings, actor: Actor): Promise<Ramp> {
+    const stored = await this.deps.store.load();
+    if (stored?.status === 'running')
+      throw new ConflictError(
+        `A guarded restore is already running (stage ${stored.stage + 1} of ${stored.stages.length}).`,
+        'ramp_running',
+      );
     const flag = this.deps.repository.get(KILL_SWITCH);
     if (!flag) throw new NotFoundError(`Unknown flag "${KILL_SWITCH}".`);
     if (!isKilled(flag.definition))
@@ -99,12 +105,6 @@ export class RampDriver {
         'not_killed',
       );
     switchVariants(flag.definition);
-    const stored = await this.deps.store.load();
-    if (stored?.status === 'running')
-      throw new ConflictError(
-        `A guarded restore is already running (stage ${stored.stage + 1} of ${stored.stages.length}).`,
-        'ramp_running',
-      );
     const at = new Date(this.now()).toISOString();
     const record: RampRecord = {
       id: randomUUID(),
