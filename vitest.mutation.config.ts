@@ -17,6 +17,7 @@ export default defineConfig({
       'test/integration/process.test.ts',
       'test/integration/process-faults.test.ts',
       'test/integration/cluster-fault.test.ts',
+      'test/integration/ramp-cluster.test.ts',
       'test/integration/simulator-knobs.test.ts',
       'test/integration/store-faults.test.ts',
       'test/integration/redis.test.ts',

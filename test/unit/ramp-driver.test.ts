@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ServiceFigures } from '../../protocol/ramp.js';
 import { defaultFlagDocument, KILL_SWITCH } from '../../server/flags/catalog.js';
 import { FlagRepository } from '../../server/flags/repository.js';
@@ -9,9 +9,10 @@ import { createLogger } from '../../server/observability/logger.js';
 import { createMetrics } from '../../server/observability/metrics.js';
 import { RampDriver } from '../../server/ramp/driver.js';
 import type { StageFigures } from '../../server/ramp/figures.js';
-import { processLease } from '../../server/ramp/lease.js';
+import { processLease, type DriverLease } from '../../server/ramp/lease.js';
 import { stageDefinition } from '../../server/ramp/plan.js';
 import { FileRampStore } from '../../server/ramp/store.js';
+import { waitFor } from '../helpers/app.js';
 import { MemoryBackend } from '../helpers/memory-backend.js';
 
 const logger = createLogger('silent');
@@ -42,18 +43,21 @@ describe('the ramp driver', () => {
   let figures: GivenFigures;
   let clock: number;
   let drivers: RampDriver[];
-  const metrics = createMetrics({ collectDefaults: false });
+  let metrics = createMetrics({ collectDefaults: false });
+  const gauge = async (name: 'rampStage' | 'rampPercentLive') => (await metrics[name].get()).values[0]?.value;
+  const ends = async (status: string) =>
+    (await metrics.rampEnds.get()).values.find((value) => value.labels.status === status)?.value ?? 0;
 
-  async function driver(): Promise<RampDriver> {
+  async function driver(options: { lease?: DriverLease; tickMs?: number } = {}): Promise<RampDriver> {
     const made = new RampDriver({
       repository,
       store: new FileRampStore(path.join(dir, 'flags.ramp.json')),
       figures,
-      lease: processLease,
+      lease: options.lease ?? processLease,
       metrics,
       logger,
       now: () => clock,
-      tickMs: 60_000, // the test steps it by hand
+      tickMs: options.tickMs ?? 60_000, // the test steps it by hand, unless it says otherwise
     });
     await made.start();
     drivers.push(made);
@@ -68,6 +72,7 @@ describe('the ramp driver', () => {
     figures = new GivenFigures();
     clock = Date.parse('2026-12-07T12:00:00Z');
     drivers = [];
+    metrics = createMetrics({ collectDefaults: false });
   });
   afterEach(async () => {
     for (const made of drivers) await made.close();
@@ -202,5 +207,194 @@ describe('the ramp driver', () => {
       { actor: person },
     );
     await expect(ramp.begin(settings, person)).rejects.toThrow(/not killed for everyone/);
+  });
+
+  it('tells its listeners of each save, once, and keeps its gauges and counters', async () => {
+    const ramp = await driver();
+    const heard: (string | undefined)[] = [];
+    const stop = ramp.onChange((current) => heard.push(current && `${current.status}:${current.percent}`));
+    expect(await gauge('rampStage')).toBe(-1);
+    await ramp.begin({ ...settings, minCalls: 0 }, person);
+    expect(heard).toEqual(['running:0', 'running:10']);
+    expect(await gauge('rampStage')).toBe(0);
+    expect(await gauge('rampPercentLive')).toBe(10);
+    await ramp.kick(); // nothing new: the hold is not over, the figures are the same
+    expect(heard).toHaveLength(3); // the guard's first figures, saved for the pages
+    await ramp.kick();
+    expect(heard).toHaveLength(3);
+    stop();
+    clock += 1000;
+    await ramp.kick();
+    expect(heard).toHaveLength(3);
+    expect(await ramp.latest()).toMatchObject({ stage: 1, percent: 50 });
+    expect(await gauge('rampStage')).toBe(1);
+    clock += 1000;
+    await ramp.kick();
+    clock += 1000;
+    await ramp.kick();
+    expect(ramp.current()!.status).toBe('completed');
+    expect(await gauge('rampStage')).toBe(-1);
+    expect(await gauge('rampPercentLive')).toBe(0);
+    expect(await ends('completed')).toBe(1);
+  });
+
+  it('saves the guard for the pages at most once a second', async () => {
+    const ramp = await driver();
+    await ramp.begin({ ...settings, holdMs: 60_000 }, person);
+    figures.services = { avatars: { calls: 1, failed: 0, breakerOpened: 0 } };
+    await ramp.kick();
+    expect(ramp.current()!.guard!.services.avatars!.calls).toBe(1);
+    figures.services = { avatars: { calls: 2, failed: 0, breakerOpened: 0 } };
+    clock += 999;
+    await ramp.kick();
+    expect(ramp.current()!.guard!.services.avatars!.calls).toBe(1);
+    clock += 1;
+    await ramp.kick();
+    expect(ramp.current()!.guard!.services.avatars!.calls).toBe(2);
+  });
+
+  it('looks at once when the switch is written, without waiting for its tick', async () => {
+    const ramp = await driver();
+    await ramp.begin(settings, person);
+    await repository.update(KILL_SWITCH, (d) => ({ ...d, state: 'DISABLED' }), { actor: person });
+    await waitFor(() => ramp.current()!.status === 'stopped', 2000, 'the ramp to stop');
+    // Another flag's write is no reason to look.
+    const looks = await driver();
+    await looks.begin(settings, person);
+    const kicked = vi.spyOn(looks, 'kick');
+    await repository.update('theme', (d) => ({ ...d, defaultVariant: 'dark' }), { actor: person });
+    expect(kicked).not.toHaveBeenCalled();
+  });
+
+  it('ticks by itself while a ramp runs, and stops ticking when it ends', async () => {
+    let asked = 0;
+    const counting: DriverLease = { hold: () => Promise.resolve(++asked > 0), release: () => Promise.resolve() };
+    const ramp = await driver({ lease: counting, tickMs: 5 });
+    await ramp.begin({ ...settings, minCalls: 0 }, person);
+    clock += 1000;
+    await waitFor(() => ramp.current()!.stage === 1, 2000, 'the next stage on a tick');
+    clock += 1000;
+    await waitFor(() => ramp.current()!.stage === 2, 2000, 'the last stage on a tick');
+    clock += 1000;
+    await waitFor(() => ramp.current()!.status === 'completed', 2000, 'the end on a tick');
+    const after = asked;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(asked).toBe(after);
+  });
+
+  it('writes nothing without the lease, and nothing once closed', async () => {
+    const elsewhere: DriverLease = { hold: () => Promise.resolve(false), release: () => Promise.resolve() };
+    const ramp = await driver({ lease: elsewhere });
+    const version = flag().version;
+    expect(await ramp.begin(settings, person)).toMatchObject({ status: 'running', percent: 0 });
+    await ramp.kick();
+    expect(flag().version).toBe(version);
+    const closed = await driver();
+    await closed.close();
+    await closed.kick();
+    expect(flag().version).toBe(version);
+  });
+
+  it('a ramp of a kill switch that is gone is refused, and one running ends stopped', async () => {
+    const ramp = await driver();
+    await ramp.begin({ ...settings, holdMs: 60_000 }, person);
+    const get = repository.get.bind(repository);
+    repository.get = ((key: string) => (key === KILL_SWITCH ? undefined : get(key))) as typeof repository.get;
+    await ramp.kick();
+    expect(ramp.current()).toMatchObject({ status: 'stopped', reason: 'the kill switch was removed' });
+    await expect(ramp.begin(settings, person)).rejects.toThrow(`Unknown flag "${KILL_SWITCH}".`);
+  });
+
+  it('has no ramp to show before the first', async () => {
+    const ramp = await driver();
+    expect(ramp.current()).toBeUndefined();
+    expect(await ramp.latest()).toBeUndefined();
+  });
+
+  it('audits each stage under the token that started it, its note naming the stage', async () => {
+    const ramp = await driver();
+    await ramp.begin(settings, { ...person, note: 'Maya', address: '10.0.0.7' });
+    expect(repository.audit.recent(1)[0]!.actor).toEqual({
+      source: 'api',
+      name: 'admin',
+      note: 'guarded restore, stage 1 of 3: live for 10 %',
+      address: '10.0.0.7',
+    });
+  });
+
+  it('a person who kills it is named; an ended ramp is never ended again', async () => {
+    const ramp = await driver();
+    await ramp.begin(settings, person);
+    await repository.update(KILL_SWITCH, (d) => ({ ...d, state: 'DISABLED' }), { actor: { ...person, name: 'ops' } });
+    await ramp.kick();
+    expect(ramp.current()).toMatchObject({ status: 'stopped', reason: 'ops killed the switch during the restore' });
+    await repository.update(KILL_SWITCH, (d) => ({ ...d, state: 'ENABLED' }), { actor: person });
+    await ramp.kick();
+    expect(ramp.current()).toMatchObject({ status: 'stopped', reason: 'ops killed the switch during the restore' });
+    expect(await ends('stopped')).toBe(1);
+  });
+
+  it('judges who wrote the switch by the entry of that very version, not by the newest entry', async () => {
+    const first = await driver();
+    await first.begin(settings, person);
+    await first.close();
+    drivers = [];
+    // While no instance drives: an automatic kill, then another flag's change on top of it.
+    await repository.update(KILL_SWITCH, (d) => ({ ...d, state: 'DISABLED' }), {
+      actor: { source: 'auto', name: 'auto-kill: circuit breaker for recommendations opened' },
+    });
+    await repository.update('theme', (d) => ({ ...d, defaultVariant: 'dark' }), { actor: person });
+    const again = await driver();
+    await again.kick();
+    expect(again.current()).toMatchObject({
+      status: 'rolled-back',
+      reason: 'auto-kill: circuit breaker for recommendations opened',
+    });
+  });
+
+  it('a rollback decided, then a person kills first: it ends rolled-back without writing over the kill', async () => {
+    const first = await driver();
+    await first.begin(settings, person);
+    figures.services = { avatars: { calls: 3, failed: 0, breakerOpened: 1 } };
+    const update = repository.update.bind(repository);
+    let failures = 1;
+    repository.update = ((key, updater, options) => {
+      if (options.actor.source === 'auto' && failures-- > 0) return Promise.reject(new Error('the process died here'));
+      return update(key, updater, options);
+    }) as typeof repository.update;
+    await first.kick();
+    await first.close();
+    drivers = [];
+    await repository.update(KILL_SWITCH, (d) => ({ ...d, state: 'DISABLED', targeting: undefined }), {
+      actor: { ...person, name: 'ops' },
+    });
+    const version = flag().version;
+    const again = await driver();
+    await again.kick();
+    expect(again.current()).toMatchObject({ status: 'rolled-back' });
+    expect(flag().version).toBe(version);
+  });
+
+  it('a rollback decided, then a person restores first: the person wins, the ramp ends stopped', async () => {
+    const first = await driver();
+    await first.begin(settings, person);
+    figures.services = { avatars: { calls: 3, failed: 0, breakerOpened: 1 } };
+    const update = repository.update.bind(repository);
+    let failures = 1;
+    repository.update = ((key, updater, options) => {
+      if (options.actor.source === 'auto' && failures-- > 0) return Promise.reject(new Error('the process died here'));
+      return update(key, updater, options);
+    }) as typeof repository.update;
+    await first.kick();
+    await first.close();
+    drivers = [];
+    await repository.update(KILL_SWITCH, (d) => ({ ...d, targeting: undefined, defaultVariant: 'on' }), {
+      actor: { ...person, name: 'ops' },
+    });
+    const again = await driver();
+    await again.kick();
+    expect(again.current()).toMatchObject({ status: 'stopped' });
+    expect(again.current()!.reason).toMatch(/^ops changed the switch/);
+    expect(flag().definition).toMatchObject({ state: 'ENABLED', defaultVariant: 'on' });
   });
 });

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { RAMP_DEFAULTS, RAMP_SPARSE_HOLDS } from '../../protocol/ramp.js';
 import { BadRequestError, ConflictError } from '../../server/errors.js';
 import { FlagdEngine } from '../../server/flags/engine.js';
-import { judge, parseRampSettings, stageDefinition, switchVariants } from '../../server/ramp/plan.js';
+import { guardView, judge, parseRampSettings, stageDefinition, switchVariants } from '../../server/ramp/plan.js';
 
 const killed = { state: 'DISABLED' as const, variants: { on: true, off: false }, defaultVariant: 'on' };
 const settings = { stages: [10, 25, 50, 100], holdMs: 30_000, maxErrorRate: 0.05, minCalls: 20 };
@@ -13,6 +13,7 @@ describe('the settings of a ramp', () => {
   it('default to the documented ones', () => {
     expect(parseRampSettings(undefined)).toEqual({ ...RAMP_DEFAULTS, stages: [...RAMP_DEFAULTS.stages] });
     expect(parseRampSettings({ stages: [100] }).stages).toEqual([100]);
+    expect(parseRampSettings({ stages: [1, 2, 99, 100] }).stages).toEqual([1, 2, 99, 100]);
     expect(parseRampSettings({ holdMs: 1000, minCalls: 0, maxErrorRate: 0 })).toMatchObject({
       holdMs: 1000,
       minCalls: 0,
@@ -41,6 +42,17 @@ describe('the settings of a ramp', () => {
     expect(error).toBeInstanceOf(BadRequestError);
     expect((error as BadRequestError).details.field).toBe(field);
   });
+
+  it('say what is wrong, naming the field', () => {
+    expect(() => parseRampSettings({ stages: [50, 25, 100] })).toThrow(
+      'stages: stages must increase. Stages are increasing whole percentages from 1 to 100 ending at 100; holdMs is at least 1000.',
+    );
+    expect(() => parseRampSettings({ stages: [10, 50] })).toThrow(/^stages: stages must end at 100\./);
+    expect(() => parseRampSettings({ nope: 1 })).toThrow(
+      /^nope: is not a setting of a ramp \(stages, holdMs, maxErrorRate, minCalls\)\./,
+    );
+    expect(() => parseRampSettings(7)).toThrow(/^body: /);
+  });
 });
 
 describe('a stage as the flag is written', () => {
@@ -65,6 +77,9 @@ describe('a stage as the flag is written', () => {
 
   it('needs a variant serving each value', () => {
     expect(() => switchVariants({ state: 'DISABLED', variants: { on: true } })).toThrow(ConflictError);
+    expect(() => switchVariants({ state: 'DISABLED', variants: { off: false } })).toThrow(
+      'A guarded restore needs the kill switch to have a variant serving true and one serving false.',
+    );
     expect(switchVariants({ state: 'DISABLED', variants: { yes: true, no: false } })).toEqual({
       live: 'yes',
       killed: 'no',
@@ -147,5 +162,22 @@ describe('the guard', () => {
       said: 'only 7 of 20 calls in 120 s: too few to judge, advanced anyway',
     });
     expect(judge({}, settings, 10, settings.holdMs * RAMP_SPARSE_HOLDS - 1).action).toBe('hold');
+  });
+});
+
+describe('the guard as the page shows it', () => {
+  it('says the verdict in words, and whether the stage could be judged', () => {
+    const services = { avatars: calm(3) };
+    expect(guardView(services, judge(services, settings, 10, 10))).toEqual({
+      services,
+      verdict: '3 of the 20 calls needed to judge so far',
+      enough: false,
+    });
+    const failing = { avatars: calm(20, 20) };
+    expect(guardView(failing, judge(failing, settings, 10, 10))).toEqual({
+      services: failing,
+      verdict: 'avatars: 20 of 20 calls failed (100 %, limit 5.0 %) while live for 10 % of viewers',
+      enough: true,
+    });
   });
 });
