@@ -50,7 +50,8 @@ export const REFETCH_AFTER_HEADER = 'Refetch-After-Ms';
  * @typedef {{ key: string, version: number, description: string, definition: FlagDefinition | null, problem?: string }} AdminFlag
  * @typedef {{ source: string, name: string, note?: string, address?: string }} AdminActor
  * @typedef {{ id: string, at: string, key: string, version: number, summary: string, actor: AdminActor }} AdminAuditEntry
- * @typedef {{ service: string, breaker: string, calls: Record<string, number>, skipped: Record<string, number>, budget: BudgetState }} UpstreamState
+ * `breakerSince`: when the breaker took its present state (ISO 8601); `timeoutMs`: the limit on one call.
+ * @typedef {{ service: string, breaker: string, breakerSince: string, timeoutMs: number, calls: Record<string, number>, skipped: Record<string, number>, budget: BudgetState }} UpstreamState
  * @typedef {{ kind: string, writable: boolean, ready: boolean, detail: string }} SourceState
  * `ramp`: the running guarded restore, or the last one (absent when there never was one).
  * @typedef {{ source: SourceState, flags: AdminFlag[], audit: AdminAuditEntry[], browsers: number, upstream: UpstreamState[], theme: string, ramp?: import('./ramp.js').Ramp }} AdminState
@@ -61,8 +62,13 @@ export const REFETCH_AFTER_HEADER = 'Refetch-After-Ms';
  * seconds, to the millisecond, when the second ended (the flips marked carry their exact time);
  * `calls`: third-party calls made in that second by outcome; `latencyMs`: their mean duration (null
  * when none); `browsers`: connected across every instance; `pageViews`: pages and fragments rendered.
- * `budget`: each service's calls in flight and cap at that moment (see BudgetState).
- * @typedef {{ t: number, calls: { ok: number, error: number, timeout: number, invalid: number }, latencyMs: number | null, browsers: number, pageViews: number, budget: Record<string, { inUse: number, cap: number }> }} StatsSample
+ * `budget`: each service's calls in flight and cap at that moment (see BudgetState). `services`:
+ * that second per service, calls made by outcome, calls not made by reason (the kill's savings
+ * among them) and their mean duration.
+ * @typedef {{ ok: number, error: number, timeout: number, invalid: number }} CallsByOutcome
+ * @typedef {{ killed: number, breaker_open: number, over_capacity: number, deferred: number }} SkipsByReason
+ * @typedef {{ calls: CallsByOutcome, skipped: SkipsByReason, latencyMs: number | null }} ServiceSecond
+ * @typedef {{ t: number, calls: CallsByOutcome, latencyMs: number | null, browsers: number, pageViews: number, budget: Record<string, { inUse: number, cap: number }>, services: Record<string, ServiceSecond> }} StatsSample
  */
 
 export {};

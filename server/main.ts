@@ -3,7 +3,7 @@
  * A bad variable stops the start with one line naming it.
  */
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { createLogger } from './observability/logger.js';
+import { createLogger, logDestination } from './observability/logger.js';
 import { guardProcess } from './observability/process-guards.js';
 import { startApp, type RunningApp } from './runtime/start.js';
 
@@ -18,7 +18,7 @@ try {
   throw error;
 }
 
-const logger = createLogger(config.logLevel);
+const logger = createLogger(config.logLevel, logDestination());
 
 /** The first start's admin token, framed on the console where nobody misses it (shown this once). */
 function adminTokenBanner(token: string, adminUrl: string): string {
@@ -31,8 +31,19 @@ function adminTokenBanner(token: string, adminUrl: string): string {
     'More tokens, named and read-only: npm run token -- create NAME [--read-only]',
   ];
   const width = Math.max(...lines.map((line) => line.length));
-  const rule = '─'.repeat(width + 2);
-  return ['', `┌${rule}┐`, ...lines.map((line) => `│ ${line.padEnd(width)} │`), `└${rule}┘`, ''].join('\n');
+  const rule = '━'.repeat(width + 2);
+  // In a colour terminal, a bold yellow frame and the token in bold: it stands out of the logs.
+  const colour = process.stderr.hasColors?.() ?? false;
+  const frame = (text: string) => (colour ? `\x1b[1;33m${text}\x1b[0m` : text);
+  const body = (line: string) =>
+    colour && line.trim() === token ? `\x1b[1m${line.padEnd(width)}\x1b[0m` : line.padEnd(width);
+  return [
+    '',
+    frame(`┏${rule}┓`),
+    ...lines.map((line) => `${frame('┃')} ${body(line)} ${frame('┃')}`),
+    frame(`┗${rule}┛`),
+    '',
+  ].join('\n');
 }
 let app: RunningApp | undefined;
 let stopRequested = false;

@@ -74,6 +74,8 @@ export function createAdminState({
       upstream: upstream.map((client) => ({
         service: client.service,
         breaker: client.breakerState(),
+        breakerSince: new Date(client.breakerSince()).toISOString(),
+        timeoutMs: client.timeoutMs,
         budget: client.budgetUsage(),
         ...of(client.service),
       })),

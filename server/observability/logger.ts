@@ -1,4 +1,5 @@
 import { pino, type Logger, type LevelWithSilent } from 'pino';
+import pretty from 'pino-pretty';
 
 export type { Logger };
 
@@ -26,4 +27,21 @@ export function createLogger(level: LevelWithSilent, destination?: pino.Destinat
     },
     destination,
   );
+}
+
+/**
+ * Where the process's logs go: JSON lines on stdout, for a log shipper; in a terminal, the same
+ * lines made readable (pino-pretty, in this thread and synchronously, so that the last line before
+ * an exit is never lost).
+ */
+export function logDestination(stream: NodeJS.WriteStream = process.stdout): pino.DestinationStream | undefined {
+  if (!stream.isTTY) return undefined;
+  return pretty({
+    destination: stream,
+    sync: true,
+    colorize: stream.hasColors?.() ?? false,
+    translateTime: 'SYS:HH:MM:ss',
+    ignore: 'pid,hostname,app',
+    singleLine: true,
+  });
 }

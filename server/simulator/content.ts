@@ -75,7 +75,6 @@ export function identiconSvg(key: string): string {
  * prefers people to follow and communities.
  */
 export function recommendationsFor(user: string, groups: string[], flavour = 'classic') {
-  const seed = hashOf(user);
   const targeted = CATALOG.filter((item) => item.for.some((group) => groups.includes(group)));
   const general = CATALOG.filter((item) => item.for.length === 0).sort(
     (a, b) => hashOf(user + a.id)[0]! - hashOf(user + b.id)[0]!,
@@ -92,7 +91,7 @@ export function recommendationsFor(user: string, groups: string[], flavour = 'cl
   const reasonFor = (kind: string, index: number) => {
     if (flavour === 'trending') return `Trending #${index + 1} today`;
     if (flavour === 'friends' && (kind === 'person' || kind === 'community')) return 'Popular with people you follow';
-    return kind === 'beta' ? 'Because you are in the beta' : `Picked for you (#${(seed[index]! % 9) + 1})`;
+    return kind === 'beta' ? 'Because you are in the beta' : 'Picked for you';
   };
   return picked.slice(0, 4).map(({ for: _for, ...item }, index) => ({ ...item, reason: reasonFor(item.kind, index) }));
 }

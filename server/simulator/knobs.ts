@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-export type SimulatorMode = 'normal' | 'fail' | 'hang' | 'garbage' | 'slow';
+export type SimulatorMode = 'normal' | 'fail' | 'hang' | 'garbage' | 'slow' | 'images-down';
 
 export interface SimulatorKnobs {
   /** Typical latency of an API call, in ms; each call varies by +/- half of it. */
@@ -10,7 +10,7 @@ export interface SimulatorKnobs {
   mode: SimulatorMode;
 }
 
-export const MODES: readonly SimulatorMode[] = ['normal', 'fail', 'hang', 'garbage', 'slow'];
+export const MODES: readonly SimulatorMode[] = ['normal', 'fail', 'hang', 'garbage', 'slow', 'images-down'];
 
 /** `current` with what `next` sets: only the three knobs, each checked; throws saying what is wrong. */
 export function mergeKnobs(current: SimulatorKnobs, next: Partial<SimulatorKnobs> | undefined): SimulatorKnobs {

@@ -74,8 +74,11 @@ function route(
   const url = new URL(req.url ?? '/', origin);
   const image = url.pathname.match(/^\/v1\/avatars\/([^/]+)\.svg$/);
   const avatar = url.pathname.match(/^\/v1\/avatars\/([^/]+)$/);
-  if (req.method === 'GET' && image)
+  if (req.method === 'GET' && image) {
+    // The image host unreachable while the API answers: the connection is cut, as by a dead host.
+    if (parts.api.knobs().mode === 'images-down') return void req.socket.destroy();
     return send(res, 200, 'image/svg+xml', identiconSvg(decodeURIComponent(image[1]!)));
+  }
   if (req.method === 'GET' && avatar) {
     const key = decodeURIComponent(avatar[1]!);
     return parts.api.answer(res, () => ({ id: key, url: `${origin}/v1/avatars/${encodeURIComponent(key)}.svg` }));

@@ -90,6 +90,10 @@ export interface UpstreamClient {
   /** The typical duration of one call here, measured (a moving average); a guess before the first. */
   latencyMs(): number;
   breakerState(): BreakerState;
+  /** When the breaker took its present state (epoch ms): since this client was made, if never changed. */
+  breakerSince(): number;
+  /** The limit on one call (UPSTREAM_TIMEOUT_MS). */
+  readonly timeoutMs: number;
   onBreakerStateChange(listener: (state: BreakerState) => void): void;
   /**
    * Since this client was made: calls made, those the third party failed (an error, a timeout, an
@@ -167,6 +171,7 @@ class PolicedClient implements UpstreamClient {
   private readonly callTimeout;
   private readonly latency: MovingLatency;
   private readonly tally: CallOutcomes = { calls: 0, failed: 0, breakerOpened: 0 };
+  private breakerChangedAt = Date.now();
 
   constructor(private readonly options: UpstreamClientOptions) {
     const { service, policy, metrics, logger } = options;
@@ -198,6 +203,7 @@ class PolicedClient implements UpstreamClient {
     this.latency = new MovingLatency(policy.timeoutMs / 4);
     metrics.breakerState.set({ service }, 0);
     this.breaker.onStateChange((state) => {
+      this.breakerChangedAt = Date.now();
       if (state === CircuitState.Open) this.tally.breakerOpened++;
       metrics.breakerState.set({ service }, GAUGE_VALUES[breakerStates[state]]);
       logger.warn(
@@ -221,6 +227,14 @@ class PolicedClient implements UpstreamClient {
 
   breakerState(): BreakerState {
     return breakerStates[this.breaker.state];
+  }
+
+  breakerSince(): number {
+    return this.breakerChangedAt;
+  }
+
+  get timeoutMs(): number {
+    return this.options.policy.timeoutMs;
   }
 
   onBreakerStateChange(listener: (state: BreakerState) => void): void {

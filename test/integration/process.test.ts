@@ -29,7 +29,7 @@ describe('the server as a process', { timeout: 90_000 }, () => {
     // Framed on the console (stderr), with where to sign in; the structured log says where it is kept, not what it is.
     await waitFor(() => first.output().includes(token), 5000, 'the token on the console');
     expect(first.output().split(token).length - 1).toBe(1);
-    expect(first.output()).toMatch(new RegExp(`│ {3}${token} +│`));
+    expect(first.output()).toMatch(new RegExp(`┃ {3}${token} +┃`));
     expect(first.output()).toContain(`Sign in at ${first.url}/admin`);
     const logged = first.logs.find((entry) => /Generated an admin token/.test(entry.msg));
     expect(logged).toMatchObject({ level: 40, file: tokenFile });

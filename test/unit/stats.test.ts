@@ -31,6 +31,14 @@ describe("the dashboard's samples", () => {
         pageViews: 2,
         // The calls in flight across the cluster and its cap, as they stood at that second.
         budget: { avatars: { inUse: 5, cap: 8 } },
+        // The same second per service: calls made, calls not made (a kill's savings), their mean duration.
+        services: {
+          avatars: {
+            calls: { ok: 4, error: 0, timeout: 0, invalid: 0 },
+            skipped: { killed: 0, breaker_open: 0, over_capacity: 0, deferred: 0 },
+            latencyMs: null,
+          },
+        },
       },
     ]);
     expect(flipAt).toBeGreaterThan(samples[0]!.t);
