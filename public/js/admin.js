@@ -1,8 +1,11 @@
 // @ts-check
+import { KILL_SWITCH } from '../../protocol/flags.js';
 import { createFlagApi } from './admin/api.js';
+import { targetingSummary, variantText } from './admin/describe.js';
 import { $, ago, el, message } from './admin/dom.js';
 import { createTargetingEditor } from './admin/editor.js';
 import { startExplain } from './admin/explain.js';
+import { createHealth, WINDOW_SECONDS } from './admin/health.js';
 import { createKillSwitchCard, who } from './admin/kill-switch.js';
 import { createRampPanel } from './admin/ramp.js';
 import { showConnection } from './connection.js';
@@ -31,6 +34,7 @@ const api = createFlagApi({
 });
 const killSwitch = createKillSwitchCard({ state: () => state, api, readOnly });
 const ramp = createRampPanel({ state: () => state, api, readOnly });
+const health = createHealth({ state: () => state });
 const editor = createTargetingEditor({ flagOf, api });
 startExplain();
 
@@ -39,6 +43,43 @@ const counts = (values, names) =>
   names.map((name) =>
     el('span', { class: 'count' }, [el('b', {}, [String(values[name] ?? 0)]), ` ${name.replace('_', ' ')}`]),
   );
+
+/**
+ * A service's calls made and not made over the last minute, from the per-second samples: a kill's
+ * savings count up as they happen.
+ * @param {string} service
+ */
+function windowCounts(service) {
+  const window = health.windowOf(service);
+  return [
+    el('div', { class: 'counts', 'data-counts': 'made' }, [
+      el('span', { class: 'muted small' }, [`calls made, last ${WINDOW_SECONDS} s`]),
+      ...counts(window.calls, ['ok', 'error', 'timeout', 'invalid']),
+    ]),
+    el('div', { class: 'counts', 'data-counts': 'not-made' }, [
+      el('span', { class: 'muted small' }, [`not made, last ${WINDOW_SECONDS} s`]),
+      ...counts(window.skipped, ['killed', 'breaker_open', 'over_capacity']),
+    ]),
+  ];
+}
+
+/** The third party's cards: each service's breaker, budget and last minute. */
+function renderUpstream() {
+  $('upstream-body').replaceChildren(
+    ...state.upstream.map((service) =>
+      el('div', { class: 'service', 'data-service': service.service }, [
+        el('div', { class: 'service-head' }, [
+          el('strong', {}, [service.service]),
+          el('span', { class: `pill breaker-${service.breaker}`, 'data-breaker': service.breaker }, [
+            `breaker ${service.breaker}`,
+          ]),
+        ]),
+        budgetLine(service.service, service.budget),
+        ...windowCounts(service.service),
+      ]),
+    ),
+  );
+}
 
 /**
  * Each service's calls in flight against its cap, as the last second's figures have it (they come
@@ -80,65 +121,62 @@ function showBudgets() {
   }
 }
 
+/**
+ * A flag's state in words: disabled is red only for the kill switch (killed); another flag off on
+ * purpose serves its code default, which is no alarm.
+ * @param {string} key @param {import('../../protocol/wire.js').FlagDefinition} d
+ */
+function statePill(key, d) {
+  if (d.state === 'ENABLED') return el('span', { class: 'pill ok' }, ['Enabled']);
+  return key === KILL_SWITCH
+    ? el('span', { class: 'pill off' }, ['Disabled: killed'])
+    : el('span', { class: 'pill neutral' }, ['Disabled: code default']);
+}
+
 function render() {
   // The `theme` flag restyles this page live too.
   if (document.documentElement.dataset.theme !== state.theme) document.documentElement.dataset.theme = state.theme;
   killSwitch.render();
   ramp.render();
+  health.render();
   $('browsers').textContent = String(state.browsers);
   $('source-detail').textContent =
     `from ${state.source.kind}${state.source.writable ? '' : ' (read-only here)'}${state.source.ready ? '' : ` · ${state.source.detail}`}`;
 
-  $('upstream-body').replaceChildren(
-    ...state.upstream.map((service) =>
-      el('div', { class: 'service', 'data-service': service.service }, [
-        el('div', { class: 'service-head' }, [
-          el('strong', {}, [service.service]),
-          el('span', { class: `pill breaker-${service.breaker}`, 'data-breaker': service.breaker }, [
-            `breaker ${service.breaker}`,
-          ]),
-        ]),
-        budgetLine(service.service, service.budget),
-        el('div', { class: 'counts' }, [
-          el('span', { class: 'muted small' }, ['calls made']),
-          ...counts(service.calls, ['ok', 'error', 'timeout', 'invalid']),
-        ]),
-        el('div', { class: 'counts' }, [
-          el('span', { class: 'muted small' }, ['not made']),
-          ...counts(service.skipped, ['killed', 'breaker_open', 'over_capacity']),
-        ]),
-      ]),
-    ),
-  );
+  renderUpstream();
+  const timeout = state.upstream[0]?.timeoutMs;
+  // A call that times out is aborted at the timeout, so the mean can pass it only by our own delays.
+  if (timeout) $('latency-label').textContent = `ms per call, last second (timeout ${timeout} ms)`;
 
+  // A row rebuilt under the keyboard keeps its focus (Save, then the state that follows, redraws it).
+  const focusedEdit = /** @type {HTMLElement | null} */ (document.activeElement)?.dataset?.edit;
   $('flags-body').replaceChildren(
     ...state.flags.map(({ key, version, definition: d, problem }) =>
       problem
         ? el('tr', { 'data-problem': 'true' }, [
-            el('td', {}, [el('code', {}, [key])]),
-            el('td', {}, [el('span', { class: 'pill off' }, ['NOT SERVED'])]),
-            el('td', { colspan: '2' }, [`${problem}: it answers its safe default until the flag file is fixed`]),
-            el('td', {}, [String(version)]),
-            el('td', {}, ['']),
+            el('td', { 'data-label': 'Flag' }, [el('code', {}, [key])]),
+            el('td', { 'data-label': 'State' }, [el('span', { class: 'pill off' }, ['Not served'])]),
+            el('td', { colspan: '2', 'data-label': 'Why' }, [
+              `${problem}: it answers its safe default until the flag file is fixed`,
+            ]),
+            el('td', { 'data-label': 'Version' }, [String(version)]),
+            el('td', { 'data-label': '' }, ['']),
           ])
         : el('tr', {}, [
-            el('td', {}, [el('code', {}, [key])]),
-            el('td', {}, [
-              d ? el('span', { class: `pill ${d.state === 'ENABLED' ? 'ok' : 'off'}` }, [d.state]) : 'in LaunchDarkly',
+            el('td', { 'data-label': 'Flag' }, [el('code', {}, [key])]),
+            el('td', { 'data-label': 'State' }, [d ? statePill(key, d) : 'in LaunchDarkly']),
+            el('td', { 'data-label': 'Default' }, [
+              !d ? '—' : typeof d.defaultVariant === 'string' ? variantText(d, d.defaultVariant) : 'code default',
             ]),
-            el('td', {}, [
-              !d
-                ? '—'
-                : typeof d.defaultVariant === 'string'
-                  ? `${d.defaultVariant} = ${JSON.stringify(d.variants[d.defaultVariant])}`
-                  : 'code default',
-            ]),
-            el('td', {}, [d?.targeting ? 'yes' : '—']),
-            el('td', {}, [String(version)]),
-            el('td', {}, [d ? editor.button(key, !state.source.writable || readOnly) : '']),
+            el('td', { 'data-label': 'Targeting' }, [d ? targetingSummary(d) : '—']),
+            el('td', { 'data-label': 'Version' }, [String(version)]),
+            el('td', { 'data-label': '' }, [d ? editor.button(key, !state.source.writable || readOnly) : '']),
           ]),
     ),
   );
+
+  if (focusedEdit)
+    /** @type {HTMLElement | null} */ (document.querySelector(`#flags-body [data-edit="${focusedEdit}"]`))?.focus();
 
   $('audit-list').replaceChildren(
     ...(state.audit.length
@@ -185,6 +223,8 @@ socket.on('admin_state', (/** @type {AdminState} */ next) => {
 });
 const dashboard = startDashboard(socket, () => state.audit);
 socket.on('admin_stats', (/** @type {import('../../protocol/wire.js').StatsSample[]} */ samples) => {
+  health.add(samples);
+  renderUpstream();
   const last = samples.at(-1);
   if (!last?.budget) return;
   budgetNow = last.budget;

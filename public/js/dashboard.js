@@ -1,5 +1,6 @@
 // @ts-check
 import { KILL_SWITCH } from '../../protocol/flags.js';
+import { clockTicks, WHOLE_STEPS } from './chart-ticks.js';
 
 /**
  * The launch dashboard: three live charts (uPlot, served by our server) fed once a second over
@@ -20,8 +21,9 @@ export function startDashboard(socket, flips) {
   const uPlot = window.uPlot;
   /** @type {Sample[]} */
   let samples = [];
-  const css = getComputedStyle(document.documentElement);
-  const color = (/** @type {string} */ name) => css.getPropertyValue(name).trim() || '#888';
+  // Read at each build: a theme change rebuilds the charts in the theme's colours.
+  const color = (/** @type {string} */ name) =>
+    getComputedStyle(document.documentElement).getPropertyValue(name).trim() || '#888';
 
   /**
    * Vertical lines at each flip: red for a kill, green for a restore, grey for other flags. A
@@ -46,8 +48,15 @@ export function startDashboard(socket, flips) {
             const x = Math.round(u.valToPos(t, 'x', true));
             const kill = flip.key === KILL_SWITCH && flip.summary.startsWith('killed');
             const restore = flip.key === KILL_SWITCH && flip.summary.startsWith('restored');
+            const other = flip.key === KILL_SWITCH && !kill && !restore;
             ctx.save();
-            ctx.strokeStyle = kill ? color('--danger') : restore ? color('--ok') : color('--muted');
+            ctx.strokeStyle = kill
+              ? color('--danger')
+              : restore
+                ? color('--ok')
+                : other
+                  ? color('--warn')
+                  : color('--muted');
             ctx.lineWidth = 2 * px;
             ctx.setLineDash([6 * px, 4 * px]);
             ctx.beginPath();
@@ -56,7 +65,7 @@ export function startDashboard(socket, flips) {
             ctx.stroke();
             ctx.fillStyle = ctx.strokeStyle;
             ctx.font = `${11 * px}px system-ui, sans-serif`;
-            const label = kill ? 'kill' : restore ? 'restore' : flip.key;
+            const label = kill ? 'kill' : restore ? 'restore' : other ? 'targeting' : flip.key;
             const width = ctx.measureText(label).width;
             const fitsRight = x + 4 * px + width <= bbox.left + bbox.width;
             const start = fitsRight ? x + 4 * px : x - 4 * px - width;
@@ -80,6 +89,8 @@ export function startDashboard(socket, flips) {
    */
   const chart = (id, series, axes) => {
     const host = /** @type {HTMLElement} */ (document.getElementById(id));
+    // Said in the DOM: the theme whose colours the chart is drawn in (for tests, and for a glance).
+    host.dataset.themeDrawn = document.documentElement.dataset.theme ?? '';
     return new uPlot(
       {
         width: host.clientWidth || 600,
@@ -89,40 +100,59 @@ export function startDashboard(socket, flips) {
         cursor: { drag: { x: false, y: false } },
         scales: { x: { time: true } },
         series: [{}, ...series.map((s) => ({ ...s, width: 2, points: { show: false } }))],
-        axes: [{ stroke: color('--muted'), grid: { stroke: color('--border') } }, ...axes],
+        axes: [
+          {
+            stroke: color('--muted'),
+            grid: { stroke: color('--border') },
+            space: 80,
+            values: (/** @type {unknown} */ _u, /** @type {number[]} */ splits) => clockTicks(splits),
+          },
+          ...axes,
+        ],
       },
       [[], ...series.map(() => [])],
       host,
     );
   };
-  const axis = (/** @type {string} */ label, /** @type {string} */ scale, side = 3) => ({
+  const axis = (/** @type {string} */ label, /** @type {string} */ scale, side = 3, whole = true) => ({
     label,
     scale,
     side,
     stroke: color('--muted'),
     grid: { stroke: color('--border') },
     size: 56,
+    ...(whole ? { incrs: [...WHOLE_STEPS] } : {}),
   });
 
-  const calls = chart(
-    'chart-calls',
-    [
-      { label: 'ok', stroke: color('--ok'), scale: 'n' },
-      { label: 'error', stroke: color('--danger'), scale: 'n' },
-      { label: 'timeout', stroke: color('--warn'), scale: 'n' },
-      { label: 'invalid', stroke: '#a855f7', scale: 'n' },
-    ],
-    [axis('calls / s', 'n')],
-  );
-  const traffic = chart(
-    'chart-traffic',
-    [
-      { label: 'browsers', stroke: color('--accent'), scale: 'b' },
-      { label: 'page views / s', stroke: color('--muted'), scale: 'v' },
-    ],
-    [axis('browsers', 'b'), axis('views / s', 'v', 1)],
-  );
-  const latency = chart('chart-latency', [{ label: 'ms', stroke: color('--warn'), scale: 'ms' }], [axis('ms', 'ms')]);
+  /** The three charts, in the colours of the theme the page has now. */
+  const build = () => ({
+    calls: chart(
+      'chart-calls',
+      [
+        { label: 'ok', stroke: color('--ok'), scale: 'n' },
+        { label: 'error', stroke: color('--danger'), scale: 'n' },
+        { label: 'timeout', stroke: color('--warn'), scale: 'n' },
+        { label: 'invalid', stroke: '#a855f7', scale: 'n' },
+      ],
+      [axis('calls / s', 'n')],
+    ),
+    traffic: chart(
+      'chart-traffic',
+      [
+        { label: 'browsers', stroke: color('--accent'), scale: 'b' },
+        { label: 'page views / s', stroke: color('--muted'), scale: 'v' },
+      ],
+      [axis('browsers', 'b'), axis('views / s', 'v', 1)],
+    ),
+    latency: chart(
+      'chart-latency',
+      [{ label: 'ms', stroke: color('--warn'), scale: 'ms' }],
+      [axis('ms', 'ms', 3, false)],
+    ),
+  });
+  const theme = () => document.documentElement.dataset.theme;
+  let plots = build();
+  let builtFor = theme();
 
   const text = (/** @type {string} */ id, /** @type {string} */ value) => {
     const node = document.getElementById(id);
@@ -130,6 +160,13 @@ export function startDashboard(socket, flips) {
   };
 
   const draw = () => {
+    // A live theme change: the charts are drawn again in its colours.
+    if (theme() !== builtFor) {
+      for (const plot of Object.values(plots)) plot.destroy();
+      plots = build();
+      builtFor = theme();
+    }
+    const { calls, traffic, latency } = plots;
     const t = samples.map((s) => s.t);
     calls.setData([
       t,
@@ -156,12 +193,12 @@ export function startDashboard(socket, flips) {
 
   const resize = () => {
     /** @type {[import('uplot'), string][]} */
-    const plots = [
-      [calls, 'chart-calls'],
-      [traffic, 'chart-traffic'],
-      [latency, 'chart-latency'],
+    const sized = [
+      [plots.calls, 'chart-calls'],
+      [plots.traffic, 'chart-traffic'],
+      [plots.latency, 'chart-latency'],
     ];
-    for (const [plot, id] of plots) {
+    for (const [plot, id] of sized) {
       const host = document.getElementById(id);
       if (host) plot.setSize({ width: host.clientWidth, height: 180 });
     }

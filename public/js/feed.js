@@ -31,6 +31,61 @@ function say(text) {
 /** @param {string} id */
 const byId = (id) => document.getElementById(id);
 
+/**
+ * An avatar whose image fails to load (the image host down while its API answers) becomes the
+ * fallback in place: a viewer never sees a broken image. Errors do not bubble: caught on the way
+ * down, for every avatar the page has or will get. One that failed before this script ran is
+ * swapped at once.
+ * @param {Element} img
+ */
+function fallBack(img) {
+  const avatar = /** @type {HTMLImageElement} */ (img);
+  if (avatar.getAttribute('src') === FALLBACK_AVATAR) return;
+  avatar.src = FALLBACK_AVATAR;
+  avatar.dataset.fallback = 'image-failed';
+}
+document.addEventListener(
+  'error',
+  (event) => {
+    if (event.target instanceof HTMLImageElement && event.target.classList.contains('avatar')) fallBack(event.target);
+  },
+  true,
+);
+/**
+ * Follow buttons: a demo of the social side, kept in this browser (the third party owns the
+ * graph; nothing is sent).
+ */
+const FOLLOWS = 'pulse-follows';
+/** @returns {string[]} */
+const follows = () => JSON.parse(window.localStorage.getItem(FOLLOWS) || '[]');
+function showFollows() {
+  const mine = new Set(follows());
+  for (const button of document.querySelectorAll('button[data-follow]')) {
+    const on = mine.has(/** @type {HTMLElement} */ (button).dataset.follow ?? '');
+    // Only what changed: the observer below sees every write, and would see its own forever.
+    if (button.getAttribute('aria-pressed') !== String(on)) button.setAttribute('aria-pressed', String(on));
+    const label = on ? 'Following' : 'Follow';
+    if (button.textContent !== label) button.textContent = label;
+  }
+}
+document.addEventListener('click', (event) => {
+  const button = event.target instanceof Element ? event.target.closest('button[data-follow]') : null;
+  if (!button) return;
+  const id = /** @type {HTMLElement} */ (button).dataset.follow ?? '';
+  const mine = new Set(follows());
+  if (mine.has(id)) mine.delete(id);
+  else mine.add(id);
+  window.localStorage.setItem(FOLLOWS, JSON.stringify([...mine]));
+  showFollows();
+});
+new MutationObserver(showFollows).observe(live, { childList: true, subtree: true });
+showFollows();
+
+for (const img of document.querySelectorAll('img.avatar')) {
+  const avatar = /** @type {HTMLImageElement} */ (img);
+  if (avatar.complete && avatar.naturalWidth === 0) fallBack(avatar);
+}
+
 function kill() {
   const feed = byId('feed');
   if (feed) feed.dataset.showAvatars = 'false';
@@ -45,14 +100,30 @@ function kill() {
   catchingUp(undefined);
 }
 
-/** @param {number | undefined} waitMs */
+/** A wait shorter than this is not worth a banner: a normal restore fills in before it would show. */
+const BANNER_AFTER_MS = 400;
+/** @type {number | undefined} */
+let catchingSince;
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let bannerTimer;
+
+/**
+ * Live, waiting for its content (`waitMs` to the turn the page holds), or done (undefined). The
+ * page marks it at once (`#live[data-catching-up]`); the banner shows only if the wait lasts past
+ * BANNER_AFTER_MS, and its estimate is the turn's own: past a few seconds it says how long so far.
+ * @param {number | undefined} waitMs
+ */
 function catchingUp(waitMs) {
   const banner = byId('catching-up-banner');
   if (waitMs === undefined) {
     delete live.dataset.catchingUp;
+    catchingSince = undefined;
+    clearTimeout(bannerTimer);
+    bannerTimer = undefined;
     if (banner) banner.hidden = true;
     return;
   }
+  catchingSince ??= Date.now();
   live.dataset.catchingUp = 'true';
   const feed = byId('feed');
   if (feed) feed.dataset.showAvatars = 'true';
@@ -60,16 +131,22 @@ function catchingUp(waitMs) {
   if (paused) paused.hidden = true;
   const note = document.querySelector('#recommendations .note');
   if (note) note.textContent = 'Your personalized picks are on their way.';
-  if (banner) {
-    banner.hidden = false;
-    const eta = banner.querySelector('.catch-up-eta');
-    const seconds = Math.ceil(waitMs / 1000);
-    if (eta)
-      eta.textContent =
-        seconds <= 1
+  if (!banner) return;
+  const eta = banner.querySelector('.catch-up-eta');
+  const seconds = Math.ceil(waitMs / 1000);
+  const waited = Math.round((Date.now() - catchingSince) / 1000);
+  if (eta)
+    eta.textContent =
+      waited >= 5
+        ? `The third party is busy: your avatars and picks are on their way (${waited} s so far${seconds > 1 ? `, next try in about ${seconds} s` : ''}).`
+        : seconds <= 1
           ? 'Your avatars and picks arrive in a moment.'
           : `Your avatars and picks arrive in about ${seconds} s.`;
-  }
+  if (!banner.hidden || bannerTimer !== undefined) return;
+  bannerTimer = setTimeout(() => {
+    bannerTimer = undefined;
+    if (live.dataset.catchingUp === 'true') banner.hidden = false;
+  }, BANNER_AFTER_MS);
 }
 
 /** The first post at least partly in view, and where it is: what the reader is looking at. */

@@ -140,9 +140,9 @@ export function createLiveSync(options) {
         generation += 1;
         clearTimer(timer);
         effects.kill();
-        effects.say('Third-party content paused by the kill switch.');
+        effects.say('Profile photos and suggestions are temporarily unavailable.');
       } else {
-        effects.say('Third-party content is back on.');
+        effects.say('Profile photos and suggestions are back.');
         refreshWithin(refetchWithinMs);
       }
     } else if (key === RECS_FLAVOUR) {

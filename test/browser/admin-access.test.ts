@@ -79,7 +79,7 @@ describe('signing in to launch control in a real browser', { timeout: 90_000 }, 
     await page.waitForSelector('#switch-title[data-state="partial"]');
     expect(await page.textContent('#switch-title')).toBe('Partly killed');
     expect(await page.textContent('#switch-detail')).toMatch(
-      /^Killed for group beta; killed for 40 % of everyone else\. Version \d+\.$/,
+      /^Killed for group beta; killed for 40 % of everyone else\. \(version \d+\)$/,
     );
     expect(await page.textContent('#switch-button')).toBe('Kill for everyone');
 

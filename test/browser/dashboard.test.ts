@@ -1,6 +1,6 @@
 /// <reference lib="dom" />
 import { describe, expect, it } from 'vitest';
-import { KILL_SWITCH } from '../../server/flags/catalog.js';
+import { KILL_SWITCH, THEME } from '../../server/flags/catalog.js';
 import { sleep, TEST_TOKEN } from '../helpers/app.js';
 import { appAndBrowserForThisBlock, signInAdmin } from '../helpers/browser.js';
 
@@ -78,6 +78,25 @@ describe('the launch dashboard in a real browser', { timeout: 90_000 }, () => {
       });
     running = false;
     await traffic;
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it("follows a live theme change in the charts' colours, and explains its markers and its window", async () => {
+    const page = await ctx.browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    const errors: string[] = [];
+    page.on('pageerror', (error) => errors.push(String(error)));
+    await signInAdmin(page, ctx.app.url, TEST_TOKEN);
+    await page.waitForSelector('#chart-calls[data-theme-drawn="light"]');
+    await ctx.app.patchFlag(THEME, { defaultVariant: 'dark' });
+    // Redrawn at the next second's sample, in the dark theme's colours.
+    for (const id of ['chart-calls', 'chart-traffic', 'chart-latency'])
+      await page.waitForSelector(`#${id}[data-theme-drawn="dark"]`, { timeout: 5000 });
+    expect(await page.locator('#chart-legend').innerText()).toMatch(
+      /^Each point is one second; the charts keep the last five minutes\. Dashed lines mark flips: red a kill, green a restore/,
+    );
+    expect(await page.locator('#latency-label').innerText()).toMatch(/^ms per call, last second \(timeout \d+ ms\)$/);
+    await ctx.app.patchFlag(THEME, { defaultVariant: 'light' });
     expect(errors).toEqual([]);
     await page.close();
   });

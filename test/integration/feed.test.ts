@@ -45,7 +45,7 @@ describe('the feed', () => {
       const { text } = await app.request(`/?user=${user}`);
       expect(text).toContain('data-show-avatars="false"');
       expect(text).toContain('data-source="fallback"');
-      expect(text).toContain('Third-party content is paused.');
+      expect(text).toContain('Profile photos and suggestions are temporarily unavailable.');
       expect(text).not.toMatch(/id="paused-banner" role="status" hidden/);
       expect(new Set(avatarSources(text))).toEqual(new Set(['/static/img/fallback-avatar.svg']));
     }

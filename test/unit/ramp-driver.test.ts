@@ -299,7 +299,7 @@ describe('the ramp driver', () => {
     const ramp = await driver();
     await ramp.begin({ ...settings, holdMs: 60_000 }, person);
     const get = repository.get.bind(repository);
-    repository.get = ((key: string) => (key === KILL_SWITCH ? undefined : get(key))) as typeof repository.get;
+    repository.get = (key: string) => (key === KILL_SWITCH ? undefined : get(key));
     await ramp.kick();
     expect(ramp.current()).toMatchObject({ status: 'stopped', reason: 'the kill switch was removed' });
     await expect(ramp.begin(settings, person)).rejects.toThrow(`Unknown flag "${KILL_SWITCH}".`);
@@ -358,10 +358,10 @@ describe('the ramp driver', () => {
     figures.services = { avatars: { calls: 3, failed: 0, breakerOpened: 1 } };
     const update = repository.update.bind(repository);
     let failures = 1;
-    repository.update = ((key, updater, options) => {
+    repository.update = (key, updater, options) => {
       if (options.actor.source === 'auto' && failures-- > 0) return Promise.reject(new Error('the process died here'));
       return update(key, updater, options);
-    }) as typeof repository.update;
+    };
     await first.kick();
     await first.close();
     drivers = [];
@@ -381,10 +381,10 @@ describe('the ramp driver', () => {
     figures.services = { avatars: { calls: 3, failed: 0, breakerOpened: 1 } };
     const update = repository.update.bind(repository);
     let failures = 1;
-    repository.update = ((key, updater, options) => {
+    repository.update = (key, updater, options) => {
       if (options.actor.source === 'auto' && failures-- > 0) return Promise.reject(new Error('the process died here'));
       return update(key, updater, options);
-    }) as typeof repository.update;
+    };
     await first.kick();
     await first.close();
     drivers = [];

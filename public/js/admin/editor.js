@@ -1,12 +1,28 @@
 // @ts-check
 import { buildTargeting, checkRules, emptyRules, mergePatchFor, parseTargeting } from '../../../protocol/targeting.js';
+import { KILL_SWITCH } from '../../../protocol/flags.js';
+import { switchState } from '../switch-state.js';
 import { notSentText } from './api.js';
+import { targetingSummary, variantText } from './describe.js';
 import { $, el, message } from './dom.js';
 
 /** @typedef {import('../../../protocol/wire.js').AdminFlag} AdminFlag */
 /** @typedef {import('./api.js').FlagApi} FlagApi */
+/** @typedef {import('../../../protocol/wire.js').FlagDefinition} FlagDefinition */
 
 /** JSON with object members sorted: two definitions that say the same thing read the same. */
+/**
+ * A definition in one or two sentences: for the kill switch, who is killed and who is live; for
+ * another flag, its state, its default and its targeting.
+ * @param {string} key @param {FlagDefinition} d
+ */
+function inWords(key, d) {
+  if (key === KILL_SWITCH) return switchState(d).detail;
+  if (d.state === 'DISABLED') return 'disabled: every viewer gets the code default.';
+  const fallback = typeof d.defaultVariant === 'string' ? variantText(d, d.defaultVariant) : 'the code default';
+  return d.targeting ? `${targetingSummary(d)}; otherwise ${fallback}.` : `${fallback} for everyone.`;
+}
+
 function canonical(/** @type {unknown} */ value) {
   return JSON.stringify(value, (_, /** @type {unknown} */ v) =>
     v && typeof v === 'object' && !Array.isArray(v)
@@ -77,6 +93,11 @@ export function createTargetingEditor({ flagOf, api }) {
     if (!editing) return;
     const result = resulting();
     $('editor-preview').textContent = JSON.stringify(result, null, 2);
+    const current = flagOf(editing.key)?.definition;
+    $('editor-summary').textContent =
+      current && result
+        ? `Now: ${inWords(editing.key, current)} After saving: ${inWords(editing.key, /** @type {FlagDefinition} */ (result))}`
+        : '';
     const problem = checkRules(editing.rules, editing.variants);
     const unchanged = !problem && canonical(result) === canonical(flagOf(editing.key)?.definition);
     /** @type {HTMLButtonElement} */ ($('editor-save')).disabled = unchanged || Boolean(problem);
@@ -242,6 +263,12 @@ export function createTargetingEditor({ flagOf, api }) {
     render();
   });
   form.addEventListener('change', preview);
+  // Focus goes back to the flag's Target button, found again: a save's new state may have redrawn
+  // the row while the dialog was open, and the button the dialog would return to is gone.
+  dialog.addEventListener('close', () => {
+    const key = editing?.key;
+    if (key) /** @type {HTMLElement | null} */ (document.querySelector(`#flags-body [data-edit="${key}"]`))?.focus();
+  });
   $('editor-cancel').addEventListener('click', () => dialog.close());
   form.addEventListener('submit', async (event) => {
     event.preventDefault();

@@ -18,6 +18,19 @@ const VIA = {
   system: 'by the system',
 };
 
+/**
+ * What a restore will do, for whom: the switch after the restore patch, in words. A kill that kept
+ * targeting (beta live, say) comes back as that targeting says, and the dialog says so.
+ * @param {import('../../../protocol/wire.js').FlagDefinition | null | undefined} definition
+ */
+export function restoreText(definition) {
+  const spread = '(spread out over a few seconds, so the third party is not stampeded)';
+  if (!definition) return `Every open browser brings back live avatars and recommendations ${spread}.`;
+  const after = switchState({ ...definition, ...restorePatch(definition) });
+  if (after.state === 'live') return `Every open browser brings back live avatars and recommendations ${spread}.`;
+  return `The switch keeps its targeting: ${after.detail.replace(/\.$/, '')}. Browsers that become live bring back avatars and recommendations ${spread}; edit the targeting (Target…) to change who.`;
+}
+
 /** The token's name, and the note its holder added ("admin (Maya, on call)"). */
 export function who(/** @type {AdminActor} */ actor) {
   return actor.note ? `${actor.name} (${actor.note})` : actor.name;
@@ -44,7 +57,7 @@ export function createKillSwitchCard({ state, api, readOnly }) {
       title.dataset.state = 'killed';
       title.textContent = 'Killed: the flag cannot be served';
       $('switch-detail').textContent =
-        `${KILL_SWITCH} ${flag.problem}. Every viewer gets the safe default (killed) until the flag file is fixed. Version ${flag.version}.`;
+        `${KILL_SWITCH} ${flag.problem}. Every viewer gets the safe default (killed) until the flag file is fixed (version ${flag.version}).`;
       button.disabled = true;
       button.textContent = 'Fix the flag file first';
       button.className = 'switch-button';
@@ -53,7 +66,7 @@ export function createKillSwitchCard({ state, api, readOnly }) {
       title.dataset.state = 'external';
       title.textContent = `Managed in ${source.kind === 'launchdarkly' ? 'LaunchDarkly' : source.kind}`;
       $('switch-detail').textContent =
-        `Flip ${KILL_SWITCH} in your LaunchDarkly project; every open browser follows within milliseconds. Version ${flag.version} here.`;
+        `Flip ${KILL_SWITCH} in your LaunchDarkly project; every open browser follows within milliseconds (version ${flag.version} here).`;
       button.disabled = true;
       button.textContent = 'Read-only here';
       button.className = 'switch-button';
@@ -68,7 +81,7 @@ export function createKillSwitchCard({ state, api, readOnly }) {
       const restorable = isKilled(definition);
       title.dataset.state = said.state;
       title.textContent = said.headline;
-      $('switch-detail').textContent = definition ? `${said.detail} Version ${flag?.version}.` : said.detail;
+      $('switch-detail').textContent = definition ? `${said.detail} (version ${flag?.version})` : said.detail;
       button.disabled = !flag || !source.writable || readOnly;
       button.textContent = restorable
         ? 'Restore third-party content'
@@ -79,7 +92,9 @@ export function createKillSwitchCard({ state, api, readOnly }) {
     }
     const last = audit.find((entry) => entry.key === KILL_SWITCH);
     $('switch-last').textContent = last
-      ? `Last change: ${last.summary}, by ${who(last.actor)} ${VIA[last.actor.source] ?? `via ${last.actor.source}`}, ${ago(last.at)}`
+      ? last.actor.source === 'system'
+        ? `Last change: ${last.summary} (${last.actor.name}), ${ago(last.at)}`
+        : `Last change: ${last.summary}, by ${who(last.actor)} ${VIA[last.actor.source] ?? `via ${last.actor.source}`}, ${ago(last.at)}`
       : source.writable
         ? 'No change recorded yet.'
         : '';
@@ -90,7 +105,7 @@ export function createKillSwitchCard({ state, api, readOnly }) {
     $('confirm-title').textContent = killing ? 'Kill third-party content?' : 'Restore third-party content?';
     $('confirm-text').textContent = killing
       ? 'Every open browser switches to fallback avatars and generic recommendations at once, and the app stops calling the third party.'
-      : 'Browsers bring back live avatars and recommendations over the next few seconds (spread out, so the third party is not stampeded).';
+      : restoreText(killSwitch()?.definition);
     const confirmButton = $('confirm-button');
     confirmButton.textContent = killing ? 'Kill now' : 'Restore now';
     confirmButton.className = killing ? 'danger' : 'primary';
