@@ -63,8 +63,12 @@ export class RampDriver {
     this.unsubscribe.push(this.deps.store.onOutsideChange(() => void this.refresh()));
     this.unsubscribe.push(
       this.deps.repository.onChange((changes) => {
-        if (this.record?.status === 'running' && changes.some((change) => change.key === this.record?.key))
-          void this.kick();
+        const record = this.record;
+        if (record?.status !== 'running') return;
+        const change = changes.find((c) => c.key === record.key);
+        if (!change) return;
+        this.countFrom(record, change.after);
+        void this.kick();
       }),
     );
     await this.refresh();
@@ -152,6 +156,18 @@ export class RampDriver {
     } catch (error) {
       this.log.warn({ err: error }, 'could not read the guarded restore; will read it again');
     }
+  }
+
+  /**
+   * A stage is counted from its write, as every instance hears of it (the pages it makes live
+   * refetch at once), not from the ramp's save after it: by then, on a busy core, the stage's
+   * first calls may be over.
+   */
+  private countFrom(record: RampRecord, written: FlagRecord['definition'] | undefined): void {
+    const next = isWritten(record) ? record.stage + 1 : record.stage;
+    if (next >= record.stages.length) return;
+    if (isDeepStrictEqual(written, stageDefinition(record.start, record.stages[next]!)))
+      this.deps.figures.begin(`${record.id}:${next}`);
   }
 
   /** What this instance knows of the ramp: its counting, its gauges, its pages, its ticking. */
