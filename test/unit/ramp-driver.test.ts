@@ -397,4 +397,37 @@ describe('the ramp driver', () => {
     expect(again.current()!.reason).toMatch(/^ops changed the switch/);
     expect(flag().definition).toMatchObject({ state: 'ENABLED', defaultVariant: 'on' });
   });
+
+  it("counts a stage from its write, before the ramp's save after it", async () => {
+    const store = new FileRampStore(path.join(dir, 'flags.ramp.json'));
+    const ramp = new RampDriver({
+      repository,
+      store,
+      figures,
+      lease: processLease,
+      metrics,
+      logger,
+      now: () => clock,
+      tickMs: 60_000,
+    });
+    await ramp.start();
+    drivers.push(ramp);
+    // The save after the first stage's write is slow (a busy disk, a Redis round trip).
+    const save = store.save.bind(store);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let saves = 0;
+    store.save = async (record, expected) => {
+      if (++saves === 2) await held;
+      return save(record, expected);
+    };
+    const begun = ramp.begin(settings, person);
+    try {
+      await waitFor(() => flag().definition.state === 'ENABLED', 2000, 'the first stage written');
+      expect(figures.stages.at(-1)).toMatch(/:0$/);
+    } finally {
+      release();
+    }
+    expect(await begun).toMatchObject({ percent: 10 });
+  });
 });
