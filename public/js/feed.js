@@ -56,8 +56,19 @@ document.addEventListener(
  * graph; nothing is sent).
  */
 const FOLLOWS = 'pulse-follows';
-/** @returns {string[]} */
-const follows = () => JSON.parse(window.localStorage.getItem(FOLLOWS) || '[]');
+/**
+ * The people this browser follows. Storage may be blocked or hold anything: then nobody, and the
+ * page goes on (the live side below must never fail for this).
+ * @returns {string[]}
+ */
+function follows() {
+  try {
+    const stored = JSON.parse(window.localStorage.getItem(FOLLOWS) || '[]');
+    return Array.isArray(stored) ? stored.map(String) : [];
+  } catch {
+    return [];
+  }
+}
 function showFollows() {
   const mine = new Set(follows());
   for (const button of document.querySelectorAll('button[data-follow]')) {
@@ -75,7 +86,12 @@ document.addEventListener('click', (event) => {
   const mine = new Set(follows());
   if (mine.has(id)) mine.delete(id);
   else mine.add(id);
-  window.localStorage.setItem(FOLLOWS, JSON.stringify([...mine]));
+  try {
+    window.localStorage.setItem(FOLLOWS, JSON.stringify([...mine]));
+  } catch {
+    // Storage blocked: the button says nothing it cannot keep.
+    return;
+  }
   showFollows();
 });
 new MutationObserver(showFollows).observe(live, { childList: true, subtree: true });

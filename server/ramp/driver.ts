@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
+import { ProviderStatus } from '@openfeature/server-sdk';
 import type { Ramp, RampStatus } from '../../protocol/ramp.js';
 import { within } from '../bounded-wait.js';
 import { ConflictError, NotFoundError, PreconditionFailedError } from '../errors.js';
@@ -12,10 +13,10 @@ import type { Metrics } from '../observability/metrics.js';
 import type { StageFigures } from './figures.js';
 import type { DriverLease } from './lease.js';
 import { guardView, judge, stageDefinition, switchVariants, type RampSettings } from './plan.js';
-import { rampView, type RampRecord, type RampStore } from './store.js';
+import { isWritten, rampView, type RampRecord, type RampStore } from './store.js';
 
 export interface RampDriverDeps {
-  repository: Pick<FlagRepository, 'get' | 'update' | 'audit' | 'onChange'>;
+  repository: Pick<FlagRepository, 'get' | 'update' | 'audit' | 'onChange' | 'status'>;
   store: RampStore;
   figures: StageFigures;
   lease: DriverLease;
@@ -30,7 +31,9 @@ export interface RampDriverDeps {
 const GUARD_SAVE_EVERY_MS = 1000;
 
 const stageOf = (record: RampRecord) => `${record.id}:${record.stage}`;
-const isWritten = (record: RampRecord) => record.percent === record.stages[record.stage];
+/** Whether `definition` is one of this ramp's own stages, as the ramp writes them. */
+const isOwnStage = (record: RampRecord, definition: FlagRecord['definition']) =>
+  record.stages.some((percent) => isDeepStrictEqual(definition, stageDefinition(record.start, percent)));
 
 /**
  * A guarded restore, as a small state machine over flag writes. Running at stage k: the kill
@@ -172,6 +175,8 @@ export class RampDriver {
 
   /** What this instance knows of the ramp: its counting, its gauges, its pages, its ticking. */
   private adopt(record: RampRecord | undefined): void {
+    // A read that left before a newer save landed: what this instance holds is newer.
+    if (record && this.record && record.id === this.record.id && record.revision < this.record.revision) return;
     const changed = record?.revision !== this.record?.revision || record?.id !== this.record?.id;
     this.record = record;
     const running = record?.status === 'running';
@@ -192,6 +197,8 @@ export class RampDriver {
     const record = await this.deps.store.load();
     this.adopt(record);
     if (record?.status !== 'running') return;
+    // Flags not loaded yet (a restart while the store is away): nothing to judge by, nothing to end.
+    if (this.deps.repository.status().status !== ProviderStatus.READY) return;
     const flag = this.deps.repository.get(record.key);
     if (!flag) return void (await this.end(record, 'stopped', 'the kill switch was removed'));
     if (record.rollingBack !== undefined) return this.finishRollback(record, flag);
@@ -202,7 +209,9 @@ export class RampDriver {
         next < record.stages.length &&
         flag.version === record.flagVersion + 1 &&
         isDeepStrictEqual(flag.definition, stageDefinition(record.start, record.stages[next]!));
-      return ours ? void (await this.saveStage(record, next, flag.version)) : this.endByOther(record, flag);
+      return ours
+        ? void (await this.saveStage(record, next, flag.version, this.writtenAt(record.key, flag.version)))
+        : this.endByOther(record, flag);
     }
     if (!isWritten(record)) return this.writeStage(record, next);
     const services = await this.deps.figures.read(stageOf(record));
@@ -224,6 +233,7 @@ export class RampDriver {
     const percent = record.stages[index]!;
     const note = `guarded restore, stage ${index + 1} of ${record.stages.length}: live for ${percent} %${sparse ? ` (${sparse})` : ''}`;
     let written: FlagRecord;
+    const writtenAt = this.now();
     try {
       written = await this.deps.repository.update(record.key, () => stageDefinition(record.start, percent), {
         ifMatch: [record.flagVersion],
@@ -239,17 +249,24 @@ export class RampDriver {
       { ramp: record.id, stage: index, percent, version: written.version },
       'guarded restore: stage written',
     );
-    await this.saveStage(record, index, written.version);
+    await this.saveStage(record, index, written.version, writtenAt);
   }
 
-  private saveStage(record: RampRecord, index: number, flagVersion: number) {
+  /** The stage saved as written at `writtenAt`: its hold counts from the write, not from this save. */
+  private saveStage(record: RampRecord, index: number, flagVersion: number, writtenAt: number) {
     const { guard: _previous, ...rest } = record;
     return this.save(rest, {
       stage: index,
       percent: record.stages[index]!,
       flagVersion,
-      stageStartedAt: new Date(this.now()).toISOString(),
+      stageStartedAt: new Date(writtenAt).toISOString(),
     });
+  }
+
+  /** When the flag was written at `version`, as its audit entry says (now, if the entry is gone). */
+  private writtenAt(key: string, version: number): number {
+    const entry = this.deps.repository.audit.recent(50).find((e) => e.key === key && e.version === version);
+    return entry ? Date.parse(entry.at) : this.now();
   }
 
   /** The reason is saved first, then the switch written back as it was: a restart in between finishes the rollback. */
@@ -262,11 +279,13 @@ export class RampDriver {
     const reason = record.rollingBack!;
     if (flag.version !== record.flagVersion) {
       if (isKilled(flag.definition)) return void (await this.end(record, 'rolled-back', reason));
-      return this.endByOther(record, flag);
+      // A stage written meanwhile by the ramp itself (a driver that stalled past its lease): the
+      // rollback goes over it. Anyone else's write is theirs.
+      if (!isOwnStage(record, flag.definition)) return this.endByOther(record, flag);
     }
     try {
       await this.deps.repository.update(record.key, () => record.start, {
-        ifMatch: [record.flagVersion],
+        ifMatch: [flag.version],
         actor: { source: 'auto', name: `guarded restore rolled back: ${reason}` },
       });
     } catch (error) {
@@ -283,6 +302,10 @@ export class RampDriver {
     const entry = this.deps.repository.audit.recent(50).find((e) => e.key === record.key && e.version === flag.version);
     const actor = entry?.actor;
     if (actor?.source === 'auto') return void (await this.end(record, 'rolled-back', actor.name));
+    // A kill seen only as a reload (another instance's write that won a compare-and-set here): no
+    // person is named, and a kill during a ramp is what a rollback does.
+    if (actor?.source === 'system' && isKilled(flag.definition))
+      return void (await this.end(record, 'rolled-back', `killed on another instance (${actor.name})`));
     const who = actor ? `${actor.name}${actor.note ? ` (${actor.note})` : ''}` : 'someone';
     const what = isKilled(flag.definition)
       ? 'killed the switch'

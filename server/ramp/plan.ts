@@ -116,7 +116,15 @@ export function judge(
         ? 'no failure past the limit so far'
         : `${most} of the ${settings.minCalls} calls needed to judge so far`,
     };
-  if (enough) return { action: 'advance', enough, said: `held ${seconds(elapsedMs)} with no failure past the limit` };
+  if (enough)
+    return {
+      action: 'advance',
+      enough,
+      said:
+        most === 0
+          ? `held ${seconds(elapsedMs)} with no calls made (none needed to judge)`
+          : `held ${seconds(elapsedMs)} with no failure past the limit`,
+    };
   const sparseLimit = settings.holdMs * RAMP_SPARSE_HOLDS;
   if (elapsedMs >= sparseLimit)
     return {

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import writeFileAtomic from 'write-file-atomic';
 import type { Ramp } from '../../protocol/ramp.js';
 import type { FlagDefinition } from '../flags/types.js';
+import { SerialQueue } from '../concurrency/serial-queue.js';
 import { PRIVATE_FILE_MODE } from '../store-files.js';
 
 /** A ramp as it is kept: what the page sees, and what the driver needs to go on after a restart. */
@@ -16,11 +17,13 @@ export interface RampRecord extends Ramp {
   rollingBack?: string;
 }
 
+/** Whether the ramp's current stage has been written (0 % live until the first is). */
+export const isWritten = (record: RampRecord) => record.percent === record.stages[record.stage];
+
 /** What the API and the page are shown: the record without what only the driver reads. */
 export function rampView(record: RampRecord): Ramp {
   const { revision: _r, flagVersion: _v, start: _s, rollingBack: _b, ...view } = record;
-  const written = record.status === 'running' && record.percent === record.stages[record.stage];
-  return written
+  return record.status === 'running' && isWritten(record)
     ? { ...view, nextStageAt: new Date(Date.parse(record.stageStartedAt) + record.holdMs).toISOString() }
     : view;
 }
@@ -48,6 +51,8 @@ export class FileRampStore implements RampStore {
   readonly kind = 'file';
   private held: RampRecord | undefined;
   private read = false;
+  /** Saves in turn: a compare-and-set is a read and a write with no await between another's. */
+  private readonly queue = new SerialQueue();
 
   constructor(private readonly file: string) {}
 
@@ -63,11 +68,13 @@ export class FileRampStore implements RampStore {
     return this.held;
   }
 
-  async save(record: RampRecord, expected: number): Promise<boolean> {
-    if (((await this.load())?.revision ?? 0) !== expected) return false;
-    await writeFileAtomic(this.file, `${JSON.stringify(record, null, 2)}\n`, { mode: PRIVATE_FILE_MODE });
-    this.held = record;
-    return true;
+  save(record: RampRecord, expected: number): Promise<boolean> {
+    return this.queue.run(async () => {
+      if (((await this.load())?.revision ?? 0) !== expected) return false;
+      await writeFileAtomic(this.file, `${JSON.stringify(record, null, 2)}\n`, { mode: PRIVATE_FILE_MODE });
+      this.held = record;
+      return true;
+    });
   }
 
   onOutsideChange(): () => void {

@@ -1,17 +1,67 @@
 import { describe, expect, it } from 'vitest';
 import { KILL_SWITCH, THEME } from '../../server/flags/catalog.js';
-import { TEST_TOKEN } from '../helpers/app.js';
+import { TEST_TOKEN, type TestApp } from '../helpers/app.js';
 import { appAndBrowserForThisBlock, signInAdmin } from '../helpers/browser.js';
 import { lowContrastText } from '../helpers/contrast.js';
 
 const VIEWPORTS = { phone: { width: 390, height: 844 }, laptop: { width: 1280, height: 800 } };
+const RAMP = `/api/flags/${KILL_SWITCH}/ramp`;
+
+/**
+ * The states launch control must be read in: live, killed, partly killed, an outage (both
+ * breakers open), a guarded restore in progress. Each sets itself up and names the switch's state.
+ */
+const STATES: { name: string; switchState: string; set(app: TestApp): Promise<void> }[] = [
+  {
+    name: 'live',
+    switchState: 'live',
+    set: async (app) => void (await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' })),
+  },
+  {
+    name: 'killed',
+    switchState: 'killed',
+    set: async (app) => void (await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' })),
+  },
+  {
+    name: 'partly killed',
+    switchState: 'partial',
+    set: async (app) =>
+      void (await app.patchFlag(KILL_SWITCH, {
+        state: 'ENABLED',
+        defaultVariant: 'off',
+        targeting: { if: [{ in: ['beta', { var: 'groups' }] }, 'on', null] },
+      })),
+  },
+  {
+    name: 'outage',
+    switchState: 'live',
+    set: async (app) => {
+      await app.patchFlag(KILL_SWITCH, { state: 'ENABLED', defaultVariant: 'on', targeting: null });
+      app.simulator!.setKnobs({ mode: 'fail' });
+      for (let n = 0; n < 8; n++) await app.request(`/?user=outage-${n}`);
+    },
+  },
+  {
+    name: 'restore in progress',
+    switchState: 'partial',
+    set: async (app) => {
+      app.simulator!.setKnobs({ mode: 'normal' });
+      await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
+      await app.request(RAMP, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ stages: [25, 100], holdMs: 600_000 }),
+      });
+    },
+  },
+];
 
 // See BROWSER_TIMEOUT_MS in scripts/test-under-load.mjs.
 describe('every text readable: contrast computed from the colours the pages use', { timeout: 90_000 }, () => {
   const ctx = appAndBrowserForThisBlock();
 
   for (const theme of ['light', 'dark', 'aurora']) {
-    it(`${theme}: both pages, live and killed, laptop and phone: text at 4.5:1 over what is under it`, async () => {
+    it(`${theme}: both pages, live, killed, partly killed, outage and restoring, laptop and phone: text at 4.5:1 over what is under it`, async () => {
       await ctx.app.patchFlag(THEME, { defaultVariant: theme });
       const found: string[] = [];
       for (const [device, viewport] of Object.entries(VIEWPORTS)) {
@@ -20,11 +70,18 @@ describe('every text readable: contrast computed from the colours the pages use'
           const feed = await context.newPage();
           const admin = await context.newPage();
           await signInAdmin(admin, ctx.app.url, TEST_TOKEN);
-          for (const state of ['ENABLED', 'DISABLED']) {
-            await ctx.app.patchFlag(KILL_SWITCH, { state });
+          for (const { name: state, switchState, set } of STATES) {
+            await set(ctx.app);
             await feed.goto(`${ctx.app.url}/?user=maya`);
             await feed.waitForSelector('body[data-socket="connected"]');
-            await admin.waitForSelector(`#switch-title[data-state="${state === 'ENABLED' ? 'live' : 'killed'}"]`);
+            await admin.waitForSelector(`#switch-title[data-state="${switchState}"]`);
+            if (state === 'outage') await admin.waitForSelector('#outage-alert:not([hidden])');
+            if (state === 'restore in progress') await admin.waitForSelector('#ramp-panel[data-status="running"]');
+            for (const page of [feed, admin])
+              expect(
+                await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+                `${device} ${state}: no sideways scroll`,
+              ).toBe(true);
             for (const [name, page] of [
               ['feed', feed],
               ['admin', admin],
@@ -36,6 +93,8 @@ describe('every text readable: contrast computed from the colours the pages use'
           }
         } finally {
           await context.close();
+          // The next device starts from the switch killed and no ramp running.
+          await ctx.app.patchFlag(KILL_SWITCH, { state: 'DISABLED', targeting: null, defaultVariant: 'on' });
         }
       }
       expect(found).toEqual([]);

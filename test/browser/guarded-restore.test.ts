@@ -49,6 +49,10 @@ describe('a guarded restore from launch control', { timeout: 90_000 }, () => {
     expect(await page.getAttribute('#ramp-stages li[aria-current=step]', 'data-stage')).toBe('current');
     expect(await text(page, '#ramp-next')).toMatch(/Next stage \(100 %\) in \d s|The hold is over/);
     expect(await page.isHidden('#ramp-button')).toBe(true);
+    // The top of the page says it too.
+    expect(await text(page, '#health-ramp')).toMatch(
+      /^Guarded restore: stage \d of 2, live for \d+ % of viewers\. Guard: /,
+    );
     expect(await seriousViolations(page)).toEqual([]);
     await page.waitForSelector('#ramp-panel[data-status="completed"]', { timeout: 20_000 });
     expect(await text(page, '#ramp-title')).toBe('Guarded restore completed: live for everyone');

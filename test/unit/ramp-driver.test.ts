@@ -430,4 +430,65 @@ describe('the ramp driver', () => {
     }
     expect(await begun).toMatchObject({ percent: 10 });
   });
+
+  it('a rollback goes over a stage the ramp itself wrote meanwhile (a driver that stalled past its lease)', async () => {
+    const start = flag().definition;
+    const first = await driver();
+    await first.begin(settings, person);
+    figures.services = { avatars: { calls: 3, failed: 0, breakerOpened: 1 } };
+    const update = repository.update.bind(repository);
+    let failures = 1;
+    repository.update = ((key, updater, options) => {
+      if (options.actor.source === 'auto' && failures-- > 0)
+        return Promise.reject(new Error('this driver stalls here'));
+      return update(key, updater, options);
+    }) as typeof repository.update;
+    await first.kick();
+    await first.close();
+    drivers = [];
+    // The stale driver writes the next stage over the decided rollback.
+    await repository.update(KILL_SWITCH, () => stageDefinition(start, 50), {
+      actor: { ...person, note: 'guarded restore, stage 2 of 3: live for 50 %' },
+    });
+    const again = await driver();
+    await again.kick();
+    expect(again.current()).toMatchObject({ status: 'rolled-back' });
+    expect(flag().definition).toEqual(start);
+  });
+
+  it('does nothing while the flags are not loaded: a running ramp is not ended for want of its flag', async () => {
+    const first = await driver();
+    await first.begin({ ...settings, holdMs: 60_000 }, person);
+    await first.close();
+    drivers = [];
+    const broken = new MemoryBackend(defaultFlagDocument());
+    broken.loadFailure = new Error('Redis unreachable since start-up');
+    repository = new FlagRepository(broken, logger, defaultFlagDocument);
+    await repository.start();
+    const again = await driver();
+    await again.kick();
+    expect(again.current()).toMatchObject({ status: 'running', percent: 10 });
+  });
+
+  it('two starts at once: one ramp, the other refused', async () => {
+    const ramp = await driver();
+    const results = await Promise.allSettled([ramp.begin(settings, person), ramp.begin(settings, person)]);
+    expect(results.map((result) => result.status).sort()).toEqual(['fulfilled', 'rejected']);
+    expect(String((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason)).toMatch(
+      /already running|started just now/,
+    );
+  });
+
+  it("a kill that arrives as another instance's write, naming no one, rolls back rather than blames", async () => {
+    const ramp = await driver();
+    await ramp.begin(settings, person);
+    await repository.update(KILL_SWITCH, (d) => ({ ...d, state: 'DISABLED' }), {
+      actor: { source: 'system', name: 'reload from redis' },
+    });
+    await ramp.kick();
+    expect(ramp.current()).toMatchObject({
+      status: 'rolled-back',
+      reason: 'killed on another instance (reload from redis)',
+    });
+  });
 });

@@ -162,6 +162,12 @@ describe('the guard', () => {
       said: 'only 7 of 20 calls in 120 s: too few to judge, advanced anyway',
     });
     expect(judge({}, settings, 10, settings.holdMs * RAMP_SPARSE_HOLDS - 1).action).toBe('hold');
+    // With no minimum, a stage without a call says so rather than claim a judgement.
+    expect(judge({}, { ...settings, minCalls: 0 }, 10, settings.holdMs)).toEqual({
+      action: 'advance',
+      enough: true,
+      said: 'held 30 s with no calls made (none needed to judge)',
+    });
   });
 });
 

@@ -109,6 +109,12 @@ export function createHealth({ state }) {
       };
     });
     $('health-services').replaceChildren(...rows.map((row) => row.node));
+    // During a guarded restore, the top says where it stands too (the card below has the detail).
+    const ramp = state().ramp;
+    const rampLine = $('health-ramp');
+    rampLine.hidden = ramp?.status !== 'running';
+    if (ramp?.status === 'running')
+      rampLine.textContent = `Guarded restore: stage ${ramp.stage + 1} of ${ramp.stages.length}, live for ${ramp.percent} % of viewers. Guard: ${ramp.guard?.verdict ?? 'watching the first calls'}.`;
     $('health-window').textContent = `over the last ${Math.min(WINDOW_SECONDS, samples.length) || WINDOW_SECONDS} s`;
     const failing = rows.filter((row) => row.health === 'failing');
     const alert = $('outage-alert');
