@@ -61,6 +61,26 @@ describe('honest and plain words, and controls that look as they act', { timeout
     });
   });
 
+  it('storage that throws (blocked by the browser) never stops the page following the switch', async () => {
+    const context = await ctx.browser.newContext({ viewport: { width: 1280, height: 900 } });
+    contexts.push(context);
+    await context.addInitScript(() => {
+      Object.defineProperty(window, 'localStorage', {
+        get() {
+          throw new DOMException('storage is blocked', 'SecurityError');
+        },
+      });
+    });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (error) => errors.push(String(error)));
+    await page.goto(`${ctx.app.url}/?user=theo`);
+    await page.waitForSelector('body[data-socket="connected"]');
+    await ctx.app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
+    await page.waitForSelector('#feed[data-show-avatars="false"]');
+    expect(errors).toEqual([]);
+  });
+
   it("a normal restore fills in without flashing 'Catching up'", async () => {
     await ctx.app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
     const page = await open('/?user=maya');
