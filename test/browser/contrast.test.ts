@@ -11,7 +11,7 @@ const RAMP = `/api/flags/${KILL_SWITCH}/ramp`;
  * The states launch control must be read in: live, killed, partly killed, an outage (both
  * breakers open), a guarded restore in progress. Each sets itself up and names the switch's state.
  */
-const STATES: { name: string; switchState: string; set(app: TestApp): Promise<void> }[] = [
+const STATES: { name: string; switchState: string; set: (app: TestApp) => Promise<void> }[] = [
   {
     name: 'live',
     switchState: 'live',
@@ -70,8 +70,8 @@ describe('every text readable: contrast computed from the colours the pages use'
           const feed = await context.newPage();
           const admin = await context.newPage();
           await signInAdmin(admin, ctx.app.url, TEST_TOKEN);
-          for (const { name: state, switchState, set } of STATES) {
-            await set(ctx.app);
+          for (const { name: state, switchState, set: setUp } of STATES) {
+            await setUp(ctx.app);
             await feed.goto(`${ctx.app.url}/?user=maya`);
             await feed.waitForSelector('body[data-socket="connected"]');
             await admin.waitForSelector(`#switch-title[data-state="${switchState}"]`);

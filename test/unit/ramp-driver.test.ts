@@ -438,11 +438,11 @@ describe('the ramp driver', () => {
     figures.services = { avatars: { calls: 3, failed: 0, breakerOpened: 1 } };
     const update = repository.update.bind(repository);
     let failures = 1;
-    repository.update = ((key, updater, options) => {
+    repository.update = (key, updater, options) => {
       if (options.actor.source === 'auto' && failures-- > 0)
         return Promise.reject(new Error('this driver stalls here'));
       return update(key, updater, options);
-    }) as typeof repository.update;
+    };
     await first.kick();
     await first.close();
     drivers = [];
