@@ -104,6 +104,8 @@ for (const n of SIZES) {
     const after = await memory(server.child);
     const p50s: number[] = [];
     const p99s: number[] = [];
+    /** BENCH_TRACE=1: each flip's steps, for the median trace of this configuration. */
+    const traces: { step: string; ms: number }[][] = [];
     let receivers = 0;
     for (let round = 0; round < ROUNDS * 2; round++) {
       await fleet.collect();
@@ -145,11 +147,24 @@ for (const n of SIZES) {
         const reply = once(server.child, 'message');
         server.child.send({ type: 'trace', browsers: n });
         const [t] = (await reply) as [
-          { writes: number; first: number; middle: number; last: number; gcs: number; gcMs: number; majorMs: number },
+          {
+            writes: number;
+            first: number;
+            middle: number;
+            last: number;
+            gcs: number;
+            gcMs: number;
+            majorMs: number;
+            steps: { step: string; ms: number }[];
+          },
         ];
         console.log(
           `    server: ${t.writes} writes, first ${t.first.toFixed(1)} ms, middle ${t.middle.toFixed(1)} ms, last ${t.last.toFixed(1)} ms after the request arrived; ${t.gcs} GC pauses meanwhile, ${t.gcMs.toFixed(1)} ms (${t.majorMs.toFixed(1)} ms mark-compact)`,
         );
+        // The flip's own steps, from the request's arrival (the app: server/observability/flip-trace.ts).
+        if (t.steps.length > 1)
+          console.log(`    steps: ${t.steps.map(({ step, ms }) => `${step} +${ms.toFixed(2)}`).join(' | ')}`);
+        traces.push(t.steps);
       }
       receivers = times.length;
       // A restore makes every page fetch its live region, paced by the third party: let them
@@ -169,6 +184,18 @@ for (const n of SIZES) {
       rssPerBrowser: (after.rss - before.rss) / n,
     };
     rows.push(row);
+    if (traces.length > 0) {
+      // The median time of each step over the flips: one flip's path, each step's end.
+      const names = [...new Set(traces.flat().map(({ step }) => step))];
+      const medianOf = (name: string) =>
+        median(traces.map((steps) => steps.find((s) => s.step === name)?.ms).filter((ms) => ms !== undefined));
+      const line = names
+        .map((name) => ({ name, ms: medianOf(name) }))
+        .sort((a, b) => a.ms - b.ms)
+        .map(({ name, ms }) => `${name} +${ms.toFixed(2)}`)
+        .join(' | ');
+      console.log(`  N=${n} ${mode} median trace (ms from the request's arrival): ${line}`);
+    }
     console.log(
       `N=${String(n).padStart(5)} ${mode.padEnd(9)} p50 ${row.p50.toFixed(1).padStart(6)} ms  p99 ${row.p99.toFixed(1).padStart(6)} ms  (${receivers} receive)  heap ${(row.heapPerBrowser / 1024).toFixed(1)} KB/browser  rss ${(row.rssPerBrowser / 1024).toFixed(1)} KB/browser`,
     );

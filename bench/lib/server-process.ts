@@ -19,13 +19,20 @@ import { createServer } from 'node:http';
 import { Socket as NetSocket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Server } from 'socket.io';
+import { FLIP_CHANNEL } from '../../server/observability/flip-trace.js';
 import { startBenchApp } from '../../testing/app.js';
 
 const mode = process.argv[2];
 const gc = (globalThis as { gc?: () => void }).gc;
 
 /** BENCH_TRACE=1: the last flip request's arrival, every socket write and every GC pause since (performance.now()). */
-const trace = { requestAt: 0, writes: [] as number[], gcs: [] as { at: number; ms: number; kind: number }[] };
+const trace = {
+  requestAt: 0,
+  writes: [] as number[],
+  gcs: [] as { at: number; ms: number; kind: number }[],
+  /** The app's own steps of the flip (server/observability/flip-trace.ts), and the response's end. */
+  steps: [] as { step: string; at: number }[],
+};
 if (process.env.BENCH_TRACE) {
   new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) {
@@ -43,7 +50,17 @@ if (process.env.BENCH_TRACE) {
       trace.requestAt = performance.now();
       trace.writes = [];
       trace.gcs = [];
+      trace.steps = [];
     }
+  });
+  subscribe(FLIP_CHANNEL, (message) => {
+    const { step, at } = message as { step: string; at: number };
+    if (trace.requestAt) trace.steps.push({ step, at });
+  });
+  subscribe('http.server.response.finish', (message) => {
+    const { request } = message as { request: { method?: string } };
+    if (trace.requestAt && (request.method === 'POST' || request.method === 'PATCH'))
+      trace.steps.push({ step: 'response sent', at: performance.now() });
   });
   // The prototype's own method, wrapped: called below with its socket as `this`.
   // eslint-disable-next-line @typescript-eslint/unbound-method
@@ -129,6 +146,11 @@ process.on('message', (message: { type: string; reset?: boolean; browsers?: numb
       gcs: during.length,
       gcMs,
       majorMs,
+      // Each step's time from the request's arrival, in order (the first socket write among them).
+      steps: [
+        ...trace.steps.map(({ step, at: t }) => ({ step, ms: t - trace.requestAt })),
+        ...(n > 0 ? [{ step: 'first socket write', ms: at(0) }] : []),
+      ].sort((a, b) => a.ms - b.ms),
     });
     trace.requestAt = 0;
   } else if (message.type === 'exit') {

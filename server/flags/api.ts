@@ -4,6 +4,7 @@ import { authenticatedOf, type Access } from '../access/auth.js';
 import type { Principal } from '../access/tokens.js';
 import { BadRequestError, NotFoundError, ReadOnlyError, UnsupportedMediaTypeError } from '../errors.js';
 import type { EvaluationContext } from '@openfeature/server-sdk';
+import { flipStep } from '../observability/flip-trace.js';
 import { actorNoteOf } from './actor-note.js';
 import { flagCatalog } from './catalog.js';
 import { explainFlags } from './explain.js';
@@ -120,6 +121,7 @@ function patchFlag(repository: FlagRepository | undefined, kind: string): Reques
   return async (req, res) => {
     if (!repository)
       throw new ReadOnlyError(`Flags come from ${kind} and are read-only here; change them at the source.`);
+    flipStep('handler (limit, token, body parsed)');
     const key = req.params.key as string;
     if (req.body === undefined) throw new BadRequestError('The body must be a JSON Merge Patch object.');
     // Before anything walks it: the merge, zod and flagd's compiler all recurse.

@@ -14,6 +14,7 @@ import {
   type Provider,
   type ResolutionDetails,
 } from '@openfeature/server-sdk';
+import { flipStep } from '../observability/flip-trace.js';
 import type { Logger } from '../observability/logger.js';
 import { FlagdEngine } from './engine.js';
 import type { FlagRepository, RepositoryStatus } from './repository.js';
@@ -116,6 +117,7 @@ export class FlagRepositoryProvider implements FlagsProvider {
         this.repository.onChange((changes) => {
           const keys = changes.map((change) => change.key);
           this.report(this.engine.update(this.repository.document(), keys));
+          flipStep('compiled');
           this.events.emit(ProviderEvents.ConfigurationChanged, { flagsChanged: keys });
         }),
         this.repository.onStatus((status) => this.emitStatus(status)),

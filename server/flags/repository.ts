@@ -3,6 +3,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { ProviderStatus } from '@openfeature/server-sdk';
 import { SerialQueue } from '../concurrency/serial-queue.js';
 import { NotFoundError, PreconditionFailedError, ServiceUnavailableError } from '../errors.js';
+import { flipStep } from '../observability/flip-trace.js';
 import type { Logger } from '../observability/logger.js';
 import { AUDIT_CAPACITY, toAuditEntry, type AuditEntry, type AuditReader } from './audit.js';
 import type { BackendEvent, BackendSeed, BackendSnapshot, FlagBackend, VersionStamp, VersionTable } from './backend.js';
@@ -152,6 +153,7 @@ export class FlagRepository {
    */
   update(key: string, updater: FlagUpdater, options: UpdateOptions): Promise<FlagRecord> {
     return this.queue.run(async () => {
+      flipStep('repository turn');
       if (!this.loaded) {
         throw new ServiceUnavailableError(
           `The flags could not be loaded (${this.state.message ?? 'still loading'}): fix that before writing; nothing was changed.`,
@@ -167,6 +169,7 @@ export class FlagRepository {
           );
         }
         const next = updater(current.definition);
+        flipStep('validated');
         // A write that changes nothing is not a write: no new version, no audit line, no push.
         if (isDeepStrictEqual(next, current.definition)) return current;
         const change: FlagChange = {
@@ -187,6 +190,7 @@ export class FlagRepository {
           document,
           versions: stamps,
         });
+        flipStep('compare-and-set');
         if (result.outcome === 'stale') {
           await this.reload();
           continue;
@@ -203,8 +207,10 @@ export class FlagRepository {
         this.stamps = stamps;
         this.remember([entry]);
         this.announce([change]);
+        flipStep('announced');
         try {
           await result.durable;
+          flipStep('durable');
         } catch (error) {
           this.undo(change, previous, error as Error);
         }

@@ -4,6 +4,7 @@ import type { Socket } from 'socket.io';
 import { flagCatalog, pageFlagKeys } from '../flags/catalog.js';
 import { isContextFree, valueOrSafeDefault, type FlagsProvider } from '../flags/provider.js';
 import { SerialQueue } from '../concurrency/serial-queue.js';
+import { flipStep } from '../observability/flip-trace.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RefetchPolicy } from '../feed/refetch-policy.js';
@@ -146,9 +147,11 @@ export class FlagPusher {
     const relevant = keys.filter((key) => this.keys.includes(key));
     if (relevant.length === 0) return Promise.resolve();
     return this.queue.run(async () => {
+      flipStep('push turn');
       const stop = this.deps.metrics.pushDuration.startTimer();
       for (const key of relevant) await this.pushKey(key);
       stop();
+      flipStep('push done');
     });
   }
 
@@ -157,6 +160,7 @@ export class FlagPusher {
     const firstGroup = this.groups.values().next().value;
     if (!firstGroup) return; // no browser here
     const first = await this.evaluate(key, firstGroup.context);
+    flipStep('first evaluation');
     if (isContextFree(first)) {
       const id = JSON.stringify(first.value);
       const held = this.uniform.get(key);

@@ -1,4 +1,5 @@
 import { ProviderEvents, type EventDetails } from '@openfeature/server-sdk';
+import { flipStep } from '../observability/flip-trace.js';
 import type { Socket } from 'socket.io';
 import { pageFlagKeys } from '../flags/catalog.js';
 import { changedKeys, type FlagsProvider } from '../flags/provider.js';
@@ -29,6 +30,7 @@ export function createViewerChannel(deps: {
 }): ViewerChannel {
   const { pusher } = deps;
   const onConfigurationChanged = (details?: EventDetails) => {
+    flipStep('event heard');
     pusher
       .flagsChanged(changedKeys(details, pageFlagKeys))
       .catch((error: unknown) => deps.logger.error({ err: error }, 'flag push failed'));
