@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { FlagdCore, MemoryStorage, type FeatureFlag, type Storage } from '@openfeature/flagd-core';
 import {
   ErrorCode,
@@ -133,6 +134,8 @@ export const targetingUnparsable = (flag: FeatureFlag): boolean =>
 export class FlagdEngine {
   private flags = new Map<string, FeatureFlag>();
   private unservable = new Map<string, string>();
+  /** Flags compiled lately (or found unservable), by everything their compiling read. */
+  private readonly compiled = new LRUCache<string, { flag?: FeatureFlag; problem?: string }>({ max: 256 });
   private metadata: Record<string, string | number | boolean> = {};
   private readonly core: FlagdCore;
 
@@ -163,19 +166,35 @@ export class FlagdEngine {
     this.metadata = isObject(document.metadata) ? (document.metadata as Record<string, string | number | boolean>) : {};
     const problems = new Map<string, string>();
     const servable: string[] = [];
+    // What compiling a flag reads besides its definition: the shared rules and the set's metadata.
+    const around = `${JSON.stringify(document.$evaluators ?? null)}\u0000${JSON.stringify(document.metadata ?? null)}`;
+    const memoOf = (key: string) => `${key}\u0000${JSON.stringify(document.flags[key])}\u0000${around}`;
     for (const key of keys) {
       this.flags.delete(key);
       this.unservable.delete(key);
       if (!Object.hasOwn(document.flags, key)) continue;
-      const problem = servingProblem(key, document.flags[key], document.$evaluators);
-      if (problem) problems.set(key, problem);
-      else servable.push(key);
+      // A definition compiled before (a kill and a restore go back and forth between two) is taken
+      // as compiled then: flagd's flags are immutable once built.
+      const known = this.compiled.get(memoOf(key));
+      if (known?.flag) this.flags.set(key, known.flag);
+      else if (known?.problem !== undefined) problems.set(key, known.problem);
+      else {
+        const problem = servingProblem(key, document.flags[key], document.$evaluators);
+        if (problem) problems.set(key, problem);
+        else servable.push(key);
+      }
     }
     for (const [key, flag] of this.compile(document, servable, problems)) {
       if (targetingUnparsable(flag)) problems.set(key, 'targeting is not a rule flagd can compile');
-      else this.flags.set(key, flag);
+      else {
+        this.flags.set(key, flag);
+        this.compiled.set(memoOf(key), { flag });
+      }
     }
-    for (const [key, problem] of problems) this.unservable.set(key, problem);
+    for (const [key, problem] of problems) {
+      this.unservable.set(key, problem);
+      this.compiled.set(memoOf(key), { problem });
+    }
     return problems;
   }
 

@@ -1,5 +1,6 @@
 import { MemoryStorage } from '@openfeature/flagd-core';
 import type { FlagValueType, JsonValue } from '@openfeature/server-sdk';
+import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import { FlagValidationError } from '../errors.js';
 import { compileFlag, expandRefs, FLAG_KEY_PATTERN, ruleProblem, targetingUnparsable } from './engine.js';
@@ -183,6 +184,28 @@ function checkTargetingCompiles(key: string, definition: FlagDefinition, evaluat
  * variants must simply agree with each other.
  */
 export function validateFlagDefinition(
+  key: string,
+  candidate: unknown,
+  expectedType?: FlagValueType,
+  evaluators?: unknown,
+): FlagDefinition {
+  // A definition validated before (a kill and a restore go back and forth between two) is valid
+  // again: validation reads nothing but these inputs. Only successes are kept, and a copy is given.
+  // Depth first: nothing deeper than the limit is ever turned into a key.
+  if (nestsDeeperThan(candidate, MAX_FLAG_DEPTH))
+    throw new FlagValidationError('', `nests deeper than ${MAX_FLAG_DEPTH} levels`);
+  const memo = `${key}\u0000${expectedType ?? ''}\u0000${JSON.stringify(candidate)}\u0000${JSON.stringify(evaluators ?? null)}`;
+  const known = validated.get(memo);
+  if (known) return structuredClone(known);
+  const definition = validateAfresh(key, candidate, expectedType, evaluators);
+  validated.set(memo, structuredClone(definition));
+  return definition;
+}
+
+/** The definitions validated lately, by everything their validation read. */
+const validated = new LRUCache<string, FlagDefinition>({ max: 256 });
+
+function validateAfresh(
   key: string,
   candidate: unknown,
   expectedType?: FlagValueType,
