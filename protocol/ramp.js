@@ -6,6 +6,11 @@
  * a stage writes, and the record's shape.
  */
 
+import { KILL_SWITCH } from './flags.js';
+
+/** Where a guarded restore of the kill switch is started (POST) and read (GET). */
+export const RAMP_PATH = `/api/flags/${KILL_SWITCH}/ramp`;
+
 /**
  * The defaults, chosen for a third party that has just come back from an outage (the reasoning is
  * in docs/flags.md): four stages, so the first exposes a tenth of the load; 30 s each, long enough

@@ -15,9 +15,7 @@ import { flagCatalog, KILL_SWITCH } from './catalog.js';
 import { KILL_PATCH, restorePatch } from './kill-switch.js';
 import { storeFiles } from '../store-files.js';
 import type { FlagRecord } from './types.js';
-import type { Ramp } from '../../protocol/ramp.js';
-
-const RAMP_PATH = `/api/flags/${KILL_SWITCH}/ramp`;
+import { RAMP_PATH, type Ramp } from '../../protocol/ramp.js';
 
 const USAGE = `usage: npm run flag -- <command> [key]
 

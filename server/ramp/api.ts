@@ -2,7 +2,7 @@ import express, { Router, type RequestHandler } from 'express';
 import { authenticatedOf, type Access } from '../access/auth.js';
 import { NotFoundError, ReadOnlyError, UnsupportedMediaTypeError } from '../errors.js';
 import { actorOf } from '../flags/api.js';
-import { KILL_SWITCH } from '../flags/catalog.js';
+import { RAMP_PATH } from '../../protocol/ramp.js';
 import type { RampDriver } from './driver.js';
 import { parseRampSettings } from './plan.js';
 
@@ -13,8 +13,6 @@ export interface RampApiDeps {
   /** Where the flags come from, for the 405's words. */
   sourceKind: string;
 }
-
-const PATH = `/api/flags/${KILL_SWITCH}/ramp`;
 
 /** A body, if any, is JSON: settings sent as anything else would be silently ignored. */
 const jsonOrNothing: RequestHandler = (req, _res, next) => {
@@ -38,14 +36,14 @@ export function createRampApi(deps: RampApiDeps): Router {
     new ReadOnlyError(
       `Flags come from ${deps.sourceKind} and are read-only here; a guarded restore needs flags of our own.`,
     );
-  router.get(PATH, async (_req, res) => {
+  router.get(RAMP_PATH, async (_req, res) => {
     if (!driver) throw readOnly();
     const ramp = await driver.latest();
     if (!ramp) throw new NotFoundError('No guarded restore has run yet.');
     res.json({ ramp });
   });
   router.post(
-    PATH,
+    RAMP_PATH,
     deps.access.requireWriter,
     jsonOrNothing,
     express.json({ limit: '4kb', strict: false }),

@@ -1,7 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { ServiceFigures } from '../../protocol/ramp.js';
 import type { Logger } from '../observability/logger.js';
-import { createRedisClient } from '../redis.js';
 import type { UpstreamClient } from '../upstream/client.js';
 
 /**
@@ -93,14 +92,15 @@ export class ClusterFigures implements StageFigures {
   private timer: NodeJS.Timeout | undefined;
   private told = '';
 
+  /** `redis` is shared with the ramp's other parts: the caller closes it. */
   constructor(
     clients: readonly UpstreamClient[],
-    url: string,
+    redis: Redis,
     private readonly instance: string,
     private readonly logger: Logger,
   ) {
     this.tally = new InstanceTally(clients);
-    this.redis = createRedisClient(url, { logger, name: 'ramp figures', lazy: false });
+    this.redis = redis;
     for (const client of clients)
       client.onBreakerStateChange((state) => {
         if (state === 'open') void this.publish();
@@ -149,6 +149,5 @@ export class ClusterFigures implements StageFigures {
 
   async close(): Promise<void> {
     clearInterval(this.timer);
-    await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }

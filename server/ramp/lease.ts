@@ -1,6 +1,4 @@
 import type { Redis } from 'ioredis';
-import type { Logger } from '../observability/logger.js';
-import { createRedisClient } from '../redis.js';
 
 /** Who drives a running ramp: exactly one instance at a time. */
 export interface DriverLease {
@@ -43,13 +41,13 @@ type RedisWithLease = Redis & {
 export class RedisLease implements DriverLease {
   private readonly redis: RedisWithLease;
 
+  /** `redis` is shared with the ramp's other parts: the caller closes it. */
   constructor(
-    url: string,
+    redis: Redis,
     private readonly me: string,
     private readonly ttlMs: number,
-    logger: Logger,
   ) {
-    this.redis = createRedisClient(url, { logger, name: 'ramp lease', lazy: false }) as RedisWithLease;
+    this.redis = redis as RedisWithLease;
     this.redis.defineCommand('holdLease', { numberOfKeys: 1, lua: HOLD });
     this.redis.defineCommand('releaseLease', { numberOfKeys: 1, lua: RELEASE });
   }
@@ -65,6 +63,5 @@ export class RedisLease implements DriverLease {
 
   async release(): Promise<void> {
     await this.redis.releaseLease(LEASE_KEY, this.me).catch(() => undefined);
-    await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }

@@ -31,8 +31,9 @@ export class RedisRampStore implements RampStore {
   private readonly subscriber: Redis;
   private readonly listeners = new Set<() => void>();
 
-  constructor(url: string, logger: Logger) {
-    this.redis = createRedisClient(url, { logger, name: 'ramp', lazy: false }) as RedisWithSave;
+  /** `redis` is shared with the ramp's other parts (the caller closes it); the subscriber is this store's. */
+  constructor(redis: Redis, url: string, logger: Logger) {
+    this.redis = redis as RedisWithSave;
     this.redis.defineCommand('saveRamp', { numberOfKeys: 2, lua: SAVE_RAMP });
     this.subscriber = createRedisClient(url, { logger, name: 'ramp subscriber', subscriber: true, lazy: false });
     void this.subscriber.subscribe(RAMP_KEYS.channel).catch(() => undefined);
@@ -65,6 +66,5 @@ export class RedisRampStore implements RampStore {
   async close(): Promise<void> {
     this.listeners.clear();
     this.subscriber.disconnect();
-    await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }

@@ -8,6 +8,7 @@ import { ClusterFigures, InstanceFigures } from '../ramp/figures.js';
 import { processLease, RedisLease } from '../ramp/lease.js';
 import { FileRampStore } from '../ramp/store.js';
 import { RedisRampStore } from '../ramp/store-redis.js';
+import { createRedisClient } from '../redis.js';
 import { storeFiles } from '../store-files.js';
 import type { Closers } from './closers.js';
 import type { Flags } from './flags.js';
@@ -32,15 +33,26 @@ export async function startRamp(
   const log = logger.child({ component: 'ramp' });
   const clients = deps.upstream.clients;
   const instance = `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
+  // One connection for the ramp's store, figures and lease (and one to hear of saves).
+  const redis = config.redisUrl
+    ? createRedisClient(config.redisUrl, { logger: log, name: 'ramp', lazy: false })
+    : undefined;
+  if (redis)
+    closers.add('guarded restore redis', () =>
+      redis.quit().then(
+        () => undefined,
+        () => redis.disconnect(),
+      ),
+    );
   const driver = new RampDriver({
     repository,
     metrics: deps.metrics,
     logger,
-    ...(config.redisUrl
+    ...(redis && config.redisUrl
       ? {
-          store: new RedisRampStore(config.redisUrl, log),
-          figures: new ClusterFigures(clients, config.redisUrl, instance, log),
-          lease: new RedisLease(config.redisUrl, instance, LEASE_TTL_MS, log),
+          store: new RedisRampStore(redis, config.redisUrl, log),
+          figures: new ClusterFigures(clients, redis, instance, log),
+          lease: new RedisLease(redis, instance, LEASE_TTL_MS),
         }
       : {
           store: new FileRampStore(storeFiles(config.flagsFile).ramp),

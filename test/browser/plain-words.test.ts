@@ -1,7 +1,7 @@
 /// <reference lib="dom" />
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { KILL_SWITCH, LOG_LEVEL, RECS_FLAVOUR, THEME } from '../../server/flags/catalog.js';
+import { defaultFlagDocument, KILL_SWITCH, LOG_LEVEL, RECS_FLAVOUR, THEME } from '../../server/flags/catalog.js';
 import { createToken } from '../helpers/access.js';
 import { TEST_TOKEN, waitFor } from '../helpers/app.js';
 import { appAndBrowserForThisBlock, signInAdmin } from '../helpers/browser.js';
@@ -45,20 +45,7 @@ describe('honest and plain words, and controls that look as they act', { timeout
     await page.reload();
     expect(await page.locator('button[data-follow][aria-pressed="true"]').count()).toBe(1);
     await ctx.app.patchFlag(RECS_FLAVOUR, { defaultVariant: 'classic' });
-    await ctx.app.patchFlag(RECS_FLAVOUR, {
-      targeting: {
-        if: [
-          { in: ['beta', { var: 'groups' }] },
-          'friends',
-          {
-            fractional: [
-              ['classic', 80],
-              ['trending', 20],
-            ],
-          },
-        ],
-      },
-    });
+    await ctx.app.patchFlag(RECS_FLAVOUR, { targeting: defaultFlagDocument().flags[RECS_FLAVOUR]!.targeting });
   });
 
   it('storage that throws (blocked by the browser) never stops the page following the switch', async () => {

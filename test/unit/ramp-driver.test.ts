@@ -80,6 +80,16 @@ describe('the ramp driver', () => {
   });
 
   const settings = { stages: [10, 50, 100], holdMs: 1000, maxErrorRate: 0.05, minCalls: 2 };
+
+  /** The next automatic write (a rollback) fails once: the process died, or stalled, just before it. */
+  function failNextAutomaticWrite(why: string) {
+    const update = repository.update.bind(repository);
+    let failures = 1;
+    repository.update = (key, updater, options) => {
+      if (options.actor.source === 'auto' && failures-- > 0) return Promise.reject(new Error(why));
+      return update(key, updater, options);
+    };
+  }
   const flag = () => repository.get(KILL_SWITCH)!;
 
   it('writes the first stage at once, then advances a stage per hold once it has the calls, and completes', async () => {
@@ -150,12 +160,7 @@ describe('the ramp driver', () => {
     await first.begin(settings, person);
     figures.services = { avatars: { calls: 3, failed: 0, breakerOpened: 1 } };
     // Decided and saved, then the process died before writing: played by a store that refuses nothing but a repository that fails once.
-    const update = repository.update.bind(repository);
-    let failures = 1;
-    repository.update = (key, updater, options) => {
-      if (options.actor.source === 'auto' && failures-- > 0) return Promise.reject(new Error('the process died here'));
-      return update(key, updater, options);
-    };
+    failNextAutomaticWrite('the process died here');
     await first.kick();
     expect(first.current()).toMatchObject({ status: 'running' });
     expect(flag().definition.state).toBe('ENABLED');
@@ -356,12 +361,7 @@ describe('the ramp driver', () => {
     const first = await driver();
     await first.begin(settings, person);
     figures.services = { avatars: { calls: 3, failed: 0, breakerOpened: 1 } };
-    const update = repository.update.bind(repository);
-    let failures = 1;
-    repository.update = (key, updater, options) => {
-      if (options.actor.source === 'auto' && failures-- > 0) return Promise.reject(new Error('the process died here'));
-      return update(key, updater, options);
-    };
+    failNextAutomaticWrite('the process died here');
     await first.kick();
     await first.close();
     drivers = [];
@@ -379,12 +379,7 @@ describe('the ramp driver', () => {
     const first = await driver();
     await first.begin(settings, person);
     figures.services = { avatars: { calls: 3, failed: 0, breakerOpened: 1 } };
-    const update = repository.update.bind(repository);
-    let failures = 1;
-    repository.update = (key, updater, options) => {
-      if (options.actor.source === 'auto' && failures-- > 0) return Promise.reject(new Error('the process died here'));
-      return update(key, updater, options);
-    };
+    failNextAutomaticWrite('the process died here');
     await first.kick();
     await first.close();
     drivers = [];
@@ -436,13 +431,7 @@ describe('the ramp driver', () => {
     const first = await driver();
     await first.begin(settings, person);
     figures.services = { avatars: { calls: 3, failed: 0, breakerOpened: 1 } };
-    const update = repository.update.bind(repository);
-    let failures = 1;
-    repository.update = (key, updater, options) => {
-      if (options.actor.source === 'auto' && failures-- > 0)
-        return Promise.reject(new Error('this driver stalls here'));
-      return update(key, updater, options);
-    };
+    failNextAutomaticWrite('this driver stalls here');
     await first.kick();
     await first.close();
     drivers = [];

@@ -1,6 +1,6 @@
 // @ts-check
 import { actorHeader } from '../../../protocol/actor-note.js';
-import { KILL_SWITCH } from '../../../protocol/flags.js';
+import { RAMP_PATH } from '../../../protocol/ramp.js';
 /**
  * The admin page's writes: the same API as `npm run flag`, carried by the page's session (an
  * HttpOnly cookie no script can read) with its CSRF token, and If-Match on the version the page
@@ -57,7 +57,7 @@ export function createFlagApi({ csrf, versionOf, note }) {
 
   /** @param {Record<string, unknown>} settings */
   async function ramp(settings) {
-    const response = await fetch(`/api/flags/${encodeURIComponent(KILL_SWITCH)}/ramp`, {
+    const response = await fetch(RAMP_PATH, {
       method: 'POST',
       credentials: 'same-origin',
       headers: {
