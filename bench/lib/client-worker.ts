@@ -6,8 +6,8 @@
  * it fetches its live region when the server's pacing says, follows turns, and retries as the
  * page does. So the requests it makes are the requests a page makes.
  *
- * Parent -> worker: { type: 'connect', url, viewers: string[] } | { type: 'collect' } | { type: 'state' } | { type: 'close' }
- * Worker -> parent: { type: 'ready', count } | { type: 'received', ... } | { type: 'state', ... }
+ * Parent -> worker: { type: 'connect', url, viewers: string[] } | { type: 'collect' } | { type: 'arm', every, quietMs } | { type: 'state' } | { type: 'close' }
+ * Worker -> parent: { type: 'ready', count } | { type: 'received', ... } | { type: 'armed' } then { type: 'arrived', times } | { type: 'state', ... }
  */
 import WebSocket from 'ws';
 import { createLightPage, type LightPage, type PageContent } from '../../testing/light-page.js';
@@ -22,6 +22,21 @@ interface Browser {
 const browsers: Browser[] = [];
 /** The widest refetch window an update carried since the last collect (0: none carried one). */
 let widestWindowMs = 0;
+
+/**
+ * A flip being timed (`arm`): the browsers that have had an update since, and when the last one
+ * arrived. The worker answers `arrived` by itself, once every browser has one (`every`) or none has
+ * come for `quietMs`, so that nothing asks it anything while the update is arriving.
+ */
+let armed: { every: boolean; quietMs: number; reached: number; lastAt: number; timer?: NodeJS.Timeout } | undefined;
+
+function arrived(): void {
+  if (!armed) return;
+  clearInterval(armed.timer);
+  armed = undefined;
+  process.send!({ type: 'arrived', times: browsers.map((b) => b.times) });
+  for (const browser of browsers) browser.times = [];
+}
 
 function open(url: string, viewer: string): Promise<Browser> {
   return new Promise((resolve, reject) => {
@@ -44,6 +59,10 @@ function open(url: string, viewer: string): Promise<Browser> {
           resolve(browser);
         } else if (event === 'flag_update') {
           browser.times.push(performance.timeOrigin + performance.now());
+          if (armed) {
+            armed.lastAt = performance.now();
+            if (browser.times.length === 1 && ++armed.reached === browsers.length && armed.every) arrived();
+          }
           browser.values.push(payload.value);
           if (typeof payload.refetchWithinMs === 'number')
             widestWindowMs = Math.max(widestWindowMs, payload.refetchWithinMs);
@@ -55,50 +74,62 @@ function open(url: string, viewer: string): Promise<Browser> {
   });
 }
 
-process.on('message', async (message: { type: string; url?: string; viewers?: string[] }) => {
-  if (message.type === 'connect') {
-    const viewers = message.viewers!;
-    // In batches: a burst of thousands of handshakes at once only measures the accept queue.
-    for (let i = 0; i < viewers.length; i += 100) {
-      browsers.push(...(await Promise.all(viewers.slice(i, i + 100).map((viewer) => open(message.url!, viewer)))));
+process.on(
+  'message',
+  async (message: { type: string; url?: string; viewers?: string[]; every?: boolean; quietMs?: number }) => {
+    if (message.type === 'connect') {
+      const viewers = message.viewers!;
+      // In batches: a burst of thousands of handshakes at once only measures the accept queue.
+      for (let i = 0; i < viewers.length; i += 100) {
+        browsers.push(...(await Promise.all(viewers.slice(i, i + 100).map((viewer) => open(message.url!, viewer)))));
+      }
+      process.send!({ type: 'ready', count: browsers.length });
+    } else if (message.type === 'collect') {
+      const requests = { fragments: 0, waits: 0, failures: 0 };
+      let kills = 0;
+      for (const { page } of browsers) {
+        requests.fragments += page.requests.fragments;
+        requests.waits += page.requests.waits;
+        requests.failures += page.requests.failures;
+        kills += page.kills;
+        page.resetCounters();
+      }
+      process.send!({
+        type: 'received',
+        times: browsers.map((b) => b.times),
+        values: browsers.map((b) => b.values),
+        requests,
+        kills,
+        windowMs: widestWindowMs,
+      });
+      widestWindowMs = 0;
+      for (const browser of browsers) {
+        browser.times = [];
+        browser.values = [];
+      }
+    } else if (message.type === 'arm') {
+      for (const browser of browsers) browser.times = [];
+      const quietMs = message.quietMs ?? 300;
+      armed = { every: message.every ?? true, quietMs, reached: 0, lastAt: performance.now() };
+      // Quiet for quietMs since the last update (or since armed, when none comes): a cheap check, a few times a quiet period.
+      armed.timer = setInterval(() => {
+        if (armed && performance.now() - armed.lastAt >= armed.quietMs) arrived();
+      }, quietMs / 4);
+      process.send!({ type: 'armed' });
+    } else if (message.type === 'state') {
+      const count = (content: PageContent) => browsers.filter((b) => b.page.content() === content).length;
+      process.send!({
+        type: 'state',
+        killed: count('killed'),
+        live: count('live'),
+        short: count('short'),
+        waiting: count('waiting'),
+        busy: browsers.filter((b) => b.page.busy()).length,
+        lastLiveAt: Math.max(0, ...browsers.map((b) => b.page.liveAt ?? 0)),
+      });
+    } else if (message.type === 'close') {
+      for (const browser of browsers) browser.socket.terminate();
+      process.exit(0);
     }
-    process.send!({ type: 'ready', count: browsers.length });
-  } else if (message.type === 'collect') {
-    const requests = { fragments: 0, waits: 0, failures: 0 };
-    let kills = 0;
-    for (const { page } of browsers) {
-      requests.fragments += page.requests.fragments;
-      requests.waits += page.requests.waits;
-      requests.failures += page.requests.failures;
-      kills += page.kills;
-      page.resetCounters();
-    }
-    process.send!({
-      type: 'received',
-      times: browsers.map((b) => b.times),
-      values: browsers.map((b) => b.values),
-      requests,
-      kills,
-      windowMs: widestWindowMs,
-    });
-    widestWindowMs = 0;
-    for (const browser of browsers) {
-      browser.times = [];
-      browser.values = [];
-    }
-  } else if (message.type === 'state') {
-    const count = (content: PageContent) => browsers.filter((b) => b.page.content() === content).length;
-    process.send!({
-      type: 'state',
-      killed: count('killed'),
-      live: count('live'),
-      short: count('short'),
-      waiting: count('waiting'),
-      busy: browsers.filter((b) => b.page.busy()).length,
-      lastLiveAt: Math.max(0, ...browsers.map((b) => b.page.liveAt ?? 0)),
-    });
-  } else if (message.type === 'close') {
-    for (const browser of browsers) browser.socket.terminate();
-    process.exit(0);
-  }
-});
+  },
+);

@@ -67,6 +67,26 @@ export class Fleet {
     };
   }
 
+  /**
+   * Times one flip as its browsers see it: each worker is armed, `send` is called (the clock starts
+   * just before), and each worker answers by itself once every browser has had an update
+   * (`every`), or once none has come for `quietMs` (a flip that reaches only some). Nothing asks the
+   * workers anything while the update arrives: a question meanwhile would be answered between
+   * receipts, on the browsers' core, and delay the ones behind it. Returns each update's latency in
+   * ms, sorted.
+   */
+  async timeFlip(
+    send: () => Promise<unknown>,
+    { every = true, quietMs = 300 }: { every?: boolean; quietMs?: number } = {},
+  ): Promise<number[]> {
+    await this.ask('arm', { every, quietMs });
+    const replies = this.workers.map(async (worker) => (await once(worker, 'message'))[0] as { times: number[][] });
+    const sent = wallClock();
+    await send();
+    const times = (await Promise.all(replies)).flatMap((reply) => reply.times.flat());
+    return times.map((t) => t - sent).sort((a, b) => a - b);
+  }
+
   /** What the pages show now: killed, live and whole, live but short, or waiting for content. */
   async state(): Promise<PageStates> {
     const replies = await this.ask<PageStates>('state');
@@ -95,11 +115,11 @@ export class Fleet {
     }
   }
 
-  private ask<T>(type: string): Promise<T[]> {
+  private ask<T>(type: string, options: object = {}): Promise<T[]> {
     return Promise.all(
       this.workers.map(async (worker) => {
         const reply = once(worker, 'message');
-        worker.send({ type });
+        worker.send({ type, ...options });
         return (await reply)[0] as T;
       }),
     );
