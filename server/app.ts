@@ -10,6 +10,7 @@ import { createFlagsApi, type FlagsApiDeps } from './flags/api.js';
 import type { Readiness } from './flags/readiness.js';
 import { errorHandler } from './http/error-handler.js';
 import { probeRoutes } from './http/probes.js';
+import { proxyWarnings } from './http/proxy-warnings.js';
 import { requestLog } from './http/request-log.js';
 import { securityHeaders } from './http/security-headers.js';
 import { staticFiles } from './http/static-files.js';
@@ -47,12 +48,14 @@ export function createApp(deps: AppDeps): Express {
   app.set('trust proxy', deps.trustProxy);
 
   app.use(requestLog(deps.logger));
+  app.use(proxyWarnings(deps.logger, deps.trustProxy));
   app.use(securityHeaders(deps.imageOrigins));
+  // The API first: a flip's request meets no other router on its way to the push.
+  app.use(createFlagsApi(deps.flagsApi));
   app.use(probeRoutes(deps));
   app.use(staticFiles());
   app.use(createFeedRoutes({ buildFeed: deps.buildFeed, metrics: deps.metrics }));
   app.use(createAdminRoutes({ adminState: deps.adminState, access: deps.access }));
-  app.use(createFlagsApi(deps.flagsApi));
   app.use((req, _res, next) => next(new NotFoundError(`Nothing at ${req.method} ${req.path}.`)));
   app.use(errorHandler);
   return app;

@@ -14,7 +14,7 @@ const port = z.coerce.number().int().min(0).max(65535);
 /**
  * Express's `trust proxy`: `true`/`false`, a hop count, or a comma list of addresses, subnets and
  * the names `loopback`, `linklocal`, `uniquelocal`. Kept as Express takes it (a list stays a
- * string), so that Express compiles it and express-rate-limit can still tell a permissive `true`.
+ * string), so that Express compiles it and a permissive `true` can be told apart (http/proxy-warnings.ts).
  */
 export type TrustProxy = boolean | number | string;
 const trustProxy = z.string().transform((text, context): TrustProxy => {

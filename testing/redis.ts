@@ -7,12 +7,23 @@ import path from 'node:path';
 import { Redis, type RedisOptions } from 'ioredis';
 
 /** A free TCP port on loopback. */
+/**
+ * A free port below Linux's ephemeral range (32768 and up), so that no server listening on port 0
+ * meanwhile (every app under test does) can be given it: a Redis started later, in the middle of a
+ * test, finds its port still free.
+ */
 export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const server = createServer();
+    const bound = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (!bound) continue;
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+  }
 }
 
 /**
@@ -63,17 +74,23 @@ export class TestRedis {
     this.child.once('error', (error) => {
       throw new Error(`cannot start redis-server (apt-get install -y redis-server): ${error.message}`);
     });
-    const client = new Redis(this.url, { lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: null });
+    const child = this.child;
+    let exited = false;
+    child.once('exit', () => (exited = true));
+    // Each ping bounded: a server that never came up (its port taken) fails the test at once, not by its timeout.
+    const client = new Redis(this.url, { lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: 1 });
     client.on('error', () => undefined);
-    for (let i = 0; i < 100; i++) {
-      try {
+    try {
+      for (let i = 0; ; i++) {
+        if (exited) throw new Error(`redis-server exited at start (port ${this.port} taken?)`);
+        if (i === 100) throw new Error(`redis-server on port ${this.port} did not answer within 5 s`);
         await client.connect().catch(() => undefined);
-        if ((await client.ping()) === 'PONG') break;
-      } catch {
+        if ((await client.ping().catch(() => undefined)) === 'PONG') break;
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
+    } finally {
+      client.disconnect();
     }
-    client.disconnect();
   }
 
   async stop(): Promise<void> {

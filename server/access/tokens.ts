@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { within } from '../bounded-wait.js';
 import type { Logger } from '../observability/logger.js';
 import type { TokenRecord, TokenStore } from './token-store.js';
@@ -33,7 +33,7 @@ export interface TokenInfo {
 
 /** SHA-256, hex. Tokens are 256 random bits, so a fast hash is enough: nothing to brute-force. */
 export function digestOf(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
+  return hash('sha256', token, 'hex');
 }
 
 /**

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { ProviderStatus } from '@openfeature/server-sdk';
 import { SerialQueue } from '../concurrency/serial-queue.js';
@@ -48,7 +48,7 @@ export function canonicalJson(value: unknown): string {
 }
 
 export function definitionHash(definition: FlagDefinition): string {
-  return createHash('sha256').update(canonicalJson(definition)).digest('base64url');
+  return hash('sha256', canonicalJson(definition), 'base64url');
 }
 
 /**

@@ -143,7 +143,6 @@ export async function startApp(config: Config, logger: Logger, options: StartOpt
         ...flags,
         access: access.access,
         rateLimitPerMin: config.apiRateLimitPerMin,
-        logger,
         contextFor: (user) => (isValidViewerKey(user) ? evaluationContext(viewerFor(user)) : undefined),
         routes: createRampApi({ driver: ramp, access: access.access, sourceKind: flags.provider.kind }),
       },

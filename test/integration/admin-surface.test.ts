@@ -156,6 +156,41 @@ describe('the admin token', () => {
   });
 });
 
+describe('the request log', () => {
+  it('writes a line per request once it is answered, at the level its status says; probes and files left out', async () => {
+    const { logger, lines } = capturingLogger('info');
+    const app = await startTestApp({ LOG_LEVEL: 'info' }, { logger });
+    try {
+      const written = lines.length;
+      expect((await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' })).status).toBe(200);
+      expect((await app.request('/api/flags/no-such-flag')).status).toBe(404);
+      await app.request('/healthz');
+      await app.request('/static/css/app.css');
+      const requests = lines
+        .slice(written)
+        .map((line) => JSON.parse(line) as Record<string, any>)
+        .filter((entry) => entry.req);
+      expect(requests).toHaveLength(2);
+      const [patch, missing] = requests;
+      expect(patch).toMatchObject({
+        level: 30,
+        msg: 'request completed',
+        req: { method: 'PATCH', url: `/api/flags/${KILL_SWITCH}`, headers: { authorization: '[redacted]' } },
+        res: { statusCode: 200 },
+      });
+      expect(patch!.responseTime).toBeTypeOf('number');
+      expect(missing).toMatchObject({
+        level: 40,
+        req: { method: 'GET', url: '/api/flags/no-such-flag' },
+        res: { statusCode: 404 },
+      });
+      expect(missing!.req.id).toBeGreaterThan(patch!.req.id);
+    } finally {
+      await app.stop();
+    }
+  });
+});
+
 describe('graceful shutdown', () => {
   it('drains a request in flight, while new connections are refused and browsers are told to go', async () => {
     const app = await startTestApp({ UPSTREAM_TIMEOUT_MS: '600' });

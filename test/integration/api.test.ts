@@ -198,20 +198,36 @@ describe('the flags API', () => {
 describe('the API rate limit', () => {
   let app: TestApp;
   beforeAll(async () => {
-    app = await startTestApp({ API_RATE_LIMIT_PER_MIN: '3' });
+    // Behind a proxy on this machine: each X-Forwarded-For address is a client of its own.
+    app = await startTestApp({ API_RATE_LIMIT_PER_MIN: '3', TRUST_PROXY: 'loopback' });
   });
   afterAll(() => app.stop());
 
   it('answers 429 with Retry-After past the limit of writes, and still serves reads', async () => {
-    const statuses: number[] = [];
+    const responses = [];
     for (let i = 0; i < 4; i++)
-      statuses.push((await app.patchFlag(KILL_SWITCH, { state: i % 2 ? 'ENABLED' : 'DISABLED' })).status);
-    expect(statuses).toEqual([200, 200, 200, 429]);
+      responses.push(await app.patchFlag(KILL_SWITCH, { state: i % 2 ? 'ENABLED' : 'DISABLED' }));
+    expect(responses.map((response) => response.status)).toEqual([200, 200, 200, 429]);
+    // IETF draft 7's headers, on every write: the policy, and what is left of it.
+    expect(responses[0]!.headers.get('ratelimit-policy')).toBe('3;w=60');
+    expect(responses[0]!.headers.get('ratelimit')).toMatch(/^limit=3, remaining=2, reset=(60|59)$/);
     const limited = await app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
     expect(limited.status).toBe(429);
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(limited.headers.get('ratelimit')).toMatch(/^limit=3, remaining=0, reset=\d+$/);
     expect(limited.body.message).toMatch(/Too many writes/);
     expect((await app.request('/api/flags')).status).toBe(200);
+  });
+
+  it('counts an IPv6 client by its /56: a new address in the same block is the same client', async () => {
+    const from = (address: string) => ({ 'x-forwarded-for': address });
+    const statuses = [];
+    for (const address of ['2001:db8:7:100::1', '2001:db8:7:1ff::2', '2001:db8:7:142:a:b:c:d', '2001:db8:7:100::9'])
+      statuses.push((await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' }, from(address))).status);
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    // The next /56 is another client, and so is an IPv4 address.
+    expect((await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' }, from('2001:db8:7:200::1'))).status).toBe(200);
+    expect((await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' }, from('198.51.100.7'))).status).toBe(200);
   });
 });
 
