@@ -29,8 +29,11 @@ import { PINNED, pinToBrowserCore, startServerProcess } from './lib/pin.js';
 const SIZES = (process.argv[2] ?? '1000,2000,10000').split(',').map(Number);
 const FLIPS = Number(process.argv[3] ?? 5);
 const RUNS = Number(process.argv[4] ?? 1);
-/** Unmeasured flips first (a kill and a restore): each server's first flips run code V8 has not compiled yet. */
-const WARM_UP = 2;
+/**
+ * Unmeasured flips first (two kills, two restores): each server's first flips run code V8 has not
+ * compiled yet, and so do each configuration's fresh browsers.
+ */
+const WARM_UP = 4;
 const KEY = 'show-avatars-and-reccs';
 
 pinToBrowserCore(); // this process with the browsers
@@ -54,10 +57,16 @@ async function memory(child: ChildProcess): Promise<{ heapUsed: number; rss: num
   return (await reply)[0] as { heapUsed: number; rss: number };
 }
 
-async function trigger(mode: string, url: string, flip: number): Promise<void> {
+/** The refetch window the app's last restore carried, by number of browsers: the bare reference's restores carry the same. */
+const appWindowMs = new Map<number, number>();
+
+async function trigger(mode: string, url: string, flip: number, n: number): Promise<void> {
   const kill = flip % 2 === 0;
   if (mode === 'bare') {
-    await fetch(`${url}/flip?value=${!kill}`, { method: 'POST' }).then((r) => r.text());
+    const windowMs = appWindowMs.get(n);
+    await fetch(`${url}/flip?value=${!kill}${windowMs ? `&windowMs=${windowMs}` : ''}`, { method: 'POST' }).then((r) =>
+      r.text(),
+    );
     return;
   }
   const body =
@@ -99,8 +108,23 @@ interface Row {
   rssPerBrowser: number;
 }
 const rows: Row[] = [];
+/** BENCH_TRACE=1: every measured flip's steps, by size and server, over all runs. */
+const allTraces = new Map<string, { step: string; ms: number }[][]>();
 
-const MODES = (process.env.BENCH_MODES ?? 'bare,app,targeted').split(',');
+/** The median time of each step over the flips: one flip's path, each step's end. */
+function medianTrace(traces: { step: string; ms: number }[][]): string {
+  const names = [...new Set(traces.flat().map(({ step }) => step))];
+  const medianOf = (name: string) =>
+    median(traces.map((steps) => steps.find((s) => s.step === name)?.ms).filter((ms) => ms !== undefined));
+  return names
+    .map((name) => ({ name, ms: medianOf(name) }))
+    .sort((a, b) => a.ms - b.ms)
+    .map(({ name, ms }) => `${name} +${ms.toFixed(2)}`)
+    .join(' | ');
+}
+
+// The app before the bare reference, so that the reference's restores carry the app's window.
+const MODES = (process.env.BENCH_MODES ?? 'app,bare,targeted').split(',');
 for (let run = 1; run <= RUNS; run++) {
   for (const n of SIZES) {
     for (const mode of MODES) {
@@ -124,8 +148,11 @@ for (let run = 1; run <= RUNS; run++) {
         await fleet.collect();
         // Every browser gets a kill or a restore; a 50 % rollout reaches about half of them, so its
         // arrival ends when none has come for 300 ms.
-        const latencies = await fleet.timeFlip(() => trigger(mode, server.url, flip), { every: mode !== 'targeted' });
+        const latencies = await fleet.timeFlip(() => trigger(mode, server.url, flip, n), {
+          every: mode !== 'targeted',
+        });
         const { requests, windowMs } = await fleet.collect();
+        if (mode === 'app' && windowMs) appWindowMs.set(n, windowMs);
         const expected = mode === 'targeted' ? [0.4 * n, 0.6 * n] : [n, n];
         if (latencies.length < expected[0]! || latencies.length > expected[1]!)
           throw new Error(`${mode} flip ${flip}: ${latencies.length} of ${n} browsers got the update`);
@@ -183,16 +210,8 @@ for (let run = 1; run <= RUNS; run++) {
       };
       rows.push(row);
       if (traces.length > 0) {
-        // The median time of each step over the flips: one flip's path, each step's end.
-        const names = [...new Set(traces.flat().map(({ step }) => step))];
-        const medianOf = (name: string) =>
-          median(traces.map((steps) => steps.find((s) => s.step === name)?.ms).filter((ms) => ms !== undefined));
-        const line = names
-          .map((name) => ({ name, ms: medianOf(name) }))
-          .sort((a, b) => a.ms - b.ms)
-          .map(({ name, ms }) => `${name} +${ms.toFixed(2)}`)
-          .join(' | ');
-        console.log(`  run ${run} N=${n} ${mode} median trace (ms from the request's arrival): ${line}`);
+        console.log(`  run ${run} N=${n} ${mode} median trace (ms from the request's arrival): ${medianTrace(traces)}`);
+        allTraces.set(`${n} ${mode}`, [...(allTraces.get(`${n} ${mode}`) ?? []), ...traces]);
       }
       console.log(
         `run ${run} N=${String(n).padStart(5)} ${mode.padEnd(9)} p50 ${row.p50.toFixed(1).padStart(6)} ms  p99 ${row.p99.toFixed(1).padStart(6)} ms  (${receivers} receive)  heap ${(row.heapPerBrowser / 1024).toFixed(1)} KB/browser  rss ${(row.rssPerBrowser / 1024).toFixed(1)} KB/browser`,
@@ -216,4 +235,6 @@ for (const row of rows) {
     `run ${row.run} N=${String(row.n).padStart(5)} ${row.mode.padEnd(9)} p99 ${row.p99.toFixed(1)} / ${bare.p99.toFixed(1)} ms = ${(row.p99 / bare.p99).toFixed(2)}x   p50 ${row.p50.toFixed(1)} / ${bare.p50.toFixed(1)} ms   heap/browser ${(row.heapPerBrowser / bare.heapPerBrowser).toFixed(2)}x   rss/browser ${(row.rssPerBrowser / bare.rssPerBrowser).toFixed(2)}x`,
   );
 }
+for (const [configuration, traces] of allTraces)
+  console.log(`N=${configuration}, ${traces.length} flips over ${RUNS} run(s), median trace: ${medianTrace(traces)}`);
 await save();

@@ -100,8 +100,11 @@ if (mode === 'bare') {
       const key = query.get('key') ?? 'show-avatars-and-reccs';
       // The kill switch's value is a boolean; another flag's (the theme) is its variant's name.
       const value = key === 'show-avatars-and-reccs' ? query.get('value') === 'true' : query.get('value');
-      // A restore carries the window the app would give at its defaults (32 in flight, ~120 ms).
-      const refetch = value === true ? { refetchWithinMs: Math.ceil((io.engine.clientsCount * 120) / 32) } : {};
+      // A restore carries the window the app gave to as many browsers (?windowMs=, from the app's own
+      // restores in the same run), else a guess at its defaults (32 in flight, ~120 ms): the
+      // earlier a page's refetch, the more of them run on the browsers' core while the update arrives.
+      const windowMs = Number(query.get('windowMs')) || Math.ceil((io.engine.clientsCount * 120) / 32);
+      const refetch = value === true ? { refetchWithinMs: windowMs } : {};
       io.emit('flag_update', { key, value, version: ++version, ...refetch });
       res.end('{}');
     } else if (req.method === 'GET' && req.url?.startsWith('/fragments/feed')) {
