@@ -30,6 +30,9 @@ let widestWindowMs = 0;
  */
 let armed: { every: boolean; quietMs: number; reached: number; lastAt: number; timer?: NodeJS.Timeout } | undefined;
 
+/** Waiting for every browser: answered anyway after this long with no update (the parent then says who missed it). */
+const EVERY_GIVES_UP_MS = 10_000;
+
 function arrived(): void {
   if (!armed) return;
   clearInterval(armed.timer);
@@ -111,9 +114,10 @@ process.on(
       for (const browser of browsers) browser.times = [];
       const quietMs = message.quietMs ?? 300;
       armed = { every: message.every ?? true, quietMs, reached: 0, lastAt: performance.now() };
-      // Quiet for quietMs since the last update (or since armed, when none comes): a cheap check, a few times a quiet period.
+      // Quiet for quietMs since the last update (or since armed, when none comes): a cheap check, a
+      // few times a quiet period. Waiting for every browser, a pause that long is no end: only 10 s is.
       armed.timer = setInterval(() => {
-        if (armed && performance.now() - armed.lastAt >= armed.quietMs) arrived();
+        if (armed && performance.now() - armed.lastAt >= (armed.every ? EVERY_GIVES_UP_MS : armed.quietMs)) arrived();
       }, quietMs / 4);
       process.send!({ type: 'armed' });
     } else if (message.type === 'state') {

@@ -28,8 +28,6 @@ const gc = (globalThis as { gc?: () => void }).gc;
 /** BENCH_TRACE=1: the last flip request's arrival, every socket write and every GC pause since (performance.now()). */
 const trace = {
   requestAt: 0,
-  /** The same moment on the monotonic clock in µs, the clock of a V8 CPU profile's samples (BENCH_CPU_PROF). */
-  requestAtUs: 0,
   writes: [] as number[],
   gcs: [] as { at: number; ms: number; kind: number }[],
   /** The app's own steps of the flip (server/observability/flip-trace.ts), and the response's end. */
@@ -50,7 +48,6 @@ if (process.env.BENCH_TRACE) {
     const { request } = message as { request: { method?: string } };
     if (request.method === 'POST' || request.method === 'PATCH') {
       trace.requestAt = performance.now();
-      trace.requestAtUs = Number(process.hrtime.bigint() / 1000n);
       trace.writes = [];
       trace.gcs = [];
       trace.steps = [];
@@ -147,8 +144,6 @@ process.on('message', (message: { type: string; reset?: boolean; browsers?: numb
       type: 'trace',
       writes: n,
       first: at(0),
-      // The stretch from the request's arrival to the first write, on a CPU profile's clock.
-      window: [trace.requestAtUs, trace.requestAtUs + at(0) * 1000],
       middle: at(Math.floor(n / 2)),
       last: at(n - 1),
       gcs: during.length,

@@ -9,7 +9,7 @@ import { SESSION_COOKIE, sessionKeyOf, type Session, type SessionStore } from '.
 import type { Principal, TokenRegistry } from './tokens.js';
 
 /** A limit per client address in a window, shared by every instance with Redis (kept in memory while Redis is down). */
-function limiterPerAddress(options: {
+export function limiterPerAddress(options: {
   points: number;
   windowSeconds: number;
   keyPrefix: string;
@@ -22,7 +22,8 @@ function limiterPerAddress(options: {
     : memory;
 }
 
-const secondsUntil = (msBeforeNext: number) => Math.max(1, Math.ceil(msBeforeNext / 1000));
+/** Retry-After: whole seconds, at least one. */
+export const secondsUntil = (msBeforeNext: number) => Math.max(1, Math.ceil(msBeforeNext / 1000));
 
 /**
  * Failed authentications per client address: over the limit in the window, every attempt from

@@ -1,7 +1,7 @@
 import express, { Router, type Request, type RequestHandler } from 'express';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterRes } from 'rate-limiter-flexible';
 import { addressKey } from '../access/client-address.js';
-import { authenticatedOf, type Access } from '../access/auth.js';
+import { authenticatedOf, limiterPerAddress, secondsUntil, type Access } from '../access/auth.js';
 import type { Principal } from '../access/tokens.js';
 import { BadRequestError, NotFoundError, ReadOnlyError, UnsupportedMediaTypeError } from '../errors.js';
 import type { EvaluationContext } from '@openfeature/server-sdk';
@@ -92,18 +92,26 @@ function sendRecord(res: express.Response, record: FlagRecord) {
  * every flip, and a flip's push waits for it.
  */
 export function writeLimit(perMinute: number): RequestHandler {
-  const limiter = new RateLimiterMemory({ points: perMinute, duration: 60, keyPrefix: 'writes' });
+  const limiter = limiterPerAddress({
+    points: perMinute,
+    windowSeconds: 60,
+    keyPrefix: 'killswitch:writes',
+    redis: undefined,
+  });
   const policy = `${perMinute};w=60`;
   return (req, res, next) => {
     limiter.consume(addressKey(req.ip ?? 'unknown')).then(
       (state) => {
         res.set('RateLimit-Policy', policy);
-        res.set('RateLimit', `limit=${perMinute}, remaining=${state.remainingPoints}, reset=${secondsOf(state)}`);
+        res.set(
+          'RateLimit',
+          `limit=${perMinute}, remaining=${state.remainingPoints}, reset=${secondsUntil(state.msBeforeNext)}`,
+        );
         next();
       },
       (refusal: unknown) => {
         if (!(refusal instanceof RateLimiterRes)) return next(refusal);
-        const retryAfter = secondsOf(refusal);
+        const retryAfter = secondsUntil(refusal.msBeforeNext);
         res
           .status(429)
           .set('RateLimit-Policy', policy)
@@ -117,8 +125,6 @@ export function writeLimit(perMinute: number): RequestHandler {
     );
   };
 }
-
-const secondsOf = (state: RateLimiterRes) => Math.max(1, Math.ceil(state.msBeforeNext / 1000));
 
 const requirePatchContentType: RequestHandler = (req, _res, next) => {
   next(

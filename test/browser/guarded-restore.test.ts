@@ -1,28 +1,17 @@
 /// <reference lib="dom" />
-import type { BrowserContext, Page } from 'playwright-core';
-import { afterEach, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import { KILL_SWITCH } from '../../server/flags/catalog.js';
 import { createToken } from '../helpers/access.js';
-import { TEST_TOKEN, waitFor } from '../helpers/app.js';
-import { appAndBrowserForThisBlock, seriousViolations, signInAdmin } from '../helpers/browser.js';
+import { waitFor } from '../helpers/app.js';
+import { adminPagesForThisBlock, appAndBrowserForThisBlock, seriousViolations } from '../helpers/browser.js';
 
 const RAMP = `/api/flags/${KILL_SWITCH}/ramp`;
 
 // See BROWSER_TIMEOUT_MS in scripts/test-under-load.mjs.
 describe('a guarded restore from launch control', { timeout: 90_000 }, () => {
   const ctx = appAndBrowserForThisBlock({ RECOMMENDATIONS_CACHE_TTL_MS: '0', UPSTREAM_TIMEOUT_MS: '1000' });
-  const contexts: BrowserContext[] = [];
-  afterEach(async () => {
-    for (const context of contexts.splice(0)) await context.close();
-    ctx.app.simulator!.setKnobs({ mode: 'normal' });
-  });
-  async function admin(token = TEST_TOKEN): Promise<Page> {
-    const context = await ctx.browser.newContext({ viewport: { width: 1280, height: 800 }, bypassCSP: true });
-    contexts.push(context);
-    const page = await context.newPage();
-    await signInAdmin(page, ctx.app.url, token);
-    return page;
-  }
+  const admin = adminPagesForThisBlock(ctx, { bypassCSP: true });
   // Percentages keep their sign on the line with a no-break space: read as a plain one.
   const text = async (page: Page, selector: string) =>
     (await page.locator(selector).innerText()).replaceAll('\u00a0', ' ');

@@ -1,25 +1,14 @@
 /// <reference lib="dom" />
-import type { BrowserContext, Page } from 'playwright-core';
-import { afterEach, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import { KILL_SWITCH } from '../../server/flags/catalog.js';
 import { TEST_TOKEN, waitFor } from '../helpers/app.js';
-import { appAndBrowserForThisBlock, signInAdmin } from '../helpers/browser.js';
+import { adminPagesForThisBlock, appAndBrowserForThisBlock, signInAdmin } from '../helpers/browser.js';
 
 // See BROWSER_TIMEOUT_MS in scripts/test-under-load.mjs.
 describe('launch control tells the operator what matters', { timeout: 90_000 }, () => {
   const ctx = appAndBrowserForThisBlock({ RECOMMENDATIONS_CACHE_TTL_MS: '0', UPSTREAM_TIMEOUT_MS: '1000' });
-  const contexts: BrowserContext[] = [];
-  afterEach(async () => {
-    for (const context of contexts.splice(0)) await context.close();
-    ctx.app.simulator!.setKnobs({ mode: 'normal' });
-  });
-  async function admin(): Promise<Page> {
-    const context = await ctx.browser.newContext({ viewport: { width: 1280, height: 800 } });
-    contexts.push(context);
-    const page = await context.newPage();
-    await signInAdmin(page, ctx.app.url, TEST_TOKEN);
-    return page;
-  }
+  const admin = adminPagesForThisBlock(ctx);
   const text = (page: Page, selector: string) => page.locator(selector).innerText();
 
   it('an outage shows at the top, in words and colour, with the Kill button in the alert', async () => {

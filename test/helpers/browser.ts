@@ -2,9 +2,9 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { afterAll, beforeAll } from 'vitest';
-import { startTestApp, type TestApp } from './app.js';
+import { chromium, type Browser, type BrowserContextOptions, type Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { startTestApp, TEST_TOKEN, type TestApp } from './app.js';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -81,6 +81,28 @@ export function appAndBrowserForThisBlock(env: Record<string, string> = {}): {
     get browser() {
       return browser!;
     },
+  };
+}
+
+/**
+ * Signed-in admin pages for the tests of one block, each in a browser context of its own (a laptop
+ * screen), closed after each test, and the built-in third party set back to normal.
+ */
+export function adminPagesForThisBlock(
+  ctx: ReturnType<typeof appAndBrowserForThisBlock>,
+  options: BrowserContextOptions = {},
+): (token?: string) => Promise<Page> {
+  const contexts: { close(): Promise<void> }[] = [];
+  afterEach(async () => {
+    for (const context of contexts.splice(0)) await context.close();
+    ctx.app.simulator!.setKnobs({ mode: 'normal' });
+  });
+  return async (token = TEST_TOKEN) => {
+    const context = await ctx.browser.newContext({ viewport: { width: 1280, height: 800 }, ...options });
+    contexts.push(context);
+    const page = await context.newPage();
+    await signInAdmin(page, ctx.app.url, token);
+    return page;
   };
 }
 
