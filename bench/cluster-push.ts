@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { KILL_SWITCH } from '../server/flags/catalog.js';
 import { TestRedis } from '../testing/redis.js';
 import { startBenchApp } from '../testing/app.js';
-import { Fleet, median, percentile, wallClock } from './lib/fleet.js';
+import { Fleet, median, percentile } from './lib/fleet.js';
 
 const BROWSERS = 1000;
 const ROUNDS = 16; // even: each path gets 8 kills and 8 restores
@@ -24,16 +24,8 @@ const fleet = await Fleet.connect(
 );
 
 async function flipVia(app: typeof a, state: 'DISABLED' | 'ENABLED') {
-  await fleet.collect();
-  const sent = wallClock();
-  await app.patch(KILL_SWITCH, { state });
-  let times: number[] = [];
-  for (let waited = 0; times.length < BROWSERS && waited < 5000; waited += 10) {
-    await sleep(10);
-    times = times.concat((await fleet.collect()).times.flat());
-  }
-  if (times.length !== BROWSERS) throw new Error(`${state} reached ${times.length} of ${BROWSERS} browsers`);
-  const latencies = times.map((t) => t - sent).sort((x, y) => x - y);
+  const { latencies } = await fleet.timeFlip(() => app.patch(KILL_SWITCH, { state }));
+  if (latencies.length !== BROWSERS) throw new Error(`${state} reached ${latencies.length} of ${BROWSERS} browsers`);
   await fleet.settled();
   return { p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
 }

@@ -10,7 +10,7 @@
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { patchFlag } from '../testing/app.js';
-import { Fleet, median, percentile, wallClock } from './lib/fleet.js';
+import { Fleet, median, percentile } from './lib/fleet.js';
 import { pinToBrowserCore, startServerProcess } from './lib/pin.js';
 pinToBrowserCore();
 // The servers' own side of each flip (bench/lib/server-process.ts reads it at start).
@@ -35,18 +35,13 @@ for (const mode of modes) {
   const p99s: number[] = [];
   const gcs: number[] = [];
   for (let f = 0; f < FLIPS; f++) {
-    await fleet.collect();
     const value = f % 2 === 0 ? 'dark' : 'light';
-    const sent = wallClock();
-    if (mode === 'bare')
-      await fetch(`${server.url}/flip?key=theme&value=${value}`, { method: 'POST' }).then((r) => r.text());
-    else await patchFlag(server.url, 'theme', { defaultVariant: value });
-    let times: number[] = [];
-    while (times.length < N) {
-      await sleep(25);
-      times = times.concat((await fleet.collect()).times.flat());
-    }
-    const lat = times.map((t) => t - sent).sort((a, b) => a - b);
+    const { latencies: lat } = await fleet.timeFlip(() =>
+      mode === 'bare'
+        ? fetch(`${server.url}/flip?key=theme&value=${value}`, { method: 'POST' }).then((r) => r.text())
+        : patchFlag(server.url, 'theme', { defaultVariant: value }),
+    );
+    if (lat.length !== N) throw new Error(`${mode} flip ${f} reached ${lat.length} of ${N} browsers`);
     const reply = once(server.child, 'message');
     server.child.send({ type: 'trace', browsers: N });
     const [t] = (await reply) as [{ first: number; last: number; gcMs: number }];

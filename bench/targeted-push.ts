@@ -4,10 +4,9 @@
  * its flag_update, against an untargeted kill (a broadcast) in the same run.
  *   npx tsx bench/targeted-push.ts
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { KILL_SWITCH } from '../server/flags/catalog.js';
 import { startBenchApp } from '../testing/app.js';
-import { Fleet, median, percentile, wallClock } from './lib/fleet.js';
+import { Fleet, median, percentile } from './lib/fleet.js';
 
 const PEOPLE = 500;
 const TABS = 4;
@@ -20,19 +19,16 @@ const targeted = Array.from({ length: PEOPLE / 2 }, (_, i) => `user-${i * 2}`); 
 const fleet = await Fleet.connect(app.url, viewers, 2);
 console.log(`${viewers.length} browsers of ${PEOPLE} viewers connected`);
 
+/** A flip that reaches only some browsers ends when none has had an update for 300 ms. */
 async function flip(patch: unknown, expected: number) {
-  await fleet.collect(); // clear
-  const sent = wallClock();
-  await app.patch(KILL_SWITCH, patch);
-  await app.realtime.pusher.idle();
-  let received: number[] = [];
-  for (let waited = 0; waited < 5000 && received.length < expected; waited += 20) {
-    await sleep(20);
-    const { times } = await fleet.collect();
-    received = received.concat(times.flat());
-  }
-  if (received.length !== expected) throw new Error(`expected ${expected} updates, got ${received.length}`);
-  const latencies = received.map((t) => t - sent).sort((a, b) => a - b);
+  const { latencies } = await fleet.timeFlip(
+    async () => {
+      await app.patch(KILL_SWITCH, patch);
+      await app.realtime.pusher.idle();
+    },
+    { every: expected === viewers.length },
+  );
+  if (latencies.length !== expected) throw new Error(`expected ${expected} updates, got ${latencies.length}`);
   return { last: latencies.at(-1)!, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
 }
 

@@ -69,10 +69,16 @@ export async function loadPage(
   return { status: response.status, loadMs, wholeMs: performance.now() - started, page };
 }
 
+/**
+ * `random`: where the page draws its moment in a restore's refetch window (live-sync's own
+ * `Math.random` when not given). A benchmark gives each viewer a seeded one, so that the servers it
+ * compares meet the same pages refetching at the same moments.
+ */
 export function createLightPage(
   url: string,
   viewer: string,
   clock: () => number = () => performance.timeOrigin + performance.now(),
+  random?: () => number,
 ): LightPage {
   let content: PageContent = 'live';
   // The page's one timer (live-sync keeps at most one) and its fetches in flight.
@@ -109,6 +115,7 @@ export function createLightPage(
     },
   };
   const sync = createLiveSync({
+    random,
     live: true, // as if the page had been rendered live; the snapshot corrects it at once
     setTimer: (run, ms) => {
       scheduled = true;

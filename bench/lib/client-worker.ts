@@ -6,9 +6,13 @@
  * it fetches its live region when the server's pacing says, follows turns, and retries as the
  * page does. So the requests it makes are the requests a page makes.
  *
- * Parent -> worker: { type: 'connect', url, viewers: string[] } | { type: 'collect' } | { type: 'arm', every, quietMs } | { type: 'state' } | { type: 'close' }
+ * Parent -> worker: { type: 'connect', url, viewers: string[], spreadMs } | { type: 'collect' } | { type: 'arm', every, quietMs } | { type: 'state' } | { type: 'close' }
  * Worker -> parent: { type: 'ready', count } | { type: 'received', ... } | { type: 'armed' } then { type: 'arrived', times } | { type: 'state', ... }
  */
+import { hash } from 'node:crypto';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
+import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import WebSocket from 'ws';
 import { createLightPage, type LightPage, type PageContent } from '../../testing/light-page.js';
 
@@ -28,17 +32,45 @@ let widestWindowMs = 0;
  * arrived. The worker answers `arrived` by itself, once every browser has one (`every`) or none has
  * come for `quietMs`, so that nothing asks it anything while the update is arriving.
  */
-let armed: { every: boolean; quietMs: number; reached: number; lastAt: number; timer?: NodeJS.Timeout } | undefined;
+let armed:
+  | {
+      every: boolean;
+      quietMs: number;
+      reached: number;
+      lastAt: number;
+      heartbeats: number;
+      gcMs: number;
+      /** When it was armed (performance.now()): GC entries are reported later than they happen. */
+      since: number;
+      timer?: NodeJS.Timeout;
+    }
+  | undefined;
+
+// The browsers' own GC pauses while an update arrives: time their core was not reading sockets.
+new PerformanceObserver((list) => {
+  if (armed) for (const entry of list.getEntries()) if (entry.startTime >= armed.since) armed.gcMs += entry.duration;
+}).observe({ entryTypes: ['gc'] });
 
 /** Waiting for every browser: answered anyway after this long with no update (the parent then says who missed it). */
 const EVERY_GIVES_UP_MS = 10_000;
 
 function arrived(): void {
   if (!armed) return;
-  clearInterval(armed.timer);
+  const { timer, heartbeats, gcMs } = armed;
+  clearInterval(timer);
   armed = undefined;
-  process.send!({ type: 'arrived', times: browsers.map((b) => b.times) });
+  process.send!({ type: 'arrived', times: browsers.map((b) => b.times), heartbeats, gcMs });
   for (const browser of browsers) browser.times = [];
+}
+
+/**
+ * The viewer's page draws its refetch moments from a generator seeded by its name: the same viewer's
+ * page in another server's fleet draws the same ones (common random numbers), so that which pages
+ * refetch while an update is still arriving is not one more difference between the servers compared.
+ */
+function seededRandom(viewer: string): () => number {
+  const rng = xoroshiro128plus(hash('sha256', viewer, 'buffer').readInt32LE(0));
+  return () => uniformFloat64(rng);
 }
 
 function open(url: string, viewer: string): Promise<Browser> {
@@ -48,14 +80,20 @@ function open(url: string, viewer: string): Promise<Browser> {
       headers: viewer ? { cookie: `viewer=${viewer}` } : {},
       perMessageDeflate: false,
     });
-    const browser: Browser = { socket, page: createLightPage(url, viewer), times: [], values: [] };
+    const browser: Browser = {
+      socket,
+      page: createLightPage(url, viewer, undefined, seededRandom(viewer)),
+      times: [],
+      values: [],
+    };
     socket.on('message', (data: Buffer) => {
       const text = data.toString();
       if (text.startsWith('0'))
         socket.send('40'); // engine open -> socket.io connect
-      else if (text === '2')
+      else if (text === '2') {
         socket.send('3'); // ping -> pong
-      else if (text.startsWith('42')) {
+        if (armed) armed.heartbeats++;
+      } else if (text.startsWith('42')) {
         const [event, payload] = JSON.parse(text.slice(2));
         if (event === 'flag_snapshot') {
           browser.page.snapshot(payload);
@@ -79,12 +117,27 @@ function open(url: string, viewer: string): Promise<Browser> {
 
 process.on(
   'message',
-  async (message: { type: string; url?: string; viewers?: string[]; every?: boolean; quietMs?: number }) => {
+  async (message: {
+    type: string;
+    url?: string;
+    viewers?: string[];
+    spreadMs?: number;
+    every?: boolean;
+    quietMs?: number;
+  }) => {
     if (message.type === 'connect') {
       const viewers = message.viewers!;
-      // In batches: a burst of thousands of handshakes at once only measures the accept queue.
-      for (let i = 0; i < viewers.length; i += 100) {
-        browsers.push(...(await Promise.all(viewers.slice(i, i + 100).map((viewer) => open(message.url!, viewer)))));
+      // In batches: a burst of thousands of handshakes at once only measures the accept queue. Spread,
+      // a batch every 100 ms, as many as fill the spread.
+      const ticks = Math.max(1, Math.floor((message.spreadMs ?? 0) / 100));
+      const batch = Math.min(100, Math.max(1, Math.ceil(viewers.length / ticks)));
+      const started = performance.now();
+      for (let i = 0; i < viewers.length; i += batch) {
+        if (message.spreadMs) {
+          const due = started + (i / batch) * 100;
+          if (due > performance.now()) await new Promise((resolve) => setTimeout(resolve, due - performance.now()));
+        }
+        browsers.push(...(await Promise.all(viewers.slice(i, i + batch).map((viewer) => open(message.url!, viewer)))));
       }
       process.send!({ type: 'ready', count: browsers.length });
     } else if (message.type === 'collect') {
@@ -113,7 +166,15 @@ process.on(
     } else if (message.type === 'arm') {
       for (const browser of browsers) browser.times = [];
       const quietMs = message.quietMs ?? 300;
-      armed = { every: message.every ?? true, quietMs, reached: 0, lastAt: performance.now() };
+      armed = {
+        every: message.every ?? true,
+        quietMs,
+        reached: 0,
+        lastAt: performance.now(),
+        heartbeats: 0,
+        gcMs: 0,
+        since: performance.now(),
+      };
       // Quiet for quietMs since the last update (or since armed, when none comes): a cheap check, a
       // few times a quiet period. Waiting for every browser, a pause that long is no end: only 10 s is.
       armed.timer = setInterval(() => {

@@ -25,6 +25,16 @@ export interface PageStates {
   lastLiveAt: number;
 }
 
+/** One flip as the browsers saw it. */
+export interface Arrival {
+  /** Each update's latency in ms from the request being sent, sorted. */
+  latencies: number[];
+  /** Socket.IO heartbeats (pings) the browsers answered while it arrived: other work on their core. */
+  heartbeats: number;
+  /** The browsers' own GC pauses while it arrived, ms, over all their processes. */
+  gcMs: number;
+}
+
 /** Browsers spread over worker processes, so that the clients do not share the server's CPU thread. */
 export class Fleet {
   private constructor(private readonly workers: ChildProcess[]) {}
@@ -33,10 +43,24 @@ export class Fleet {
    * `nice`: the workers' scheduling priority (0-19; higher yields more). A benchmark that times a
    * probe of its own (a new viewer's page) beside thousands of pages on one core gives the pages a
    * lower priority, so that the probe measures our server, not the benchmark's own browsers.
+   * `spreadMs`: the browsers open over this long, evenly. Real pages open at scattered moments, so
+   * the server's heartbeats to them are scattered too; a fleet opened in one burst is pinged in one
+   * burst every interval, which lands on some flips and not on others.
    */
-  static async connect(url: string, viewers: string[], processes = 2, options: { nice?: number } = {}): Promise<Fleet> {
+  static async connect(
+    url: string,
+    viewers: string[],
+    processes = 2,
+    options: { nice?: number; spreadMs?: number } = {},
+  ): Promise<Fleet> {
     const workers = Array.from({ length: processes }, () =>
-      fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+      fork(WORKER, [], {
+        // Hundreds of light browsers share each worker's heap, so one collection stalls them all at
+        // once, which no real browser's does: each flip starts with a collected heap (gc at arm),
+        // and a young generation that holds a flip's allocations, so none runs while it arrives.
+        execArgv: ['--import', 'tsx', '--min-semi-space-size=64', '--max-semi-space-size=64'],
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      }),
     );
     if (options.nice) for (const worker of workers) setPriority(worker.pid!, options.nice);
     const fleet = new Fleet(workers);
@@ -44,7 +68,7 @@ export class Fleet {
       workers.map(async (worker, index) => {
         const mine = viewers.filter((_, i) => i % processes === index);
         const ready = once(worker, 'message');
-        worker.send({ type: 'connect', url, viewers: mine });
+        worker.send({ type: 'connect', url, viewers: mine, spreadMs: options.spreadMs ?? 0 });
         await ready;
       }),
     );
@@ -72,19 +96,27 @@ export class Fleet {
    * just before), and each worker answers by itself once every browser has had an update
    * (`every`), or once none has come for `quietMs` (a flip that reaches only some). Nothing asks the
    * workers anything while the update arrives: a question meanwhile would be answered between
-   * receipts, on the browsers' core, and delay the ones behind it. Returns each update's latency in
-   * ms, sorted.
+   * receipts, on the browsers' core, and delay the ones behind it.
    */
   async timeFlip(
     send: () => Promise<unknown>,
     { every = true, quietMs = 300 }: { every?: boolean; quietMs?: number } = {},
-  ): Promise<number[]> {
+  ): Promise<Arrival> {
     await this.ask('arm', { every, quietMs });
-    const replies = this.workers.map(async (worker) => (await once(worker, 'message'))[0] as { times: number[][] });
+    const replies = this.workers.map(
+      async (worker) => (await once(worker, 'message'))[0] as { times: number[][]; heartbeats: number; gcMs: number },
+    );
     const sent = wallClock();
     await send();
-    const times = (await Promise.all(replies)).flatMap((reply) => reply.times.flat());
-    return times.map((t) => t - sent).sort((a, b) => a - b);
+    const arrived = await Promise.all(replies);
+    return {
+      latencies: arrived
+        .flatMap((reply) => reply.times.flat())
+        .map((t) => t - sent)
+        .sort((a, b) => a - b),
+      heartbeats: arrived.reduce((sum, reply) => sum + reply.heartbeats, 0),
+      gcMs: arrived.reduce((sum, reply) => sum + reply.gcMs, 0),
+    };
   }
 
   /** What the pages show now: killed, live and whole, live but short, or waiting for content. */
