@@ -5,10 +5,14 @@ import type { Request, RequestHandler, Response } from 'express';
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { ForbiddenError, TooManyFailuresError, UnauthorizedError } from '../errors.js';
+import { addressKey } from './client-address.js';
 import { SESSION_COOKIE, sessionKeyOf, type Session, type SessionStore } from './sessions.js';
 import type { Principal, TokenRegistry } from './tokens.js';
 
-/** A limit per client address in a window, shared by every instance with Redis (kept in memory while Redis is down). */
+/**
+ * A limit per client address in a window, shared by every instance with Redis (kept in memory while
+ * Redis is down). Its keys are `addressKey`s: an IPv6 client is counted by its /56.
+ */
 export function limiterPerAddress(options: {
   points: number;
   windowSeconds: number;
@@ -49,12 +53,12 @@ export function createAuthFailures(options: {
   });
   return {
     async blockedFor(address) {
-      const state = await limiter.get(address);
+      const state = await limiter.get(addressKey(address));
       return state && state.consumedPoints >= options.limit ? secondsUntil(state.msBeforeNext) : 0;
     },
     async failed(address) {
       // Rejects once over the limit: that is what blockedFor then reports.
-      await limiter.consume(address).catch(() => undefined);
+      await limiter.consume(addressKey(address)).catch(() => undefined);
     },
   };
 }
@@ -81,7 +85,7 @@ export function createSignInLimit(options: {
   });
   return {
     take: (address) =>
-      limiter.consume(address).then(
+      limiter.consume(addressKey(address)).then(
         () => 0,
         (refusal: unknown) => {
           if (refusal instanceof RateLimiterRes) return secondsUntil(refusal.msBeforeNext);

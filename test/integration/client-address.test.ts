@@ -84,6 +84,7 @@ describe('TRUST_PROXY=loopback: behind a proxy on this machine, each forwarded c
         AUTH_FAILURES_PER_15_MIN: '2',
         MAX_SOCKETS_PER_ADDRESS: '2',
         API_RATE_LIMIT_PER_MIN: '2',
+        SIGN_INS_PER_15_MIN: '2',
         LOG_LEVEL: 'warn',
       },
       { logger: log.logger },
@@ -127,6 +128,39 @@ describe('TRUST_PROXY=loopback: behind a proxy on this machine, each forwarded c
     expect((await write('203.0.113.21', true)).status).toBe(200);
     expect((await app.request('/api/audit?limit=1')).body.entries[0].actor.address).toBe('203.0.113.21');
     expect(log.lines.filter((line) => /trust_proxy|forwarded_for/.test(line))).toEqual([]);
+  });
+
+  it('an IPv6 client is one client per /56 in every limit: a new address in the same block changes nothing', async () => {
+    // One customer's /56 (2001:db8:5:100::/56 holds 2001:db8:5:100:: to 2001:db8:5:1ff:ffff:...).
+    const inBlock = (prefix: string, i: number) => from(`${prefix}:${(0x100 + i * 0x3f).toString(16)}::${i + 1}`);
+    const nextBlock = (prefix: string) => from(`${prefix}:200::1`);
+
+    // Failed authentications: two wrong tokens from two addresses, then the right one from a third.
+    for (let i = 0; i < 2; i++)
+      expect((await get(app, '/api/flags', { ...bearer('ks_wrong'), ...inBlock('2001:db8:5', i) })).status).toBe(401);
+    expect((await get(app, '/api/flags', { ...bearer(TEST_TOKEN), ...inBlock('2001:db8:5', 2) })).status).toBe(429);
+    expect((await get(app, '/api/flags', { ...bearer(TEST_TOKEN), ...nextBlock('2001:db8:5') })).status).toBe(200);
+
+    // Sockets.
+    const open = [
+      await openPageSocket(app, inBlock('2001:db8:6', 0)),
+      await openPageSocket(app, inBlock('2001:db8:6', 1)),
+    ];
+    expect(await pageSocket(app, inBlock('2001:db8:6', 2))).toEqual(TOO_MANY(2));
+    open.push(await openPageSocket(app, nextBlock('2001:db8:6')));
+    for (const socket of open) socket.close();
+
+    // Sign-ins.
+    const signIn = (headers: Record<string, string>) =>
+      fetch(`${app.url}/admin/sign-in`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: app.url, ...headers },
+        body: new URLSearchParams({ token: TEST_TOKEN }),
+        redirect: 'manual',
+      });
+    for (let i = 0; i < 2; i++) expect((await signIn(inBlock('2001:db8:7', i))).status).toBe(303);
+    expect((await signIn(inBlock('2001:db8:7', 2))).status).toBe(429);
+    expect((await signIn(nextBlock('2001:db8:7'))).status).toBe(303);
   });
 
   it('the session cookie is Secure behind TLS (X-Forwarded-Proto: https), and only then', async () => {
