@@ -38,10 +38,16 @@ describe('the launch dashboard in a real browser', { timeout: 90_000 }, () => {
     expect(await sample.jsonValue()).toEqual({ calls: expect.any(Number), views: expect.any(Number) });
 
     await ctx.app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
-    // The next full second without a call: the rate shows 0, and the kill is marked on the charts.
-    await page.waitForFunction(() => document.getElementById('calls-per-second')?.textContent === '0', undefined, {
-      timeout: 5000,
-    });
+    // A second without a call, and none in flight: calls are counted as they end, so under load a
+    // call made before the kill can end a second or two after it. From then on, no call is made.
+    await page.waitForFunction(
+      () =>
+        document.getElementById('calls-per-second')?.textContent === '0' &&
+        document.querySelectorAll('[data-in-use]').length > 0 &&
+        [...document.querySelectorAll('[data-in-use]')].every((count) => count.textContent === '0'),
+      undefined,
+      { timeout: 15_000 },
+    );
     // And the next sample too (each one redraws the figure, even with the same text).
     await page.evaluate(
       () =>
