@@ -7,7 +7,7 @@
  * page does. So the requests it makes are the requests a page makes.
  *
  * Parent -> worker: { type: 'connect', url, viewers: string[], spreadMs } | { type: 'collect' } | { type: 'arm', every, quietMs } | { type: 'state' } | { type: 'close' }
- * Worker -> parent: { type: 'ready', count } | { type: 'received', ... } | { type: 'armed' } then { type: 'arrived', times } | { type: 'state', ... }
+ * Worker -> parent: { type: 'ready', count } | { type: 'received', ... } | { type: 'armed' } then { type: 'arrived', times, heartbeats, gcMs } | { type: 'state', ... }
  */
 import { hash } from 'node:crypto';
 import { PerformanceObserver } from 'node:perf_hooks';
@@ -39,16 +39,17 @@ let armed:
       reached: number;
       lastAt: number;
       heartbeats: number;
-      gcMs: number;
-      /** When it was armed (performance.now()): GC entries are reported later than they happen. */
+      /** When it was armed (performance.now()). */
       since: number;
       timer?: NodeJS.Timeout;
     }
   | undefined;
 
-// The browsers' own GC pauses while an update arrives: time their core was not reading sockets.
+/** The browsers' own GC pauses of the last minute: time their core was not reading sockets. */
+const pauses: { start: number; ms: number }[] = [];
 new PerformanceObserver((list) => {
-  if (armed) for (const entry of list.getEntries()) if (entry.startTime >= armed.since) armed.gcMs += entry.duration;
+  for (const entry of list.getEntries()) pauses.push({ start: entry.startTime, ms: entry.duration });
+  while (pauses.length > 0 && pauses[0]!.start < performance.now() - 60_000) pauses.shift();
 }).observe({ entryTypes: ['gc'] });
 
 /** Waiting for every browser: answered anyway after this long with no update (the parent then says who missed it). */
@@ -56,24 +57,31 @@ const EVERY_GIVES_UP_MS = 10_000;
 
 function arrived(): void {
   if (!armed) return;
-  const { timer, heartbeats, gcMs } = armed;
+  const { timer, heartbeats, since } = armed;
+  const until = performance.now();
   clearInterval(timer);
   armed = undefined;
-  process.send!({ type: 'arrived', times: browsers.map((b) => b.times), heartbeats, gcMs });
+  const times = browsers.map((b) => b.times);
   for (const browser of browsers) browser.times = [];
+  // A pause reaches the observer a turn or more after it ends: the last one of the arrival too.
+  setTimeout(() => {
+    const during = pauses.filter(({ start }) => start >= since && start < until);
+    process.send!({ type: 'arrived', times, heartbeats, gcMs: during.reduce((sum, { ms }) => sum + ms, 0) });
+  }, 20);
 }
 
 /**
- * The viewer's page draws its refetch moments from a generator seeded by its name: the same viewer's
- * page in another server's fleet draws the same ones (common random numbers), so that which pages
- * refetch while an update is still arriving is not one more difference between the servers compared.
+ * A page draws its refetch moments from a generator seeded by its viewer's name and its place in
+ * this worker (a viewer's tabs draw apart): the same page in another server's fleet draws the same
+ * ones (common random numbers), so that which pages refetch while an update is still arriving is not
+ * one more difference between the servers compared.
  */
-function seededRandom(viewer: string): () => number {
-  const rng = xoroshiro128plus(hash('sha256', viewer, 'buffer').readInt32LE(0));
+function seededRandom(viewer: string, tab: number): () => number {
+  const rng = xoroshiro128plus(hash('sha256', `${viewer}#${tab}`, 'buffer').readInt32LE(0));
   return () => uniformFloat64(rng);
 }
 
-function open(url: string, viewer: string): Promise<Browser> {
+function open(url: string, viewer: string, tab: number): Promise<Browser> {
   return new Promise((resolve, reject) => {
     const target = `${url.replace(/^http/, 'ws')}/socket.io/?EIO=4&transport=websocket`;
     const socket = new WebSocket(target, {
@@ -82,7 +90,7 @@ function open(url: string, viewer: string): Promise<Browser> {
     });
     const browser: Browser = {
       socket,
-      page: createLightPage(url, viewer, undefined, seededRandom(viewer)),
+      page: createLightPage(url, viewer, undefined, seededRandom(viewer, tab)),
       times: [],
       values: [],
     };
@@ -137,7 +145,9 @@ process.on(
           const due = started + (i / batch) * 100;
           if (due > performance.now()) await new Promise((resolve) => setTimeout(resolve, due - performance.now()));
         }
-        browsers.push(...(await Promise.all(viewers.slice(i, i + batch).map((viewer) => open(message.url!, viewer)))));
+        browsers.push(
+          ...(await Promise.all(viewers.slice(i, i + batch).map((viewer, j) => open(message.url!, viewer, i + j)))),
+        );
       }
       process.send!({ type: 'ready', count: browsers.length });
     } else if (message.type === 'collect') {
@@ -172,7 +182,6 @@ process.on(
         reached: 0,
         lastAt: performance.now(),
         heartbeats: 0,
-        gcMs: 0,
         since: performance.now(),
       };
       // Quiet for quietMs since the last update (or since armed, when none comes): a cheap check, a

@@ -56,8 +56,8 @@ export class Fleet {
     const workers = Array.from({ length: processes }, () =>
       fork(WORKER, [], {
         // Hundreds of light browsers share each worker's heap, so one collection stalls them all at
-        // once, which no real browser's does: each flip starts with a collected heap (gc at arm),
-        // and a young generation that holds a flip's allocations, so none runs while it arrives.
+        // once, which no real browser's does: a young generation that holds a flip's allocations
+        // makes one during a flip rare (a forced GC before each flip shrank it, and slowed them all).
         execArgv: ['--import', 'tsx', '--min-semi-space-size=64', '--max-semi-space-size=64'],
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       }),

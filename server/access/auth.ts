@@ -11,7 +11,7 @@ import type { Principal, TokenRegistry } from './tokens.js';
 
 /**
  * A limit per client address in a window, shared by every instance with Redis (kept in memory while
- * Redis is down). Its keys are `addressKey`s: an IPv6 client is counted by its /56.
+ * Redis is down). Its callers key it by `addressKey`, so that an IPv6 client is counted by its /56.
  */
 export function limiterPerAddress(options: {
   points: number;

@@ -29,7 +29,7 @@ export function handshakeClientAddress(
  * IPv4 address seen through an IPv6 socket (`::ffff:192.0.2.1`) counts as itself.
  */
 export function addressKey(address: string): string {
-  if (!ipaddr.IPv6.isValid(address)) return address;
+  if (!ipaddr.IPv6.isValid(address)) return address; // IPv4, or not an address at all: as it is
   const ip = ipaddr.IPv6.parse(address);
   if (ip.isIPv4MappedAddress()) return ip.toIPv4Address().toString();
   const [a = 0, b = 0, c = 0, d = 0] = ip.parts;

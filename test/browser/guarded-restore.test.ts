@@ -26,10 +26,11 @@ describe('a guarded restore from launch control', { timeout: 90_000 }, () => {
       'Live for 10 % of viewers first, then 25, 50 and 100 %, each stage held 30 s. If more than 5 % of third-party calls fail (judged over at least 20 calls) or a circuit breaker opens, everyone is killed again at once. A kill from here stops it at any time.',
     );
     await page.fill('#ramp-form input[name=stages]', '50, 100');
-    await page.fill('#ramp-form input[name=hold]', '2');
+    // Held long enough for a slow machine's page to be read while at stage 1 (at 2 s it was once past it).
+    await page.fill('#ramp-form input[name=hold]', '6');
     await page.fill('#ramp-form input[name=minCalls]', '0');
     expect(await text(page, '#ramp-plan')).toMatch(
-      /^Live for 50 % of viewers first, then 100 %, each stage held 2 s\./,
+      /^Live for 50 % of viewers first, then 100 %, each stage held 6 s\./,
     );
     await page.click('#ramp-confirm');
     await page.waitForSelector('#ramp-panel[data-status="running"]');
@@ -43,7 +44,7 @@ describe('a guarded restore from launch control', { timeout: 90_000 }, () => {
       /^Guarded restore: stage \d of 2, live for \d+ % of viewers\. Guard: /,
     );
     expect(await seriousViolations(page)).toEqual([]);
-    await page.waitForSelector('#ramp-panel[data-status="completed"]', { timeout: 20_000 });
+    await page.waitForSelector('#ramp-panel[data-status="completed"]', { timeout: 30_000 });
     expect(await text(page, '#ramp-title')).toBe('Guarded restore completed: live for everyone');
     expect(await page.getAttribute('#switch-title', 'data-state')).toBe('live');
     const audit = (await ctx.app.request('/api/audit?limit=1')).body.entries[0];

@@ -4,7 +4,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { KILL_SWITCH, THEME } from '../../server/flags/catalog.js';
 import { startTestApp, TEST_TOKEN, waitFor, type TestApp } from '../helpers/app.js';
-import { appAndBrowserForThisBlock, signInAdmin } from '../helpers/browser.js';
+import { appAndBrowserForThisBlock, PUSH_SHOWS_WITHIN_MS, signInAdmin } from '../helpers/browser.js';
 
 const contexts: BrowserContext[] = [];
 async function newContext(browser: Browser) {
@@ -69,8 +69,8 @@ describe('the kill switch in a real browser', { timeout: 90_000 }, () => {
     ctx.app.simulator!.resetStats();
     const flippedAt = Date.now();
     expect((await ctx.app.patchFlag(KILL_SWITCH, { state: 'DISABLED' })).status).toBe(200);
-    await page.waitForSelector('#feed[data-show-avatars="false"]', { timeout: 3000 });
-    await page.waitForSelector('#recommendations[data-source="fallback"]', { timeout: 3000 });
+    await page.waitForSelector('#feed[data-show-avatars="false"]', { timeout: PUSH_SHOWS_WITHIN_MS });
+    await page.waitForSelector('#recommendations[data-source="fallback"]', { timeout: PUSH_SHOWS_WITHIN_MS });
     const killedAt = await page.evaluate(
       () => (window as any).changes.find((c: any) => c.value === 'false')?.at as number,
     );
@@ -91,7 +91,7 @@ describe('the kill switch in a real browser', { timeout: 90_000 }, () => {
     await page.evaluate(() => ((window as any).sameDocument = true));
     navigations.length = 0;
     await ctx.app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
-    await page.waitForSelector('#feed[data-show-avatars="true"]', { timeout: 3000 });
+    await page.waitForSelector('#feed[data-show-avatars="true"]', { timeout: PUSH_SHOWS_WITHIN_MS });
     await page.waitForSelector('#recommendations[data-source="live"]');
     expect(await page.isHidden('#paused-banner')).toBe(true);
     expect((await avatarSources(page)).every((src) => src.startsWith(ctx.app.simulator!.origin))).toBe(true);
@@ -110,16 +110,16 @@ describe('the kill switch in a real browser', { timeout: 90_000 }, () => {
       openFeed(ctx.browser, ctx.app, 'jonas'),
     ]);
     await ctx.app.patchFlag(KILL_SWITCH, { targeting: { if: [{ in: ['beta', { var: 'groups' }] }, 'off', null] } });
-    await beta.waitForSelector('#feed[data-show-avatars="false"]', { timeout: 3000 });
+    await beta.waitForSelector('#feed[data-show-avatars="false"]', { timeout: PUSH_SHOWS_WITHIN_MS });
     // A fence: a theme change for everyone, pushed after the kill on the same connection (pushes
     // go out one change after another, in order). Once Jonas's page has it, it has all before it.
     await ctx.app.patchFlag(THEME, { defaultVariant: 'dark' });
-    await other.waitForSelector('html[data-theme="dark"]', { timeout: 3000 });
+    await other.waitForSelector('html[data-theme="dark"]', { timeout: PUSH_SHOWS_WITHIN_MS });
     expect(await other.getAttribute('#feed', 'data-show-avatars')).toBe('true');
     expect(await other.evaluate(() => (window as any).changes.length)).toBe(0);
     await ctx.app.patchFlag(THEME, { defaultVariant: 'light' });
     await ctx.app.patchFlag(KILL_SWITCH, { targeting: null });
-    await beta.waitForSelector('#feed[data-show-avatars="true"]', { timeout: 3000 });
+    await beta.waitForSelector('#feed[data-show-avatars="true"]', { timeout: PUSH_SHOWS_WITHIN_MS });
   });
 
   it('flips from the launch-control page (signed in, confirm) and every feed follows; the audit names who', async () => {
@@ -138,7 +138,7 @@ describe('the kill switch in a real browser', { timeout: 90_000 }, () => {
 
     await admin.click('#switch-button');
     await admin.click('#confirm-button');
-    await feed.waitForSelector('#feed[data-show-avatars="false"]', { timeout: 3000 });
+    await feed.waitForSelector('#feed[data-show-avatars="false"]', { timeout: PUSH_SHOWS_WITHIN_MS });
     await admin.waitForFunction(() => document.getElementById('switch-title')?.dataset.state === 'killed');
     await admin.waitForFunction(() => document.getElementById('audit-list')?.textContent?.includes('Launch captain'));
     expect(await admin.textContent('#switch-last')).toMatch(
@@ -167,7 +167,7 @@ describe('the kill switch in a real browser', { timeout: 90_000 }, () => {
 
     await admin.click('#switch-button');
     await admin.click('#confirm-button');
-    await feed.waitForSelector('#feed[data-show-avatars="true"]', { timeout: 3000 });
+    await feed.waitForSelector('#feed[data-show-avatars="true"]', { timeout: PUSH_SHOWS_WITHIN_MS });
   });
 
   it('kills with a note beyond Latin-1 ("Łukasz — on call"), and the audit keeps the note exactly', async () => {
@@ -227,10 +227,10 @@ describe('the kill switch in a real browser', { timeout: 90_000 }, () => {
       const managers = (window as any).io.managers as Record<string, { engine?: { close(): void } }> | undefined;
       for (const manager of Object.values(managers ?? {})) manager.engine?.close();
     });
-    await page.waitForSelector('body[data-socket="disconnected"]', { timeout: 3000 });
+    await page.waitForSelector('body[data-socket="disconnected"]', { timeout: 10_000 });
     await ctx.app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
     await page.context().setOffline(false);
     await page.waitForSelector('body[data-socket="connected"]', { timeout: 10_000 });
-    await page.waitForSelector('#feed[data-show-avatars="false"]', { timeout: 3000 });
+    await page.waitForSelector('#feed[data-show-avatars="false"]', { timeout: PUSH_SHOWS_WITHIN_MS });
   });
 });

@@ -4,7 +4,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KILL_SWITCH } from '../../server/flags/catalog.js';
 import { startTestApp, waitFor, type TestApp } from '../helpers/app.js';
-import { launchChromium, wholeAndLive } from '../helpers/browser.js';
+import { launchChromium, PUSH_SHOWS_WITHIN_MS, wholeAndLive } from '../helpers/browser.js';
 
 const TABS = 8;
 const CAP = 2;
@@ -82,7 +82,7 @@ describe(
       app.simulator!.resetStats();
       await app.patchFlag(KILL_SWITCH, { state: 'DISABLED' });
       for (const { page } of tabs) {
-        await page.waitForSelector('#feed[data-show-avatars="false"]', { timeout: 3000 });
+        await page.waitForSelector('#feed[data-show-avatars="false"]', { timeout: PUSH_SHOWS_WITHIN_MS });
         await page.waitForSelector('#recommendations[data-source="fallback"]');
         expect(await page.isVisible('#paused-banner')).toBe(true);
         expect(await page.textContent('#recommendations .note')).toBe('Personalized picks are paused.');

@@ -9,6 +9,13 @@ import { startTestApp, TEST_TOKEN, type TestApp } from './app.js';
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 /**
+ * How long a test waits for a push to show on a page. It arrives in milliseconds (bench/fanout.ts
+ * measures how many); the bound only keeps a lost push from waiting out the whole test, with room
+ * for a slow machine running the whole suite beside eight Chromium tabs.
+ */
+export const PUSH_SHOWS_WITHIN_MS = 15_000;
+
+/**
  * Debian's Chromium, headless, with the flags this machine needs (no sandbox as root, no
  * background networking on a closed network). Never a downloaded browser: a missing Chromium
  * is an error that says how to install it, never a skipped test.
