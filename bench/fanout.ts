@@ -14,9 +14,9 @@
  * browser that should get the update got it; between rounds the pages finish what a restore makes
  * them do (refetch their live region), so no round measures the previous one's traffic.
  * Each configuration is flipped WARM_UP times unmeasured, then `flips` times measured (kills and
- * restores in turn): its p50 and p99 are the medians of the flips'. A viewer's page draws its
- * refetch moments from a generator seeded by its name, so every server meets the same pages
- * refetching. `runs` repeats the whole, each run with fresh servers and browsers, and ends with
+ * restores in turn): its p50 and p99 are the medians of the flips'. Each page draws its refetch
+ * moments from a generator seeded by its viewer and its place (bench/lib/client-worker.ts), so
+ * every server meets the same pages refetching. `runs` repeats the whole, each run with fresh servers and browsers, and ends with
  * every run's ratios.
  *   npx tsx bench/fanout.ts [1000,2000,10000] [flips=5] [runs=1]
  */

@@ -11,6 +11,7 @@
  */
 import { hash } from 'node:crypto';
 import { PerformanceObserver } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import WebSocket from 'ws';
@@ -143,7 +144,7 @@ process.on(
       for (let i = 0; i < viewers.length; i += batch) {
         if (message.spreadMs) {
           const due = started + (i / batch) * 100;
-          if (due > performance.now()) await new Promise((resolve) => setTimeout(resolve, due - performance.now()));
+          if (due > performance.now()) await sleep(due - performance.now());
         }
         browsers.push(
           ...(await Promise.all(viewers.slice(i, i + batch).map((viewer, j) => open(message.url!, viewer, i + j)))),

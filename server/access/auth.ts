@@ -9,21 +9,31 @@ import { addressKey } from './client-address.js';
 import { SESSION_COOKIE, sessionKeyOf, type Session, type SessionStore } from './sessions.js';
 import type { Principal, TokenRegistry } from './tokens.js';
 
+/** A limit per client address: what it has counted for an address, and one more for it (rejects with the state past the limit). */
+export interface AddressLimiter {
+  get(address: string): Promise<RateLimiterRes | null>;
+  consume(address: string): Promise<RateLimiterRes>;
+}
+
 /**
  * A limit per client address in a window, shared by every instance with Redis (kept in memory while
- * Redis is down). Its callers key it by `addressKey`, so that an IPv6 client is counted by its /56.
+ * Redis is down). It counts by `addressKey`: an IPv6 client by its /56.
  */
 export function limiterPerAddress(options: {
   points: number;
   windowSeconds: number;
   keyPrefix: string;
   redis: Redis | undefined;
-}): RateLimiterAbstract {
+}): AddressLimiter {
   const settings = { points: options.points, duration: options.windowSeconds, keyPrefix: options.keyPrefix };
   const memory = new RateLimiterMemory(settings);
-  return options.redis
+  const limiter: RateLimiterAbstract = options.redis
     ? new RateLimiterRedis({ ...settings, storeClient: options.redis, insuranceLimiter: memory })
     : memory;
+  return {
+    get: (address) => limiter.get(addressKey(address)),
+    consume: (address) => limiter.consume(addressKey(address)),
+  };
 }
 
 /** Retry-After: whole seconds, at least one. */
@@ -53,12 +63,12 @@ export function createAuthFailures(options: {
   });
   return {
     async blockedFor(address) {
-      const state = await limiter.get(addressKey(address));
+      const state = await limiter.get(address);
       return state && state.consumedPoints >= options.limit ? secondsUntil(state.msBeforeNext) : 0;
     },
     async failed(address) {
       // Rejects once over the limit: that is what blockedFor then reports.
-      await limiter.consume(addressKey(address)).catch(() => undefined);
+      await limiter.consume(address).catch(() => undefined);
     },
   };
 }
@@ -85,7 +95,7 @@ export function createSignInLimit(options: {
   });
   return {
     take: (address) =>
-      limiter.consume(addressKey(address)).then(
+      limiter.consume(address).then(
         () => 0,
         (refusal: unknown) => {
           if (refusal instanceof RateLimiterRes) return secondsUntil(refusal.msBeforeNext);

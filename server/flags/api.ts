@@ -1,6 +1,5 @@
 import express, { Router, type Request, type RequestHandler } from 'express';
 import { RateLimiterRes } from 'rate-limiter-flexible';
-import { addressKey } from '../access/client-address.js';
 import { authenticatedOf, limiterPerAddress, secondsUntil, type Access } from '../access/auth.js';
 import type { Principal } from '../access/tokens.js';
 import { BadRequestError, NotFoundError, ReadOnlyError, UnsupportedMediaTypeError } from '../errors.js';
@@ -100,7 +99,7 @@ export function writeLimit(perMinute: number): RequestHandler {
   });
   const policy = `${perMinute};w=60`;
   return (req, res, next) => {
-    limiter.consume(addressKey(req.ip ?? 'unknown')).then(
+    limiter.consume(req.ip ?? 'unknown').then(
       (state) => {
         res.set('RateLimit-Policy', policy);
         res.set(
