@@ -73,16 +73,27 @@ describe('honest and plain words, and controls that look as they act', { timeout
     const page = await open('/?user=maya');
     await page.waitForSelector('body[data-socket="connected"]');
     await page.evaluate(() => {
-      (window as any).bannerShown = false;
+      const seen = ((window as any).seen = { bannerShown: false, waitedMs: 0 });
       const banner = document.getElementById('catching-up-banner')!;
       new MutationObserver(() => {
-        if (!banner.hidden) (window as any).bannerShown = true;
+        if (!banner.hidden) seen.bannerShown = true;
       }).observe(banner, { attributes: true, attributeFilter: ['hidden'] });
+      // How long the page waited for its content (#live[data-catching-up]), to tell a slow machine's
+      // restore (the banner is due past 400 ms) from a flash.
+      const live = document.getElementById('live')!;
+      let since: number | undefined;
+      new MutationObserver(() => {
+        if (live.dataset.catchingUp === 'true') since ??= performance.now();
+        else if (since !== undefined) seen.waitedMs += performance.now() - since;
+      }).observe(live, { attributes: true, attributeFilter: ['data-catching-up'] });
     });
     await ctx.app.patchFlag(KILL_SWITCH, { state: 'ENABLED' });
     await page.waitForSelector('#recommendations[data-source="live"]');
     await page.waitForTimeout(500);
-    expect(await page.evaluate(() => (window as any).bannerShown)).toBe(false);
+    const seen = await page.evaluate(() => (window as any).seen as { bannerShown: boolean; waitedMs: number });
+    // No banner for a wait shorter than 400 ms: a normal restore fills in silently. (A longer one,
+    // on a loaded machine, is due its banner: launch-scale.test.ts sees that one.)
+    expect(seen.bannerShown && seen.waitedMs < 400).toBe(false);
   });
 
   it('launch control: flags in words, a restore dialog that says what it will do for whom, Explain above its table', async () => {
